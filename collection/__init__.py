@@ -1,0 +1,1 @@
+"""Intake: recordings + speaker metadata + consent -> checked, stored, counted against the plan."""

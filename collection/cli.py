@@ -1,0 +1,143 @@
+"""`turnscribe collect …`: consent, intake, coverage, duplicate speakers, synthetic data."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from corpus.cli_support import Exit, err, out, store_for_cli
+
+app = typer.Typer(help="Intake: consent, ingest, coverage, duplicate speakers.", no_args_is_help=True)
+consent_app = typer.Typer(help="The consent registry.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+
+
+class CoverageFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@consent_app.command("import")
+def consent_import(file: Annotated[Path, typer.Argument(help="Consent records, CSV or JSONL.", exists=True, dir_okay=False)]) -> None:
+    """Append consent records (a withdrawal is a new record for the same consent_id)."""
+    from collection.consent import import_consents
+
+    store = store_for_cli()
+    with store.session() as session:
+        try:
+            result = import_consents(session, file)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        session.commit()
+    for line, message in result.errors:
+        err.print(f"[red]{file.name}:{line}[/red]: {message}")
+    out.print(f"consent: {result.added} record(s) added, {result.unchanged} unchanged, {len(result.errors)} refused")
+    raise typer.Exit(Exit.REJECTED if result.errors else Exit.OK)
+
+
+def print_ingest_summary(report) -> None:  # type: ignore[no-untyped-def]
+    """The per-row outcomes that need attention, then the totals."""
+    from rich.table import Table
+
+    attention = [o for o in report.outcomes if o.status != "accepted" or o.note]
+    if attention:
+        table = Table("line", "file", "outcome", "why", title="Rows needing attention", title_justify="left")
+        for o in attention:
+            why = "; ".join(r.message for r in o.reasons) or o.note
+            style = {"rejected": "red", "skipped": "dim"}.get(o.status, "yellow")
+            table.add_row(str(o.line), o.path, o.status, why, style=style)
+        err.print(table)
+    hours = sum(o.duration_s or 0 for o in report.outcomes if o.status == "accepted") / 3600
+    summary = Table("accepted", "rejected", "skipped (already in store)", "hours accepted",
+                    title=f"Ingest under {report.protocol_id} v{report.protocol_version}", title_justify="left")
+    summary.add_row(str(report.count("accepted")), str(report.count("rejected")), str(report.count("skipped")), f"{hours:.3f}")
+    out.print(summary)
+
+
+@app.command()
+def ingest(
+    manifest: Annotated[Path, typer.Argument(help="Manifest, CSV or JSONL; paths relative to its folder.", exists=True, dir_okay=False)],
+    protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")],
+    version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
+    allow_absolute_paths: Annotated[bool, typer.Option(help="Accept absolute paths in the manifest.")] = False,
+) -> None:
+    """Check every listed recording and store what passes. Exit 1 if anything was rejected."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from collection.intake import ingest_manifest
+    from collection.manifest import read_manifest
+    from protocols.registry import UnknownProtocol
+
+    store = store_for_cli()
+    try:
+        total = len(read_manifest(manifest)[0])
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(Exit.USAGE) from None
+    columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("", total=total)
+        try:
+            report = ingest_manifest(
+                store, protocol, manifest, version=version, allow_absolute=allow_absolute_paths,
+                on_item=lambda o: progress.update(task, advance=1, description=o.path),
+            )
+        except UnknownProtocol as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+    print_ingest_summary(report)
+    raise typer.Exit(Exit.OK if report.ok else Exit.REJECTED)
+
+
+@app.command()
+def coverage(
+    protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")],
+    version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
+    format: Annotated[CoverageFormat, typer.Option("--format", help="table, csv or json.")] = CoverageFormat.table,
+    output: Annotated[Path | None, typer.Option("--out", help="Write csv/json here instead of stdout.")] = None,
+    png: Annotated[Path | None, typer.Option(help="Also write a heatmap PNG here.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows per table (table format).")] = 20,
+) -> None:
+    """Collected vs target per dimension and crossed cell, most behind first."""
+    from collection.coverage import compute_coverage
+    from collection.coverage_report import coverage_csv, coverage_heatmap, coverage_json, print_coverage
+    from protocols.registry import UnknownProtocol, get_protocol
+
+    store = store_for_cli()
+    with store.session() as session:
+        try:
+            row, spec = get_protocol(session, protocol, version)
+        except UnknownProtocol as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        report = compute_coverage(session, row, spec)
+    if format is CoverageFormat.table:
+        print_coverage(report, out, limit=limit)
+    else:
+        text = coverage_csv(report) if format is CoverageFormat.csv else coverage_json(report)
+        if output:
+            output.write_text(text)
+            err.print(f"wrote {output}")
+        else:
+            typer.echo(text, nl=False)
+    if png:
+        coverage_heatmap(report, png)
+        err.print(f"wrote {png}")
+
+
+@app.command()
+def synthesize(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the dialogues, truth and manifests.")],
+    count: Annotated[int, typer.Option(help="Number of dialogues.")] = 6,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 0,
+) -> None:
+    """Generate synthetic two-speaker dialogues with espeak-ng (needs espeak-ng and sox)."""
+    from collection.synthetic.generator import generate_dialogues
+
+    paths = generate_dialogues(out_dir, count=count, seed=seed)
+    out.print(f"wrote {len(paths)} dialogues to {out_dir}")

@@ -1,0 +1,229 @@
+"""Ingest a manifest: check every file against the protocol and consent, store what passes.
+
+One bad row never stops the batch. Accepted files are stored content-addressed with a
+16 kHz mono working copy; rejected files are recorded with every reason (their audio
+is not copied in: it may lack consent) and never counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from collection.audio import WORKING_RATE, AudioDecodeError, decode, to_working_rate, wav_bytes
+from collection.checks import Reason, consent_reasons, gate_reasons, metadata_reasons, noise_mismatch
+from collection.manifest import ManifestItem, UnsafePath, read_manifest, resolve_audio_path
+from collection.quality import Measurements, measure
+from corpus import models
+from corpus.audit import record_event
+from corpus.blobs import sha256_file
+from corpus.db import Store
+from protocols.registry import get_protocol
+from protocols.schema import Protocol
+
+ACCEPTED, REJECTED, SKIPPED = "accepted", "rejected", "skipped"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one manifest row."""
+
+    line: int
+    path: str
+    status: str  # accepted | rejected | skipped
+    reasons: tuple[Reason, ...] = ()
+    recording_pk: int | None = None
+    duration_s: float | None = None
+    note: str = ""
+
+
+@dataclass
+class IngestReport:
+    protocol_id: str
+    protocol_version: int
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return self.count(REJECTED) == 0
+
+
+@dataclass
+class _Prepared:
+    """An item after the file-level work (hash, decode, measure) done outside any transaction."""
+
+    item: ManifestItem
+    path: Path | None = None
+    sha256: str | None = None
+    measured: Measurements | None = None
+    working: bytes | None = None
+    container: str | None = None
+    transforms: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
+
+
+def _prepare(item: ManifestItem, manifest_dir: Path, allow_absolute: bool) -> _Prepared:
+    prepared = _Prepared(item)
+    try:
+        prepared.path = resolve_audio_path(manifest_dir, item.path, allow_absolute)
+    except UnsafePath as exc:
+        prepared.reasons.append(Reason("unsafe_path", str(exc)))
+        return prepared
+    if not prepared.path.is_file():
+        prepared.reasons.append(Reason("missing_file", f"no such file: {item.path}"))
+        return prepared
+    prepared.sha256 = sha256_file(prepared.path)
+    return prepared
+
+
+def _decode_and_measure(prepared: _Prepared) -> None:
+    assert prepared.path is not None
+    try:
+        decoded = decode(prepared.path)
+    except AudioDecodeError as exc:
+        prepared.reasons.append(Reason("decode", str(exc)))
+        return
+    mono = to_working_rate(decoded.samples, decoded.sample_rate)
+    prepared.measured = measure(decoded, mono)
+    prepared.working = wav_bytes(mono)
+    prepared.container = decoded.container
+    prepared.transforms = [f"decode:{decoded.decoder}:{decoded.container}/{decoded.subtype}"]
+    if decoded.channels > 1:
+        prepared.transforms.append(f"downmix:mean:{decoded.channels}->1")
+    if decoded.sample_rate != WORKING_RATE:
+        prepared.transforms.append(f"resample:soxr-hq:{decoded.sample_rate}->{WORKING_RATE}")
+    prepared.transforms.append("encode:wav/pcm16")
+
+
+def _previous(session: Session, sha256: str) -> models.Recording | None:
+    return session.scalars(
+        select(models.Recording).where(models.Recording.sha256 == sha256).order_by(models.Recording.pk.desc())
+    ).first()
+
+
+def _store_accepted(session: Session, store: Store, protocol_row: models.Protocol, prepared: _Prepared) -> models.Recording:
+    item, measured = prepared.item, prepared.measured
+    assert measured is not None and prepared.path is not None and prepared.working is not None
+    store.blobs.put_file(prepared.path, prepared.sha256)
+    working_sha = store.blobs.put_bytes(prepared.working)
+    session_row = session.scalar(select(models.Session).where(models.Session.session_id == item.session_id))
+    if session_row is None:
+        session_row = models.Session(
+            session_id=item.session_id, protocol_pk=protocol_row.pk, device=item.device,
+            noise_condition=item.noise_condition, scenario=item.scenario, language=item.language,
+            recorded_on=item.recorded_on,
+        )
+        session.add(session_row)
+        session.flush()
+        for speaker in item.speakers:
+            if session.get(models.Speaker, speaker.speaker_id) is None:
+                session.add(models.Speaker(id=speaker.speaker_id))
+                session.flush()
+            for dim, value in speaker.demographics.items():
+                if session.get(models.SpeakerDemographic, (speaker.speaker_id, dim)) is None:
+                    session.add(models.SpeakerDemographic(speaker_id=speaker.speaker_id, dimension=dim, value=value))
+            session.add(models.SessionParticipant(
+                session_pk=session_row.pk, speaker_id=speaker.speaker_id,
+                consent_id=speaker.consent_ref, channel=speaker.channel,
+            ))
+    recording = models.Recording(
+        protocol_pk=protocol_row.pk, session_pk=session_row.pk, status=ACCEPTED, reasons=[],
+        sha256=prepared.sha256, working_sha256=working_sha, source_name=item.path,
+        container_format=prepared.container, sample_rate=measured.sample_rate, channels=measured.channels,
+        num_samples=measured.num_samples, duration_s=measured.duration_s, n_speakers=len(item.speakers),
+        peak_dbfs=measured.peak_dbfs, clipping_ratio=measured.clipping_ratio, speech_ratio=measured.speech_ratio,
+        snr_db=measured.snr_db, noise_mismatch=None, declared=item.declared(),
+    )
+    session.add(recording)
+    session.flush()
+    return recording
+
+
+def _store_rejected(session: Session, protocol_row: models.Protocol, prepared: _Prepared) -> models.Recording:
+    measured = prepared.measured
+    recording = models.Recording(
+        protocol_pk=protocol_row.pk, session_pk=None, status=REJECTED,
+        reasons=[r.as_dict() for r in prepared.reasons], sha256=prepared.sha256, source_name=prepared.item.path,
+        container_format=prepared.container, n_speakers=len(prepared.item.speakers), declared=prepared.item.declared(),
+        **(measured.as_dict() if measured else {}),
+    )
+    session.add(recording)
+    session.flush()
+    return recording
+
+
+def ingest_item(
+    store: Store, protocol_row: models.Protocol, protocol: Protocol, item: ManifestItem, manifest_dir: Path,
+    *, allow_absolute: bool = False, actor: str = "cli", today: dt.date | None = None,
+) -> Outcome:
+    """Check and store one recording in its own transaction; never raises for bad input."""
+    today = today or dt.date.today()
+    prepared = _prepare(item, manifest_dir, allow_absolute)
+    previous: models.Recording | None = None
+    with store.session() as session:
+        if prepared.sha256 is not None:
+            previous = _previous(session, prepared.sha256)
+            if previous is not None and previous.status == ACCEPTED:
+                return Outcome(item.line, item.path, SKIPPED, recording_pk=previous.pk, duration_s=previous.duration_s,
+                               note=f"already ingested as recording {previous.pk}; nothing changed")
+            _decode_and_measure(prepared)
+        prepared.reasons += metadata_reasons(session, item, protocol)
+        prepared.reasons += consent_reasons(session, item, protocol, today)
+        if prepared.measured is not None:
+            prepared.reasons += gate_reasons(prepared.measured, protocol)
+        if prepared.reasons and previous is not None:
+            if previous.reasons == [r.as_dict() for r in prepared.reasons]:
+                return Outcome(item.line, item.path, SKIPPED, tuple(prepared.reasons), previous.pk,
+                               note=f"already rejected as recording {previous.pk} for the same reasons")
+        try:
+            if prepared.reasons:
+                recording = _store_rejected(session, protocol_row, prepared)
+                status = REJECTED
+            else:
+                recording = _store_accepted(session, store, protocol_row, prepared)
+                recording.noise_mismatch = noise_mismatch(prepared.measured, item.noise_condition, protocol)  # type: ignore[arg-type]
+                status = ACCEPTED
+            record_event(session, actor, f"ingest_{status}", f"recording:{recording.pk}", {
+                "source": item.path, "manifest_line": item.line, "sha256": prepared.sha256,
+                "working_sha256": recording.working_sha256, "protocol": f"{protocol.id}@{protocol.version}",
+                "transforms": prepared.transforms, "reasons": recording.reasons,
+            })
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            return Outcome(item.line, item.path, SKIPPED, note="ingested concurrently by another process")
+    return Outcome(item.line, item.path, status, tuple(prepared.reasons), recording.pk, recording.duration_s,
+                   note=recording.noise_mismatch or "")
+
+
+def ingest_manifest(
+    store: Store, protocol_id: str, manifest: Path, *, version: int | None = None, allow_absolute: bool = False,
+    actor: str = "cli", on_item: Callable[[Outcome], None] | None = None,
+) -> IngestReport:
+    """Ingest every row of `manifest` under a registered protocol; problems become outcomes."""
+    with store.session() as session:
+        protocol_row, protocol = get_protocol(session, protocol_id, version)
+    items, problems = read_manifest(manifest)
+    report = IngestReport(protocol.id, protocol.version)
+    with store.session() as session:
+        for problem in problems:
+            report.outcomes.append(Outcome(problem.line, problem.path, REJECTED, (Reason("manifest", problem.message),)))
+            record_event(session, actor, "ingest_manifest_problem", f"{manifest.name}:{problem.line}",
+                         {"path": problem.path, "message": problem.message})
+        session.commit()
+    for item in items:
+        outcome = ingest_item(store, protocol_row, protocol, item, manifest.parent, allow_absolute=allow_absolute, actor=actor)
+        report.outcomes.append(outcome)
+        if on_item is not None:
+            on_item(outcome)
+    report.outcomes.sort(key=lambda o: o.line)
+    return report

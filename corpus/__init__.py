@@ -1,0 +1,1 @@
+"""The store (database + content-addressed blobs), releases, exports and governance."""

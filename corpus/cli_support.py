@@ -1,0 +1,53 @@
+"""What every CLI command shares: exit codes, consoles, logging and opening the store."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import IntEnum
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from corpus.db import Store, open_store
+from corpus.settings import enforce_offline, load_settings
+
+
+class Exit(IntEnum):
+    """Exit statuses a script can trust."""
+
+    OK = 0
+    REJECTED = 1  # the command ran, but some input was refused (rejected rows, invalid protocol)
+    USAGE = 2  # bad arguments or a missing file (Typer uses 2 as well)
+    FAILED = 3  # the command could not do its job (store unreachable, internal error)
+
+
+def _console(stderr: bool) -> Console:
+    """Wide enough for coverage tables when output goes to a pipe or a CI log."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=160)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=True)],
+        force=True,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def store_for_cli() -> Store:
+    """Open the configured store, or exit with a clear message."""
+    enforce_offline()
+    settings = load_settings()
+    try:
+        return open_store(settings)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the store ends the command
+        err.print(f"[red]error:[/red] cannot open the store at {settings.database_url.split('@')[-1]}: {exc}")
+        sys.exit(Exit.FAILED)

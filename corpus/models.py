@@ -1,0 +1,215 @@
+"""The store's records (ARCHITECTURE.md, "The store").
+
+Audio facts (Recording), who took part (Session, SessionParticipant, Speaker) and what
+was said (TranscriptRevision) are separate records, as in lhotse. Consent records,
+transcript revisions and audit events are append-only: a change is a new row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Protocol(Base):
+    """One version of a collection plan; recordings are counted against exactly one version."""
+
+    __tablename__ = "protocols"
+    __table_args__ = (UniqueConstraint("protocol_id", "version", name="uq_protocol_version"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    protocol_id: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(512), default="")
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_sha256: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Speaker(Base):
+    """A pseudonymous contributor; demographics live in SpeakerDemographic rows."""
+
+    __tablename__ = "speakers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    demographics: Mapped[list[SpeakerDemographic]] = relationship(back_populates="speaker")
+
+
+class SpeakerDemographic(Base):
+    """One (dimension, value) of a speaker: open-ended dimensions, countable in SQL."""
+
+    __tablename__ = "speaker_demographics"
+
+    speaker_id: Mapped[str] = mapped_column(ForeignKey("speakers.id", ondelete="CASCADE"), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    speaker: Mapped[Speaker] = relationship(back_populates="demographics")
+
+
+class Consent(Base):
+    """One consent event; the newest row per consent_id is in force (withdrawal = new row)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consent_ref", "consent_id", "pk"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consent_id: Mapped[str] = mapped_column(String(128))
+    speaker_id: Mapped[str] = mapped_column(String(128), index=True)
+    form_version: Mapped[str] = mapped_column(String(64))
+    permitted_uses: Mapped[list[Any]] = mapped_column(JSON)
+    granted_on: Mapped[dt.date] = mapped_column(Date)
+    expires_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    withdrawn_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    source: Mapped[str] = mapped_column(String(1024), default="")
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Session(Base):
+    """A dialogue: its participants, declared environment and device, scenario."""
+
+    __tablename__ = "sessions"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(128), unique=True)
+    protocol_pk: Mapped[int] = mapped_column(ForeignKey("protocols.pk"), index=True)
+    device: Mapped[str] = mapped_column(String(64))
+    noise_condition: Mapped[str] = mapped_column(String(64))
+    scenario: Mapped[str] = mapped_column(String(128), default="")
+    language: Mapped[str] = mapped_column(String(32), default="")
+    recorded_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    participants: Mapped[list[SessionParticipant]] = relationship(back_populates="session")
+
+
+class SessionParticipant(Base):
+    """A speaker in a session, with the consent record the manifest cited."""
+
+    __tablename__ = "session_participants"
+
+    session_pk: Mapped[int] = mapped_column(ForeignKey("sessions.pk", ondelete="CASCADE"), primary_key=True)
+    speaker_id: Mapped[str] = mapped_column(ForeignKey("speakers.id"), primary_key=True, index=True)
+    consent_id: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    session: Mapped[Session] = relationship(back_populates="participants")
+
+
+class Recording(Base):
+    """What audio exists and how it measured: nothing about its content.
+
+    Rejected files are rows too (status ``rejected`` with every reason), so nothing a
+    contributor sent is silently dropped; only ``accepted`` rows count against the plan.
+    """
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        Index(
+            "uq_accepted_sha256",
+            "sha256",
+            unique=True,
+            sqlite_where=text("status = 'accepted'"),
+            postgresql_where=text("status = 'accepted'"),
+        ),
+        Index("ix_recordings_protocol_status", "protocol_pk", "status"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    protocol_pk: Mapped[int] = mapped_column(ForeignKey("protocols.pk"))
+    session_pk: Mapped[int | None] = mapped_column(ForeignKey("sessions.pk"), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    working_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source_name: Mapped[str] = mapped_column(String(1024))
+    container_format: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    sample_rate: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    channels: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    num_samples: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n_speakers: Mapped[int] = mapped_column(Integer, default=0)
+    peak_dbfs: Mapped[float | None] = mapped_column(Float, nullable=True)
+    clipping_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    speech_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    snr_db: Mapped[float | None] = mapped_column(Float, nullable=True)
+    noise_mismatch: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    declared: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ingested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TranscriptRevision(Base):
+    """The whole list of turns at one moment, its author and its parent (append-only)."""
+
+    __tablename__ = "transcript_revisions"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_pk: Mapped[int] = mapped_column(ForeignKey("recordings.pk"), index=True)
+    parent_pk: Mapped[int | None] = mapped_column(ForeignKey("transcript_revisions.pk"), nullable=True)
+    author_kind: Mapped[str] = mapped_column(String(16))  # "model" or "person"
+    author: Mapped[str] = mapped_column(String(256))
+    author_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    turns: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Task(Base):
+    """A unit of human work on a recording: annotate, review, gold or calibration."""
+
+    __tablename__ = "tasks"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    recording_pk: Mapped[int] = mapped_column(ForeignKey("recordings.pk"), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Release(Base):
+    """An immutable corpus release; its id is the hash of its manifest."""
+
+    __tablename__ = "releases"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    release_id: Mapped[str] = mapped_column(String(64), index=True)
+    protocol_pk: Mapped[int] = mapped_column(ForeignKey("protocols.pk"))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only: who did what to which subject, when, with what details."""
+
+    __tablename__ = "audit_events"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(256))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

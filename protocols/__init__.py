@@ -1,0 +1,1 @@
+"""Collection plans: who must be recorded, how, in which conditions, under which consent."""

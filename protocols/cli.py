@@ -1,0 +1,92 @@
+"""`turnscribe protocol …`: validate, register, list and show collection plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from corpus.cli_support import Exit, err, out, store_for_cli
+
+app = typer.Typer(help="Collection plans: validate, register, list, show.", no_args_is_help=True)
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Protocol YAML files.")]) -> None:
+    """Check protocol files; every mistake is reported with its field path and line."""
+    from protocols.loader import ProtocolError, load_protocol
+
+    failed = False
+    for path in files:
+        try:
+            protocol = load_protocol(path)
+        except ProtocolError as exc:
+            failed = True
+            err.print(f"[red]✗ {path}[/red]: {len(exc.problems)} problem(s)")
+            for problem in exc.problems:
+                err.print(f"  {path}:{problem.line or '?'}: [bold]{problem.path or '(top level)'}[/bold]: {problem.message}")
+            continue
+        cells = len(protocol.cell_targets())
+        out.print(f"[green]✓ {path}[/green]: {protocol.id} v{protocol.version}, {len(protocol.demographics)} "
+                  f"demographic dimensions, {cells} crossed cells")
+    raise typer.Exit(Exit.REJECTED if failed else Exit.OK)
+
+
+@app.command()
+def register(file: Annotated[Path, typer.Argument(help="Protocol YAML file.")]) -> None:
+    """Register a protocol version in the store (the same content twice is a no-op)."""
+    from protocols.loader import ProtocolError, load_protocol
+    from protocols.registry import ProtocolConflict, register_protocol
+
+    try:
+        protocol = load_protocol(file)
+    except ProtocolError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(Exit.REJECTED) from None
+    store = store_for_cli()
+    with store.session() as session:
+        try:
+            registered = register_protocol(session, protocol)
+        except ProtocolConflict as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.REJECTED) from None
+        session.commit()
+    state = "registered" if registered.created else "already registered (unchanged)"
+    out.print(f"{protocol.id} v{protocol.version} {state}")
+
+
+@app.command("list")
+def list_protocols() -> None:
+    """Registered protocols and their versions."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from corpus import models
+
+    store = store_for_cli()
+    table = Table("id", "version", "title", "registered")
+    with store.session() as session:
+        for row in session.scalars(select(models.Protocol).order_by(models.Protocol.protocol_id, models.Protocol.version)):
+            table.add_row(row.protocol_id, str(row.version), row.title, f"{row.registered_at:%Y-%m-%d %H:%M}")
+    out.print(table)
+
+
+@app.command()
+def show(
+    protocol_id: Annotated[str, typer.Argument(help="Protocol id.")],
+    version: Annotated[int | None, typer.Option(help="Version (default: newest).")] = None,
+) -> None:
+    """Print a registered protocol version as YAML."""
+    import yaml
+
+    from protocols.registry import UnknownProtocol, get_protocol
+
+    store = store_for_cli()
+    with store.session() as session:
+        try:
+            _, protocol = get_protocol(session, protocol_id, version)
+        except UnknownProtocol as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+    out.print(yaml.safe_dump(protocol.model_dump(mode="json", exclude_defaults=True), sort_keys=False), end="")

@@ -1,0 +1,226 @@
+"""The protocol format, as a pydantic schema: every mistake gets a field path.
+
+Demographic dimensions are declared by the protocol (never hard-coded here). Two
+recording-level dimensions always exist: ``noise_condition`` (from `noise_conditions`)
+and ``device`` (from `devices`), so targets can be set on them too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RECORDING_DIMENSIONS = ("noise_condition", "device")
+SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SessionDesign(Strict):
+    kind: Literal["dialogue", "monologue", "multi_party"] = "dialogue"
+    speakers_per_session: int = Field(2, ge=1, le=32)
+    min_duration_s: float = Field(0.0, ge=0)
+    max_duration_s: float | None = Field(None, gt=0)
+    style: Literal["scripted", "spontaneous", "mixed"] = "spontaneous"
+    scenarios: list[str] = Field(default_factory=list)
+    prompts: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SessionDesign:
+        if self.max_duration_s is not None and self.max_duration_s < self.min_duration_s:
+            raise ValueError("max_duration_s is below min_duration_s")
+        return self
+
+
+class Dimension(Strict):
+    """A demographic dimension and the values a speaker may declare for it."""
+
+    name: str = Field(pattern=SLUG)
+    description: str = ""
+    values: list[str] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RECORDING_DIMENSIONS:
+            raise ValueError(f"'{name}' is a recording dimension; declare it under noise_conditions/devices")
+        return name
+
+    @field_validator("values")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"values listed twice: {repeated}")
+        return values
+
+
+class SnrRange(Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SnrRange:
+        if self.min is not None and self.max is not None and self.max < self.min:
+            raise ValueError("snr_db.max is below snr_db.min")
+        return self
+
+    def contains(self, snr_db: float) -> bool:
+        return (self.min is None or snr_db >= self.min) and (self.max is None or snr_db <= self.max)
+
+
+class NoiseCondition(Strict):
+    name: str = Field(pattern=SLUG)
+    description: str = ""
+    snr_db: SnrRange = SnrRange()
+
+
+class Target(Strict):
+    """Hours and/or distinct speakers wanted."""
+
+    hours: float | None = Field(None, ge=0)
+    speakers: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _something(self) -> Target:
+        if self.hours is None and self.speakers is None:
+            raise ValueError("a target needs hours, speakers or both")
+        return self
+
+
+class MarginalTargets(Strict):
+    """Targets per value of one dimension."""
+
+    dimension: str
+    values: dict[str, Target]
+
+
+class CellOverride(Strict):
+    cell: dict[str, str]
+    target: Target
+
+
+class CellTargets(Strict):
+    """Targets per crossed cell of several dimensions: a default plus overrides."""
+
+    dimensions: list[str] = Field(min_length=2)
+    default: Target
+    overrides: list[CellOverride] = Field(default_factory=list)
+
+
+class Targets(Strict):
+    total: Target | None = None
+    marginals: list[MarginalTargets] = Field(default_factory=list)
+    cells: CellTargets | None = None
+
+
+class QualityGates(Strict):
+    min_sample_rate: int = Field(16000, ge=1)
+    max_clipping_ratio: float = Field(0.001, ge=0, le=1)
+    min_snr_db: float | None = None
+    max_silence_ratio: float = Field(0.9, ge=0, le=1)
+    min_duration_s: float = Field(1.0, ge=0)
+    max_duration_s: float | None = Field(None, gt=0)
+
+
+class Retention(Strict):
+    days: int = Field(gt=0)
+
+
+class ConsentRequirements(Strict):
+    form_versions: list[str] = Field(min_length=1)
+    permitted_uses: list[str] = Field(min_length=1)
+    retention: Retention
+
+
+class Protocol(Strict):
+    id: str = Field(pattern=SLUG)
+    version: int = Field(ge=1)
+    title: str = ""
+    description: str = ""
+    languages: list[str] = Field(min_length=1)
+    session: SessionDesign = SessionDesign()
+    demographics: list[Dimension] = Field(min_length=1)
+    noise_conditions: list[NoiseCondition] = Field(min_length=1)
+    devices: list[str] = Field(min_length=1)
+    targets: Targets = Targets()
+    quality_gates: QualityGates = QualityGates()
+    consent: ConsentRequirements
+    guidelines: str = ""
+
+    def allowed_values(self) -> dict[str, list[str]]:
+        """Every countable dimension (demographic and recording-level) and its values."""
+        allowed = {d.name: list(d.values) for d in self.demographics}
+        allowed["noise_condition"] = [n.name for n in self.noise_conditions]
+        allowed["device"] = list(self.devices)
+        return allowed
+
+    def noise_condition(self, name: str) -> NoiseCondition:
+        return next(n for n in self.noise_conditions if n.name == name)
+
+    def cell_targets(self) -> dict[tuple[str, ...], Target]:
+        """The crossed cells' targets, every combination spelled out."""
+        cells = self.targets.cells
+        if cells is None:
+            return {}
+        allowed = self.allowed_values()
+        out = {combo: cells.default for combo in itertools.product(*(allowed[d] for d in cells.dimensions))}
+        for override in cells.overrides:
+            out[tuple(override.cell[d] for d in cells.dimensions)] = override.target
+        return out
+
+
+Loc = tuple[str | int, ...]
+
+
+def semantic_problems(protocol: Protocol) -> list[tuple[Loc, str]]:
+    """Cross-field mistakes (unknown dimensions or values, repeats), each at its field path."""
+    problems: list[tuple[Loc, str]] = []
+    problems += _repeats([d.name for d in protocol.demographics], ("demographics",), "name", "demographic dimension")
+    problems += _repeats([n.name for n in protocol.noise_conditions], ("noise_conditions",), "name", "noise condition")
+    problems += _repeats(protocol.devices, ("devices",), None, "device")
+    allowed = protocol.allowed_values()
+    for i, marginal in enumerate(protocol.targets.marginals):
+        loc: Loc = ("targets", "marginals", i)
+        if marginal.dimension not in allowed:
+            problems.append((loc + ("dimension",), _unknown_dimension(marginal.dimension, allowed)))
+            continue
+        for value in marginal.values:
+            if value not in allowed[marginal.dimension]:
+                problems.append((loc + ("values", value), _unknown_value(marginal.dimension, value, allowed)))
+    cells = protocol.targets.cells
+    if cells is not None:
+        problems += _repeats(cells.dimensions, ("targets", "cells", "dimensions"), None, "cell dimension")
+        for i, dim in enumerate(cells.dimensions):
+            if dim not in allowed:
+                problems.append((("targets", "cells", "dimensions", i), _unknown_dimension(dim, allowed)))
+        for i, override in enumerate(cells.overrides):
+            loc = ("targets", "cells", "overrides", i, "cell")
+            if set(override.cell) != set(cells.dimensions):
+                problems.append((loc, f"an override must name exactly the cell dimensions {cells.dimensions}"))
+            for dim, value in override.cell.items():
+                if dim in allowed and value not in allowed[dim]:
+                    problems.append((loc + (dim,), _unknown_value(dim, value, allowed)))
+    return problems
+
+
+def _repeats(items: list[str], loc: Loc, field: str | None, what: str) -> list[tuple[Loc, str]]:
+    seen: set[str] = set()
+    out: list[tuple[Loc, str]] = []
+    for i, item in enumerate(items):
+        if item in seen:
+            out.append((loc + ((i, field) if field else (i,)), f"{what} '{item}' is listed twice"))
+        seen.add(item)
+    return out
+
+
+def _unknown_dimension(dimension: str, allowed: dict[str, list[str]]) -> str:
+    return f"unknown dimension '{dimension}' (known: {', '.join(allowed)})"
+
+
+def _unknown_value(dimension: str, value: str, allowed: dict[str, list[str]]) -> str:
+    return f"'{value}' is not a value of '{dimension}' (allowed: {', '.join(allowed[dimension])})"

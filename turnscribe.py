@@ -1,0 +1,51 @@
+"""The `turnscribe` command: one subcommand group per stage of the pipeline.
+
+Heavy libraries are imported inside command bodies so `turnscribe --help` is instant.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from collection.cli import app as collect_app
+from corpus.cli_support import setup_logging
+from corpus.settings import enforce_offline
+from protocols.cli import app as protocol_app
+
+enforce_offline()
+
+app = typer.Typer(
+    help="Turnscribe: on-premises speech and dialogue corpus pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(protocol_app, name="protocol")
+app.add_typer(collect_app, name="collect")
+
+
+@app.callback()
+def main(
+    home: Annotated[Path | None, typer.Option(envvar="TURNSCRIBE_HOME", help="Data folder (default ./turnscribe-data).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on stderr.")] = False,
+) -> None:
+    if home is not None:
+        os.environ["TURNSCRIBE_HOME"] = str(home)
+    setup_logging(verbose)
+
+
+@app.command()
+def demo(
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Run every step, then exit instead of serving the UI.")] = False,
+) -> None:
+    """Run the pipeline on the committed synthetic dialogues in the current $TURNSCRIBE_HOME."""
+    from corpus.demo import run_demo
+
+    raise typer.Exit(run_demo(serve=not no_serve))
+
+
+if __name__ == "__main__":
+    app()
