@@ -29,6 +29,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA temp_store=MEMORY")  # coverage's temporary table and sorts
+            cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
             cursor.close()
 
         return engine
