@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from asr.cli import register as register_asr
 from collection.cli import app as collect_app
 from corpus.cli_support import setup_logging
 from corpus.settings import enforce_offline
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(collect_app, name="collect")
+register_asr(app)
 
 
 @app.callback()

@@ -1,0 +1,175 @@
+"""`turnscribe pretranscribe`, `turnscribe transcribe` and `turnscribe eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from corpus.cli_support import Exit, err, out, store_for_cli
+
+ModelOpt = Annotated[str, typer.Option("--model", help="'tiny.en' (embedded), 'base', or a CTranslate2 Whisper directory.")]
+DiarizerOpt = Annotated[str, typer.Option("--diarizer", help="'embedded' (default) or 'pyannote'.")]
+PipelineOpt = Annotated[Path | None, typer.Option("--pipeline", help="Local pyannote pipeline directory (with --diarizer pyannote).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+FallbackOpt = Annotated[bool, typer.Option("--fallback-to-cpu", help="Use the CPU when a requested GPU is missing.")]
+BatchedOpt = Annotated[bool, typer.Option("--batched/--sequential", help="faster-whisper's batched pipeline or sequential decoding.")]
+
+
+def _preannotator(model: str, diarizer: str, pipeline: Path | None, device: str, fallback: bool, batched: bool):  # type: ignore[no-untyped-def]
+    from asr.devices import DeviceUnavailable
+    from asr.models import ModelUnavailable
+    from asr.preannotate import Preannotator, PreannotationSettings
+    from asr.transcriber import AsrOptions
+    from corpus.settings import load_settings
+
+    settings = PreannotationSettings(asr_model=model, asr=AsrOptions(batched=batched), diarizer=diarizer,
+                                     pipeline_dir=pipeline, device=device, fallback_to_cpu=fallback)
+    try:
+        return Preannotator(settings, load_settings().models_dir)
+    except (ModelUnavailable, DeviceUnavailable, RuntimeError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(Exit.USAGE) from None
+
+
+def pretranscribe(
+    protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")],
+    version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
+    model: ModelOpt = "tiny.en", diarizer: DiarizerOpt = "embedded", pipeline: PipelineOpt = None,
+    device: DeviceOpt = "auto", fallback_to_cpu: FallbackOpt = False, batched: BatchedOpt = False,
+) -> None:
+    """Pre-annotate every accepted recording without a pre-annotation (resumable)."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from asr.batch import pending_recordings, pretranscribe as run_batch
+    from protocols.registry import UnknownProtocol, get_protocol
+
+    store = store_for_cli()
+    with store.session() as session:
+        try:
+            row, spec = get_protocol(session, protocol, version)
+        except UnknownProtocol as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+    pending = pending_recordings(store, row)
+    if not pending:
+        out.print("nothing to pre-annotate: every accepted recording has a pre-annotation")
+        raise typer.Exit(Exit.OK)
+    preannotator = _preannotator(model, diarizer, pipeline, device, fallback_to_cpu, batched)
+    total_hours = sum(r.duration_s or 0 for r in pending) / 3600
+    columns = (TextColumn("pre-annotate"), BarColumn(), TextColumn("{task.completed:.3f}/{task.total:.3f} h audio"),
+               TextColumn("{task.description}"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("", total=total_hours)
+        started = time.perf_counter()
+
+        def advance(recording, seconds: float) -> None:  # type: ignore[no-untyped-def]
+            done = progress.tasks[0].completed + seconds / 3600
+            rtf = (time.perf_counter() - started) / max(done * 3600, 1e-9)
+            progress.update(task, completed=done, description=f"RTF {rtf:.3f}  {recording.source_name}")
+
+        try:
+            report = run_batch(store, row, spec, preannotator, on_done=advance)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted: finished recordings are stored; run again to resume[/yellow]")
+            raise typer.Exit(130) from None
+    from rich.table import Table
+
+    table = Table("pre-annotated", "failed", "audio h", "real-time factor", title="Pre-annotation", title_justify="left")
+    table.add_row(str(len(report.done)), str(len(report.failed)), f"{report.audio_seconds / 3600:.3f}", f"{report.real_time_factor:.3f}")
+    out.print(table)
+    for pk, message in report.failed:
+        err.print(f"[red]recording {pk} failed[/red]: {message}")
+    for pk, flag in report.flags:
+        err.print(f"[yellow]recording {pk}[/yellow]: {flag}")
+    raise typer.Exit(Exit.REJECTED if report.failed else Exit.OK)
+
+
+def transcribe(
+    files: Annotated[list[Path], typer.Argument(help="Audio files (any format intake accepts).", exists=True, dir_okay=False)],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for <name>.json, .rttm and .stm.")],
+    speakers: Annotated[int | None, typer.Option("--speakers", help="Number of speakers, when known.")] = None,
+    language: Annotated[str | None, typer.Option(help="Force a language (default: detect).")] = None,
+    model: ModelOpt = "tiny.en", diarizer: DiarizerOpt = "embedded", pipeline: PipelineOpt = None,
+    device: DeviceOpt = "auto", fallback_to_cpu: FallbackOpt = False, batched: BatchedOpt = False,
+) -> None:
+    """Pre-annotate loose files outside the store; writes turns as JSON, RTTM and STM per file."""
+    from asr.formats import write_turn_files
+    from collection.audio import AudioDecodeError, decode, to_working_rate
+
+    preannotator = _preannotator(model, diarizer, pipeline, device, fallback_to_cpu, batched)
+    failed = 0
+    for path in files:
+        try:
+            decoded = decode(path)
+        except AudioDecodeError as exc:
+            err.print(f"[red]{path}[/red]: {exc}")
+            failed += 1
+            continue
+        result = preannotator(to_working_rate(decoded.samples, decoded.sample_rate), num_speakers=speakers, language=language)
+        written = write_turn_files(result.turns, out_dir, path.stem, {"params": result.params, "flags": result.flags,
+                                                                    "language": result.language})
+        out.print(f"{path.name}: {len(result.turns)} turns, {result.duration:.1f} s audio, RTF {result.real_time_factor:.3f} -> "
+                  + ", ".join(p.name for p in written))
+        for flag in result.flags:
+            err.print(f"[yellow]{path.name}[/yellow]: {flag}")
+    raise typer.Exit(Exit.REJECTED if failed else Exit.OK)
+
+
+def print_evaluation(report, title: str) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    def pct(v: float | None) -> str:
+        return "–" if v is None else f"{100 * v:.1f}%"
+
+    table = Table("group", "files", "WER", "cpWER", "DER", "JER", title=title, title_justify="left")
+    rows = [("overall", report.overall)] + [(f"{k}={v}", s) for (k, v), s in sorted(report.groups.items())]
+    for name, score in rows:
+        s = score.summary()
+        table.add_row(name, str(s["files"]), pct(s["wer"]), pct(s["cpwer"]), pct(s["der"]), pct(s["jer"]),
+                      style="bold" if name == "overall" else "")
+    out.print(table)
+    if report.missing:
+        err.print(f"[yellow]no reference for[/yellow]: {', '.join(report.missing)}")
+
+
+def evaluate(
+    reference: Annotated[Path, typer.Option("--reference", help="Folder of <name>.stm / .turns.json / .rttm references.", exists=True, file_okay=False)],
+    protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")],
+    version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
+    revision: Annotated[str, typer.Option(help="Score the 'model' pre-annotation or the first 'person' revision.")] = "model",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON.")] = None,
+) -> None:
+    """WER (jiwer), DER/JER (pyannote.metrics) and cpWER (meeteval), overall and per group."""
+    import json
+
+    from asr.evaluation import evaluate_store
+    from protocols.registry import UnknownProtocol, get_protocol
+
+    store = store_for_cli()
+    with store.session() as session:
+        try:
+            row, _ = get_protocol(session, protocol, version)
+        except UnknownProtocol as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+    report = evaluate_store(store, row, reference, author_kind=revision)
+    if not report.per_file:
+        err.print("[red]nothing to score[/red]: no stored revision has a reference in that folder")
+        raise typer.Exit(Exit.REJECTED)
+    print_evaluation(report, f"{protocol}: {revision} revisions against {reference}")
+    if json_out:
+        json_out.write_text(json.dumps({
+            "overall": report.overall.summary(),
+            "groups": {f"{k}={v}": s.summary() for (k, v), s in report.groups.items()},
+            "files": {k: s.summary() for k, s in report.per_file.items()}, "missing": report.missing,
+        }, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pretranscribe")(pretranscribe)
+    app.command("transcribe")(transcribe)
+    app.command("eval")(evaluate)

@@ -1,0 +1,159 @@
+"""faster-whisper transcription with word timings and the guards dialogue needs.
+
+Whisper fails on dialogue in known ways: text in silence or noise, repetition loops,
+words placed where nobody speaks. Guards, each recorded in the result's params:
+- faster-whisper's own no-speech, log-probability and compression-ratio thresholds
+  (with temperature fallback) and its Silero VAD gating (`vad_filter`);
+- `drop_outside_speech`: words whose span does not touch a speech region (from the
+  diarizer or webrtcvad) are dropped;
+- `max_repeats`: a phrase repeated back-to-back more than this many times, faster than
+  a person speaks, keeps only its first `max_repeats` occurrences (the loop signature).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from asr.devices import DeviceChoice, choose_device
+from asr.models import ModelDirectory, ModelUnavailable
+
+log = logging.getLogger(__name__)
+Word = dict[str, Any]  # {"text", "start", "end", "probability"}
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    """Every decoding knob; echoed into each pre-annotation's provenance."""
+
+    beam_size: int = 5
+    language: str | None = None
+    vad_filter: bool = True
+    condition_on_previous_text: bool = False
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
+    hallucination_silence_threshold: float | None = 2.0
+    drop_outside_speech: bool = True
+    max_repeats: int = 3
+    batched: bool = False
+    batch_size: int = 8
+    cpu_threads: int = 2
+
+
+@dataclass
+class AsrResult:
+    words: list[Word]
+    language: str
+    language_probability: float
+    duration: float
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def collapse_loops(words: list[Word], max_repeats: int, max_rate: float = 6.0) -> tuple[list[Word], int]:
+    """Cut back-to-back repeats of a 1–6 word phrase beyond `max_repeats` when they are a decoding loop.
+
+    A loop is told from real repetition ("no, no, no, no") by its timing: Whisper squeezes
+    looped words into implausibly short spans, so a run is cut only when it is spoken
+    faster than `max_rate` words per second. Returns (kept words, number dropped).
+    """
+    norm = [w["text"].strip().lower().strip(".,!?") for w in words]
+    keep = [True] * len(words)
+    i = 0
+    while i < len(words):
+        best = None
+        for n in range(1, 7):
+            reps = 1
+            while i + (reps + 1) * n <= len(words) and norm[i + reps * n : i + (reps + 1) * n] == norm[i : i + n]:
+                reps += 1
+            if reps > max_repeats and (best is None or reps * n > best[0] * best[1]):
+                best = (reps, n)
+        if best is None:
+            i += 1
+            continue
+        reps, n = best
+        run = words[i : i + reps * n]
+        rate = len(run) / max(run[-1]["end"] - run[0]["start"], 1e-3)
+        if rate > max_rate:
+            for j in range(i + max_repeats * n, i + reps * n):
+                keep[j] = False
+        i += reps * n
+    kept = [w for w, k in zip(words, keep) if k]
+    return kept, len(words) - len(kept)
+
+
+def inside_speech(words: list[Word], regions: Iterable[tuple[float, float]], tolerance: float = 0.2) -> tuple[list[Word], int]:
+    """Keep words that touch a speech region (± `tolerance` s)."""
+    spans = sorted(regions)
+    kept = [w for w in words if any(s - tolerance < w["end"] and w["start"] < e + tolerance for s, e in spans)]
+    return kept, len(words) - len(kept)
+
+
+class Transcriber:
+    """A loaded Whisper model; `transcribe` is safe to call on many recordings in turn."""
+
+    def __init__(self, model: ModelDirectory, options: AsrOptions = AsrOptions(), device: str = "auto",
+                 compute_type: str | None = None, fallback: bool = False) -> None:
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        self.model_dir, self.options = model, options
+        self.device: DeviceChoice = choose_device(device, compute_type, fallback)
+        try:
+            self.model = WhisperModel(str(model.path), device=self.device.device, compute_type=self.device.compute_type,
+                                      cpu_threads=options.cpu_threads, local_files_only=True)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelUnavailable(f"cannot load Whisper model from {model.path}: {exc}") from exc
+        expected = self.model.feature_extractor.mel_filters.shape[0]
+        if self.model.model.n_mels != expected:
+            raise ModelUnavailable(
+                f"{model.path} expects {self.model.model.n_mels} mel bins but no preprocessor_config.json says so "
+                f"(faster-whisper assumed {expected}); copy the model's preprocessor_config.json into the directory"
+            )
+        self.batched = BatchedInferencePipeline(self.model) if options.batched else None
+
+    def params(self) -> dict[str, Any]:
+        import ctranslate2
+        import faster_whisper
+
+        return {
+            "model": self.model_dir.name, "model_path": str(self.model_dir.path),
+            "model_fingerprint": self.model_dir.fingerprint(), "faster_whisper": faster_whisper.__version__,
+            "ctranslate2": ctranslate2.__version__, "device": self.device.device,
+            "compute_type": self.device.compute_type, "options": asdict(self.options),
+        }
+
+    def transcribe(self, audio: np.ndarray, *, language: str | None = None,
+                   speech_regions: Iterable[tuple[float, float]] | None = None,
+                   on_progress: Callable[[float], None] | None = None) -> AsrResult:
+        """Words with timings and probabilities for 16 kHz mono audio; guards applied."""
+        opts = self.options
+        kwargs: dict[str, Any] = dict(
+            language=language or opts.language, beam_size=opts.beam_size, word_timestamps=True,
+            vad_filter=opts.vad_filter, compression_ratio_threshold=opts.compression_ratio_threshold,
+            log_prob_threshold=opts.log_prob_threshold, no_speech_threshold=opts.no_speech_threshold,
+        )
+        if self.batched is not None:
+            segments, info = self.batched.transcribe(audio, batch_size=opts.batch_size, **kwargs)
+        else:
+            segments, info = self.model.transcribe(
+                audio, condition_on_previous_text=opts.condition_on_previous_text,
+                hallucination_silence_threshold=opts.hallucination_silence_threshold, **kwargs,
+            )
+        words: list[Word] = []
+        duration = max(info.duration, 1e-9)
+        for segment in segments:  # decoding runs as we iterate
+            for w in segment.words or []:
+                words.append({"text": w.word.strip(), "start": round(float(w.start), 3),
+                              "end": round(float(w.end), 3), "probability": round(float(w.probability), 4)})
+            if on_progress is not None:
+                on_progress(min(1.0, segment.end / duration))
+        words = [w for w in words if w["text"]]
+        dropped: dict[str, int] = {}
+        words, dropped["repetition_loop"] = collapse_loops(words, opts.max_repeats)
+        if opts.drop_outside_speech and speech_regions is not None:
+            words, dropped["outside_speech"] = inside_speech(words, speech_regions)
+        return AsrResult(words, info.language, float(info.language_probability), float(info.duration), dropped)
