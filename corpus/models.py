@@ -213,3 +213,21 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(256))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class VoiceProfile(Base):
+    """Cached speaker embeddings of one recording (an npz blob), so duplicate checks never re-run the encoder.
+
+    One row per (recording, model and recipe, source): a new encoder, a changed front
+    end or a newer transcript revision to split the voices by gives a new row.
+    """
+
+    __tablename__ = "voice_profiles"
+    __table_args__ = (UniqueConstraint("recording_pk", "model", "source", name="uq_voice_profile"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_pk: Mapped[int] = mapped_column(ForeignKey("recordings.pk", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(64))  # "clusters", "channels" or "transcript:<revision pk>"
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

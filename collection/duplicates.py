@@ -1,0 +1,129 @@
+"""Duplicate speakers: pairs of speaker ids whose voices match across sessions.
+
+A contributor who registers twice to fill a quota corrupts the demographic balance.
+`find_duplicate_speakers` compares every voice (see `collection.voices`) with every
+voice of the other sessions under the same protocol version and flags the pairs of
+*different* ids whose similarity reaches the threshold, for the collection manager to
+resolve by listening. Voices within one session are never compared, and a match that
+the same id explains (spk-0007 heard in two sessions) is never flagged.
+
+Which voice of a mono session is which participant is only known when a transcript
+revision names the speakers, when each participant has a channel, or when another
+session pins it down (`collection.voices.attribute_voices`). Otherwise the candidate is
+`certain=False` and names every id it could be: on the committed set without
+transcripts, the duplicate comes out as "spk-0005 or spk-0006" against "spk-0010 or
+spk-0011" (sessions dlg003 and dlg006, whose participants are heard nowhere else); with
+reviewed transcripts it is exactly spk-0006 / spk-0011.
+
+The similarity is the cosine between voice centroids after the mean voice of the
+protocol is subtracted (`collection.voices.centre`), so it is relative to the corpus:
+it spreads out as the protocol gathers voices, and with only a handful of sessions
+it is less trustworthy.
+
+Threshold, chosen on the committed synthetic set (6 two-speaker dialogues at 16 kHz, 12
+voices, 60 cross-session voice pairs; front end `collection.voices.RECIPE`), with the
+voices split by clustering (no transcripts) and, to check, by the true turns:
+
+=====================================  =================  ==================
+centred cosine                         clustered voices   voices from turns
+=====================================  =================  ==================
+spk-0006 / spk-0011 (one espeak voice  0.852              0.831
+registered twice; laptop+babble vs
+phone+pink noise)
+spk-0007 in dlg004 (phone, babble,     0.688              0.676
+9.8 dB SNR) and dlg005 (headset)
+different voices, highest              0.754              0.713
+(spk-0002 / spk-0004: espeak variant
+f3 for both, other accent and pitch)
+different voices, next two             0.732, 0.703       0.696, 0.685
+different voices, median (58 pairs)    -0.345             -0.398
+=====================================  =================  ==================
+
+THRESHOLD = 0.79 separates the duplicate from every different-voice pair either way
+(margins: 0.036 above the highest different pair and 0.062 below the duplicate with
+clustered voices; 0.077 and 0.041 with voices from turns). It would not catch a voice
+as degraded as spk-0007's phone session: three different-voice pairs score higher than
+spk-0007 does against itself. The margins are thin and the voices are synthetic (they
+differ less than people do), so re-check the threshold on real, labelled recordings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from collection.voices import AttributedVoice, attribute_voices, centre, recording_voices
+from corpus.db import Store
+
+THRESHOLD = 0.79
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    """Two speaker ids that sound like one person, for the manager to resolve.
+
+    When a voice could not be attributed to one id (`certain` False) its side names
+    every candidate id joined by " or ", and `candidates_a`/`candidates_b` list them.
+    """
+
+    speaker_a: str
+    speaker_b: str
+    similarity: float
+    sessions_a: tuple[str, ...]
+    sessions_b: tuple[str, ...]
+    certain: bool
+    candidates_a: tuple[str, ...]
+    candidates_b: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class VoicePair:
+    """The similarity of two voices from different sessions (all pairs, for choosing a threshold)."""
+
+    a: AttributedVoice
+    b: AttributedVoice
+    similarity: float
+
+    @property
+    def may_be_same_id(self) -> bool:
+        """The same id could explain the match (an id heard in both sessions): never a duplicate."""
+        return bool(set(self.a.candidates) & set(self.b.candidates))
+
+
+def voice_pairs(store: Store, protocol_pk: int) -> list[VoicePair]:
+    """Every pair of attributed voices from different sessions, most similar first."""
+    voices = attribute_voices(centre(recording_voices(store, protocol_pk)))
+    pairs = []
+    for i, a in enumerate(voices):
+        for b in voices[i + 1 :]:
+            if a.session_id != b.session_id:
+                pairs.append(VoicePair(a, b, float(np.dot(a.vector, b.vector))))
+    pairs.sort(key=lambda p: -p.similarity)
+    return pairs
+
+
+def find_duplicate_speakers(store: Store, protocol_pk: int, threshold: float = THRESHOLD) -> list[DuplicateCandidate]:
+    """Pairs of different speaker ids whose voices match across sessions, most similar first."""
+    grouped: dict[tuple[tuple[str, ...], tuple[str, ...]], list[VoicePair]] = {}
+    for pair in voice_pairs(store, protocol_pk):
+        if pair.similarity < threshold or pair.may_be_same_id:
+            continue
+        a, b = sorted((pair.a, pair.b), key=lambda v: (v.candidates, v.session_id))
+        grouped.setdefault((a.candidates, b.candidates), []).append(VoicePair(a, b, pair.similarity))
+    found = []
+    for (cands_a, cands_b), pairs in grouped.items():
+        found.append(DuplicateCandidate(
+            speaker_a=" or ".join(cands_a), speaker_b=" or ".join(cands_b),
+            similarity=round(max(p.similarity for p in pairs), 4),
+            sessions_a=tuple(sorted({p.a.session_id for p in pairs})),
+            sessions_b=tuple(sorted({p.b.session_id for p in pairs})),
+            certain=all(p.a.certain and p.b.certain for p in pairs),
+            candidates_a=cands_a, candidates_b=cands_b,
+        ))
+    found.sort(key=lambda c: (-c.similarity, c.speaker_a, c.speaker_b))
+    return found
