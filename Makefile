@@ -33,6 +33,7 @@ test: venv
 
 benchmarks: venv
 	$(PY) benchmarks/coverage_bench.py
+	$(PY) benchmarks/pretranscribe_bench.py
 
 clean:
 	rm -rf $(VENV) turnscribe-data .pytest_cache

@@ -9,6 +9,7 @@ speech stays visible to the reviewer as overlapping turns.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from diarization.types import SpeakerSegment
@@ -16,9 +17,19 @@ from diarization.types import SpeakerSegment
 Turn = dict[str, Any]
 
 
-def assign_speaker(word: dict[str, Any], exclusive: list[SpeakerSegment]) -> str | None:
+def assign_speaker(word: dict[str, Any], exclusive: list[SpeakerSegment], starts: list[float] | None = None) -> str | None:
+    """The speaker of the exclusive segment overlapping `word` most, else the nearest one.
+
+    `exclusive` is sorted and non-overlapping, so only the segments around the word's
+    position are looked at (`starts` is their start times, for bisection).
+    """
+    if not exclusive:
+        return None
+    starts = starts if starts is not None else [s.start for s in exclusive]
+    i = bisect.bisect_right(starts, word["end"])
+    window = exclusive[max(0, i - 4) : i + 1]
     best, best_overlap, nearest, nearest_gap = None, 0.0, None, float("inf")
-    for seg in exclusive:
+    for seg in window:
         overlap = min(word["end"], seg.end) - max(word["start"], seg.start)
         if overlap > best_overlap:
             best, best_overlap = seg.speaker, overlap
@@ -32,8 +43,10 @@ def build_turns(words: list[dict[str, Any]], segments: list[SpeakerSegment], exc
                 max_pause: float = 1.5, min_untranscribed: float = 0.3) -> list[Turn]:
     """Turns `{speaker, start, end, text, words}` sorted by start (overlaps allowed)."""
     turns: list[Turn] = []
+    exclusive = sorted(exclusive, key=lambda s: s.start)
+    starts = [s.start for s in exclusive]
     for word in sorted(words, key=lambda w: w["start"]):
-        speaker = assign_speaker(word, exclusive) or "SPEAKER_00"
+        speaker = assign_speaker(word, exclusive, starts) or "SPEAKER_00"
         last = turns[-1] if turns else None
         if last is not None and last["speaker"] == speaker and word["start"] - last["end"] <= max_pause:
             last["words"].append(word)

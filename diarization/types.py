@@ -68,13 +68,20 @@ def exclusive_from(segments: list[SpeakerSegment]) -> list[SpeakerSegment]:
     """Resolve overlaps so exactly one speaker holds each instant: where two overlap, the
     one whose segment started later (the interrupter) takes the overlapped span, matching
     how dialogue transcripts attribute overlapped words."""
-    events = sorted({t for s in segments for t in (s.start, s.end)})
+    ordered = sorted(segments, key=lambda s: s.start)
+    events = sorted({t for s in ordered for t in (s.start, s.end)})
     out: list[SpeakerSegment] = []
+    active: list[SpeakerSegment] = []
+    k = 0
     for left, right in zip(events, events[1:]):
-        active = [s for s in segments if s.start <= left and s.end >= right]
-        if not active:
+        while k < len(ordered) and ordered[k].start <= left:
+            active.append(ordered[k])
+            k += 1
+        active = [s for s in active if s.end > left]
+        covering = [s for s in active if s.end >= right]
+        if not covering:
             continue
-        speaker = max(active, key=lambda s: s.start).speaker
+        speaker = max(covering, key=lambda s: s.start).speaker
         if out and out[-1].speaker == speaker and abs(out[-1].end - left) < 1e-9:
             out[-1] = SpeakerSegment(out[-1].start, right, speaker)
         else:

@@ -1,0 +1,44 @@
+"""Words to turns: speaker by overlap, runs of one speaker, overlap kept as overlapping turns."""
+
+from __future__ import annotations
+
+from asr.formats import turns_to_rttm, turns_to_stm
+from asr.turns import build_turns
+from diarization.types import SpeakerSegment, exclusive_from
+
+
+def w(text: str, start: float, end: float) -> dict:
+    return {"text": text, "start": start, "end": end, "probability": 0.9}
+
+
+SEGMENTS = [SpeakerSegment(0.0, 3.0, "A"), SpeakerSegment(2.5, 2.9, "B"), SpeakerSegment(3.2, 6.0, "B")]
+
+
+def test_exclusive_view_gives_overlap_to_the_interrupter() -> None:
+    assert exclusive_from(SEGMENTS) == [
+        SpeakerSegment(0.0, 2.5, "A"), SpeakerSegment(2.5, 2.9, "B"), SpeakerSegment(2.9, 3.0, "A"),
+        SpeakerSegment(3.2, 6.0, "B"),
+    ]
+
+
+def test_turns_from_words_and_an_untranscribed_backchannel() -> None:
+    words = [w("hello", 0.1, 0.5), w("there", 0.6, 1.0), w("friend", 1.1, 2.0), w("hi", 3.3, 3.6), w("you", 3.7, 4.0)]
+    turns = build_turns(words, SEGMENTS, exclusive_from(SEGMENTS))
+    assert [(t["speaker"], t["text"]) for t in turns] == [("A", "hello there friend"), ("B", ""), ("B", "hi you")]
+    backchannel = turns[1]
+    assert (backchannel["start"], backchannel["end"]) == (2.5, 2.9) and backchannel["start"] < turns[0]["end"] + 1
+    assert turns[0]["words"][0] == words[0] and set(turns[0]) == {"speaker", "start", "end", "text", "words"}
+
+
+def test_a_long_pause_splits_a_speakers_run() -> None:
+    words = [w("one", 0.0, 0.3), w("two", 3.0, 3.3)]
+    seg = [SpeakerSegment(0.0, 4.0, "A")]
+    assert len(build_turns(words, seg, seg, max_pause=1.5)) == 2
+
+
+def test_rttm_and_stm_lines() -> None:
+    turns = [{"speaker": "A", "start": 0.5, "end": 1.25, "text": "hi there", "words": []},
+             {"speaker": "B", "start": 1.0, "end": 1.4, "text": "", "words": []}]
+    assert turns_to_rttm(turns, "f").splitlines() == [
+        "SPEAKER f 1 0.500 0.750 <NA> <NA> A <NA> <NA>", "SPEAKER f 1 1.000 0.400 <NA> <NA> B <NA> <NA>"]
+    assert turns_to_stm(turns, "f") == "f 1 A 0.500 1.250 hi there\n"
