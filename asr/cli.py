@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from corpus.cli_support import Exit, err, out, store_for_cli
+from corpus.cli_support import Exit, err, out, protocol_for_cli, store_for_cli
 
 ModelOpt = Annotated[str, typer.Option("--model", help="'tiny.en' (embedded), 'base', or a CTranslate2 Whisper directory.")]
 DiarizerOpt = Annotated[str, typer.Option("--diarizer", help="'embedded' (default) or 'pyannote'.")]
@@ -45,15 +45,9 @@ def pretranscribe(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from asr.batch import pending_recordings, pretranscribe as run_batch
-    from protocols.registry import UnknownProtocol, get_protocol
 
     store = store_for_cli()
-    with store.session() as session:
-        try:
-            row, spec = get_protocol(session, protocol, version)
-        except UnknownProtocol as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+    row, spec = protocol_for_cli(store, protocol, version)
     pending = pending_recordings(store, row)
     if not pending:
         out.print("nothing to pre-annotate: every accepted recording has a pre-annotation")
@@ -147,15 +141,9 @@ def evaluate(
     import json
 
     from asr.evaluation import evaluate_store
-    from protocols.registry import UnknownProtocol, get_protocol
 
     store = store_for_cli()
-    with store.session() as session:
-        try:
-            row, _ = get_protocol(session, protocol, version)
-        except UnknownProtocol as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+    row, _ = protocol_for_cli(store, protocol, version)
     report = evaluate_store(store, row, reference, author_kind=revision)
     if not report.per_file:
         err.print("[red]nothing to score[/red]: no stored revision has a reference in that folder")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from collection.duplicates_cli import register as register_duplicates
-from corpus.cli_support import Exit, err, out, store_for_cli
+from corpus.cli_support import Exit, err, out, protocol_for_cli, store_for_cli
 
 app = typer.Typer(help="Intake: consent, ingest, coverage, duplicate speakers.", no_args_is_help=True)
 consent_app = typer.Typer(help="The consent registry.", no_args_is_help=True)
@@ -73,9 +73,9 @@ def ingest(
 
     from collection.intake import ingest_manifest
     from collection.manifest import read_manifest
-    from protocols.registry import UnknownProtocol
 
     store = store_for_cli()
+    protocol_for_cli(store, protocol, version)
     try:
         total = len(read_manifest(manifest)[0])
     except ValueError as exc:
@@ -84,14 +84,10 @@ def ingest(
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("", total=total)
-        try:
-            report = ingest_manifest(
-                store, protocol, manifest, version=version, allow_absolute=allow_absolute_paths,
-                on_item=lambda o: progress.update(task, advance=1, description=o.path),
-            )
-        except UnknownProtocol as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+        report = ingest_manifest(
+            store, protocol, manifest, version=version, allow_absolute=allow_absolute_paths,
+            on_item=lambda o: progress.update(task, advance=1, description=o.path),
+        )
     print_ingest_summary(report)
     raise typer.Exit(Exit.OK if report.ok else Exit.REJECTED)
 
@@ -108,15 +104,10 @@ def coverage(
     """Collected vs target per dimension and crossed cell, most behind first."""
     from collection.coverage import compute_coverage
     from collection.coverage_report import coverage_csv, coverage_heatmap, coverage_json, print_coverage
-    from protocols.registry import UnknownProtocol, get_protocol
 
     store = store_for_cli()
+    row, spec = protocol_for_cli(store, protocol, version)
     with store.session() as session:
-        try:
-            row, spec = get_protocol(session, protocol, version)
-        except UnknownProtocol as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
         report = compute_coverage(session, row, spec)
     if format is CoverageFormat.table:
         print_coverage(report, out, limit=limit)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from collection.duplicates import THRESHOLD
-from corpus.cli_support import Exit, err, out, store_for_cli
+from corpus.cli_support import Exit, err, out, protocol_for_cli, store_for_cli
 
 
 class DuplicatesFormat(str, Enum):
@@ -33,15 +33,9 @@ def duplicates(
     from rich.table import Table
 
     from collection.duplicates import find_duplicate_speakers
-    from protocols.registry import UnknownProtocol, get_protocol
 
     store = store_for_cli()
-    with store.session() as session:
-        try:
-            row, _ = get_protocol(session, protocol, version)
-        except UnknownProtocol as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+    row, _ = protocol_for_cli(store, protocol, version)
     with err.status("comparing voices (the first run embeds every recording)"):
         found = find_duplicate_speakers(store, row.pk, threshold=threshold)
     if format is DuplicatesFormat.json:

@@ -51,3 +51,15 @@ def store_for_cli() -> Store:
     except Exception as exc:  # noqa: BLE001 - any failure to reach the store ends the command
         err.print(f"[red]error:[/red] cannot open the store at {settings.database_url.split('@')[-1]}: {exc}")
         sys.exit(Exit.FAILED)
+
+
+def protocol_for_cli(store: Store, protocol_id: str, version: int | None):  # type: ignore[no-untyped-def]
+    """The registered protocol (row, spec), or exit 2 naming what is registered."""
+    from protocols.registry import UnknownProtocol, get_protocol
+
+    with store.session() as session:
+        try:
+            return get_protocol(session, protocol_id, version)
+        except UnknownProtocol as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            sys.exit(Exit.USAGE)

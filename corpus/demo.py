@@ -44,7 +44,34 @@ def run_demo(serve: bool = True) -> int:
     print_coverage(coverage, out, limit=12)
     png = coverage_heatmap(coverage, settings.home / "reports" / "coverage.png")
     err.print(f"   heatmap: {png}")
+    from collection.duplicates import find_duplicate_speakers
+
+    with err.status("4. comparing voices across sessions (Resemblyzer)"):
+        candidates = find_duplicate_speakers(store, row.pk)
+    err.print("4. possible duplicate registrations (resolve by hand):")
+    for c in candidates:
+        err.print(f"   {c.speaker_a} ~ {c.speaker_b}  similarity {c.similarity:.3f}  sessions "
+                  f"{', '.join(c.sessions_a)} / {', '.join(c.sessions_b)}{'' if c.certain else '  (ids ambiguous from audio alone)'}")
+    if not candidates:
+        err.print("   none")
+    _pretranscribe_and_score(store, row, protocol)
     if serve:
         err.print("The review workbench is not part of this build yet; nothing to serve.")
     store.close()
     return Exit.OK if report.ok else Exit.REJECTED
+
+
+def _pretranscribe_and_score(store, row, protocol) -> None:  # type: ignore[no-untyped-def]
+    """Pre-annotate on the CPU with the embedded defaults, then score against the ground truth."""
+    from asr.batch import pretranscribe
+    from asr.cli import print_evaluation
+    from asr.evaluation import evaluate_store
+    from asr.preannotate import Preannotator, PreannotationSettings
+
+    settings = PreannotationSettings(asr_model="tiny.en", diarizer="embedded", device="cpu")
+    with err.status("5. pre-annotating (faster-whisper tiny.en int8 + embedded diarizer, CPU)"):
+        batch = pretranscribe(store, row, protocol, Preannotator(settings, store.settings.models_dir), actor="demo")
+    err.print(f"5. pre-annotated {len(batch.done)} recording(s), {batch.audio_seconds:.0f} s of audio, "
+              f"real-time factor {batch.real_time_factor:.3f}; {len(batch.failed)} failed")
+    report = evaluate_store(store, row, DIALOGUES_DIR)
+    print_evaluation(report, "6. pre-annotation against the ground truth (WER, cpWER, DER, JER)")

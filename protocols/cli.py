@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from corpus.cli_support import Exit, err, out, store_for_cli
+from corpus.cli_support import Exit, err, out, protocol_for_cli, store_for_cli
 
 app = typer.Typer(help="Collection plans: validate, register, list, show.", no_args_is_help=True)
 
@@ -80,13 +80,5 @@ def show(
     """Print a registered protocol version as YAML."""
     import yaml
 
-    from protocols.registry import UnknownProtocol, get_protocol
-
-    store = store_for_cli()
-    with store.session() as session:
-        try:
-            _, protocol = get_protocol(session, protocol_id, version)
-        except UnknownProtocol as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+    _, protocol = protocol_for_cli(store_for_cli(), protocol_id, version)
     out.print(yaml.safe_dump(protocol.model_dump(mode="json", exclude_defaults=True), sort_keys=False), end="")
