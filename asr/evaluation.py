@@ -87,12 +87,16 @@ def score_recording(hypothesis: list[Turn], reference: list[Turn], uri: str) -> 
         score.wer_words = len(ref_text.split())
         cp = cp_word_error_rate(_speaker_texts(reference), _speaker_texts(hypothesis) or {"none": ""})
         score.cp_errors, score.cp_words = int(cp.errors), int(cp.length)
+    from pyannote.core import Segment, Timeline
+
     ref_ann, hyp_ann = _annotation(reference, uri), _annotation(hypothesis, uri)
+    extent = max([t["end"] for t in reference + hypothesis], default=0.0)
+    uem = Timeline([Segment(0.0, extent)], uri=uri)
     der = DiarizationErrorRate(collar=0.0, skip_overlap=False)
-    components = der(ref_ann, hyp_ann, detailed=True)
+    components = der(ref_ann, hyp_ann, uem=uem, detailed=True)
     score.der_error = components["confusion"] + components["false alarm"] + components["missed detection"]
     score.der_total = components["total"]
-    score.jer_sum = float(JaccardErrorRate(collar=0.0, skip_overlap=False)(ref_ann, hyp_ann))
+    score.jer_sum = float(JaccardErrorRate(collar=0.0, skip_overlap=False)(ref_ann, hyp_ann, uem=uem))
     return score
 
 

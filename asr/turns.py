@@ -1,10 +1,10 @@
 """From words and speaker segments to dialogue turns (the one turn shape, ARCHITECTURE.md).
 
 Each word goes to the speaker whose exclusive segment overlaps it most (the nearest one
-if none does); a turn is a run of one speaker's words, split at pauses longer than
-`max_pause`. Speech the diarizer found but Whisper did not transcribe (typically a
-backchannel under the other speaker) is kept as a turn with empty text, so overlapping
-speech stays visible to the reviewer as overlapping turns.
+if none does), and into that speaker's diarized run of speech: a turn is one run of one
+speaker's speech and the words said in it. Speech the diarizer found but Whisper did not
+transcribe (typically a backchannel under the other speaker) stays a turn with empty
+text, so overlapping speech stays visible to the reviewer as overlapping turns.
 """
 
 from __future__ import annotations
@@ -39,26 +39,50 @@ def assign_speaker(word: dict[str, Any], exclusive: list[SpeakerSegment], starts
     return best or nearest
 
 
+def _nearest_turn(word: dict[str, Any], turns: list[Turn]) -> Turn:
+    def closeness(turn: Turn) -> tuple[float, float]:
+        overlap = min(word["end"], turn["end"]) - max(word["start"], turn["start"])
+        gap = max(turn["start"] - word["end"], word["start"] - turn["end"], 0.0)
+        return (-overlap, gap)
+
+    return min(turns, key=closeness)
+
+
 def build_turns(words: list[dict[str, Any]], segments: list[SpeakerSegment], exclusive: list[SpeakerSegment],
-                max_pause: float = 1.5, min_untranscribed: float = 0.3) -> list[Turn]:
-    """Turns `{speaker, start, end, text, words}` sorted by start (overlaps allowed)."""
-    turns: list[Turn] = []
+                min_untranscribed: float = 0.3) -> list[Turn]:
+    """Turns `{speaker, start, end, text, words}` sorted by start (overlaps allowed).
+
+    A turn is one diarized segment (the diarizer's boundaries are more precise than
+    Whisper's word times), stretched to cover its words; its words are those the
+    exclusive view gives to its speaker and that fall closest to it.
+    """
+    turns: list[Turn] = [
+        {"speaker": seg.speaker, "start": round(seg.start, 3), "end": round(seg.end, 3), "words": []}
+        for seg in sorted(segments, key=lambda s: (s.start, s.speaker))
+    ]
+    by_speaker: dict[str, list[Turn]] = {}
+    for turn in turns:
+        by_speaker.setdefault(turn["speaker"], []).append(turn)
     exclusive = sorted(exclusive, key=lambda s: s.start)
     starts = [s.start for s in exclusive]
     for word in sorted(words, key=lambda w: w["start"]):
-        speaker = assign_speaker(word, exclusive, starts) or "SPEAKER_00"
-        last = turns[-1] if turns else None
-        if last is not None and last["speaker"] == speaker and word["start"] - last["end"] <= max_pause:
-            last["words"].append(word)
-            last["end"] = max(last["end"], word["end"])
+        speaker = assign_speaker(word, exclusive, starts)
+        if speaker is None or speaker not in by_speaker:
+            turn = {"speaker": speaker or "SPEAKER_00", "start": word["start"], "end": word["end"], "words": []}
+            turns.append(turn)
+            by_speaker.setdefault(turn["speaker"], []).append(turn)
         else:
-            turns.append({"speaker": speaker, "start": word["start"], "end": word["end"], "words": [word]})
-    for seg in segments:
-        if seg.end - seg.start < min_untranscribed:
+            candidates = by_speaker[speaker]
+            i = bisect.bisect_right([t["start"] for t in candidates], word["end"])
+            turn = _nearest_turn(word, candidates[max(0, i - 3) : i + 2])
+        turn["words"].append(word)
+    out = []
+    for turn in sorted(turns, key=lambda t: (t["start"], t["speaker"])):
+        if turn["words"]:
+            turn["start"] = min(turn["start"], turn["words"][0]["start"])
+            turn["end"] = max(turn["end"], max(w["end"] for w in turn["words"]))
+        elif turn["end"] - turn["start"] < min_untranscribed:
             continue
-        covered = any(t["speaker"] == seg.speaker and t["start"] < seg.end and seg.start < t["end"] for t in turns)
-        if not covered:
-            turns.append({"speaker": seg.speaker, "start": round(seg.start, 3), "end": round(seg.end, 3), "words": []})
-    for turn in turns:
         turn["text"] = " ".join(w["text"] for w in turn["words"]).strip()
-    return [{k: t[k] for k in ("speaker", "start", "end", "text", "words")} for t in sorted(turns, key=lambda t: (t["start"], t["speaker"]))]
+        out.append({k: turn[k] for k in ("speaker", "start", "end", "text", "words")})
+    return out

@@ -39,7 +39,9 @@ def setup_logging(verbose: bool) -> None:
         handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=True)],
         force=True,
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "faster_whisper"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("preprocess").setLevel(logging.ERROR)  # meeteval: "Assuming sort=False" per call
 
 
 def store_for_cli() -> Store:

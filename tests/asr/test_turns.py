@@ -30,10 +30,11 @@ def test_turns_from_words_and_an_untranscribed_backchannel() -> None:
     assert turns[0]["words"][0] == words[0] and set(turns[0]) == {"speaker", "start", "end", "text", "words"}
 
 
-def test_a_long_pause_splits_a_speakers_run() -> None:
-    words = [w("one", 0.0, 0.3), w("two", 3.0, 3.3)]
-    seg = [SpeakerSegment(0.0, 4.0, "A")]
-    assert len(build_turns(words, seg, seg, max_pause=1.5)) == 2
+def test_turn_boundaries_come_from_the_diarizer_and_stretch_to_cover_words() -> None:
+    seg = [SpeakerSegment(1.0, 2.0, "A"), SpeakerSegment(4.0, 5.0, "A")]
+    turns = build_turns([w("one", 0.9, 1.2), w("two", 1.5, 2.2), w("three", 4.1, 4.5)], seg, seg)
+    assert [(t["start"], t["end"], t["text"]) for t in turns] == [(0.9, 2.2, "one two"), (4.0, 5.0, "three")]
+    assert build_turns([w("alone", 0.0, 0.4)], [], [])[0]["speaker"] == "SPEAKER_00"
 
 
 def test_rttm_and_stm_lines() -> None:
