@@ -43,6 +43,7 @@ class AsrOptions:
     batched: bool = False
     batch_size: int = 8
     cpu_threads: int = 2
+    chunk_s: float = 600.0
 
 
 @dataclass
@@ -84,6 +85,22 @@ def collapse_loops(words: list[Word], max_repeats: int, max_rate: float = 6.0) -
         i += reps * n
     kept = [w for w, k in zip(words, keep) if k]
     return kept, len(words) - len(kept)
+
+
+def chunk_bounds(duration: float, regions: list[tuple[float, float]], chunk_s: float, search_s: float = 30.0) -> list[float]:
+    """Cut points about every `chunk_s` seconds, moved into the longest pause nearby.
+
+    faster-whisper computes features for the whole input at once, so an hour in one call
+    costs gigabytes; chunks cut inside pauses keep memory bounded and lose no words.
+    """
+    cuts = [0.0]
+    spans = sorted(regions)
+    while duration - cuts[-1] > chunk_s:
+        target = cuts[-1] + chunk_s
+        gaps = [(b[0] - a[1], (a[1] + b[0]) / 2) for a, b in zip(spans, spans[1:])
+                if target - search_s <= (a[1] + b[0]) / 2 <= target + search_s and b[0] > a[1]]
+        cuts.append(max(gaps)[1] if gaps else target)
+    return cuts + [duration]
 
 
 def inside_speech(words: list[Word], regions: Iterable[tuple[float, float]], tolerance: float = 0.2) -> tuple[list[Word], int]:
@@ -130,6 +147,31 @@ class Transcriber:
                    speech_regions: Iterable[tuple[float, float]] | None = None,
                    on_progress: Callable[[float], None] | None = None) -> AsrResult:
         """Words with timings and probabilities for 16 kHz mono audio; guards applied."""
+        opts = self.options
+        duration = len(audio) / 16000
+        regions = list(speech_regions) if speech_regions is not None else None
+        if duration > opts.chunk_s:
+            cuts = chunk_bounds(duration, regions or [], opts.chunk_s)
+            words: list[Word] = []
+            dropped: dict[str, int] = {}
+            language_probability, detected = 0.0, language or opts.language or ""
+            for left, right in zip(cuts, cuts[1:]):
+                part = self._transcribe_chunk(
+                    audio[int(left * 16000) : int(right * 16000)], language=language,
+                    speech_regions=None if regions is None else [(a - left, b - left) for a, b in regions if b > left and a < right],
+                    on_progress=(lambda f, l=left, r=right: on_progress((l + f * (r - l)) / duration)) if on_progress else None,
+                )
+                words += [{**w, "start": round(w["start"] + left, 3), "end": round(w["end"] + left, 3)} for w in part.words]
+                for key, n in part.dropped.items():
+                    dropped[key] = dropped.get(key, 0) + n
+                if part.language_probability > language_probability:
+                    language_probability, detected = part.language_probability, part.language
+            return AsrResult(words, detected, language_probability, duration, dropped)
+        return self._transcribe_chunk(audio, language=language, speech_regions=regions, on_progress=on_progress)
+
+    def _transcribe_chunk(self, audio: np.ndarray, *, language: str | None,
+                          speech_regions: list[tuple[float, float]] | None,
+                          on_progress: Callable[[float], None] | None) -> AsrResult:
         opts = self.options
         kwargs: dict[str, Any] = dict(
             language=language or opts.language, beam_size=opts.beam_size, word_timestamps=True,

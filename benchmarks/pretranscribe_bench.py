@@ -94,7 +94,7 @@ def long_recording_child(minutes: float, model: str, device: str) -> None:
         pieces.append(x)
         total += len(x)
     long = np.concatenate(pieces)[:target]
-    del pieces
+    del pieces, audio
     with tempfile.TemporaryDirectory() as tmp:
         pre = Preannotator(PreannotationSettings(asr_model=model, device=device), Path(tmp))
         result = pre(long, num_speakers=2, language="en")

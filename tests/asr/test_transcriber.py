@@ -78,3 +78,18 @@ def test_a_decoding_loop_is_cut() -> None:
             for i, t in enumerate(["Thank", "you."] * 8)]
     kept, dropped = collapse_loops(words + loop, max_repeats=3)
     assert dropped == 12 and [w["text"] for w in kept] == ["Thank", "you."] * 3
+
+
+def test_long_audio_is_decoded_in_chunks_cut_inside_pauses(models_dir: Path) -> None:
+    from asr.transcriber import chunk_bounds
+
+    assert chunk_bounds(25.0, [(0, 9.0), (9.8, 14.0), (14.1, 25.0)], chunk_s=10, search_s=2) == [0.0, 9.4, 19.4, 25.0]
+    decoded = decode(DIALOGUES_DIR / "dlg001.flac")
+    audio = to_working_rate(decoded.samples, decoded.sample_rate)
+    truth = json.loads((DIALOGUES_DIR / "dlg001.turns.json").read_text())
+    regions = [(t["start"], t["end"]) for t in truth]
+    whole = _transcriber(models_dir).transcribe(audio, language="en", speech_regions=regions)
+    chunked = _transcriber(models_dir, chunk_s=10.0).transcribe(audio, language="en", speech_regions=regions)
+    starts = [w["start"] for w in chunked.words]
+    assert starts == sorted(starts) and chunked.words[-1]["end"] > 20
+    assert abs(len(chunked.words) - len(whole.words)) <= 0.15 * len(whole.words), "no speech lost at the cuts"
