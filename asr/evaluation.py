@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-Turn = dict[str, Any]
+from asr.turns import Turn
+
 _PUNCT = re.compile(r"[^\w\s']|(?<!\w)'|'(?!\w)")
 
 

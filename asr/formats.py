@@ -6,15 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-Turn = dict[str, Any]
+from asr.turns import Turn
+from diarization.types import rttm_line
 
 
 def turns_to_rttm(turns: list[Turn], uri: str) -> str:
     """RTTM: 10 fields, channel 1, one line per turn."""
-    return "".join(
-        f"SPEAKER {uri} 1 {t['start']:.3f} {max(0.0, t['end'] - t['start']):.3f} <NA> <NA> {t['speaker']} <NA> <NA>\n"
-        for t in turns
-    )
+    return "".join(rttm_line(uri, t["start"], t["end"], t["speaker"]) for t in turns)
 
 
 def turns_to_stm(turns: list[Turn], uri: str) -> str:

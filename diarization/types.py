@@ -40,10 +40,12 @@ class DiarizationResult:
 
     def to_rttm(self, uri: str) -> str:
         """RTTM lines (10 fields, channel 1)."""
-        return "".join(
-            f"SPEAKER {uri} 1 {s.start:.3f} {s.end - s.start:.3f} <NA> <NA> {s.speaker} <NA> <NA>\n"
-            for s in sorted(self.segments, key=lambda s: (s.start, s.speaker))
-        )
+        return "".join(rttm_line(uri, s.start, s.end, s.speaker) for s in sorted(self.segments, key=lambda s: (s.start, s.speaker)))
+
+
+def rttm_line(uri: str, start: float, end: float, speaker: str) -> str:
+    """One RTTM line: 10 fields, channel 1, times in seconds with millisecond precision."""
+    return f"SPEAKER {uri} 1 {start:.3f} {max(0.0, end - start):.3f} <NA> <NA> {speaker} <NA> <NA>\n"
 
 
 class Diarizer(Protocol):
