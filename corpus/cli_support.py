@@ -65,3 +65,32 @@ def protocol_for_cli(store: Store, protocol_id: str, version: int | None):  # ty
         except UnknownProtocol as exc:
             err.print(f"[red]error:[/red] {exc}")
             sys.exit(Exit.USAGE)
+
+
+def principal_for_cli(store: Store, permission: str):  # type: ignore[no-untyped-def]
+    """Sign the CLI user in (TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, else a prompt) and check `permission`.
+
+    Exits 1 on a wrong password or a missing right, so a script can tell refusal from failure.
+    """
+    import getpass
+    import os
+
+    from corpus.accounts import AuthenticationFailed, PermissionDenied, authenticate, require
+
+    username = os.environ.get("TURNSCRIBE_USER") or (input("user: ") if sys.stdin.isatty() else "")
+    password = os.environ.get("TURNSCRIBE_PASSWORD")
+    if password is None:
+        password = getpass.getpass("password: ") if sys.stdin.isatty() else ""
+    if not username:
+        err.print("[red]error:[/red] set TURNSCRIBE_USER and TURNSCRIBE_PASSWORD (or run interactively) to sign in")
+        sys.exit(Exit.REJECTED)
+    with store.session() as session:
+        try:
+            principal = authenticate(session, username, password)
+            require(principal, permission)
+        except (AuthenticationFailed, PermissionDenied) as exc:
+            session.commit()  # the failed sign-in stays in the audit log
+            err.print(f"[red]refused:[/red] {exc}")
+            sys.exit(Exit.REJECTED)
+        session.commit()
+    return principal

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -171,6 +173,40 @@ class TranscriptRevision(Base):
     author: Mapped[str] = mapped_column(String(256))
     author_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     turns: Mapped[list[Any]] = mapped_column(JSON)
+    # "model" (pre-annotation), "draft" (autosave), "submitted", "approved" (accepted by a
+    # reviewer: what releases take) or "reference" (an approved gold reference).
+    stage: Mapped[str] = mapped_column(String(16), default="model", server_default="model", index=True)
+    task_pk: Mapped[int | None] = mapped_column(ForeignKey("tasks.pk", name="fk_revisions_task"), nullable=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    """A local account. Roles: admin, manager, annotator, reviewer, consumer (ML teams)."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(128), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # conflict-of-interest groups and sites the person belongs to ("site:lyon", "group:acme")
+    groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Calibration(Base):
+    """Whether a person may take production work in one language/accent (a history, newest wins)."""
+
+    __tablename__ = "calibrations"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    language: Mapped[str] = mapped_column(String(32))
+    accent: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(16))  # "calibrating", "passed", "returned"
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -185,8 +221,73 @@ class Task(Base):
     assignee: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     state: Mapped[str] = mapped_column(String(16), default="open")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the part of the recording this task covers (None: the whole recording)
+    start_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # tasks done independently on the same audio share a pair key (double annotation)
+    pair_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    blind: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # shown without pre-annotation
+    # the revision the last save was based on; bumping `version` detects concurrent saves
+    head_revision_pk: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReviewComment(Base):
+    """A reviewer's note pinned to one turn of one revision (send-back reasons)."""
+
+    __tablename__ = "review_comments"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_pk: Mapped[int] = mapped_column(ForeignKey("tasks.pk"), index=True)
+    revision_pk: Mapped[int] = mapped_column(ForeignKey("transcript_revisions.pk"))
+    turn_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    author: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WorkInterval(Base):
+    """Time a person actively worked on a task (throughput, break reminders)."""
+
+    __tablename__ = "work_intervals"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), index=True)
+    task_pk: Mapped[int] = mapped_column(ForeignKey("tasks.pk"), index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PiiSpan(Base):
+    """Personal information in one turn of one revision, as a word range (annotator or detector)."""
+
+    __tablename__ = "pii_spans"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision_pk: Mapped[int] = mapped_column(ForeignKey("transcript_revisions.pk", ondelete="CASCADE"), index=True)
+    turn_index: Mapped[int] = mapped_column(Integer)
+    word_start: Mapped[int] = mapped_column(Integer)  # first word index in the turn
+    word_end: Mapped[int] = mapped_column(Integer)  # one past the last word index
+    kind: Mapped[str] = mapped_column(String(32))  # "phone", "email", "number", "name", ...
+    source: Mapped[str] = mapped_column(String(128))  # "detector:<name>" or a username
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Tombstone(Base):
+    """What an erasure left behind: no personal data, only that something was erased and when."""
+
+    __tablename__ = "tombstones"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tombstone_id: Mapped[str] = mapped_column(String(64), unique=True)
+    erased_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    erased_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(64))  # "erasure request", "retention", "consent expired"
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    releases_affected: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class Release(Base):
@@ -199,13 +300,26 @@ class Release(Base):
     release_id: Mapped[str] = mapped_column(String(64), index=True)
     protocol_pk: Mapped[int] = mapped_column(ForeignKey("protocols.pk"))
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    card: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
+    parent_pk: Mapped[int | None] = mapped_column(ForeignKey("releases.pk", name="fk_releases_parent"), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReleaseSpeaker(Base):
+    """Which speakers a release contains, so an erasure can name the releases to retrain."""
+
+    __tablename__ = "release_speakers"
+
+    release_pk: Mapped[int] = mapped_column(ForeignKey("releases.pk", ondelete="CASCADE"), primary_key=True)
+    speaker_id: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
 
 
 class AuditEvent(Base):
     """Append-only: who did what to which subject, when, with what details."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("prev_hash", name="uq_audit_prev_hash"),)
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -213,6 +327,9 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(256))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # hash chain: each entry's hash covers its content and the previous entry's hash
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    entry_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class VoiceProfile(Base):
