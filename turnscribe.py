@@ -14,8 +14,11 @@ import typer
 from asr.cli import register as register_asr
 from collection.cli import app as collect_app
 from corpus.cli_support import setup_logging
+from corpus.governance_cli import app as governance_app
+from corpus.release_cli import app as corpus_app
 from corpus.settings import enforce_offline
 from protocols.cli import app as protocol_app
+from review_ui.cli import register as register_review
 
 enforce_offline()
 
@@ -27,6 +30,9 @@ app = typer.Typer(
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(collect_app, name="collect")
 register_asr(app)
+register_review(app)
+app.add_typer(corpus_app, name="corpus")
+app.add_typer(governance_app, name="governance")
 
 
 @app.callback()

@@ -327,7 +327,10 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject: Mapped[str] = mapped_column(String(256))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # hash chain: each entry's hash covers its content and the previous entry's hash
+    # hash chain: entry_hash = H(prev_hash, content_digest); content_digest = H(at, actor, action,
+    # subject, details). An erasure may blank subject/details (personal data) yet keep the digest,
+    # so the chain still verifies and any other change is detected.
+    content_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     entry_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 

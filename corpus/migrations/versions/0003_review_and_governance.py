@@ -104,6 +104,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_review_comments_task_pk'), ['task_pk'], unique=False)
 
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('content_digest', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('prev_hash', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('entry_hash', sa.String(length=64), nullable=True))
         batch_op.create_unique_constraint('uq_audit_prev_hash', ['prev_hash'])
@@ -161,6 +162,7 @@ def downgrade() -> None:
         batch_op.drop_constraint('uq_audit_prev_hash', type_='unique')
         batch_op.drop_column('entry_hash')
         batch_op.drop_column('prev_hash')
+        batch_op.drop_column('content_digest')
 
     with op.batch_alter_table('review_comments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_review_comments_task_pk'))

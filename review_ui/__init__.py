@@ -1,0 +1,1 @@
+"""The review workbench: calibrated people correct pre-annotated dialogue turns."""
