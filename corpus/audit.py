@@ -1,16 +1,113 @@
-"""The append-only audit log: what entered the store, who changed what, and when."""
+"""The append-only audit log: what entered the store, who changed what, and when.
+
+Every event is chained to the one before it by hash, so a changed, deleted or reordered
+row is detectable (`corpus.audit_verify.verify_chain`):
+
+    body_digest    = sha256(canonical JSON {subject, details})
+    content_digest = sha256(canonical JSON {at, actor, action, body})
+    entry_hash     = sha256(prev_hash + content_digest)      (the first prev_hash: 64 zeros)
+
+The body is digested separately so that an erasure can blank an event's subject and
+details (they may name a speaker or an audio hash) while keeping `body` in the blanked
+details: the entry still verifies, and who/what/when stay protected by the digest.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 from typing import Any
 
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from corpus import models
 
+GENESIS = "0" * 64
+# pg_advisory_xact_lock key serialising appends to the chain ("TSAUDIT" as an int)
+CHAIN_LOCK_KEY = 0x54534155444954
+
+
+def canonical_json(value: Any) -> str:
+    """One byte-exact text per JSON value: what the JSON column round-trips to, keys sorted."""
+    normalised = json.loads(json.dumps(value))
+    return json.dumps(normalised, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sha256(textual: str) -> str:
+    return hashlib.sha256(textual.encode("utf-8")).hexdigest()
+
+
+def timestamp_text(at: dt.datetime) -> str:
+    """ISO UTC with microseconds; SQLite hands timestamps back naive (they were stored as UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.timezone.utc)
+    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def body_digest(subject: str, details: dict[str, Any]) -> str:
+    return _sha256(canonical_json({"subject": subject, "details": details}))
+
+
+def content_digest(at: dt.datetime, actor: str, action: str, body: str) -> str:
+    return _sha256(canonical_json({"at": timestamp_text(at), "actor": actor, "action": action, "body": body}))
+
+
+def link_hash(prev_hash: str, digest: str) -> str:
+    return _sha256(prev_hash + digest)
+
+
+def _lock_chain(session: Session) -> None:
+    """Serialise appenders until this transaction ends (PostgreSQL; SQLite's write lock does it there)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+
 
 def record_event(session: Session, actor: str, action: str, subject: str, details: dict[str, Any]) -> models.AuditEvent:
-    """Append one audit event in the caller's transaction (it commits with the change it records)."""
-    event = models.AuditEvent(actor=actor, action=action, subject=subject, details=details)
+    """Append one chained audit event in the caller's transaction (it commits with the change it records).
+
+    The row is inserted before the chain's tail is read: on SQLite the INSERT takes the
+    database write lock, so no other writer can append between the read and the commit;
+    on PostgreSQL an advisory lock does the same. Both are held until the caller commits,
+    so callers should record the event just before committing. UNIQUE(prev_hash) is the
+    safety net: a forked chain cannot be committed.
+    """
+    at = models.utcnow()
+    details = json.loads(json.dumps(details))
+    event = models.AuditEvent(
+        at=at, actor=actor, action=action, subject=subject, details=details,
+        content_digest=content_digest(at, actor, action, body_digest(subject, details)),
+    )
+    _lock_chain(session)
     session.add(event)
+    session.flush()
+    tail = session.scalar(
+        select(models.AuditEvent.entry_hash)
+        .where(models.AuditEvent.entry_hash.is_not(None), models.AuditEvent.pk != event.pk)
+        .order_by(models.AuditEvent.pk.desc())
+        .limit(1)
+    )
+    event.prev_hash = tail or GENESIS
+    event.entry_hash = link_hash(event.prev_hash, event.content_digest or "")
+    session.flush()
     return event
+
+
+def blank_event(event: models.AuditEvent, tombstone_id: str) -> None:
+    """Remove an event's personal data for an erasure, keeping what verification needs.
+
+    Legacy (unchained) events are blanked the same way; they carried no digest to keep.
+    """
+    if is_blanked(event):
+        return  # already blanked by an earlier erasure
+    body = body_digest(event.subject, event.details or {})
+    event.subject = f"erased:{tombstone_id}"
+    event.details = {"erased": tombstone_id, "body": body}
+
+
+def is_blanked(event: models.AuditEvent) -> bool:
+    """Whether an erasure blanked this event (`blank_event`'s shape exactly)."""
+    details = event.details
+    return (isinstance(details, dict) and set(details) == {"erased", "body"}
+            and event.subject == f"erased:{details['erased']}")

@@ -1,0 +1,94 @@
+"""Checking the audit log's hash chain (`turnscribe governance audit --verify`).
+
+The walk goes in insertion (pk) order and stops at the first entry that does not hold:
+its content no longer matches its digest (edited), its link does not follow the entry
+before it (deleted, inserted or reordered rows), or it was blanked without a tombstone.
+Cutting entries off the end leaves a valid shorter chain: compare `head` with a value
+kept outside the database (`--expect-head`) to detect that too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from corpus.audit import GENESIS, body_digest, content_digest, is_blanked, link_hash
+
+
+@dataclass
+class ChainReport:
+    """The outcome of one verification: ok, or the first broken entry and why."""
+
+    ok: bool = True
+    checked: int = 0  # entries walked (legacy included)
+    chained: int = 0  # entries whose digest and link verified
+    legacy: int = 0  # entries written before the chain existed (no hashes), at its start only
+    blanked: int = 0  # entries an erasure blanked (their tombstone exists)
+    head: str = GENESIS  # entry_hash of the last verified entry
+    broken_pk: int | None = None
+    problem: str = ""
+
+    def summary(self) -> str:
+        if self.ok:
+            return (f"audit chain intact: {self.chained} chained entries ({self.blanked} blanked by erasures), "
+                    f"{self.legacy} legacy unchained entries before it; head {self.head}")
+        return f"audit chain BROKEN at entry {self.broken_pk}: {self.problem}"
+
+
+def _link_problem(session: Session, event: models.AuditEvent, expected: str, started: bool) -> str:
+    """Why an entry's prev_hash is not the hash of the entry before it."""
+    follows = session.scalar(select(models.AuditEvent.pk).where(models.AuditEvent.entry_hash == event.prev_hash))
+    if follows is not None:
+        return f"link broken: it follows entry {follows}, not the entry before it (rows reordered)"
+    if not started:
+        return "link broken: the chain does not start at the first entry (entries before it were deleted)"
+    return f"link broken: the entry it follows (hash {event.prev_hash}) is missing (an entry was deleted)"
+
+
+def _check(session: Session, event: models.AuditEvent, expected_prev: str, started: bool,
+           tombstones: set[str]) -> str:
+    """The problem with one chained entry, or '' when it verifies."""
+    if None in (event.content_digest, event.prev_hash, event.entry_hash):
+        return "hash columns partly missing (edited)"
+    if is_blanked(event):
+        if event.details["erased"] not in tombstones:
+            return f"blanked as erased by {event.details['erased']!r}, but no such tombstone exists (content removed)"
+        body = str(event.details["body"])
+    else:
+        body = body_digest(event.subject, event.details if event.details is not None else {})
+    if content_digest(event.at, event.actor, event.action, body) != event.content_digest:
+        return "content changed: when/who/what/subject/details no longer match the digest recorded with it"
+    if event.prev_hash != expected_prev:
+        return _link_problem(session, event, expected_prev, started)
+    if link_hash(event.prev_hash or "", event.content_digest or "") != event.entry_hash:
+        return "entry hash does not match its link and digest (edited)"
+    return ""
+
+
+def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
+    """Walk the whole audit log once (streamed) and report the first entry that does not verify."""
+    report = ChainReport()
+    tombstones = set(session.scalars(select(models.Tombstone.tombstone_id)))
+    started = False
+    query = select(models.AuditEvent).order_by(models.AuditEvent.pk).execution_options(yield_per=batch)
+    for event in session.scalars(query):
+        report.checked += 1
+        if event.content_digest is None and event.prev_hash is None and event.entry_hash is None:
+            if not started:
+                report.legacy += 1
+                continue
+            report.ok, report.broken_pk = False, event.pk
+            report.problem = "not chained although the chain had started (hashes removed, or written around record_event)"
+            break
+        problem = _check(session, event, report.head if started else GENESIS, started, tombstones)
+        if problem:
+            report.ok, report.broken_pk, report.problem = False, event.pk, problem
+            break
+        started = True
+        report.chained += 1
+        report.blanked += is_blanked(event)
+        report.head = event.entry_hash or GENESIS
+    return report

@@ -1,0 +1,152 @@
+"""The audit log's hash chain on SQLite and PostgreSQL: appends link up, tampering is named."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select, text
+
+from corpus import models
+from corpus.audit import GENESIS, blank_event, link_hash, record_event
+from corpus.audit_verify import verify_chain
+from corpus.db import Store
+
+
+def _append(store: Store, n: int, actor: str = "alice") -> list[int]:
+    pks = []
+    for i in range(n):
+        with store.session() as session:
+            event = record_event(session, actor, "edit", f"task:{i}", {"n": i, "note": "café ☕", "f": 0.1 * i})
+            session.commit()
+            pks.append(event.pk)
+    return pks
+
+
+def _verify(store: Store):  # type: ignore[no-untyped-def]
+    with store.session() as session:
+        return verify_chain(session)
+
+
+def _sql(store: Store, statement: str, **params: object) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def test_appends_form_one_chain_that_verifies(store: Store) -> None:
+    pks = _append(store, 3)
+    with store.session() as session:  # several events in one transaction chain to each other too
+        a = record_event(session, "bob", "submit", "task:9", {})
+        b = record_event(session, "bob", "review", "task:9", {"verdict": "ok"})
+        session.commit()
+        assert b.prev_hash == a.entry_hash
+        events = session.scalars(select(models.AuditEvent).order_by(models.AuditEvent.pk)).all()
+    assert events[0].prev_hash == GENESIS
+    for before, after in zip(events, events[1:]):
+        assert after.prev_hash == before.entry_hash
+        assert after.entry_hash == link_hash(after.prev_hash, after.content_digest)
+    report = _verify(store)
+    assert report.ok, report.problem
+    assert (report.chained, report.legacy, report.head) == (5, 0, events[-1].entry_hash)
+    assert [e.pk for e in events][:3] == pks
+
+
+def test_changed_details_are_detected(store: Store) -> None:
+    pks = _append(store, 4)
+    _sql(store, "UPDATE audit_events SET details = :d WHERE pk = :pk", d='{"n": 99}', pk=pks[2])
+    report = _verify(store)
+    assert not report.ok and report.broken_pk == pks[2]
+    assert "content changed" in report.problem
+
+
+def test_changed_actor_or_time_is_detected(store: Store) -> None:
+    pks = _append(store, 3)
+    _sql(store, "UPDATE audit_events SET actor = 'mallory' WHERE pk = :pk", pk=pks[1])
+    assert _verify(store).broken_pk == pks[1]
+
+
+def test_deleted_entry_is_detected_at_the_entry_after_it(store: Store) -> None:
+    pks = _append(store, 4)
+    _sql(store, "DELETE FROM audit_events WHERE pk = :pk", pk=pks[1])
+    report = _verify(store)
+    assert not report.ok and report.broken_pk == pks[2]
+    assert "deleted" in report.problem
+
+
+def test_deleting_the_first_entry_is_detected(store: Store) -> None:
+    pks = _append(store, 3)
+    _sql(store, "DELETE FROM audit_events WHERE pk = :pk", pk=pks[0])
+    report = _verify(store)
+    assert report.broken_pk == pks[1] and "does not start" in report.problem
+
+
+def test_reordered_entries_are_detected(store: Store) -> None:
+    pks = _append(store, 4)
+    _sql(store, "UPDATE audit_events SET pk = -1 WHERE pk = :pk", pk=pks[1])
+    _sql(store, "UPDATE audit_events SET pk = :a WHERE pk = :b", a=pks[1], b=pks[2])
+    _sql(store, "UPDATE audit_events SET pk = :b WHERE pk = -1", b=pks[2])
+    report = _verify(store)
+    assert not report.ok and report.broken_pk == pks[1]
+    assert "reordered" in report.problem
+
+
+def test_legacy_prefix_is_reported_and_unchained_rows_later_are_not_accepted(store: Store) -> None:
+    for i in range(2):
+        _sql(store, "INSERT INTO audit_events (at, actor, action, subject, details) "
+                    "VALUES (:at, 'old', 'ingest_accepted', :s, '{}')", at=models.utcnow(), s=f"recording:{i}")
+    _append(store, 2)
+    report = _verify(store)
+    assert report.ok and (report.legacy, report.chained) == (2, 2)
+    _sql(store, "INSERT INTO audit_events (at, actor, action, subject, details) "
+                "VALUES (:at, 'sneaky', 'erase', 'x', '{}')", at=models.utcnow())
+    report = _verify(store)
+    assert not report.ok and "not chained" in report.problem
+
+
+def test_a_blanked_entry_verifies_only_with_its_tombstone_and_untouched_metadata(store: Store) -> None:
+    pks = _append(store, 3)
+    with store.session() as session:
+        event = session.get(models.AuditEvent, pks[1])
+        blank_event(event, "tomb-1")
+        session.commit()
+    report = _verify(store)
+    assert not report.ok and report.broken_pk == pks[1] and "no such tombstone" in report.problem
+    with store.session() as session:
+        session.add(models.Tombstone(tombstone_id="tomb-1", erased_by="m", reason="erasure request"))
+        session.commit()
+    report = _verify(store)
+    assert report.ok and report.blanked == 1, report.problem
+    _sql(store, "UPDATE audit_events SET action = 'nothing' WHERE pk = :pk", pk=pks[1])
+    report = _verify(store)
+    assert report.broken_pk == pks[1] and "content changed" in report.problem
+
+
+def test_concurrent_appenders_never_fork_the_chain(store: Store) -> None:
+    threads, per_thread, errors = 6, 8, []
+
+    def work(name: str) -> None:
+        try:
+            _append(store, per_thread, actor=name)
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(f"user{i}",)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors, errors
+    report = _verify(store)
+    assert report.ok and report.chained == threads * per_thread, report.problem
+    with store.session() as session:
+        assert session.scalar(select(func.count(func.distinct(models.AuditEvent.prev_hash)))) == threads * per_thread
+
+
+def test_a_forked_link_cannot_be_committed(store: Store) -> None:
+    pks = _append(store, 2)
+    with store.session() as session:
+        first = session.get(models.AuditEvent, pks[1])
+        session.add(models.AuditEvent(at=models.utcnow(), actor="x", action="y", subject="z", details={},
+                                      content_digest="0" * 64, prev_hash=first.prev_hash, entry_hash="1" * 64))
+        with pytest.raises(Exception, match="(?i)unique"):
+            session.commit()
