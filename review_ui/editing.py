@@ -1,0 +1,334 @@
+"""Opening a task for editing, saving drafts without lost updates, submitting, and the history.
+
+Every save is a new TranscriptRevision (nothing is rewritten). Saves are guarded by
+optimistic concurrency on `Task.version`: a save names the version it was based on and
+`UPDATE tasks ... WHERE version = base` decides who wins; the loser gets `SaveConflict`
+with both versions and nothing of theirs or ours is dropped. The same code path runs on
+SQLite and PostgreSQL (a single conditional UPDATE, no locking hints).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from corpus import models
+from corpus.accounts import Principal, PermissionDenied
+from corpus.audit import record_event
+from corpus.blobs import BlobStore
+
+Turn = dict[str, Any]
+
+EDITABLE_STATES = ("open", "assigned", "in_progress", "sent_back")
+TURN_FIELDS = {"speaker", "start", "end", "text", "words"}
+WORD_FIELDS = {"text", "start", "end", "probability"}
+TIME_TOLERANCE_S = 0.05  # a turn may end this far past the audio (rounding of model output)
+
+
+class TurnValidationError(ValueError):
+    """Turns that cannot be stored; the message names each bad turn and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class SaveConflict(Exception):
+    """Someone saved this task after the version this save was based on; both versions are kept here."""
+
+    task_pk: int
+    base_version: int
+    theirs_version: int
+    theirs_author: str
+    theirs_revision_pk: int | None
+    theirs_turns: list[Turn]
+    yours_turns: list[Turn]
+
+    def __str__(self) -> str:
+        return (f"task {self.task_pk} was saved by {self.theirs_author} (version {self.theirs_version}) after "
+                f"your version {self.base_version}; your changes were not stored: keep yours on top of theirs, or take theirs")
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What the editor shows for one task; deliberately nothing that tells a gold item apart."""
+
+    task_pk: int
+    title: str
+    audio_path: Path
+    duration_s: float
+    start_s: float
+    end_s: float
+    turns: list[Turn]
+    version: int
+    state: str
+    editable: bool
+    guidelines: str
+    language: str
+    speakers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    revision_pk: int
+    stage: str
+    author: str
+    author_kind: str
+    created_at: dt.datetime
+    diff: list[str]  # unified diff of turn lines against the model pre-annotation
+    changed_lines: int
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _task(session: Session, task_pk: int) -> models.Task:
+    task = session.get(models.Task, task_pk)
+    if task is None:
+        raise LookupError(f"task {task_pk} does not exist")
+    return task
+
+
+def _is_editor(principal: Principal, task: models.Task) -> bool:
+    return task.assignee == principal.username and principal.can("annotate") and task.kind != "review"
+
+
+def check_may_edit(principal: Principal, task: models.Task) -> None:
+    """Only the assigned annotator edits, and only while the task is with them."""
+    if not _is_editor(principal, task):
+        raise PermissionDenied(f"task {task.pk} is not assigned to {principal.username}")
+    if task.state not in EDITABLE_STATES:
+        raise PermissionDenied(f"task {task.pk} is {task.state}; it can no longer be edited")
+
+
+def check_may_view(principal: Principal, task: models.Task) -> None:
+    """The assignee, or a reviewer once the work was submitted (or on a review task of theirs)."""
+    if _is_editor(principal, task):
+        return
+    if principal.can("review") and (task.state == "submitted" or (task.kind == "review" and task.assignee == principal.username)):
+        return
+    raise PermissionDenied(f"{principal.username} may not open task {task.pk}")
+
+
+def model_revision(session: Session, recording_pk: int) -> models.TranscriptRevision | None:
+    """The newest pre-annotation of a recording (what every person's edit is compared with)."""
+    return session.scalars(
+        select(models.TranscriptRevision)
+        .where(models.TranscriptRevision.recording_pk == recording_pk, models.TranscriptRevision.stage == "model")
+        .order_by(models.TranscriptRevision.pk.desc()).limit(1)
+    ).first()
+
+
+def in_window(turns: list[Turn], start_s: float, end_s: float) -> list[Turn]:
+    """Turns overlapping a chunk task's window (a whole-dialogue task's window is the whole file)."""
+    return [t for t in turns if t["end"] > start_s and t["start"] < end_s]
+
+
+def _window(task: models.Task, recording: models.Recording) -> tuple[float, float]:
+    duration = float(recording.duration_s or 0.0)
+    start = float(task.start_s) if task.start_s is not None else 0.0
+    end = float(task.end_s) if task.end_s is not None else duration
+    return start, min(end, duration) if duration else end
+
+
+def _head_turns(session: Session, task: models.Task, recording: models.Recording) -> list[Turn]:
+    if task.head_revision_pk is not None:
+        head = session.get(models.TranscriptRevision, task.head_revision_pk)
+        if head is not None:
+            return list(head.turns)
+    if task.blind:
+        return []
+    model = model_revision(session, recording.pk)
+    if model is None:
+        return []
+    return in_window(list(model.turns), *_window(task, recording))
+
+
+def _title(recording: models.Recording, start: float, end: float) -> str:
+    return f"{Path(recording.source_name).name} {start:.0f}-{end:.0f} s"
+
+
+def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk: int) -> TaskView:
+    """Load a task for the editor, after checking the principal may see it."""
+    task = _task(session, task_pk)
+    check_may_view(principal, task)
+    recording = session.get(models.Recording, task.recording_pk)
+    if recording is None or recording.working_sha256 is None:
+        raise LookupError(f"task {task_pk}: its recording has no working copy")
+    protocol = session.get(models.Protocol, recording.protocol_pk)
+    spec = protocol.spec if protocol is not None else {}
+    dialogue = session.get(models.Session, recording.session_pk) if recording.session_pk else None
+    language = (dialogue.language if dialogue is not None and dialogue.language else "") or (spec.get("languages") or [""])[0]
+    start, end = _window(task, recording)
+    turns = _head_turns(session, task, recording)
+    editable = _is_editor(principal, task) and task.state in EDITABLE_STATES
+    return TaskView(task_pk=task.pk, title=_title(recording, start, end), audio_path=blobs.path_for(recording.working_sha256),
+                    duration_s=float(recording.duration_s or 0.0), start_s=start, end_s=end, turns=turns,
+                    version=task.version, state=task.state, editable=editable, guidelines=spec.get("guidelines", "") or "",
+                    language=language, speakers=sorted({t["speaker"] for t in turns}))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _validate_words(i: int, words: Any, problems: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(words, list):
+        problems.append(f"turn {i}: 'words' must be a list")
+        return []
+    clean = []
+    for j, word in enumerate(words):
+        if not isinstance(word, dict) or not {"text", "start", "end"} <= set(word) or set(word) - WORD_FIELDS:
+            problems.append(f"turn {i} word {j}: needs text, start, end (and optionally probability), nothing else")
+            continue
+        start, end = _number(word["start"]), _number(word["end"])
+        if start is None or end is None or start > end:
+            problems.append(f"turn {i} word {j}: start/end must be numbers with start <= end")
+            continue
+        clean.append({"text": str(word["text"]), "start": start, "end": end,
+                      "probability": _number(word.get("probability", 1.0)) or 0.0})
+    return clean
+
+
+def validate_turns(turns: Any, duration_s: float) -> list[Turn]:
+    """Check turns against the one turn shape and the audio's length; return clean copies sorted by start."""
+    if not isinstance(turns, list):
+        raise TurnValidationError([f"turns must be a list, not {type(turns).__name__}"])
+    problems: list[str] = []
+    clean: list[Turn] = []
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            problems.append(f"turn {i}: must be an object, not {type(turn).__name__}")
+            continue
+        unknown = sorted(set(turn) - TURN_FIELDS)
+        missing = sorted({"speaker", "start", "end", "text"} - set(turn))
+        if unknown or missing:
+            problems.append(f"turn {i}: " + "; ".join(
+                ([f"unknown field(s) {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])))
+            continue
+        start, end = _number(turn["start"]), _number(turn["end"])
+        speaker, text = turn["speaker"], turn["text"]
+        if not isinstance(speaker, str) or not speaker.strip():
+            problems.append(f"turn {i}: speaker must be a non-empty label")
+        if not isinstance(text, str):
+            problems.append(f"turn {i}: text must be a string")
+        if start is None or end is None:
+            problems.append(f"turn {i}: start and end must be finite numbers of seconds")
+            continue
+        if start < 0 or start >= end:
+            problems.append(f"turn {i}: start {start:.3f} s must be >= 0 and before end {end:.3f} s")
+        if end > duration_s + TIME_TOLERANCE_S:
+            problems.append(f"turn {i}: end {end:.3f} s is past the end of the audio ({duration_s:.3f} s)")
+        words = _validate_words(i, turn.get("words", []), problems)
+        if isinstance(speaker, str) and isinstance(text, str):
+            clean.append({"speaker": speaker.strip(), "start": round(start, 3), "end": round(end, 3), "text": text.strip(), "words": words})
+    if problems:
+        raise TurnValidationError(problems)
+    return sorted(clean, key=lambda t: (t["start"], t["end"]))
+
+
+def _conflict(session: Session, task_pk: int, base_version: int, yours: list[Turn]) -> SaveConflict:
+    task = _task(session, task_pk)
+    head = session.get(models.TranscriptRevision, task.head_revision_pk) if task.head_revision_pk else None
+    return SaveConflict(task_pk=task_pk, base_version=base_version, theirs_version=task.version,
+                        theirs_author=head.author if head is not None else "?", theirs_revision_pk=task.head_revision_pk,
+                        theirs_turns=list(head.turns) if head is not None else [], yours_turns=yours)
+
+
+def _store_revision(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *, stage: str,
+                    started_at: dt.datetime | None) -> tuple[models.Task, models.TranscriptRevision]:
+    """Validate, win the version race or raise SaveConflict, then append the revision (caller commits)."""
+    task = _task(session, task_pk)
+    check_may_edit(principal, task)
+    recording = session.get(models.Recording, task.recording_pk)
+    clean = validate_turns(turns, float(recording.duration_s or 0.0))
+    now = _now()
+    # The compare-and-set is the first write of the transaction: on SQLite it takes the write
+    # lock (waiting for other writers), on PostgreSQL the row lock; the loser sees 0 rows.
+    won = session.execute(
+        update(models.Task).where(models.Task.pk == task_pk, models.Task.version == base_version)
+        .values(version=models.Task.version + 1, updated_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        session.rollback()
+        conflict = _conflict(session, task_pk, base_version, clean)
+        record_event(session, principal.username, "save_conflict", f"task:{task_pk}",
+                     {"base_version": base_version, "current_version": conflict.theirs_version})
+        session.commit()
+        raise conflict
+    session.refresh(task)
+    parent = task.head_revision_pk
+    if parent is None:
+        model = model_revision(session, task.recording_pk)
+        parent = model.pk if model is not None else None
+    revision = models.TranscriptRevision(recording_pk=task.recording_pk, parent_pk=parent, author_kind="person",
+                                         author=principal.username, author_params={"task_version": task.version},
+                                         turns=clean, stage=stage, task_pk=task.pk)
+    session.add(revision)
+    session.flush()
+    task.head_revision_pk = revision.pk
+    if stage == "draft" and task.state in ("open", "assigned"):
+        task.state = "in_progress"
+    session.add(models.WorkInterval(username=principal.username, task_pk=task.pk, started_at=started_at or now, ended_at=now))
+    record_event(session, principal.username, f"{stage}_saved", f"task:{task.pk}",
+                 {"revision": revision.pk, "version": task.version, "turns": len(clean)})
+    return task, revision
+
+
+def save_draft(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
+               started_at: dt.datetime | None = None) -> models.TranscriptRevision:
+    """Store the editor's turns as a new draft revision, or raise SaveConflict/TurnValidationError.
+
+    `started_at` is when this stretch of work began (the work interval feeds throughput and
+    the break reminder).
+    """
+    _, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", started_at=started_at)
+    session.commit()
+    return revision
+
+
+def submit(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
+           started_at: dt.datetime | None = None) -> models.TranscriptRevision:
+    """Save as "submitted", end the task, and hand it to the workflow (review or scoring) in one transaction."""
+    from review_ui.workflow import after_submit
+
+    task, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="submitted", started_at=started_at)
+    task.state = "submitted"
+    after_submit(session, task, revision, principal.username)
+    session.commit()
+    return revision
+
+
+def turn_lines(turns: list[Turn]) -> list[str]:
+    """One readable line per turn: what the history diff compares."""
+    return [f"{t['speaker']} [{t['start']:.2f}-{t['end']:.2f}] {t['text']}" for t in turns]
+
+
+def history(session: Session, principal: Principal, task_pk: int) -> list[HistoryEntry]:
+    """The task's revisions, oldest first, each with who saved it, when, and its diff against the model."""
+    task = _task(session, task_pk)
+    if not principal.can("review") and not principal.can("see_quality"):
+        check_may_view(principal, task)
+    recording = session.get(models.Recording, task.recording_pk)
+    model = model_revision(session, task.recording_pk)
+    base = [] if model is None or task.blind else in_window(list(model.turns), *_window(task, recording))
+    base_lines = turn_lines(base)
+    entries = []
+    revisions = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)
+                                .order_by(models.TranscriptRevision.pk)).all()
+    for revision in revisions:
+        diff = list(difflib.unified_diff(base_lines, turn_lines(revision.turns), "model", f"revision {revision.pk}", lineterm="", n=0))
+        changed = sum(1 for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
+        entries.append(HistoryEntry(revision.pk, revision.stage, revision.author, revision.author_kind, revision.created_at, diff, changed))
+    return entries

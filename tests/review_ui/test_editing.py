@@ -1,0 +1,194 @@
+"""The turn editor's domain: pure turn edits, opening a task, drafts with conflict detection, history."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from corpus import models
+from corpus.accounts import PermissionDenied
+from review_ui import turn_ops
+from review_ui.editing import SaveConflict, TurnValidationError, history, open_task, save_draft, validate_turns
+from tests.review_ui.conftest import ReviewStore
+
+WORDS = [{"text": w, "start": s, "end": s + 0.4, "probability": p}
+         for w, s, p in (("good", 1.0, 0.95), ("morning", 1.5, 0.3), ("how", 2.2, 0.9), ("are", 2.7, 0.9), ("you", 3.1, 0.4))]
+TURNS = [
+    {"speaker": "A", "start": 1.0, "end": 3.6, "text": "good morning how are you", "words": WORDS},
+    {"speaker": "B", "start": 4.0, "end": 5.0, "text": "fine thanks", "words": []},
+]
+
+
+def make_task(rs: ReviewStore, assignee: str, recording_index: int = 0, **fields: Any) -> int:
+    """A task row as the workflow's cutter leaves it (fields overridable for blind/chunk cases)."""
+    with rs.store.session() as session:
+        task = models.Task(kind=fields.pop("kind", "annotate"), recording_pk=rs.recording_pks[recording_index],
+                           assignee=assignee, state=fields.pop("state", "open"), **fields)
+        session.add(task)
+        session.commit()
+        return task.pk
+
+
+# -- pure turn edits ---------------------------------------------------------------------------
+
+def test_split_at_time_sends_timed_words_by_midpoint_and_keeps_the_input() -> None:
+    parts = turn_ops.split_at_time(TURNS, 0, 2.1)
+    assert [(t["start"], t["end"], t["text"]) for t in parts[:2]] == [(1.0, 2.1, "good morning"), (2.1, 3.6, "how are you")]
+    assert [w["text"] for w in parts[1]["words"]] == ["how", "are", "you"]
+    assert TURNS[0]["text"] == "good morning how are you", "the input list is not mutated"
+    with pytest.raises(turn_ops.EditError, match="5.00 s is not inside it"):
+        turn_ops.split_at_time(TURNS, 0, 5.0)
+
+
+def test_split_at_word_uses_the_word_start_or_a_time_share_without_words() -> None:
+    parts = turn_ops.split_at_word(TURNS, 0, 3)
+    assert (parts[0]["text"], parts[0]["end"], parts[1]["text"], parts[1]["start"]) == ("good morning how", 2.7, "are you", 2.7)
+    untimed = turn_ops.split_at_word(TURNS, 1, 1)
+    assert [(t["text"], t["start"], t["end"]) for t in untimed[1:]] == [("fine", 4.0, 4.5), ("thanks", 4.5, 5.0)]
+    with pytest.raises(turn_ops.EditError, match="split before word 1..1, not 2"):
+        turn_ops.split_at_word(TURNS, 1, 2)
+
+
+def test_merge_add_delete_relabel_nudge() -> None:
+    merged = turn_ops.merge_with_next(TURNS, 0)
+    assert len(merged) == 1 and merged[0]["text"] == "good morning how are you fine thanks" and merged[0]["end"] == 5.0
+    assert merged[0]["words"] == [], "words of an untimed neighbour cannot be joined into a timed list"
+    with pytest.raises(turn_ops.EditError, match="no next turn"):
+        turn_ops.merge_with_next(TURNS, 1)
+    added = turn_ops.add_turn(TURNS, "C", 3.7, 3.9, "uh-huh")
+    assert [t["speaker"] for t in added] == ["A", "C", "B"]
+    assert [t["speaker"] for t in turn_ops.delete_turn(TURNS, 0)] == ["B"]
+    assert turn_ops.relabel(TURNS, 1, "A")[1]["speaker"] == "A"
+    assert turn_ops.nudge(TURNS, 1, "end", 0.25, limit=6.0)[1]["end"] == 5.25
+    with pytest.raises(turn_ops.EditError, match="audio ends at 5.1"):
+        turn_ops.nudge(TURNS, 1, "end", 0.25, limit=5.1)
+    with pytest.raises(turn_ops.EditError, match="turn 7 does not exist"):
+        turn_ops.delete_turn(TURNS, 7)
+
+
+def test_unsure_words_and_retyped_text() -> None:
+    assert turn_ops.unsure_words(TURNS[0]) == [1, 4]
+    retyped = turn_ops.with_text(TURNS[0], "good morning how are ya")
+    assert retyped["words"] == [] and turn_ops.unsure_words(retyped) == []
+    assert turn_ops.with_text(TURNS[0], " good morning how are you ")["words"] == WORDS
+
+
+def test_validation_names_each_bad_turn() -> None:
+    bad = [{"speaker": "A", "start": 2.0, "end": 1.0, "text": "x"},
+           {"speaker": "", "start": 0.0, "end": 99.0, "text": "y"},
+           {"speaker": "A", "start": 0.0, "end": 1.0, "text": "z", "colour": "red"},
+           {"speaker": "A", "start": "0", "end": 1.0, "text": "w"}]
+    with pytest.raises(TurnValidationError) as caught:
+        validate_turns(bad, duration_s=10.0)
+    assert caught.value.problems == [
+        "turn 0: start 2.000 s must be >= 0 and before end 1.000 s",
+        "turn 1: speaker must be a non-empty label",
+        "turn 1: end 99.000 s is past the end of the audio (10.000 s)",
+        "turn 2: unknown field(s) colour",
+        "turn 3: start and end must be finite numbers of seconds",
+    ]
+    assert validate_turns([TURNS[1], TURNS[0]], 10.0)[0]["speaker"] == "A", "stored sorted by start"
+
+
+# -- opening, saving, conflicts, history (SQLite and PostgreSQL) ---------------------------------
+
+def test_open_task_only_for_the_assignee_and_never_reveals_gold(review_store: ReviewStore) -> None:
+    ann1, ann2 = review_store.add_user("ann1", "annotator"), review_store.add_user("ann2", "annotator")
+    reviewer = review_store.add_user("rev1", "reviewer")
+    gold = make_task(review_store, "ann1", kind="gold", details={"gold_revision": 1})
+    blind = make_task(review_store, "ann1", 1, blind=True)
+    with review_store.store.session() as session:
+        view = open_task(session, ann1, review_store.store.blobs, gold)
+        model = session.get(models.TranscriptRevision, review_store.model_revision_pks[review_store.recording_pks[0]])
+        assert view.turns == model.turns and view.editable and view.audio_path.exists()
+        assert not {"kind", "details", "blind", "pair_key"} & set(vars(view)), "nothing in the view tells gold apart"
+        assert open_task(session, ann1, review_store.store.blobs, blind).turns == []
+        for intruder in (ann2, reviewer):
+            with pytest.raises(PermissionDenied):
+                open_task(session, intruder, review_store.store.blobs, gold)
+
+
+def test_saves_append_revisions_and_a_stale_save_gets_a_conflict_with_both_versions(review_store: ReviewStore) -> None:
+    ann1 = review_store.add_user("ann1", "annotator")
+    task_pk = make_task(review_store, "ann1")
+    with review_store.store.session() as session:
+        view = open_task(session, ann1, review_store.store.blobs, task_pk)
+    first = turn_ops.relabel(view.turns, 0, "spk-first")
+    second = turn_ops.relabel(view.turns, 0, "spk-second")
+    with review_store.store.session() as session:
+        saved = save_draft(session, ann1, task_pk, view.version, first)
+    with review_store.store.session() as session, pytest.raises(SaveConflict) as caught:
+        save_draft(session, ann1, task_pk, view.version, second)
+    conflict = caught.value
+    assert conflict.theirs_revision_pk == saved.pk and conflict.theirs_version == view.version + 1
+    assert conflict.theirs_turns[0]["speaker"] == "spk-first" and conflict.yours_turns[0]["speaker"] == "spk-second"
+    with review_store.store.session() as session:
+        task = session.get(models.Task, task_pk)
+        stored = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)).all()
+        assert [r.pk for r in stored] == [saved.pk] and stored[0].turns[0]["speaker"] == "spk-first", "the first save is intact"
+        assert stored[0].parent_pk == review_store.model_revision_pks[review_store.recording_pks[0]]
+        assert (task.version, task.head_revision_pk, task.state) == (view.version + 1, saved.pk, "in_progress")
+        actions = session.scalars(select(models.AuditEvent.action).where(models.AuditEvent.subject == f"task:{task_pk}")).all()
+        assert actions == ["draft_saved", "save_conflict"]
+        assert session.scalars(select(models.WorkInterval).where(models.WorkInterval.task_pk == task_pk)).one().username == "ann1"
+    with review_store.store.session() as session:
+        kept = save_draft(session, ann1, task_pk, conflict.theirs_version, conflict.yours_turns)
+        assert kept.parent_pk == saved.pk, "keeping yours after a conflict builds on theirs, visibly"
+
+
+def test_concurrent_saves_on_one_base_exactly_one_wins(review_store: ReviewStore) -> None:
+    ann1 = review_store.add_user("ann1", "annotator")
+    task_pk = make_task(review_store, "ann1")
+    with review_store.store.session() as session:
+        view = open_task(session, ann1, review_store.store.blobs, task_pk)
+    barrier, outcomes = threading.Barrier(4), []
+
+    def save(label: str) -> None:
+        barrier.wait()
+        with review_store.store.session() as session:
+            try:
+                outcomes.append(("saved", save_draft(session, ann1, task_pk, view.version, turn_ops.relabel(view.turns, 0, label)).pk))
+            except SaveConflict as conflict:
+                outcomes.append(("conflict", conflict.theirs_revision_pk))
+
+    threads = [threading.Thread(target=save, args=(f"who-{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [pk for kind, pk in outcomes if kind == "saved"]
+    assert len(winners) == 1 and sorted(kind for kind, _ in outcomes) == ["conflict"] * 3 + ["saved"]
+    assert {pk for kind, pk in outcomes if kind == "conflict"} == set(winners), "every loser is shown the winner's version"
+
+
+def test_bad_turns_and_other_peoples_tasks_store_nothing(review_store: ReviewStore) -> None:
+    ann1, ann2 = review_store.add_user("ann1", "annotator"), review_store.add_user("ann2", "annotator")
+    task_pk = make_task(review_store, "ann1")
+    with review_store.store.session() as session:
+        view = open_task(session, ann1, review_store.store.blobs, task_pk)
+        with pytest.raises(TurnValidationError, match="past the end of the audio"):
+            save_draft(session, ann1, task_pk, view.version, turn_ops.nudge(view.turns, len(view.turns) - 1, "end", 500.0))
+        session.rollback()
+        with pytest.raises(PermissionDenied, match="not assigned to ann2"):
+            save_draft(session, ann2, task_pk, view.version, view.turns)
+        session.rollback()
+        assert session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)).all() == []
+        assert session.get(models.Task, task_pk).version == view.version
+
+
+def test_history_diffs_each_revision_against_the_model(review_store: ReviewStore) -> None:
+    ann1 = review_store.add_user("ann1", "annotator")
+    task_pk = make_task(review_store, "ann1")
+    with review_store.store.session() as session:
+        view = open_task(session, ann1, review_store.store.blobs, task_pk)
+        edited = turn_ops.relabel(view.turns, 0, "spk-x")
+        edited[1] = turn_ops.with_text(edited[1], "something else entirely")
+        save_draft(session, ann1, task_pk, view.version, edited)
+        save_draft(session, ann1, task_pk, view.version + 1, turn_ops.delete_turn(edited, 2))
+        entries = history(session, ann1, task_pk)
+    assert [(e.stage, e.author, e.changed_lines) for e in entries] == [("draft", "ann1", 4), ("draft", "ann1", 5)]
+    assert any(line.startswith("+spk-x [") for line in entries[0].diff)
+    assert any(line.startswith("+") and "something else entirely" in line for line in entries[0].diff)
