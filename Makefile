@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := espeak-ng sox libsox-fmt-all ffmpeg libsndfile1 postgresql
+DEBIAN_PACKAGES := espeak-ng sox libsox-fmt-all ffmpeg libsndfile1 postgresql chromium chromium-driver
 
 .PHONY: demo test system-deps venv benchmarks clean
 
