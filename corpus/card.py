@@ -1,0 +1,293 @@
+"""The dataset card of a release (JSON stored with the release, Markdown rendered from it).
+
+It says what a model trained on the release will and will not have seen: hours,
+sessions and speakers; coverage against the protocol's targets for the released
+recordings only; noise and device distributions; the split shares achieved; quality
+figures at release time; which pre-annotation models were used and where they were
+weak (their WER against the approved transcripts per demographic value, crossed cell,
+noise condition and device); consent scopes; what was left out and why; and the diff
+against the previous release. It names no speaker: erasure scrubs manifests, not cards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter, defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from corpus.splits import SPLITS
+from protocols.schema import RECORDING_DIMENSIONS, Protocol, Target
+
+log = logging.getLogger(__name__)
+
+
+def live_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recording entries not replaced by an erasure marker."""
+    return [e for e in manifest["recordings"] if "erased" not in e]
+
+
+def _value(entry: dict[str, Any], speaker: dict[str, Any], dim: str) -> str | None:
+    return entry.get(dim) if dim in RECORDING_DIMENSIONS else speaker["demographics"].get(dim)
+
+
+def _tally(entries: list[dict[str, Any]], dims: list[str]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Hours (a dialogue's duration shared among its participants, as in collection/coverage.py), speakers, sessions per key."""
+    acc: dict[tuple[str, ...], dict[str, Any]] = defaultdict(lambda: {"hours": 0.0, "speakers": set(), "sessions": set()})
+    for entry in entries:
+        share = entry["duration_s"] / 3600.0 / max(len(entry["speakers"]), 1)
+        for speaker in entry["speakers"]:
+            key = tuple(_value(entry, speaker, d) for d in dims)
+            if None in key:
+                continue
+            acc[key]["hours"] += share  # type: ignore[operator]
+            acc[key]["speakers"].add(speaker["speaker_id"])
+            acc[key]["sessions"].add(entry["session_id"])
+    return acc
+
+
+def _coverage_rows(scope: str, dims: list[str], found: dict[tuple[str, ...], dict[str, Any]],
+                   targets: dict[tuple[str, ...], Target | None]) -> list[dict[str, Any]]:
+    rows = []
+    for key in list(targets) + sorted(k for k in found if k not in targets):
+        got = found.get(key, {"hours": 0.0, "speakers": set(), "sessions": set()})
+        target = targets.get(key)
+        shares = []
+        if target and target.hours:
+            shares.append(100 * got["hours"] / target.hours)
+        if target and target.speakers:
+            shares.append(100 * len(got["speakers"]) / target.speakers)
+        rows.append({
+            "scope": scope, "label": " × ".join(f"{d}={v}" for d, v in zip(dims, key)) or "total",
+            "hours": round(got["hours"], 4), "speakers": len(got["speakers"]), "sessions": len(got["sessions"]),
+            "target_hours": target.hours if target else None, "target_speakers": target.speakers if target else None,
+            "percent": round(min(shares), 1) if shares else None,
+        })
+    return rows
+
+
+def coverage(entries: list[dict[str, Any]], protocol: Protocol) -> list[dict[str, Any]]:
+    """The released recordings against the protocol's total, marginal and cell targets."""
+    rows = _coverage_rows("total", [], _tally(entries, []), {(): protocol.targets.total})
+    allowed = protocol.allowed_values()
+    marginal_targets = {m.dimension: {(v,): t for v, t in m.values.items()} for m in protocol.targets.marginals}
+    for dim, values in allowed.items():
+        targets = marginal_targets.get(dim) or {(v,): None for v in values}
+        rows += _coverage_rows("marginal", [dim], _tally(entries, [dim]), dict(targets))
+    if protocol.targets.cells is not None:
+        dims = list(protocol.targets.cells.dimensions)
+        rows += _coverage_rows("cell", dims, _tally(entries, dims), dict(protocol.cell_targets()))
+    return rows
+
+
+def distributions(entries: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for dim in ("noise_condition", "device", "scenario"):
+        counts: dict[str, dict[str, float]] = defaultdict(lambda: {"recordings": 0, "hours": 0.0})
+        for e in entries:
+            counts[e.get(dim) or "-"]["recordings"] += 1
+            counts[e.get(dim) or "-"]["hours"] += e["duration_s"] / 3600.0
+        out[dim] = {k: {"recordings": v["recordings"], "hours": round(v["hours"], 4)} for k, v in sorted(counts.items())}
+    return out
+
+
+def split_summary(manifest: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
+    """Per split: sizes and share of hours, against the target ratios; per demographic value: the shares achieved."""
+    entries = live_entries(manifest)
+    total = sum(e["duration_s"] for e in entries) or 1.0
+    sizes = {}
+    for split in SPLITS:
+        mine = [e for e in entries if e["split"] == split]
+        hours = sum(e["duration_s"] for e in mine)
+        sizes[split] = {
+            "recordings": len(mine), "sessions": len({e["session_id"] for e in mine}),
+            "speakers": len({s["speaker_id"] for e in mine for s in e["speakers"]}),
+            "hours": round(hours / 3600.0, 4), "share": round(hours / total, 4),
+        }
+    by_value: dict[str, dict[str, float]] = {}
+    for dim in [d.name for d in protocol.demographics]:
+        found = {split: _tally([e for e in entries if e["split"] == split], [dim]) for split in SPLITS}
+        values = sorted({k[0] for f in found.values() for k in f})
+        for value in values:
+            hours = {split: found[split].get((value,), {"hours": 0.0})["hours"] for split in SPLITS}
+            whole = sum(hours.values()) or 1.0
+            by_value[f"{dim}={value}"] = {split: round(h / whole, 4) for split, h in hours.items()}
+    return {"target_ratios": manifest["created_from"]["split_ratios"], "seed": manifest["seed"],
+            "speaker_disjoint": True, "sizes": sizes, "share_by_value": by_value}
+
+
+def quality_figures(session: Session, protocol_pk: int) -> dict[str, Any]:
+    """The review workflow's quality summary at release time, if that module is installed."""
+    try:
+        from review_ui.quality import corpus_summary
+    except ImportError as exc:
+        return {"available": False, "reason": f"quality figures unavailable ({exc})"}
+    try:
+        return {"available": True, **corpus_summary(session, protocol_pk)}
+    except Exception as exc:  # noqa: BLE001 - a card without quality figures beats no release; the card says why
+        log.warning("quality figures failed: %s", exc)
+        return {"available": False, "reason": f"quality figures unavailable ({type(exc).__name__}: {exc})"}
+
+
+def _first_model_revisions(session: Session, recording_pks: list[int]) -> dict[int, models.TranscriptRevision]:
+    rev = models.TranscriptRevision
+    out: dict[int, models.TranscriptRevision] = {}
+    for start in range(0, len(recording_pks), 500):
+        chunk = recording_pks[start:start + 500]
+        first = select(func.min(rev.pk)).where(rev.recording_pk.in_(chunk), rev.author_kind == "model").group_by(rev.recording_pk)
+        for revision in session.scalars(select(rev).where(rev.pk.in_(first))):
+            out[revision.recording_pk] = revision
+    return out
+
+
+def preannotation(session: Session, entries: list[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
+    """Which models pre-annotated the release and their WER/DER against the approved transcripts, per group."""
+    from asr.evaluation import Score, score_recording
+
+    pks = [int(e["recording"].removeprefix("rec-")) for e in entries]
+    firsts = _first_model_revisions(session, pks)
+    rev = models.TranscriptRevision
+    used: dict[str, dict[str, Any]] = {}
+    overall, groups = Score(), defaultdict(Score)
+    cell_dims = list(protocol.targets.cells.dimensions) if protocol.targets.cells else []
+    for start in range(0, len(entries), 500):
+        chunk = entries[start:start + 500]
+        approved = dict(session.execute(select(rev.pk, rev.turns).where(rev.pk.in_([e["revision_pk"] for e in chunk]))).all())
+        for entry in chunk:
+            model = firsts.get(int(entry["recording"].removeprefix("rec-")))
+            if model is None:
+                continue
+            info = used.setdefault(model.author, {"recordings": 0, "params": model.author_params})
+            info["recordings"] += 1
+            score = score_recording(model.turns, approved[entry["revision_pk"]], entry["recording"])
+            overall.add(score)
+            keys = {("noise_condition", entry["noise_condition"]), ("device", entry["device"])}
+            for speaker in entry["speakers"]:
+                keys |= {(d, v) for d, v in speaker["demographics"].items()}
+                if cell_dims:
+                    values = [_value(entry, speaker, d) for d in cell_dims]
+                    if None not in values:
+                        keys.add((" × ".join(cell_dims), " × ".join(values)))  # type: ignore[arg-type]
+            for key in keys:
+                groups[key].add(score)
+
+    def figures(score: Score) -> dict[str, Any]:
+        summary = score.summary()
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}
+
+    ranked = sorted(groups.items(), key=lambda kv: (-(kv[1].summary()["wer"] or 0), kv[0]))
+    return {
+        "models": dict(sorted(used.items())), "recordings_scored": overall.files,
+        "recordings_without_model_revision": len(entries) - overall.files,
+        "against": "the approved transcripts of this release",
+        "overall": figures(overall) if overall.files else None,
+        "by_group": [{"dimension": d, "value": v, **figures(s)} for (d, v), s in ranked],
+    }
+
+
+def consent_scopes(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Speakers per consent form version and per set of permitted uses."""
+    seen: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        for s in e["speakers"]:
+            seen[s["speaker_id"]] = s
+    forms = Counter(str(s["form_version"]) for s in seen.values())
+    uses = Counter(", ".join(s["permitted_uses"]) for s in seen.values())
+    return {"form_versions": dict(sorted(forms.items())), "permitted_uses": dict(sorted(uses.items()))}
+
+
+def build_card(session: Session, protocol_row: models.Protocol, protocol: Protocol, manifest: dict[str, Any],
+               excluded: dict[str, int], *, parent: models.Release | None, on: dt.date, name: str, release_id: str,
+               same_content_as: list[str]) -> dict[str, Any]:
+    """Everything the card states, computed from the manifest and the store at release time."""
+    from corpus.release_verify import diff_manifests
+
+    entries = live_entries(manifest)
+    return {
+        "release": {"name": name, "release_id": release_id, "protocol": manifest["protocol"], "title": protocol.title,
+                    "release_date": on.isoformat(), "seed": manifest["seed"], "redact_pii": manifest["created_from"]["redact_pii"],
+                    "previous": parent.name if parent else None, "same_content_as": same_content_as,
+                    "selection": manifest["created_from"]["selection"]},
+        "totals": {"recordings": len(entries), "sessions": len({e["session_id"] for e in entries}),
+                   "speakers": len(manifest["speakers"]), "hours": round(sum(e["duration_s"] for e in entries) / 3600.0, 4)},
+        "excluded": excluded,
+        "splits": split_summary(manifest, protocol),
+        "coverage": coverage(entries, protocol),
+        "distributions": distributions(entries),
+        "quality": quality_figures(session, protocol_row.pk),
+        "preannotation": preannotation(session, entries, protocol),
+        "consent": consent_scopes(entries),
+        "diff": diff_manifests(parent.manifest, manifest).summary(parent.name, name) if parent else None,
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    """The card as Markdown (README-style dataset card)."""
+    r, t = card["release"], card["totals"]
+    lines = [f"# {r['name']}", "", f"{r.get('title') or ''}", "",
+             f"- Release id: `{r['release_id']}`", f"- Protocol: {r['protocol']['id']} v{r['protocol']['version']}",
+             f"- Released on: {r['release_date']}; split seed {r['seed']}; PII redacted: {'yes' if r['redact_pii'] else 'no'}",
+             f"- Previous release: {r['previous'] or 'none'}"]
+    if r.get("same_content_as"):
+        lines.append(f"- Same content (same id) as: {', '.join(r['same_content_as'])}")
+    lines += [f"- Selection: {r['selection']}", "", "## Size", ""]
+    lines += _table(["recordings", "sessions", "speakers", "hours"], [[t["recordings"], t["sessions"], t["speakers"], t["hours"]]])
+    lines += ["## Left out", "", "A recording left out for several reasons counts under each.", ""]
+    lines += _table(["reason", "recordings"], [[k, v] for k, v in card["excluded"].items()]) if card["excluded"] else ["Nothing.", ""]
+    splits = card["splits"]
+    lines += ["## Splits (speaker-disjoint)", "", f"Target shares of hours: {splits['target_ratios']}", ""]
+    lines += _table(["split", "recordings", "sessions", "speakers", "hours", "share"],
+                    [[s, v["recordings"], v["sessions"], v["speakers"], v["hours"], v["share"]] for s, v in splits["sizes"].items()])
+    lines += _table(["value", *SPLITS], [[k, *(v[s] for s in SPLITS)] for k, v in splits["share_by_value"].items()])
+    lines += ["## Coverage against the protocol", ""]
+    lines += _table(["scope", "group", "hours", "target h", "speakers", "target spk", "sessions", "%"],
+                    [[c["scope"], c["label"], c["hours"], c["target_hours"], c["speakers"], c["target_speakers"], c["sessions"], c["percent"]]
+                     for c in card["coverage"] if c["hours"] or c["scope"] != "cell"])
+    for dim, values in card["distributions"].items():
+        lines += [f"## {dim.replace('_', ' ').capitalize()} distribution", ""]
+        lines += _table([dim, "recordings", "hours"], [[k, v["recordings"], v["hours"]] for k, v in values.items()])
+    q = card["quality"]
+    lines += ["## Quality at release time", ""]
+    if q.get("available"):
+        lines += _table(["figure", "value"], [[k, v] for k, v in q.items() if k != "available"])
+    else:
+        lines += [q.get("reason", "quality figures unavailable"), ""]
+    p = card["preannotation"]
+    lines += ["## Pre-annotation models", ""]
+    lines += _table(["model", "recordings", "parameters"], [[m, v["recordings"], v["params"]] for m, v in p["models"].items()])
+    if p["overall"]:
+        lines += [f"WER against {p['against']}, weakest groups first (overall WER {_fmt(p['overall']['wer'])}, "
+                  f"DER {_fmt(p['overall']['der'])}, {p['recordings_scored']} recordings):", ""]
+        lines += _table(["dimension", "value", "recordings", "WER", "cpWER", "DER"],
+                        [[g["dimension"], g["value"], g["files"], g["wer"], g["cpwer"], g["der"]] for g in p["by_group"]])
+    else:
+        lines += ["No released recording has a model pre-annotation to score.", ""]
+    c = card["consent"]
+    lines += ["## Consent scopes (speakers)", ""]
+    lines += _table(["form version", "speakers"], [[k, v] for k, v in c["form_versions"].items()])
+    lines += _table(["permitted uses", "speakers"], [[k, v] for k, v in c["permitted_uses"].items()])
+    lines += ["## Changes since the previous release", ""]
+    d = card.get("diff")
+    if d:
+        lines += _table(["", "count"], [[k, v] for k, v in d["counts"].items()])
+    else:
+        lines += ["First release of this protocol.", ""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,279 @@
+"""Immutable corpus releases: a manifest of what was approved, hashed into the release id.
+
+The manifest lists every released recording (content hashes, the approved revision and
+the hash of its turns, its split) with its speakers, their demographics and the consent
+each cited. Nothing time-dependent is hashed, so releasing the same state twice gives
+the same id. The id commits to each recording entry through that entry's digest
+(`recording_digests`), not to the entry itself: an erasure that later replaces an entry
+by `{"erased": <tombstone>}` leaves the id verifiable (corpus/release_verify.py).
+
+Same name again: refused unless the manifest is identical (then it *is* that release).
+Same state under a new name: allowed; both names carry the same release id and the
+card of the new one says which release it repeats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from collection.audio import WORKING_RATE
+from collection.consent import consent_problems
+from corpus import models
+from corpus.accounts import Principal, require
+from corpus.audit import record_event
+from corpus.db import Store
+from corpus.splits import SplitUnit, assign_splits, check_ratios, DEFAULT_RATIOS
+from protocols.registry import get_protocol
+from protocols.schema import Protocol
+
+FORMAT = "turnscribe-release/1"
+SELECTION = "newest approved revision of each accepted recording whose every participant's consent is in force and permits the protocol's uses"
+_NOT_HASHED = ("recordings", "speakers", "recording_digests")
+
+
+class ReleaseError(ValueError):
+    """A release that cannot be made as asked (name taken by other content, nothing to release)."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the byte form every hash in a release is taken over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_json(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def release_id_of(manifest: dict[str, Any]) -> str:
+    """The release id: the hash of the manifest's header and of each recording entry's digest."""
+    header = {k: v for k, v in manifest.items() if k not in _NOT_HASHED}
+    return sha256_json({"header": header, "recordings": manifest["recording_digests"]})
+
+
+def recording_key(pk: int) -> str:
+    return f"rec-{pk}"
+
+
+def consent_code(problem: str) -> str:
+    """An id-free category for a consent problem (the card counts these; it names nobody)."""
+    for needle, code in (("withdrew", "consent withdrawn"), ("expired", "consent expired"),
+                         ("does not permit", "consent does not permit the protocol's uses"),
+                         ("on form", "consent on a form the protocol does not accept"),
+                         ("no consent record", "no consent record"), ("granted on", "consent granted too late")):
+        if needle in problem:
+            return code
+    return "consent problem"
+
+
+@dataclass
+class ReleaseState:
+    """What a release would contain today, and what was left out (counts by reason)."""
+
+    manifest: dict[str, Any]
+    excluded: dict[str, int] = field(default_factory=dict)
+
+
+def _approved_revisions(session: Session, protocol_pk: int) -> dict[int, int]:
+    """recording pk -> pk of its newest approved revision."""
+    rev, rec = models.TranscriptRevision, models.Recording
+    query = (select(rev.recording_pk, func.max(rev.pk)).join(rec, rec.pk == rev.recording_pk)
+             .where(rec.protocol_pk == protocol_pk, rev.stage == "approved").group_by(rev.recording_pk))
+    return {int(r): int(p) for r, p in session.execute(query)}
+
+
+def _participants(session: Session, protocol_pk: int) -> dict[int, list[models.SessionParticipant]]:
+    sp, se = models.SessionParticipant, models.Session
+    out: dict[int, list[models.SessionParticipant]] = defaultdict(list)
+    query = select(sp).join(se, se.pk == sp.session_pk).where(se.protocol_pk == protocol_pk).order_by(sp.session_pk, sp.speaker_id)
+    for row in session.scalars(query):
+        out[row.session_pk].append(row)
+    return out
+
+
+def _demographics(session: Session, protocol_pk: int) -> dict[str, dict[str, str]]:
+    sd, sp, se = models.SpeakerDemographic, models.SessionParticipant, models.Session
+    speakers = select(sp.speaker_id).join(se, se.pk == sp.session_pk).where(se.protocol_pk == protocol_pk)
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    for speaker_id, dim, value in session.execute(select(sd.speaker_id, sd.dimension, sd.value).where(sd.speaker_id.in_(speakers))):
+        out[speaker_id][dim] = value
+    return out
+
+
+def _consents(session: Session) -> dict[str, models.Consent]:
+    """The record in force per consent id (the newest appended), as collection.consent defines it."""
+    newest = select(func.max(models.Consent.pk)).group_by(models.Consent.consent_id)
+    return {c.consent_id: c for c in session.scalars(select(models.Consent).where(models.Consent.pk.in_(newest)))}
+
+
+def _pii_spans(session: Session, revision_pk: int) -> list[list[Any]]:
+    """The revision's PII spans frozen into the manifest, so every pull of the release redacts the same words."""
+    from corpus.pii import spans_for_revision
+
+    spans = spans_for_revision(session, revision_pk)
+    return sorted([int(s.turn_index), int(s.word_start), int(s.word_end), str(s.kind)] for s in spans)
+
+
+def collect_state(session: Session, protocol_row: models.Protocol, protocol: Protocol, *, on: dt.date,
+                  seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False) -> ReleaseState:
+    """The manifest of everything releasable under `protocol` on date `on` (consent is judged on that date)."""
+    ratios = check_ratios(ratios or DEFAULT_RATIOS)
+    excluded: dict[str, int] = defaultdict(int)
+    rec, se = models.Recording, models.Session
+    excluded_rejected = session.scalar(select(func.count()).select_from(rec).where(rec.protocol_pk == protocol_row.pk, rec.status != "accepted"))
+    if excluded_rejected:
+        excluded["recording rejected at intake"] = int(excluded_rejected)
+    approved = _approved_revisions(session, protocol_row.pk)
+    participants = _participants(session, protocol_row.pk)
+    demographics = _demographics(session, protocol_row.pk)
+    consents = _consents(session)
+    entries: list[dict[str, Any]] = []
+    rows = session.execute(select(rec, se).join(se, se.pk == rec.session_pk)
+                           .where(rec.protocol_pk == protocol_row.pk, rec.status == "accepted").order_by(rec.pk))
+    for recording, sess in rows:
+        revision_pk = approved.get(recording.pk)
+        if revision_pk is None:
+            excluded["no approved transcript"] += 1
+            continue
+        problems: list[str] = []
+        speakers = []
+        for part in participants.get(sess.pk, []):
+            consent = consents.get(part.consent_id)
+            problems += consent_problems(consent, part.consent_id, part.speaker_id, protocol, on)
+            speakers.append({
+                "speaker_id": part.speaker_id, "demographics": dict(sorted(demographics.get(part.speaker_id, {}).items())),
+                "consent_id": part.consent_id, "form_version": consent.form_version if consent else None,
+                "permitted_uses": sorted(consent.permitted_uses) if consent else [],
+            })
+        if problems:
+            for code in sorted({consent_code(p) for p in problems}):
+                excluded[code] += 1
+            continue
+        entries.append({
+            "recording": recording_key(recording.pk), "sha256": recording.sha256, "working_sha256": recording.working_sha256,
+            "duration_s": round(float(recording.duration_s or 0.0), 3), "sample_rate": recording.sample_rate,
+            "session_id": sess.session_id, "language": sess.language, "device": sess.device,
+            "noise_condition": sess.noise_condition, "scenario": sess.scenario,
+            "revision_pk": revision_pk, "speakers": speakers,
+        })
+    _add_revision_hashes(session, entries, redact_pii)
+    units = [SplitUnit(e["session_id"], e["duration_s"] / 3600.0, {s["speaker_id"]: s["demographics"] for s in e["speakers"]})
+             for e in entries]
+    assignment = assign_splits(units, [d.name for d in protocol.demographics], ratios, seed)
+    speakers_index: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        entry["split"] = assignment.by_session[entry["session_id"]]
+        for spk in entry["speakers"]:
+            speakers_index[spk["speaker_id"]] = {"split": entry["split"], "demographics": spk["demographics"]}
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "protocol": {"id": protocol.id, "version": protocol.version},
+        "seed": seed,
+        "created_from": {"selection": SELECTION, "protocol_spec_sha256": protocol_row.spec_sha256,
+                         "split_ratios": ratios, "redact_pii": redact_pii, "working_sample_rate": WORKING_RATE},
+        "recordings": entries,
+        "speakers": dict(sorted(speakers_index.items())),
+    }
+    manifest["recording_digests"] = [sha256_json(e) for e in entries]
+    return ReleaseState(manifest, dict(sorted(excluded.items())))
+
+
+def _add_revision_hashes(session: Session, entries: list[dict[str, Any]], redact_pii: bool, batch: int = 500) -> None:
+    """revision_sha256 (and frozen PII spans) per entry, reading turns a batch at a time."""
+    rev = models.TranscriptRevision
+    for start in range(0, len(entries), batch):
+        chunk = entries[start:start + batch]
+        turns = dict(session.execute(select(rev.pk, rev.turns).where(rev.pk.in_([e["revision_pk"] for e in chunk]))).all())
+        for entry in chunk:
+            entry["revision_sha256"] = sha256_json(turns[entry["revision_pk"]])
+            if redact_pii:
+                entry["pii_spans"] = _pii_spans(session, entry["revision_pk"])
+
+
+@dataclass
+class ReleaseOutcome:
+    release: models.Release
+    created: bool  # False: the same name already held exactly this manifest
+    same_content_as: list[str]  # other names with the same release id
+    excluded: dict[str, int]
+
+
+def _previous(session: Session, protocol_row: models.Protocol) -> models.Release | None:
+    return session.scalars(select(models.Release).where(models.Release.protocol_pk == protocol_row.pk)
+                           .order_by(models.Release.pk.desc())).first()
+
+
+def build_release(store: Store, principal: Principal, protocol_id: str, name: str, *, version: int | None = None,
+                  seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
+                  on: dt.date | None = None) -> ReleaseOutcome:
+    """Snapshot the approved transcripts of a protocol into the immutable release `name` (managers only)."""
+    from corpus.card import build_card
+
+    require(principal, "release")
+    if not name or len(name) > 128 or any(c.isspace() or c in "/\\" for c in name):
+        raise ReleaseError(f"release name {name!r}: use 1-128 characters without spaces or slashes")
+    on = on or dt.date.today()
+    with store.session() as session:
+        protocol_row, protocol = get_protocol(session, protocol_id, version)
+        state = collect_state(session, protocol_row, protocol, on=on, seed=seed, ratios=ratios, redact_pii=redact_pii)
+        release_id = release_id_of(state.manifest)
+        existing = session.scalar(select(models.Release).where(models.Release.name == name))
+        if existing is not None:
+            if existing.release_id == release_id:
+                return ReleaseOutcome(existing, False, _same_content(session, release_id, name), state.excluded)
+            raise ReleaseError(f"release {name!r} already exists with other content (id {existing.release_id[:12]}); "
+                               "releases are immutable: choose a new name")
+        if not state.manifest["recordings"]:
+            raise ReleaseError(f"nothing to release under {protocol.id} v{protocol.version}: no recording has an approved "
+                               f"transcript with consent in force ({_describe(state.excluded)})")
+        parent = _previous(session, protocol_row)
+        same = _same_content(session, release_id, name)
+        card = build_card(session, protocol_row, protocol, state.manifest, state.excluded,
+                          parent=parent, on=on, name=name, release_id=release_id, same_content_as=same)
+        release = models.Release(name=name, release_id=release_id, protocol_pk=protocol_row.pk, manifest=state.manifest,
+                                 card=card, parent_pk=parent.pk if parent else None, created_by=principal.username)
+        session.add(release)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            raise ReleaseError(f"release {name!r} was created by someone else meanwhile; choose a new name") from None
+        for speaker_id in state.manifest["speakers"]:
+            session.add(models.ReleaseSpeaker(release_pk=release.pk, speaker_id=speaker_id))
+        record_event(session, principal.username, "release_created", f"release:{name}", {
+            "release_id": release_id, "protocol": f"{protocol.id}@{protocol.version}", "recordings": len(state.manifest["recordings"]),
+            "speakers": len(state.manifest["speakers"]), "seed": seed, "redact_pii": redact_pii, "excluded": state.excluded,
+            "parent": parent.name if parent else None,
+        })
+        session.commit()
+        return ReleaseOutcome(release, True, same, state.excluded)
+
+
+def _same_content(session: Session, release_id: str, name: str) -> list[str]:
+    return list(session.scalars(select(models.Release.name).where(models.Release.release_id == release_id,
+                                                                  models.Release.name != name).order_by(models.Release.pk)))
+
+
+def _describe(excluded: dict[str, int]) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in excluded.items()) or "no accepted recordings"
+
+
+def get_release(session: Session, name: str) -> models.Release:
+    """The release called `name`, or a ReleaseError listing the known names."""
+    release = session.scalar(select(models.Release).where(models.Release.name == name))
+    if release is None:
+        known = list(session.scalars(select(models.Release.name).order_by(models.Release.pk)))
+        raise ReleaseError(f"no release named {name!r} (releases: {', '.join(known) or 'none'})")
+    return release
+
+
+def list_releases(session: Session) -> list[models.Release]:
+    return list(session.scalars(select(models.Release).order_by(models.Release.pk)))

@@ -1,0 +1,162 @@
+"""Verify a release against the store (re-hash everything) and diff two releases.
+
+An entry an erasure replaced by `{"erased": <tombstone id>}` is reported as erased,
+not as drift, when that tombstone exists: the release id still verifies because it
+commits to each entry's digest (`recording_digests`), which the erasure keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from corpus.blobs import sha256_file
+from corpus.db import Store
+from corpus.release import get_release, release_id_of, sha256_json
+
+
+@dataclass(frozen=True)
+class Finding:
+    recording: str  # "rec-<pk>", or "release" for the manifest as a whole
+    problem: str
+
+
+@dataclass
+class VerifyReport:
+    name: str
+    release_id: str
+    checked: int = 0
+    erased: list[tuple[str, str]] = field(default_factory=list)  # (entry position, tombstone id)
+    drift: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.drift
+
+
+def _check_blob(store: Store, digest: str | None, what: str, key: str, report: VerifyReport) -> None:
+    if not digest:
+        report.drift.append(Finding(key, f"{what}: no hash in the manifest"))
+        return
+    path = store.blobs.path_for(digest)
+    if not path.is_file():
+        report.drift.append(Finding(key, f"{what} blob {digest[:12]} is missing"))
+    elif sha256_file(path) != digest:
+        report.drift.append(Finding(key, f"{what} blob {digest[:12]} no longer hashes to its name (content changed)"))
+
+
+def _check_entry(session: Session, store: Store, entry: dict[str, Any], key: str, report: VerifyReport) -> None:
+    recording = session.get(models.Recording, int(key.removeprefix("rec-")))
+    if recording is None:
+        report.drift.append(Finding(key, "recording row is gone (and no erasure marker says why)"))
+    else:
+        if recording.sha256 != entry["sha256"] or recording.working_sha256 != entry["working_sha256"]:
+            report.drift.append(Finding(key, "the store's recording row names other audio hashes than the manifest"))
+        if recording.status != "accepted":
+            report.drift.append(Finding(key, f"recording is now {recording.status}"))
+    _check_blob(store, entry["sha256"], "original audio", key, report)
+    _check_blob(store, entry["working_sha256"], "working copy", key, report)
+    revision = session.get(models.TranscriptRevision, entry["revision_pk"])
+    if revision is None:
+        report.drift.append(Finding(key, f"transcript revision {entry['revision_pk']} is gone"))
+    elif sha256_json(revision.turns) != entry["revision_sha256"]:
+        report.drift.append(Finding(key, f"transcript revision {entry['revision_pk']} changed since the release"))
+    elif recording is not None and revision.recording_pk != recording.pk:
+        report.drift.append(Finding(key, f"transcript revision {entry['revision_pk']} belongs to another recording"))
+
+
+def verify_release(store: Store, name: str) -> VerifyReport:
+    """Re-hash the manifest, every blob and every transcript of release `name`; list drift and erasures."""
+    with store.session() as session:
+        release = get_release(session, name)
+        manifest = release.manifest
+        report = VerifyReport(name, release.release_id)
+        digests = manifest.get("recording_digests") or []
+        if release_id_of(manifest) != release.release_id:
+            report.drift.append(Finding("release", "the manifest header or its entry digests no longer hash to the release id"))
+        if len(digests) != len(manifest["recordings"]):
+            report.drift.append(Finding("release", f"{len(manifest['recordings'])} entries but {len(digests)} entry digests"))
+        tombstones = set(session.scalars(select(models.Tombstone.tombstone_id)))
+        live_speakers: set[str] = set()
+        for i, entry in enumerate(manifest["recordings"]):
+            if "erased" in entry:
+                if entry["erased"] in tombstones and set(entry) == {"erased"}:
+                    report.erased.append((str(i), str(entry["erased"])))
+                else:
+                    report.drift.append(Finding(f"entry {i}", f"erasure marker names no tombstone ({entry['erased']!r})"))
+                continue
+            key = str(entry.get("recording", f"entry {i}"))
+            report.checked += 1
+            if i < len(digests) and sha256_json(entry) != digests[i]:
+                report.drift.append(Finding(key, "the manifest entry was edited after the release"))
+            live_speakers |= {s["speaker_id"] for s in entry["speakers"]}
+            _check_entry(session, store, entry, key, report)
+        stored = set(session.scalars(select(models.ReleaseSpeaker.speaker_id).where(models.ReleaseSpeaker.release_pk == release.pk)))
+        if live_speakers - stored:
+            report.drift.append(Finding("release", f"{len(live_speakers - stored)} released speaker(s) lack a ReleaseSpeaker row"))
+        listed = set(manifest.get("speakers", {}))
+        if live_speakers - listed:
+            report.drift.append(Finding("release", f"{len(live_speakers - listed)} speaker(s) of live entries are missing from the speaker index"))
+        if (listed - live_speakers) and not report.erased:
+            report.drift.append(Finding("release", f"{len(listed - live_speakers)} indexed speaker(s) appear in no entry"))
+    return report
+
+
+@dataclass
+class ManifestDiff:
+    """Recordings and speakers added, removed or changed between two manifests (erased entries count as removed)."""
+
+    added: list[str]
+    removed: list[str]
+    transcript_changed: list[str]
+    audio_changed: list[str]
+    split_changed: list[str]
+    speakers_added: int
+    speakers_removed: int
+    hours_before: float
+    hours_after: float
+
+    def summary(self, before: str, after: str, limit: int = 50) -> dict[str, Any]:
+        """Counts plus the first `limit` recording keys of each change (recording keys are not personal data)."""
+        lists = {k: getattr(self, k) for k in ("added", "removed", "transcript_changed", "audio_changed", "split_changed")}
+        return {
+            "from": before, "to": after,
+            "counts": {**{f"recordings {k.replace('_', ' ')}": len(v) for k, v in lists.items()},
+                       "speakers added": self.speakers_added, "speakers removed": self.speakers_removed,
+                       "hours before": round(self.hours_before, 4), "hours after": round(self.hours_after, 4)},
+            "recordings": {k: v[:limit] for k, v in lists.items()},
+        }
+
+
+def _by_key(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["recording"]: e for e in manifest["recordings"] if "erased" not in e}
+
+
+def diff_manifests(before: dict[str, Any], after: dict[str, Any]) -> ManifestDiff:
+    a, b = _by_key(before), _by_key(after)
+    common = sorted(set(a) & set(b), key=_order)
+    speakers_a = {s["speaker_id"] for e in a.values() for s in e["speakers"]}
+    speakers_b = {s["speaker_id"] for e in b.values() for s in e["speakers"]}
+    return ManifestDiff(
+        added=sorted(set(b) - set(a), key=_order), removed=sorted(set(a) - set(b), key=_order),
+        transcript_changed=[k for k in common if a[k]["revision_sha256"] != b[k]["revision_sha256"]],
+        audio_changed=[k for k in common if (a[k]["sha256"], a[k]["working_sha256"]) != (b[k]["sha256"], b[k]["working_sha256"])],
+        split_changed=[k for k in common if a[k]["split"] != b[k]["split"]],
+        speakers_added=len(speakers_b - speakers_a), speakers_removed=len(speakers_a - speakers_b),
+        hours_before=sum(e["duration_s"] for e in a.values()) / 3600.0, hours_after=sum(e["duration_s"] for e in b.values()) / 3600.0,
+    )
+
+
+def _order(key: str) -> tuple[int, str]:
+    tail = key.removeprefix("rec-")
+    return (int(tail), key) if tail.isdigit() else (0, key)
+
+
+def diff_releases(store: Store, before: str, after: str) -> dict[str, Any]:
+    with store.session() as session:
+        a, b = get_release(session, before), get_release(session, after)
+        return diff_manifests(a.manifest, b.manifest).summary(before, after)

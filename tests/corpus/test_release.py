@@ -1,0 +1,142 @@
+"""Releases on SQLite and PostgreSQL: what enters, the id, immutability, consent, verify and diff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+from sqlalchemy import select, update
+
+from corpus import models
+from corpus.accounts import PermissionDenied
+from corpus.release import ReleaseError, build_release, release_id_of, sha256_json
+from corpus.release_verify import diff_releases, verify_release
+from tests.corpus.conftest import PROTOCOL_ID, Corpus, approve
+
+ON = dt.date(2026, 11, 1)
+
+
+def _release(corpus: Corpus, name: str, **kwargs):  # type: ignore[no-untyped-def]
+    return build_release(corpus.store, corpus.manager, PROTOCOL_ID, name, on=kwargs.pop("on", ON), **kwargs)
+
+
+def test_release_lists_every_approved_recording_with_hashes_speakers_and_consent(corpus: Corpus) -> None:
+    outcome = _release(corpus, "v1")
+    release = outcome.release
+    manifest = release.manifest
+    assert outcome.created and release.release_id == release_id_of(manifest) and len(release.release_id) == 64
+    assert [e["recording"] for e in manifest["recordings"]] == [f"rec-{pk}" for pk in sorted(corpus.recordings.values())]
+    with corpus.store.session() as session:
+        for entry in manifest["recordings"]:
+            recording = session.get(models.Recording, int(entry["recording"][4:]))
+            revision = session.get(models.TranscriptRevision, entry["revision_pk"])
+            assert (entry["sha256"], entry["working_sha256"]) == (recording.sha256, recording.working_sha256)
+            assert revision.stage == "approved" and entry["revision_sha256"] == sha256_json(revision.turns)
+            assert entry["split"] in {"train", "dev", "test"} and len(entry["speakers"]) == 2
+            assert all(s["form_version"] == "v3" and "model_training" in s["permitted_uses"] for s in entry["speakers"])
+        stored = set(session.scalars(select(models.ReleaseSpeaker.speaker_id).where(models.ReleaseSpeaker.release_pk == release.pk)))
+        event = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "release_created")).one()
+    assert stored == set(manifest["speakers"]) and len(stored) == 11
+    assert manifest["speakers"]["spk-0007"]["demographics"]["accent"]
+    assert event.actor == "manny" and event.details["release_id"] == release.release_id
+    assert release.card["totals"]["recordings"] == 6 and release.card["excluded"] == {}
+
+
+def test_same_state_gives_the_same_id_and_a_taken_name_is_immutable(corpus: Corpus) -> None:
+    first = _release(corpus, "v1")
+    again = _release(corpus, "v1", on=ON + dt.timedelta(days=3))
+    assert not again.created and again.release.pk == first.release.pk, "same name, same content: the same release"
+    twin = _release(corpus, "v1-copy")
+    assert twin.created and twin.release.release_id == first.release.release_id and twin.same_content_as == ["v1"]
+    assert twin.release.card["release"]["same_content_as"] == ["v1"]
+    reseeded = _release(corpus, "v1-seed7", seed=7)
+    assert reseeded.release.release_id != first.release.release_id, "the seed is part of what is hashed"
+    approve(corpus.store, corpus.recordings["dlg002"], [{"speaker": "spk-0003", "start": 0.5, "end": 2.0, "text": "changed", "words": []}])
+    with pytest.raises(ReleaseError, match="already exists with other content"):
+        _release(corpus, "v1")
+    with corpus.store.session() as session:
+        assert session.scalar(select(models.Release).where(models.Release.name == "v1")).release_id == first.release.release_id
+
+
+def test_newest_approved_revision_is_taken_and_unapproved_recordings_are_left_out(corpus: Corpus) -> None:
+    newer = approve(corpus.store, corpus.recordings["dlg003"], [{"speaker": "spk-0005", "start": 0.0, "end": 1.0, "text": "x", "words": []}])
+    with corpus.store.session() as session:
+        session.execute(update(models.TranscriptRevision).where(
+            models.TranscriptRevision.recording_pk == corpus.recordings["dlg006"], models.TranscriptRevision.stage == "approved"
+        ).values(stage="submitted"))
+        session.commit()
+    release = _release(corpus, "v1").release
+    entries = {e["session_id"]: e for e in release.manifest["recordings"]}
+    assert entries["dlg003"]["revision_pk"] == newer and "dlg006" not in entries
+    assert release.card["excluded"] == {"no approved transcript": 1}
+    assert "spk-0010" not in release.manifest["speakers"]
+
+
+def test_withdrawn_and_expired_consent_keep_a_dialogue_out(corpus: Corpus) -> None:
+    with corpus.store.session() as session:
+        current = session.scalars(select(models.Consent).where(models.Consent.consent_id == "c-spk-0004")).one()
+        session.add(models.Consent(consent_id="c-spk-0004", speaker_id="spk-0004", form_version="v3",
+                                   permitted_uses=current.permitted_uses, granted_on=current.granted_on,
+                                   expires_on=current.expires_on, withdrawn_on=dt.date(2026, 10, 20)))
+        session.commit()
+    release = _release(corpus, "v1").release
+    assert "dlg002" not in {e["session_id"] for e in release.manifest["recordings"]}
+    assert release.card["excluded"] == {"consent withdrawn": 1}
+    with pytest.raises(ReleaseError, match=r"nothing to release.*consent expired: 6.*consent withdrawn: 1"):
+        _release(corpus, "v-2032", on=dt.date(2032, 1, 1))
+
+
+def test_only_managers_release(corpus: Corpus) -> None:
+    with pytest.raises(PermissionDenied, match="may not release"):
+        build_release(corpus.store, corpus.consumer, PROTOCOL_ID, "nope", on=ON)
+    with pytest.raises(ReleaseError, match="name"):
+        _release(corpus, "has space")
+
+
+def test_verify_reports_drift_and_erased_entries(corpus: Corpus) -> None:
+    release = _release(corpus, "v1").release
+    report = verify_release(corpus.store, "v1")
+    assert report.ok and report.checked == 6 and not report.erased, report.drift
+    entry = release.manifest["recordings"][1]
+    blob = corpus.store.blobs.path_for(entry["working_sha256"])
+    os.chmod(blob, 0o644)
+    blob.write_bytes(blob.read_bytes()[:-2] + b"\x00\x01")
+    with corpus.store.session() as session:
+        revision = session.get(models.TranscriptRevision, release.manifest["recordings"][2]["revision_pk"])
+        revision.turns = revision.turns[:-1]
+        session.commit()
+    drift = verify_release(corpus.store, "v1").drift
+    assert {(f.recording, f.problem.split(" ")[0]) for f in drift} == {(entry["recording"], "working"),
+                                                                        (release.manifest["recordings"][2]["recording"], "transcript")}
+    # an erasure as the governance helper performs it: the entry becomes a marker naming a tombstone
+    manifest = dict(release.manifest)
+    manifest["recordings"] = [{"erased": "tomb-1"} if i == 0 else e for i, e in enumerate(release.manifest["recordings"])]
+    with corpus.store.session() as session:
+        session.add(models.Tombstone(tombstone_id="tomb-1", erased_by="manny", reason="erasure request", counts={}))
+        session.execute(update(models.Release).where(models.Release.pk == release.pk).values(manifest=manifest))
+        session.commit()
+    report = verify_release(corpus.store, "v1")
+    assert report.erased == [("0", "tomb-1")] and report.checked == 5
+    assert not [f for f in report.drift if f.recording in ("release", release.manifest["recordings"][0]["recording"])]
+    manifest["recordings"][3] = dict(manifest["recordings"][3], split="test" if manifest["recordings"][3]["split"] != "test" else "dev")
+    with corpus.store.session() as session:
+        session.execute(update(models.Release).where(models.Release.pk == release.pk).values(manifest=manifest))
+        session.commit()
+    edited = [f for f in verify_release(corpus.store, "v1").drift if "edited" in f.problem]
+    assert [f.recording for f in edited] == [manifest["recordings"][3]["recording"]]
+
+
+def test_diff_and_card_diff_against_the_previous_release(corpus: Corpus) -> None:
+    _release(corpus, "v1")
+    approve(corpus.store, corpus.recordings["dlg001"], [{"speaker": "spk-0001", "start": 0.0, "end": 1.0, "text": "hi", "words": []}])
+    with corpus.store.session() as session:
+        session.execute(update(models.TranscriptRevision).where(
+            models.TranscriptRevision.recording_pk == corpus.recordings["dlg006"]).values(stage="submitted"))
+        session.commit()
+    second = _release(corpus, "v2").release
+    diff = diff_releases(corpus.store, "v1", "v2")
+    rec1, rec6 = f"rec-{corpus.recordings['dlg001']}", f"rec-{corpus.recordings['dlg006']}"
+    assert diff["recordings"]["transcript_changed"] == [rec1] and diff["recordings"]["removed"] == [rec6]
+    assert diff["counts"]["speakers removed"] == 2 and diff["counts"]["recordings added"] == 0
+    assert second.card["release"]["previous"] == "v1" and second.card["diff"]["counts"] == diff["counts"]
