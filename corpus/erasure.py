@@ -1,0 +1,308 @@
+"""Data-subject erasure: a speaker's audio, transcripts and derived data leave the store.
+
+A voice cannot be cut out of a mixed dialogue, so every recording a speaker takes part
+in goes whole (both blobs, voice profiles, revisions, tasks, comments, work time, PII
+spans). Everything happens in one database transaction; blobs are deleted only after the
+commit and only when no remaining row references them (they are content-addressed and
+may be shared). What stays is a tombstone with a random id and counts — no speaker id,
+no hash — and, in past releases, `{"erased": <tombstone id>}` where a recording was, so
+the ML teams know which releases to retrain. Audit events naming the speaker or the
+erased audio are blanked (`corpus.audit.blank_event`), which keeps the chain verifiable.
+
+The retention purge (`corpus.retention`) erases recordings through the same machinery.
+
+Known limit: nothing remembers the erased audio, so re-ingesting the same manifest row
+would bring it back; the collection team must remove it from their source manifests.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Text, cast, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from corpus.accounts import Principal, require
+from corpus.audit import blank_event, canonical_json, record_event
+from corpus.db import Store
+
+CHUNK = 500  # IN-list size: far below PostgreSQL's and SQLite's bound-parameter limits
+SQL_PREFILTER_MAX = 40  # beyond this many identifiers the audit log is scanned once in Python
+
+
+class ErasureError(ValueError):
+    """The erasure cannot be done as asked (unknown speaker, nothing to erase)."""
+
+
+@dataclass
+class ErasureReport:
+    """What an erasure removed (or, in a dry run, would remove)."""
+
+    reason: str
+    dry_run: bool
+    tombstone_id: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    releases_affected: list[str] = field(default_factory=list)
+    blobs_deleted: int = 0
+
+
+@dataclass
+class _Targets:
+    """What one erasure takes: whole recordings, and (speaker erasure) the speakers' own records."""
+
+    recording_pks: set[int]
+    speaker_ids: set[str] = field(default_factory=set)
+
+
+def _chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
+    items = sorted(values)
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def _pks(session: Session, column: Any, key: Any, values: set[Any]) -> set[Any]:
+    """`column` of the rows whose `key` is in `values`, in chunks."""
+    found: set[Any] = set()
+    for chunk in _chunks(values):
+        found.update(session.scalars(select(column).where(key.in_(chunk))))
+    return found
+
+
+def _delete(session: Session, model: type, key: Any, values: set[Any]) -> int:
+    removed = 0
+    for chunk in _chunks(values):
+        removed += session.execute(delete(model).where(key.in_(chunk)), execution_options={"synchronize_session": False}).rowcount or 0
+    return removed
+
+
+def _token_pattern(needles: set[str]) -> re.Pattern[str] | None:
+    """Matches any needle as a whole token (so 'spk-1' does not match inside 'spk-10')."""
+    if not needles:
+        return None
+    alternation = "|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])")
+
+
+def recordings_of_speaker(session: Session, speaker_id: str) -> set[int]:
+    """Every recording the speaker takes part in: through their sessions, or declared in a rejected row."""
+    sessions = select(models.SessionParticipant.session_pk).where(models.SessionParticipant.speaker_id == speaker_id)
+    found = set(session.scalars(select(models.Recording.pk).where(models.Recording.session_pk.in_(sessions))))
+    declared = session.execute(
+        select(models.Recording.pk, models.Recording.declared)
+        .where(cast(models.Recording.declared, Text).contains(speaker_id, autoescape=True))
+    )
+    for pk, row in declared:
+        speakers = (row or {}).get("speakers") or []
+        if any(isinstance(s, dict) and s.get("speaker_id") == speaker_id for s in speakers):
+            found.add(pk)
+    return found
+
+
+def _release_entry_erased(entry: Any, recording_pks: set[int], digests: set[str]) -> bool:
+    if not isinstance(entry, dict) or "erased" in entry:
+        return False
+    return (entry.get("recording") in {f"rec-{pk}" for pk in recording_pks}
+            or entry.get("sha256") in digests or entry.get("working_sha256") in digests)
+
+
+def _scrub(value: Any, pattern: re.Pattern[str] | None, replacement: str) -> Any:
+    """A copy of a JSON value with every string naming an erased identifier replaced."""
+    if pattern is None:
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, pattern, replacement) for k, v in value.items() if not pattern.search(str(k))}
+    if isinstance(value, list):
+        return [_scrub(v, pattern, replacement) for v in value]
+    if isinstance(value, str) and pattern.search(value):
+        return replacement
+    return value
+
+
+def _entry_speakers(entry: Any) -> set[str]:
+    if not isinstance(entry, dict):
+        return set()
+    return {s.get("speaker_id") for s in entry.get("speakers") or [] if isinstance(s, dict) and s.get("speaker_id")}
+
+
+def _amend_releases(session: Session, targets: _Targets, digests: set[str], names: re.Pattern[str] | None,
+                    tombstone_id: str) -> tuple[list[str], int]:
+    """Replace erased recordings in past release manifests; returns the affected release names and entries."""
+    listed = _pks(session, models.ReleaseSpeaker.release_pk, models.ReleaseSpeaker.speaker_id, targets.speaker_ids)
+    affected, entries = [], 0
+    for release in session.scalars(select(models.Release).order_by(models.Release.pk)):
+        manifest = release.manifest or {}
+        recordings = manifest.get("recordings") or []
+        erased = [i for i, e in enumerate(recordings) if _release_entry_erased(e, targets.recording_pks, digests)]
+        new_manifest = dict(manifest)
+        if erased:
+            new_manifest["recordings"] = [{"erased": tombstone_id} if i in set(erased) else e for i, e in enumerate(recordings)]
+        new_manifest = _scrub(new_manifest, names, f"erased:{tombstone_id}")
+        new_card = _scrub(release.card or {}, names, f"erased:{tombstone_id}")
+        changed = new_manifest != manifest or new_card != (release.card or {})
+        if changed:
+            release.manifest, release.card = new_manifest, new_card
+        remaining = set().union(*(_entry_speakers(e) for e in new_manifest.get("recordings") or []))
+        stale = set(session.scalars(select(models.ReleaseSpeaker.speaker_id).where(
+            models.ReleaseSpeaker.release_pk == release.pk))) - remaining if erased else set()
+        stale |= targets.speaker_ids if release.pk in listed else set()
+        if stale:
+            session.execute(delete(models.ReleaseSpeaker).where(
+                models.ReleaseSpeaker.release_pk == release.pk, models.ReleaseSpeaker.speaker_id.in_(sorted(stale))))
+        if changed or release.pk in listed:
+            affected.append(release.name)
+            entries += len(erased)
+    return affected, entries
+
+
+def _blank_audit(session: Session, names: set[str], subjects: set[str], tombstone_id: str) -> int:
+    """Blank every audit event whose subject or details name an erased identifier."""
+    pattern = _token_pattern(names)
+    query = select(models.AuditEvent).order_by(models.AuditEvent.pk)
+    if len(names) <= SQL_PREFILTER_MAX:
+        forms = names | {canonical_json(n)[1:-1] for n in names}  # as stored: non-ASCII may be escaped
+        text_of = cast(models.AuditEvent.details, Text)
+        clauses = [models.AuditEvent.subject.in_(sorted(subjects))] if subjects else []
+        clauses += [text_of.contains(n, autoescape=True) for n in forms]
+        clauses += [models.AuditEvent.subject.contains(n, autoescape=True) for n in forms]
+        if not clauses:
+            return 0
+        query = query.where(or_(*clauses))
+    blanked = 0
+    for event in session.scalars(query).all():
+        text = f"{event.subject}\n{canonical_json(event.details or {})}"
+        if event.subject in subjects or (pattern is not None and pattern.search(text)):
+            if not event.subject.startswith("erased:"):
+                blank_event(event, tombstone_id)
+                blanked += 1
+    return blanked
+
+
+def _unreferenced(session: Session, digests: set[str]) -> set[str]:
+    """The digests no remaining recording or voice profile points at."""
+    used = _pks(session, models.Recording.sha256, models.Recording.sha256, digests)
+    used |= _pks(session, models.Recording.working_sha256, models.Recording.working_sha256, digests)
+    used |= _pks(session, models.VoiceProfile.sha256, models.VoiceProfile.sha256, digests)
+    return digests - used
+
+
+def erase_targets(session: Session, targets: _Targets, tombstone: models.Tombstone) -> tuple[dict[str, int], set[str]]:
+    """Delete everything the targets cover in the caller's transaction, amend releases, blank the audit log.
+
+    Fills the tombstone's counts and releases; returns the counts and the blob digests
+    that no remaining row references (to delete after the commit).
+    """
+    recs = targets.recording_pks
+    rows = [row for chunk in _chunks(recs) for row in session.execute(
+        select(models.Recording.pk, models.Recording.sha256, models.Recording.working_sha256, models.Recording.session_pk)
+        .where(models.Recording.pk.in_(chunk)))]
+    digests = {d for r in rows for d in (r.sha256, r.working_sha256) if d}
+    session_pks = {r.session_pk for r in rows if r.session_pk is not None}
+    session_pks |= _pks(session, models.SessionParticipant.session_pk, models.SessionParticipant.speaker_id, targets.speaker_ids)
+    digests |= _pks(session, models.VoiceProfile.sha256, models.VoiceProfile.recording_pk, recs)
+    revisions = _pks(session, models.TranscriptRevision.pk, models.TranscriptRevision.recording_pk, recs)
+    tasks = _pks(session, models.Task.pk, models.Task.recording_pk, recs)
+    consent_ids = _pks(session, models.Consent.consent_id, models.Consent.speaker_id, targets.speaker_ids)
+    consent_ids |= _pks(session, models.SessionParticipant.consent_id, models.SessionParticipant.speaker_id, targets.speaker_ids)
+    names = set(targets.speaker_ids) | consent_ids | digests
+    subjects = {f"recording:{pk}" for pk in recs} | {f"task:{pk}" for pk in tasks} | {f"revision:{pk}" for pk in revisions}
+
+    tid = tombstone.tombstone_id
+    releases, release_entries = _amend_releases(session, targets, digests, _token_pattern(names), tid)
+    counts = {
+        "speakers": 0,
+        "recordings": 0,
+        "pii_spans": _delete(session, models.PiiSpan, models.PiiSpan.revision_pk, revisions),
+        "review_comments": _delete(session, models.ReviewComment, models.ReviewComment.task_pk, tasks)
+        + _delete(session, models.ReviewComment, models.ReviewComment.revision_pk, revisions),
+        "work_intervals": _delete(session, models.WorkInterval, models.WorkInterval.task_pk, tasks),
+        "transcript_revisions": _delete(session, models.TranscriptRevision, models.TranscriptRevision.pk, revisions),
+        "tasks": _delete(session, models.Task, models.Task.pk, tasks),
+        "voice_profiles": _delete(session, models.VoiceProfile, models.VoiceProfile.recording_pk, recs),
+    }
+    counts["recordings"] = _delete(session, models.Recording, models.Recording.pk, recs)
+    counts["session_participants"] = _delete(session, models.SessionParticipant, models.SessionParticipant.speaker_id, targets.speaker_ids)
+    orphaned = {pk for pk in session_pks
+                if not session.scalar(select(func.count()).select_from(models.Recording).where(models.Recording.session_pk == pk))
+                or not session.scalar(select(func.count()).select_from(models.SessionParticipant).where(models.SessionParticipant.session_pk == pk))}
+    counts["session_participants"] += _delete(session, models.SessionParticipant, models.SessionParticipant.session_pk, orphaned)
+    counts["sessions"] = _delete(session, models.Session, models.Session.pk, orphaned)
+    counts["consents"] = _delete(session, models.Consent, models.Consent.speaker_id, targets.speaker_ids)
+    _delete(session, models.SpeakerDemographic, models.SpeakerDemographic.speaker_id, targets.speaker_ids)
+    counts["speakers"] = _delete(session, models.Speaker, models.Speaker.id, targets.speaker_ids)
+    counts["release_entries"] = release_entries
+    counts["audit_events_blanked"] = _blank_audit(session, names, subjects, tid)
+    unreferenced = _unreferenced(session, digests)
+    counts["blobs"] = len(unreferenced)
+    counts["blobs_shared_kept"] = len(digests) - len(unreferenced)
+    tombstone.counts, tombstone.releases_affected = counts, releases
+    return counts, unreferenced
+
+
+def delete_blobs(store: Store, digests: set[str]) -> int:
+    """Delete the blob files no row references (checked again after the commit); how many went."""
+    with store.session() as session:
+        free = _unreferenced(session, digests)
+    deleted = 0
+    for digest in sorted(free):
+        path = store.blobs.path_for(digest)
+        if path.exists():
+            path.unlink()
+            deleted += 1
+    return deleted
+
+
+def new_tombstone(session: Session, principal: Principal, reason: str) -> models.Tombstone:
+    tombstone = models.Tombstone(tombstone_id=f"tomb-{secrets.token_hex(8)}", erased_by=principal.username, reason=reason)
+    session.add(tombstone)
+    session.flush()
+    return tombstone
+
+
+def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, _Targets]], *,
+                dry_run: bool) -> list[ErasureReport]:
+    """Erase each (reason, targets) batch under its own tombstone, all in one transaction.
+
+    A dry run does the same work and rolls it back, so what it reports is exactly what a
+    real run would do. Blob files go after the commit (a crash in between leaves orphan
+    blobs, never a row without its audio).
+    """
+    reports: list[tuple[ErasureReport, set[str]]] = []
+    with store.session() as session:
+        for reason, targets in batches:
+            tombstone = new_tombstone(session, principal, reason)
+            counts, unreferenced = erase_targets(session, targets, tombstone)
+            report = ErasureReport(reason, dry_run, tombstone.tombstone_id, counts, list(tombstone.releases_affected))
+            reports.append((report, unreferenced))
+            if not dry_run:
+                record_event(session, principal.username, "erase", f"tombstone:{tombstone.tombstone_id}",
+                             {"reason": reason, "counts": counts, "releases_affected": tombstone.releases_affected})
+        if dry_run:
+            session.rollback()
+            for report, _ in reports:
+                report.tombstone_id = ""
+            return [r for r, _ in reports]
+        session.commit()
+    for report, unreferenced in reports:
+        report.blobs_deleted = delete_blobs(store, unreferenced)
+    return [r for r, _ in reports]
+
+
+def erase_speaker(store: Store, principal: Principal, speaker_id: str, *, reason: str = "erasure request",
+                  dry_run: bool = False) -> ErasureReport:
+    """Erase one data subject and every recording they take part in (permission "erase")."""
+    require(principal, "erase")
+    speaker_id = speaker_id.strip()
+    if not speaker_id:
+        raise ErasureError("give the speaker id to erase")
+    with store.session() as session:
+        recordings = recordings_of_speaker(session, speaker_id)
+        known = (session.get(models.Speaker, speaker_id) is not None or recordings
+                 or session.scalar(select(models.Consent.pk).where(models.Consent.speaker_id == speaker_id).limit(1)))
+    if not known:
+        raise ErasureError(f"no speaker {speaker_id!r} in the store (never ingested, or already erased)")
+    return run_erasure(store, principal, [(reason, _Targets(recordings, {speaker_id}))], dry_run=dry_run)[0]

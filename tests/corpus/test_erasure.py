@@ -1,0 +1,139 @@
+"""Erasing a data subject on SQLite and PostgreSQL: no row, blob or audit entry of theirs is left."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from collection.intake import ingest_manifest
+from corpus import models
+from corpus.accounts import PermissionDenied
+from corpus.audit_verify import verify_chain
+from corpus.erasure import ErasureError, erase_speaker
+from tests.corpus.governance_fixtures import GovStore, gov  # noqa: F401 - fixture
+from tests.factories import clipped_copy, manifest_rows, variant_row, write_manifest
+
+ERASED = "spk-0007"  # speaks in dlg004 (with spk-0008) and dlg005 (with spk-0009)
+
+
+def _dump(store) -> dict[str, list[tuple[Any, ...]]]:  # type: ignore[no-untyped-def]
+    """Every row of every table, as text (the whole store, read generically)."""
+    tables = {}
+    with store.engine.connect() as conn:
+        for table in models.Base.metadata.sorted_tables:
+            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+            tables[table.name] = [tuple(json.dumps(v, default=str, sort_keys=True) for v in row) for row in rows]
+    return tables
+
+
+def _blob_files(root: Path) -> dict[str, bytes]:
+    return {p.name: (p.read_bytes() if p.stat().st_size < 65536 else b"") for p in root.rglob("*") if p.is_file()}
+
+
+def _needles(g: GovStore, speaker_id: str) -> set[str]:
+    """The speaker id, their consent ids and the hashes of every blob of every recording they are in."""
+    with g.store.session() as session:
+        sessions = select(models.SessionParticipant.session_pk).where(models.SessionParticipant.speaker_id == speaker_id)
+        recs = session.scalars(select(models.Recording).where(models.Recording.session_pk.in_(sessions))).all()
+        rejected = [r for r in session.scalars(select(models.Recording).where(models.Recording.status == "rejected"))
+                    if speaker_id in json.dumps(r.declared)]
+        hashes = {h for r in [*recs, *rejected] for h in (r.sha256, r.working_sha256) if h}
+        hashes |= set(session.scalars(select(models.VoiceProfile.sha256).where(
+            models.VoiceProfile.recording_pk.in_([r.pk for r in recs]))))
+        consents = set(session.scalars(select(models.Consent.consent_id).where(models.Consent.speaker_id == speaker_id)))
+    assert len(recs) == 2 and rejected and len(hashes) == 7
+    return {speaker_id, *consents, *hashes}
+
+
+def _add_rejected_recording(g: GovStore, speaker_id: str) -> None:
+    """A rejected (clipped) take declared with the speaker: its row names them too."""
+    base = next(r for r in manifest_rows(g.dialogues) if r["session_id"] == "dlg004")
+    clipped_copy(g.dialogues / "dlg004.flac", g.dialogues / "clipped.flac")
+    path = write_manifest(g.dialogues / "more.jsonl", [variant_row(base, "clipped.flac", "dlg004-take2")])
+    report = ingest_manifest(g.store, g.protocol.id, path, actor="test")
+    assert [o.status for o in report.outcomes] == ["rejected"]
+    assert speaker_id in json.dumps([s["speaker_id"] for s in base["speakers"]])
+
+
+def test_erasure_leaves_no_row_blob_or_audit_entry_of_the_speaker(gov: GovStore) -> None:  # noqa: F811
+    _add_rejected_recording(gov, ERASED)
+    needles = _needles(gov, ERASED)
+    kept_blobs = {name for name in _blob_files(gov.store.blobs.root) if name not in needles}
+    report = erase_speaker(gov.store, gov.manager, ERASED)
+
+    for table, rows in _dump(gov.store).items():
+        for row in rows:
+            for needle in needles:
+                assert not any(needle in value for value in row), f"{needle} left in {table}: {row}"
+    files = _blob_files(gov.store.blobs.root)
+    for name, content in files.items():
+        assert not any(n in name or n.encode() in content for n in needles), name
+    assert set(files) == kept_blobs, "every other blob is still there"
+
+    assert report.releases_affected == ["v1"] and report.tombstone_id.startswith("tomb-")
+    assert report.counts["recordings"] == 3 and report.counts["speakers"] == 1
+    assert report.counts["transcript_revisions"] == 4 and report.counts["tasks"] == 2
+    assert report.counts["release_entries"] == 2 and report.counts["sessions"] == 2
+    assert report.blobs_deleted == 6  # 2 originals, 2 working copies, 2 voice profiles (the rejected take had none)
+    with gov.store.session() as session:
+        tombstone = session.scalar(select(models.Tombstone))
+        assert (tombstone.reason, tombstone.erased_by, tombstone.releases_affected) == ("erasure request", "maria", ["v1"])
+        release = session.scalar(select(models.Release).where(models.Release.name == "v1"))
+        entries = release.manifest["recordings"]
+        erased = [e for e in entries if "erased" in e]
+        assert erased == [{"erased": tombstone.tombstone_id}] * 2 and len(entries) == 6
+        listed = set(session.scalars(select(models.ReleaseSpeaker.speaker_id)))
+        assert listed == {f"spk-{i:04d}" for i in range(1, 12)} - {"spk-0007", "spk-0008", "spk-0009"}
+        # the other speakers of the erased dialogues stay (they asked nothing), and unrelated dialogues are intact
+        assert session.get(models.Speaker, "spk-0008") is not None and session.get(models.Speaker, "spk-0009") is not None
+        dlg001 = session.get(models.Recording, gov.recordings["dlg001"])
+        assert gov.store.blobs.exists(dlg001.sha256) and gov.store.blobs.exists(dlg001.working_sha256)
+        assert session.get(models.TranscriptRevision, gov.revisions["dlg001"]).turns[0]["speaker"] == "spk-0001"
+        assert session.scalar(select(models.AuditEvent).where(models.AuditEvent.action == "erase")).subject == \
+            f"tombstone:{tombstone.tombstone_id}"
+        chain = verify_chain(session)
+    assert chain.ok and chain.blanked == report.counts["audit_events_blanked"] >= 3, chain.problem
+
+    with pytest.raises(ErasureError, match="no speaker 'spk-0007'"):
+        erase_speaker(gov.store, gov.manager, ERASED)
+
+
+def test_dry_run_reports_the_same_and_changes_nothing(gov: GovStore) -> None:  # noqa: F811
+    before, blobs = _dump(gov.store), _blob_files(gov.store.blobs.root)
+    planned = erase_speaker(gov.store, gov.manager, "spk-0001", dry_run=True)
+    assert _dump(gov.store) == before and _blob_files(gov.store.blobs.root) == blobs
+    assert planned.tombstone_id == "" and planned.blobs_deleted == 0
+    done = erase_speaker(gov.store, gov.manager, "spk-0001")
+    assert done.counts == planned.counts and done.releases_affected == planned.releases_affected == ["v1"]
+    assert done.blobs_deleted == planned.counts["blobs"] == 3
+
+
+def test_a_blob_another_recording_still_uses_is_kept(gov: GovStore) -> None:  # noqa: F811
+    with gov.store.session() as session:
+        shared = session.scalar(select(models.VoiceProfile.sha256).where(
+            models.VoiceProfile.recording_pk == gov.recordings["dlg004"]))
+        session.add(models.VoiceProfile(recording_pk=gov.recordings["dlg001"], model="other", source="clusters", sha256=shared))
+        session.commit()
+    report = erase_speaker(gov.store, gov.manager, ERASED)
+    assert report.counts["blobs_shared_kept"] == 1 and report.blobs_deleted == 5
+    assert gov.store.blobs.exists(shared)
+
+
+def test_only_managers_may_erase(gov: GovStore) -> None:  # noqa: F811
+    before = _dump(gov.store)
+    annotator = gov.add_user("ann2", "annotator")
+    with pytest.raises(PermissionDenied, match="may not erase"):
+        erase_speaker(gov.store, annotator, ERASED)
+    after = _dump(gov.store)
+    after["users"] = [r for r in after["users"] if "ann2" not in r[0]]
+    after["audit_events"] = after["audit_events"][: len(before["audit_events"])]
+    assert after == before
+
+
+def test_unknown_speaker_is_refused(gov: GovStore) -> None:  # noqa: F811
+    with pytest.raises(ErasureError, match="no speaker 'spk-9999'"):
+        erase_speaker(gov.store, gov.manager, "spk-9999")
