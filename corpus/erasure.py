@@ -52,7 +52,7 @@ class ErasureReport:
 
 
 @dataclass
-class _Targets:
+class ErasureTargets:
     """What one erasure takes: whole recordings, and (speaker erasure) the speakers' own records."""
 
     recording_pks: set[int]
@@ -129,7 +129,7 @@ def _entry_speakers(entry: Any) -> set[str]:
     return {s.get("speaker_id") for s in entry.get("speakers") or [] if isinstance(s, dict) and s.get("speaker_id")}
 
 
-def _amend_releases(session: Session, targets: _Targets, digests: set[str], names: re.Pattern[str] | None,
+def _amend_releases(session: Session, targets: ErasureTargets, digests: set[str], names: re.Pattern[str] | None,
                     tombstone_id: str) -> tuple[list[str], int]:
     """Replace erased recordings in past release manifests; returns the affected release names and entries."""
     listed = _pks(session, models.ReleaseSpeaker.release_pk, models.ReleaseSpeaker.speaker_id, targets.speaker_ids)
@@ -190,7 +190,7 @@ def _unreferenced(session: Session, digests: set[str]) -> set[str]:
     return digests - used
 
 
-def erase_targets(session: Session, targets: _Targets, tombstone: models.Tombstone) -> tuple[dict[str, int], set[str]]:
+def erase_targets(session: Session, targets: ErasureTargets, tombstone: models.Tombstone) -> tuple[dict[str, int], set[str]]:
     """Delete everything the targets cover in the caller's transaction, amend releases, blank the audit log.
 
     Fills the tombstone's counts and releases; returns the counts and the blob digests
@@ -263,7 +263,7 @@ def new_tombstone(session: Session, principal: Principal, reason: str) -> models
     return tombstone
 
 
-def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, _Targets]], *,
+def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, ErasureTargets]], *,
                 dry_run: bool) -> list[ErasureReport]:
     """Erase each (reason, targets) batch under its own tombstone, all in one transaction.
 
@@ -305,4 +305,4 @@ def erase_speaker(store: Store, principal: Principal, speaker_id: str, *, reason
                  or session.scalar(select(models.Consent.pk).where(models.Consent.speaker_id == speaker_id).limit(1)))
     if not known:
         raise ErasureError(f"no speaker {speaker_id!r} in the store (never ingested, or already erased)")
-    return run_erasure(store, principal, [(reason, _Targets(recordings, {speaker_id}))], dry_run=dry_run)[0]
+    return run_erasure(store, principal, [(reason, ErasureTargets(recordings, {speaker_id}))], dry_run=dry_run)[0]

@@ -8,6 +8,7 @@ Import the fixture into a test module (`from tests.corpus.governance_fixtures im
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,21 @@ class GovStore:
             user = add_user(session, username, PASSWORD, list(roles), actor="test")
             session.commit()
             return principal_of(user)
+
+
+def dump_store(store: Store) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table as JSON text (the whole store, read generically through the metadata)."""
+    tables = {}
+    with store.engine.connect() as conn:
+        for table in models.Base.metadata.sorted_tables:
+            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+            tables[table.name] = [tuple(json.dumps(v, default=str, sort_keys=True) for v in row) for row in rows]
+    return tables
+
+
+def blob_files(root: Path) -> dict[str, bytes]:
+    """Blob file name -> content (left empty for files over 64 KiB, i.e. audio: those are matched by name)."""
+    return {p.name: (p.read_bytes() if p.stat().st_size < 65536 else b"") for p in root.rglob("*") if p.is_file()}
 
 
 def release_manifest(session: Any, recordings: list[models.Recording], revisions: dict[int, int]) -> dict[str, Any]:

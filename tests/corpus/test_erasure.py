@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -14,24 +12,10 @@ from corpus import models
 from corpus.accounts import PermissionDenied
 from corpus.audit_verify import verify_chain
 from corpus.erasure import ErasureError, erase_speaker
-from tests.corpus.governance_fixtures import GovStore, gov  # noqa: F401 - fixture
+from tests.corpus.governance_fixtures import GovStore, blob_files, dump_store, gov  # noqa: F401 - fixture
 from tests.factories import clipped_copy, manifest_rows, variant_row, write_manifest
 
 ERASED = "spk-0007"  # speaks in dlg004 (with spk-0008) and dlg005 (with spk-0009)
-
-
-def _dump(store) -> dict[str, list[tuple[Any, ...]]]:  # type: ignore[no-untyped-def]
-    """Every row of every table, as text (the whole store, read generically)."""
-    tables = {}
-    with store.engine.connect() as conn:
-        for table in models.Base.metadata.sorted_tables:
-            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
-            tables[table.name] = [tuple(json.dumps(v, default=str, sort_keys=True) for v in row) for row in rows]
-    return tables
-
-
-def _blob_files(root: Path) -> dict[str, bytes]:
-    return {p.name: (p.read_bytes() if p.stat().st_size < 65536 else b"") for p in root.rglob("*") if p.is_file()}
 
 
 def _needles(g: GovStore, speaker_id: str) -> set[str]:
@@ -62,14 +46,14 @@ def _add_rejected_recording(g: GovStore, speaker_id: str) -> None:
 def test_erasure_leaves_no_row_blob_or_audit_entry_of_the_speaker(gov: GovStore) -> None:  # noqa: F811
     _add_rejected_recording(gov, ERASED)
     needles = _needles(gov, ERASED)
-    kept_blobs = {name for name in _blob_files(gov.store.blobs.root) if name not in needles}
+    kept_blobs = {name for name in blob_files(gov.store.blobs.root) if name not in needles}
     report = erase_speaker(gov.store, gov.manager, ERASED)
 
-    for table, rows in _dump(gov.store).items():
+    for table, rows in dump_store(gov.store).items():
         for row in rows:
             for needle in needles:
                 assert not any(needle in value for value in row), f"{needle} left in {table}: {row}"
-    files = _blob_files(gov.store.blobs.root)
+    files = blob_files(gov.store.blobs.root)
     for name, content in files.items():
         assert not any(n in name or n.encode() in content for n in needles), name
     assert set(files) == kept_blobs, "every other blob is still there"
@@ -103,9 +87,9 @@ def test_erasure_leaves_no_row_blob_or_audit_entry_of_the_speaker(gov: GovStore)
 
 
 def test_dry_run_reports_the_same_and_changes_nothing(gov: GovStore) -> None:  # noqa: F811
-    before, blobs = _dump(gov.store), _blob_files(gov.store.blobs.root)
+    before, blobs = dump_store(gov.store), blob_files(gov.store.blobs.root)
     planned = erase_speaker(gov.store, gov.manager, "spk-0001", dry_run=True)
-    assert _dump(gov.store) == before and _blob_files(gov.store.blobs.root) == blobs
+    assert dump_store(gov.store) == before and blob_files(gov.store.blobs.root) == blobs
     assert planned.tombstone_id == "" and planned.blobs_deleted == 0
     done = erase_speaker(gov.store, gov.manager, "spk-0001")
     assert done.counts == planned.counts and done.releases_affected == planned.releases_affected == ["v1"]
@@ -124,11 +108,11 @@ def test_a_blob_another_recording_still_uses_is_kept(gov: GovStore) -> None:  # 
 
 
 def test_only_managers_may_erase(gov: GovStore) -> None:  # noqa: F811
-    before = _dump(gov.store)
+    before = dump_store(gov.store)
     annotator = gov.add_user("ann2", "annotator")
     with pytest.raises(PermissionDenied, match="may not erase"):
         erase_speaker(gov.store, annotator, ERASED)
-    after = _dump(gov.store)
+    after = dump_store(gov.store)
     after["users"] = [r for r in after["users"] if "ann2" not in r[0]]
     after["audit_events"] = after["audit_events"][: len(before["audit_events"])]
     assert after == before
