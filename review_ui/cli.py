@@ -1,6 +1,18 @@
-"""`turnscribe users`, `turnscribe review` and `turnscribe ui`."""
+"""`turnscribe users`, `turnscribe review` and `turnscribe ui`.
+
+Accounts: the first admin account may be created by whoever runs the command on the
+server (there is nobody to sign in as yet); after that `users add` needs an admin's sign-in
+(TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, or a prompt). Review commands sign in and check
+the right they need: ``assign`` to cut and assign, ``review`` to approve for the demo,
+``see_quality`` for the status. The new account's password comes from
+TURNSCRIBE_NEW_PASSWORD or a confirmed prompt, never from the command line.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
 
 import typer
 
@@ -12,3 +24,180 @@ def register(app: typer.Typer) -> None:
     """Add the review stage's command groups to the root command."""
     app.add_typer(users_app, name="users")
     app.add_typer(review_app, name="review")
+    app.command("ui")(ui)
+
+
+def ui(
+    host: Annotated[str, typer.Option(help="Address to listen on (keep it inside the organisation's network).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+) -> None:
+    """Serve the review workbench (Streamlit, headless, no usage statistics)."""
+    from review_ui.serve import serve
+
+    raise typer.Exit(serve(host, port))
+
+
+def _new_password() -> str:
+    from corpus.cli_support import Exit, err
+
+    password = os.environ.get("TURNSCRIBE_NEW_PASSWORD")
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        err.print("[red]error:[/red] set TURNSCRIBE_NEW_PASSWORD or run interactively to choose the password")
+        raise typer.Exit(Exit.USAGE)
+    return typer.prompt("password for the new account", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Username (letters, digits, '.', '-', '_').")],
+    role: Annotated[list[str], typer.Option("--role", help="admin, manager, annotator, reviewer or consumer (repeatable).")],
+    group: Annotated[list[str] | None, typer.Option("--group", help="Conflict-of-interest group, e.g. site:lyon or speaker:spk-0001 (repeatable).")] = None,
+    display_name: Annotated[str, typer.Option("--display-name", help="Name shown in the workbench.")] = "",
+) -> None:
+    """Create a local account."""
+    from sqlalchemy import select
+
+    from corpus import models
+    from corpus.accounts import AccountError
+    from corpus.cli_support import Exit, err, out, principal_for_cli, store_for_cli
+
+    store = store_for_cli()
+    with store.session() as session:
+        bootstrap = session.scalars(select(models.User.username)).first() is None
+    actor = "cli-bootstrap" if bootstrap else principal_for_cli(store, "manage_users").username
+    password = _new_password()
+    with store.session() as session:
+        try:
+            from corpus.accounts import add_user
+
+            add_user(session, name, password, list(role), display_name=display_name, groups=list(group or []), actor=actor)
+        except AccountError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        session.commit()
+    out.print(f"user {name} added with role(s) {', '.join(sorted(set(role)))}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List accounts, their roles, groups and calibrations."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from corpus import models
+    from corpus.cli_support import out, store_for_cli
+    from review_ui.calibration import skills
+
+    store = store_for_cli()
+    table = Table("user", "name", "roles", "groups", "calibration", "active")
+    with store.session() as session:
+        for user in session.scalars(select(models.User).order_by(models.User.username)):
+            calibrations = ", ".join(f"{lang}/{accent or '*'}:{row.state}" for (lang, accent), row in sorted(skills(session, user.username).items()))
+            table.add_row(user.username, user.display_name, ", ".join(user.roles or []), ", ".join(user.groups or []),
+                          calibrations, "yes" if user.active else "no")
+    out.print(table)
+
+
+def _protocol(store, protocol: str, version: int | None):  # type: ignore[no-untyped-def]
+    from corpus.cli_support import protocol_for_cli
+
+    return protocol_for_cli(store, protocol, version)
+
+
+ProtocolOpt = Annotated[str, typer.Option("--protocol", help="Protocol id.")]
+VersionOpt = Annotated[int | None, typer.Option("--version", help="Protocol version (default: newest).")]
+
+
+@review_app.command("cut")
+def review_cut(
+    protocol: ProtocolOpt,
+    version: VersionOpt = None,
+    max_chunk_s: Annotated[float | None, typer.Option("--max-chunk-s", help="Cut longer recordings into chunks of at most this many seconds.")] = None,
+    context_s: Annotated[float, typer.Option("--context-s", help="Audio either side of a chunk to listen to.")] = 5.0,
+    double_share: Annotated[float, typer.Option("--double-share", help="Share of tasks annotated twice independently.")] = 0.10,
+    blind_share: Annotated[float, typer.Option("--blind-share", help="Share of tasks shown without pre-annotation.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed choosing the double and blind tasks.")] = 0,
+) -> None:
+    """Cut accepted, pre-annotated recordings into review tasks (idempotent)."""
+    from corpus.cli_support import Exit, err, out, principal_for_cli, store_for_cli
+    from review_ui.tasks import cut_tasks
+
+    store = store_for_cli()
+    row, _ = _protocol(store, protocol, version)
+    principal = principal_for_cli(store, "assign")
+    with store.session() as session:
+        try:
+            tasks = cut_tasks(session, row.pk, max_chunk_s=max_chunk_s, context_s=context_s, double_share=double_share,
+                              blind_share=blind_share, seed=seed, actor=principal.username)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        session.commit()
+        recordings = len({t.recording_pk for t in tasks})
+        pairs = len({t.pair_key for t in tasks if t.pair_key})
+        blind = sum(1 for t in tasks if t.blind)
+    out.print(f"{len(tasks)} task(s) cut from {recordings} recording(s); {pairs} double-annotated unit(s), {blind} blind task(s)")
+
+
+@review_app.command("assign")
+def review_assign(
+    protocol: ProtocolOpt,
+    version: VersionOpt = None,
+    max_open: Annotated[int, typer.Option("--max-open", help="Most open tasks one person may hold.")] = 20,
+    gold_share: Annotated[float, typer.Option("--gold-share", help="Share of gold items mixed into queues.")] = 0.10,
+) -> None:
+    """Hand open tasks to calibrated annotators (skills, workload, conflicts of interest, gold, calibration)."""
+    from collections import Counter
+
+    from corpus.cli_support import out, principal_for_cli, store_for_cli
+    from review_ui.assignment import AssignmentRules, assign_tasks
+
+    store = store_for_cli()
+    row, _ = _protocol(store, protocol, version)
+    principal = principal_for_cli(store, "assign")
+    with store.session() as session:
+        tasks = assign_tasks(session, row.pk, AssignmentRules(max_open_per_person=max_open, gold_share=gold_share),
+                             actor=principal.username)
+        session.commit()
+        per_person = Counter(t.assignee for t in tasks)
+    out.print(f"{len(tasks)} task(s) assigned" + (": " + ", ".join(f"{u} {n}" for u, n in sorted(per_person.items())) if tasks else ""))
+
+
+@review_app.command("approve-demo")
+def review_approve_demo(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
+    """Approve every recording's pre-annotation as it stands, through the review path (demo only: nobody checks it)."""
+    from corpus.cli_support import out, principal_for_cli, store_for_cli
+    from review_ui.demo_setup import approve_for_demo
+
+    store = store_for_cli()
+    row, _ = _protocol(store, protocol, version)
+    principal = principal_for_cli(store, "review")
+    with store.session() as session:
+        count = approve_for_demo(session, row.pk, principal.username)
+        session.commit()
+    out.print(f"{count} recording(s) approved")
+
+
+@review_app.command("status")
+def review_status(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
+    """Task counts by kind and state."""
+    from rich.table import Table
+
+    from corpus.cli_support import out, principal_for_cli, store_for_cli
+    from review_ui.tasks import task_counts
+
+    store = store_for_cli()
+    row, _ = _protocol(store, protocol, version)
+    principal_for_cli(store, "see_quality")
+    with store.session() as session:
+        counts = task_counts(session, row.pk)
+    kinds = sorted({k for k, _ in counts})
+    states = ["open", "in_progress", "submitted", "sent_back", "accepted", "done"]
+    states += sorted({s for _, s in counts} - set(states))
+    table = Table("kind", *states, "total", title=f"tasks of {row.protocol_id} v{row.version}")
+    for kind in kinds:
+        cells = [counts.get((kind, s), 0) for s in states]
+        table.add_row(kind, *(str(c) for c in cells), str(sum(cells)))
+    out.print(table)

@@ -1,0 +1,265 @@
+"""Handing tasks to people: skills, workload balance, conflicts of interest, gold and calibration.
+
+Conventions (what the store must say for the rules to bite):
+
+- **Skill**: a person takes production work on a recording only when calibrated for it
+  (`review_ui.calibration`: a ``passed`` Calibration for the recording's language and
+  each of its speakers' accents, or for the language with accent ``""``).
+- **Calibration**: someone whose newest Calibration for a skill is ``calibrating`` or
+  ``returned`` gets ``calibration`` tasks on gold recordings that exercise the skill,
+  up to the set size, never the same recording twice.
+- **Gold**: once a person holds production work, gold tasks are mixed into their queue
+  so that gold items make up ``gold_share`` of what they were given (rounded up), on
+  gold recordings they are skilled for and never saw; they are cut like the protocol's
+  last cut (same chunk length and context), so nothing sets them apart.
+- **Conflict of interest**, from the recording's ``declared`` record (the intake
+  manifest's row, which may carry extra keys) and the person's groups:
+  ``declared["recorded_by"]`` names the username who recorded the session: they never
+  get it; a person who *is* a speaker carries the group ``speaker:<speaker id>`` and never
+  gets a session that speaker takes part in; and for each key in
+  ``AssignmentRules.conflict_keys`` (default ``site`` and ``group``), a person in group
+  ``<key>:<value>`` never gets a session whose ``declared[<key>]`` is that value (so
+  ``site:lyon`` keeps people away from sessions recorded at ``site: lyon``).
+  The same rules apply to reviewers, who also never review their own work.
+- **Workload**: each task goes to the eligible person with the least open audio, then the
+  fewest open tasks; nobody holds more than ``max_open_per_person`` open tasks, and the
+  two tasks of a double-annotated pair never go to the same person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from corpus.accounts import users_with_role
+from corpus.audit import record_event
+from review_ui import calibration as cal
+from review_ui.tasks import (
+    CALIBRATION, GOLD, PRODUCTION, QUEUE_STATES, REVIEW, OPEN, _unit_hash, chunk_bounds, context_details,
+    last_cut_settings, span_of, utcnow,
+)
+
+
+@dataclass
+class AssignmentRules:
+    """What assignment honours; the defaults suit a small team."""
+
+    max_open_per_person: int = 20
+    conflict_keys: tuple[str, ...] = ("site", "group")
+    gold_share: float = 0.10
+    calibration_items: int | None = None  # None: the protocol's GoldThresholds.calibration_items
+    due_days: float | None = 7.0
+    seed: int = 0
+    exclude_users: set[str] = field(default_factory=set)
+
+
+def participants(session: Session, recording: models.Recording) -> set[str]:
+    if recording.session_pk is None:
+        return set()
+    sp = models.SessionParticipant
+    return set(session.scalars(select(sp.speaker_id).where(sp.session_pk == recording.session_pk)))
+
+
+def conflicts(user: models.User, recording: models.Recording, speakers: set[str],
+              conflict_keys: tuple[str, ...] = ("site", "group")) -> list[str]:
+    """Why `user` may not work on `recording` (empty: no conflict of interest)."""
+    declared = recording.declared or {}
+    groups = set(user.groups or [])
+    reasons = []
+    if declared.get("recorded_by") and declared["recorded_by"] == user.username:
+        reasons.append("recorded the session")
+    for speaker in sorted(speakers):
+        if f"speaker:{speaker}" in groups:
+            reasons.append(f"is speaker {speaker}")
+    for key in conflict_keys:
+        value = declared.get(key)
+        if value and f"{key}:{value}" in groups:
+            reasons.append(f"same {key} ({value})")
+    return reasons
+
+
+@dataclass
+class _Person:
+    user: models.User
+    skills: dict[tuple[str, str], models.Calibration]
+    open_tasks: int = 0
+    open_audio: float = 0.0
+    seen: set[int] = field(default_factory=set)  # recordings they ever had a task on
+    production: int = 0
+    gold: int = 0
+
+
+class _Recordings:
+    """Per-recording facts, read once."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._cache: dict[int, tuple[models.Recording, str, set[str], set[str]]] = {}
+
+    def get(self, pk: int) -> tuple[models.Recording, str, set[str], set[str]]:
+        if pk not in self._cache:
+            recording = self.session.get(models.Recording, pk)
+            self._cache[pk] = (recording, cal.recording_language(self.session, recording),
+                               cal.recording_accents(self.session, recording), participants(self.session, recording))
+        return self._cache[pk]
+
+
+def _people(session: Session, role: str, rules: AssignmentRules) -> dict[str, _Person]:
+    people = {u.username: _Person(u, cal.skills(session, u.username)) for u in users_with_role(session, role)
+              if u.username not in rules.exclude_users}
+    if not people:
+        return people
+    task = models.Task
+    rows = session.execute(select(task).where(task.assignee.in_(list(people)))).scalars()
+    recordings = _Recordings(session)
+    for t in rows:
+        person = people[t.assignee]
+        person.seen.add(t.recording_pk)
+        if t.kind == PRODUCTION:
+            person.production += 1
+        elif t.kind == GOLD:
+            person.gold += 1
+        if t.state in QUEUE_STATES and t.kind != REVIEW or (t.kind == REVIEW and t.state == OPEN):
+            recording = recordings.get(t.recording_pk)[0]
+            start, end = span_of(t, recording)
+            person.open_tasks += 1
+            person.open_audio += end - start
+    return people
+
+
+def _give(task: models.Task, person: _Person, recording: models.Recording, rules: AssignmentRules, now: dt.datetime) -> None:
+    task.assignee = person.user.username
+    task.due_at = now + dt.timedelta(days=rules.due_days) if rules.due_days else None
+    task.updated_at = now
+    start, end = span_of(task, recording)
+    person.open_tasks += 1
+    person.open_audio += end - start
+    person.seen.add(recording.pk)
+
+
+def _least_loaded(candidates: list[_Person]) -> _Person | None:
+    return min(candidates, key=lambda p: (p.open_audio, p.open_tasks, p.user.username)) if candidates else None
+
+
+def _gold_task(session: Session, kind: str, recording: models.Recording, protocol_pk: int, seed: int, username: str) -> models.Task:
+    """A gold or calibration task cut like the protocol's production tasks."""
+    settings = last_cut_settings(session, protocol_pk)
+    duration = float(recording.duration_s or 0.0)
+    reference = cal.reference_revision(session, recording.pk)
+    bounds = chunk_bounds(duration, reference.turns if reference else [], settings.get("max_chunk_s"))
+    index = min(range(len(bounds)), key=lambda i: _unit_hash(seed, f"gold:{username}", recording.pk, i))
+    start, end = bounds[index]
+    chunked = len(bounds) > 1
+    details = {"chunk": index, **context_details(start, end, duration, float(settings.get("context_s", 5.0)))} if chunked else {}
+    return models.Task(kind=kind, recording_pk=recording.pk, state=OPEN, details=details,
+                       start_s=start if chunked else None, end_s=end if chunked else None, blind=False, version=0)
+
+
+def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | None = None, *, actor: str) -> list[models.Task]:
+    """Give out calibration sets, open production tasks and gold items; returns the tasks given out now."""
+    rules = rules or AssignmentRules()
+    now = utcnow()
+    people = _people(session, "annotator", rules)
+    recordings = _Recordings(session)
+    protocol_row = session.get(models.Protocol, protocol_pk)
+    limits = cal.thresholds_for(protocol_row)
+    set_size = rules.calibration_items if rules.calibration_items is not None else limits.calibration_items
+    golds = [g.pk for g in cal.gold_recordings(session, protocol_pk)]
+    given: list[models.Task] = []
+
+    def usable_gold(person: _Person, need_skill: tuple[str, str] | None) -> list[int]:
+        out = []
+        for pk in golds:
+            recording, language, accents, speakers = recordings.get(pk)
+            if pk in person.seen or conflicts(person.user, recording, speakers, rules.conflict_keys):
+                continue
+            if need_skill is not None and not cal.covers(need_skill, language, accents):
+                continue
+            if need_skill is None and not cal.is_skilled(person.skills, language, accents):
+                continue
+            out.append(pk)
+        return sorted(out, key=lambda pk: _unit_hash(rules.seed, f"pick:{person.user.username}", pk, 0))
+
+    # 1. calibration sets for people still calibrating
+    for person in people.values():
+        for key, row in sorted(person.skills.items()):
+            if row.state not in (cal.CALIBRATING, cal.RETURNED):
+                continue
+            created = row.created_at.replace(tzinfo=None) if row.created_at else None
+            have = [t for t in session.scalars(select(models.Task).where(
+                models.Task.assignee == person.user.username, models.Task.kind == CALIBRATION))
+                if created is None or (t.created_at and t.created_at.replace(tzinfo=None) >= created)]
+            have = [t for t in have if cal.covers(key, *recordings.get(t.recording_pk)[1:3])]
+            for pk in usable_gold(person, key)[: max(0, set_size - len(have))]:
+                if person.open_tasks >= rules.max_open_per_person:
+                    break
+                recording = recordings.get(pk)[0]
+                task = _gold_task(session, CALIBRATION, recording, protocol_pk, rules.seed, person.user.username)
+                session.add(task)
+                _give(task, person, recording, rules, now)
+                given.append(task)
+
+    # 2. production work, least loaded eligible person first
+    task, rec = models.Task, models.Recording
+    open_tasks = session.scalars(
+        select(task).join(rec, rec.pk == task.recording_pk)
+        .where(rec.protocol_pk == protocol_pk, task.kind == PRODUCTION, task.assignee.is_(None), task.state == OPEN)
+        .order_by(task.recording_pk, task.start_s, task.pk)
+    ).all()
+    partners: dict[str, set[str]] = {}
+    for t in session.scalars(select(task).where(task.pair_key.is_not(None), task.assignee.is_not(None))):
+        partners.setdefault(t.pair_key, set()).add(t.assignee)
+    for t in open_tasks:
+        recording, language, accents, speakers = recordings.get(t.recording_pk)
+        candidates = [
+            p for p in people.values()
+            if p.open_tasks < rules.max_open_per_person
+            and cal.is_skilled(p.skills, language, accents)
+            and not conflicts(p.user, recording, speakers, rules.conflict_keys)
+            and p.user.username not in partners.get(t.pair_key or "", set())
+        ]
+        person = _least_loaded(candidates)
+        if person is None:
+            continue
+        _give(t, person, recording, rules, now)
+        person.production += 1
+        if t.pair_key:
+            partners.setdefault(t.pair_key, set()).add(person.user.username)
+        given.append(t)
+
+    # 3. gold items mixed into production queues
+    for person in people.values():
+        want = math.ceil(rules.gold_share * person.production) if person.production else 0
+        for pk in usable_gold(person, None)[: max(0, want - person.gold)]:
+            if person.open_tasks >= rules.max_open_per_person:
+                break
+            recording = recordings.get(pk)[0]
+            gold_task = _gold_task(session, GOLD, recording, protocol_pk, rules.seed, person.user.username)
+            session.add(gold_task)
+            _give(gold_task, person, recording, rules, now)
+            person.gold += 1
+            given.append(gold_task)
+
+    session.flush()
+    for t in given:
+        record_event(session, actor, "task_assigned", f"task:{t.pk}", {"assignee": t.assignee, "recording": t.recording_pk})
+    return given
+
+
+def choose_reviewer(session: Session, recording: models.Recording, *, exclude: set[str],
+                    rules: AssignmentRules | None = None) -> str | None:
+    """The least-loaded reviewer without a conflict of interest, preferring those calibrated for the recording."""
+    rules = rules or AssignmentRules()
+    people = _people(session, "reviewer", rules)
+    language, accents = cal.recording_language(session, recording), cal.recording_accents(session, recording)
+    speakers = participants(session, recording)
+    candidates = [p for p in people.values() if p.user.username not in exclude
+                  and not conflicts(p.user, recording, speakers, rules.conflict_keys)]
+    skilled = [p for p in candidates if cal.is_skilled(p.skills, language, accents)]
+    chosen = _least_loaded(skilled or candidates)
+    return chosen.user.username if chosen is not None else None

@@ -1,0 +1,320 @@
+"""Gold items and calibration: who may take production work in which language and accent.
+
+- A *gold item* is a recording with an approved reference transcript (a revision with
+  stage ``reference``, made from an approved one by `make_gold`). Gold recordings are
+  never cut into production tasks; they are handed out as ``gold`` tasks mixed unmarked
+  into production queues, or as ``calibration`` tasks to people still calibrating.
+- A *skill* is a (language, accent) pair; a person's Calibration rows are its history
+  and the newest row per pair is in force: ``calibrating`` (a manager started it, or a
+  failed set asks for another), ``passed`` (may take production work), ``returned``
+  (gold accuracy fell below the threshold: back to calibration). Accent ``""`` stands for
+  every accent of the language. A recording's accents are its speakers' ``accent``
+  demographic values (none declared: ``""``); a person is skilled for a recording when
+  every one of its accents is passed, directly or through the language-wide ``""``.
+- Scoring happens at submission (`record_gold_result`, called by `workflow.after_submit`)
+  and is never shown to the annotator: the task goes ``submitted`` like any other. The
+  scores go to the audit log (``gold_scored``, readable by managers) and to the
+  Calibration rows' details; decisions that need a person are *manager notices*
+  (``manager_notice`` audit events, `manager_notices`).
+
+Thresholds (`GoldThresholds`) come from the protocol's stored spec, ``review.gold`` when
+present, else the defaults below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from corpus.accounts import Principal, require
+from corpus.audit import record_event
+from review_ui import metrics
+from review_ui.tasks import CALIBRATION, FINISHED_STATES, GOLD, span_of
+
+CALIBRATING, PASSED, RETURNED = "calibrating", "passed", "returned"
+NOTICE = "manager_notice"
+
+
+@dataclass(frozen=True)
+class GoldThresholds:
+    """When a calibration set passes, and when ongoing gold accuracy sends someone back."""
+
+    max_wer: float = 0.15
+    max_speaker_error: float = 0.10
+    max_boundary_s: float = 0.5
+    calibration_items: int = 3  # gold items in a calibration set
+    window: int = 5  # ongoing accuracy: the person's last `window` gold items of the skill
+    min_items: int = 3  # ... judged once at least this many are scored
+
+
+def thresholds_for(protocol_row: models.Protocol | None) -> GoldThresholds:
+    spec = (protocol_row.spec or {}) if protocol_row is not None else {}
+    given = ((spec.get("review") or {}).get("gold") or {}) if isinstance(spec, dict) else {}
+    known = {f.name for f in fields(GoldThresholds)}
+    return GoldThresholds(**{k: v for k, v in given.items() if k in known})
+
+
+# --- gold recordings ---------------------------------------------------------------------------
+
+def reference_revision(session: Session, recording_pk: int) -> models.TranscriptRevision | None:
+    rev = models.TranscriptRevision
+    return session.scalars(
+        select(rev).where(rev.recording_pk == recording_pk, rev.stage == "reference").order_by(rev.pk.desc())
+    ).first()
+
+
+def gold_recordings(session: Session, protocol_pk: int) -> list[models.Recording]:
+    rec, rev = models.Recording, models.TranscriptRevision
+    pks = select(rev.recording_pk).where(rev.stage == "reference")
+    return list(session.scalars(
+        select(rec).where(rec.protocol_pk == protocol_pk, rec.status == "accepted", rec.pk.in_(pks)).order_by(rec.pk)
+    ))
+
+
+def make_gold(session: Session, principal: Principal, recording_pk: int, *, revision_pk: int | None = None) -> models.TranscriptRevision:
+    """Make a recording a gold item: its approved transcript (or the given revision) becomes the reference."""
+    require(principal, "assign")
+    rev = models.TranscriptRevision
+    if revision_pk is not None:
+        source = session.get(rev, revision_pk)
+        if source is None or source.recording_pk != recording_pk:
+            raise ValueError(f"revision {revision_pk} is not a revision of recording {recording_pk}")
+    else:
+        source = session.scalars(
+            select(rev).where(rev.recording_pk == recording_pk, rev.stage == "approved").order_by(rev.pk.desc())
+        ).first()
+        if source is None:
+            raise ValueError(f"recording {recording_pk} has no approved transcript to make a reference from")
+    reference = rev(recording_pk=recording_pk, parent_pk=source.pk, author_kind="person", author=principal.username,
+                    author_params={"made_gold_from": source.pk}, turns=source.turns, stage="reference")
+    session.add(reference)
+    session.flush()
+    record_event(session, principal.username, "gold_made", f"recording:{recording_pk}", {"revision": reference.pk, "from": source.pk})
+    return reference
+
+
+# --- skills ----------------------------------------------------------------------------------------
+
+def recording_language(session: Session, recording: models.Recording) -> str:
+    sess = session.get(models.Session, recording.session_pk) if recording.session_pk is not None else None
+    language = (sess.language if sess is not None else "") or (recording.declared or {}).get("language") or ""
+    if not language:
+        protocol = session.get(models.Protocol, recording.protocol_pk)
+        languages = (protocol.spec or {}).get("languages") or [""] if protocol is not None else [""]
+        language = languages[0]
+    return str(language)
+
+
+def recording_accents(session: Session, recording: models.Recording) -> set[str]:
+    """The accents of the recording's speakers (``{""}`` when none is declared)."""
+    sp, sd = models.SessionParticipant, models.SpeakerDemographic
+    accents = set(session.scalars(
+        select(sd.value).join(sp, sp.speaker_id == sd.speaker_id)
+        .where(sp.session_pk == recording.session_pk, sd.dimension == "accent")
+    ))
+    return accents or {""}
+
+
+def skills(session: Session, username: str) -> dict[tuple[str, str], models.Calibration]:
+    """(language, accent) -> the person's newest Calibration row for it."""
+    out: dict[tuple[str, str], models.Calibration] = {}
+    for row in session.scalars(select(models.Calibration).where(models.Calibration.username == username).order_by(models.Calibration.pk)):
+        out[(row.language, row.accent or "")] = row
+    return out
+
+
+def is_skilled(person_skills: dict[tuple[str, str], models.Calibration], language: str, accents: set[str]) -> bool:
+    def passed(key: tuple[str, str]) -> bool:
+        row = person_skills.get(key)
+        return row is not None and row.state == PASSED
+
+    return all(passed((language, accent)) or passed((language, "")) for accent in accents)
+
+
+def covers(key: tuple[str, str], language: str, accents: set[str]) -> bool:
+    """Whether a recording (language, accents) exercises the skill `key`."""
+    return key[0] == language and (key[1] == "" or key[1] in accents)
+
+
+def start_calibration(session: Session, principal: Principal, username: str, language: str, accent: str = "",
+                      reason: str = "") -> models.Calibration:
+    """A manager puts a person into calibration for a language (and accent): calibration tasks follow."""
+    require(principal, "assign")
+    if session.get(models.User, username) is None:
+        raise ValueError(f"no user {username!r}")
+    row = models.Calibration(username=username, language=language, accent=accent, state=CALIBRATING,
+                             reason=reason or f"started by {principal.username}")
+    session.add(row)
+    session.flush()
+    record_event(session, principal.username, "calibration_started", f"user:{username}", {"language": language, "accent": accent})
+    return row
+
+
+# --- scoring -----------------------------------------------------------------------------------------
+
+def submitted_revision(session: Session, task_pk: int) -> models.TranscriptRevision | None:
+    rev = models.TranscriptRevision
+    return session.scalars(
+        select(rev).where(rev.task_pk == task_pk, rev.stage == "submitted").order_by(rev.pk.desc())
+    ).first()
+
+
+def score_task(session: Session, task: models.Task, revision: models.TranscriptRevision | None = None,
+               frame_s: float = 0.01) -> metrics.Comparison | None:
+    """A gold or calibration task's submitted transcript against the recording's reference, over the task's span."""
+    revision = revision or submitted_revision(session, task.pk)
+    reference = reference_revision(session, task.recording_pk)
+    recording = session.get(models.Recording, task.recording_pk)
+    if revision is None or reference is None or recording is None:
+        return None
+    start, end = span_of(task, recording)
+    return metrics.compare(reference.turns, revision.turns, start, end, frame_s)
+
+
+@dataclass
+class Accuracy:
+    """Scores added up over several gold items."""
+
+    items: int = 0
+    words: metrics.WordCounts | None = None
+    speaker_frames_wrong: int = 0
+    speaker_frames: int = 0
+    deviations: list[float] | None = None
+
+    def add(self, comparison: metrics.Comparison) -> None:
+        self.items += 1
+        self.words = comparison.words if self.words is None else self.words + comparison.words
+        self.speaker_frames_wrong += comparison.speaker_frames_wrong
+        self.speaker_frames += comparison.speaker_frames
+        self.deviations = (self.deviations or []) + comparison.boundary_deviations
+
+    @property
+    def wer(self) -> float | None:
+        return self.words.wer if self.words is not None else None
+
+    @property
+    def speaker_error(self) -> float | None:
+        return self.speaker_frames_wrong / self.speaker_frames if self.speaker_frames else None
+
+    @property
+    def boundary_s(self) -> float | None:
+        return sum(self.deviations) / len(self.deviations) if self.deviations else None
+
+    def failures(self, limits: GoldThresholds) -> list[str]:
+        out = []
+        if self.wer is not None and self.wer > limits.max_wer:
+            out.append(f"WER {self.wer:.3f} > {limits.max_wer}")
+        if self.speaker_error is not None and self.speaker_error > limits.max_speaker_error:
+            out.append(f"speaker error {self.speaker_error:.3f} > {limits.max_speaker_error}")
+        if self.boundary_s is not None and self.boundary_s > limits.max_boundary_s:
+            out.append(f"boundary deviation {self.boundary_s:.3f} s > {limits.max_boundary_s} s")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "wer": self.wer, "speaker_error": self.speaker_error, "boundary_s": self.boundary_s}
+
+
+def notify_manager(session: Session, actor: str, subject: str, message: str, details: dict[str, Any]) -> None:
+    record_event(session, actor, NOTICE, subject, {"message": message, **details})
+
+
+def manager_notices(session: Session, principal: Principal, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest notices for managers (calibration failed, returned to calibration, ...)."""
+    require(principal, "see_quality")
+    ev = models.AuditEvent
+    rows = session.scalars(select(ev).where(ev.action == NOTICE).order_by(ev.pk.desc()).limit(limit))
+    return [{"at": e.at, "subject": e.subject, **(e.details or {})} for e in rows]
+
+
+def _finished_tasks(session: Session, username: str, kind: str) -> list[models.Task]:
+    task = models.Task
+    query = select(task).where(task.assignee == username, task.kind == kind, task.state.in_(FINISHED_STATES))
+    return list(session.scalars(query.order_by(task.updated_at, task.pk)))
+
+
+def record_gold_result(session: Session, task: models.Task, revision: models.TranscriptRevision, actor: str) -> metrics.Comparison | None:
+    """Score a submitted gold or calibration task and act on the person's calibration (silently for them)."""
+    comparison = score_task(session, task, revision)
+    username = task.assignee or revision.author
+    if comparison is None:
+        return None
+    record_event(session, actor, "gold_scored", f"task:{task.pk}", {
+        "username": username, "kind": task.kind, "recording": task.recording_pk, "revision": revision.pk,
+        "wer": comparison.wer, "speaker_error": comparison.speaker_error, "boundary_s": comparison.boundary_s,
+    })
+    recording = session.get(models.Recording, task.recording_pk)
+    protocol_row = session.get(models.Protocol, recording.protocol_pk)
+    limits = thresholds_for(protocol_row)
+    language, accents = recording_language(session, recording), recording_accents(session, recording)
+    person = skills(session, username)
+    session.flush()
+    for key, row in person.items():
+        if not covers(key, language, accents):
+            continue
+        if task.kind == CALIBRATION and row.state in (CALIBRATING, RETURNED):
+            _judge_calibration_set(session, username, key, row, limits, actor)
+        elif task.kind == GOLD and row.state == PASSED:
+            _judge_ongoing(session, username, key, row, limits, actor)
+    return comparison
+
+
+def _scored_since(session: Session, username: str, kind: str, key: tuple[str, str], since: models.Calibration) -> list[metrics.Comparison]:
+    out = []
+    for t in _finished_tasks(session, username, kind):
+        updated = t.updated_at.replace(tzinfo=None) if t.updated_at is not None else None
+        created = since.created_at.replace(tzinfo=None) if since.created_at is not None else None
+        if updated is not None and created is not None and updated < created:
+            continue
+        recording = session.get(models.Recording, t.recording_pk)
+        if not covers(key, recording_language(session, recording), recording_accents(session, recording)):
+            continue
+        comparison = score_task(session, t)
+        if comparison is not None:
+            out.append(comparison)
+    return out
+
+
+def _judge_calibration_set(session: Session, username: str, key: tuple[str, str], row: models.Calibration,
+                           limits: GoldThresholds, actor: str) -> None:
+    scored = _scored_since(session, username, CALIBRATION, key, row)
+    if len(scored) < limits.calibration_items:
+        return
+    accuracy = Accuracy()
+    for comparison in scored[-limits.calibration_items:]:
+        accuracy.add(comparison)
+    failures = accuracy.failures(limits)
+    language, accent = key
+    if failures:
+        session.add(models.Calibration(username=username, language=language, accent=accent, state=CALIBRATING,
+                                       reason="calibration set failed: " + "; ".join(failures), details=accuracy.as_dict()))
+        notify_manager(session, actor, f"user:{username}", f"{username} failed calibration for {language}/{accent or '*'}: "
+                       + "; ".join(failures) + " (a new calibration set follows)", {"username": username, **accuracy.as_dict()})
+    else:
+        session.add(models.Calibration(username=username, language=language, accent=accent, state=PASSED,
+                                       reason="calibration set passed", details=accuracy.as_dict()))
+        record_event(session, actor, "calibration_passed", f"user:{username}", {"language": language, "accent": accent, **accuracy.as_dict()})
+    session.flush()
+
+
+def _judge_ongoing(session: Session, username: str, key: tuple[str, str], row: models.Calibration,
+                   limits: GoldThresholds, actor: str) -> None:
+    scored = _scored_since(session, username, GOLD, key, row)[-limits.window:]
+    if len(scored) < limits.min_items:
+        return
+    accuracy = Accuracy()
+    for comparison in scored:
+        accuracy.add(comparison)
+    failures = accuracy.failures(limits)
+    if not failures:
+        return
+    language, accent = key
+    session.add(models.Calibration(username=username, language=language, accent=accent, state=RETURNED,
+                                   reason="gold accuracy below threshold: " + "; ".join(failures), details=accuracy.as_dict()))
+    notify_manager(session, actor, f"user:{username}", f"{username} returned to calibration for {language}/{accent or '*'}: "
+                   + "; ".join(failures), {"username": username, **accuracy.as_dict()})
+    session.flush()
+

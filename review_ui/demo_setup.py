@@ -1,0 +1,109 @@
+"""Accounts, queues and approvals for `turnscribe demo` (which has no people to do the work).
+
+The demo passwords are printed by the demo and meant for a throwaway local home only.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from corpus.accounts import add_user, load_principal
+from corpus.audit import record_event
+from review_ui.assignment import AssignmentRules, assign_tasks
+from review_ui.calibration import PASSED, skills
+from review_ui.review import accept
+from review_ui.tasks import ACCEPTED, DONE, OPEN, PRODUCTION, SUBMITTED, cut_tasks, model_revision, utcnow
+from review_ui.workflow import after_submit, review_tasks_of
+
+DEMO_ACCOUNTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("admin", "admin-demo-pass", ("admin",)),
+    ("mgr1", "mgr1-demo-pass", ("manager",)),
+    ("ann1", "ann1-demo-pass", ("annotator",)),
+    ("ann2", "ann2-demo-pass", ("annotator",)),
+    ("rev1", "rev1-demo-pass", ("reviewer",)),
+    ("ml1", "ml1-demo-pass", ("consumer",)),
+)
+DEMO_REVIEWER = "rev1"
+
+
+def _demo_languages(session: Session) -> list[str]:
+    languages: set[str] = set()
+    for spec in session.scalars(select(models.Protocol.spec)):
+        languages.update((spec or {}).get("languages") or [])
+    return sorted(languages) or ["en"]
+
+
+def seed_demo_accounts(session: Session) -> list[tuple[str, str, str]]:
+    """The demo's accounts (created once), annotators and reviewer calibrated for every registered language.
+
+    Returns (username, password, role) for each; an account that already existed keeps its password.
+    """
+    out = []
+    for username, password, roles in DEMO_ACCOUNTS:
+        if session.get(models.User, username) is None:
+            add_user(session, username, password, list(roles), display_name=username, actor="demo")
+            session.flush()
+        if {"annotator", "reviewer"} & set(roles):
+            current = skills(session, username)
+            for language in _demo_languages(session):
+                row = current.get((language, ""))
+                if row is None or row.state != PASSED:
+                    session.add(models.Calibration(username=username, language=language, accent="", state=PASSED,
+                                                   reason="demo account: calibrated by fiat"))
+        out.append((username, password, roles[0]))
+    session.flush()
+    return out
+
+
+def queue_demo(session: Session, protocol_pk: int, actor: str) -> list[models.Task]:
+    """Cut the protocol's pre-annotated recordings into tasks and hand them out."""
+    cut_tasks(session, protocol_pk, actor=actor)
+    return assign_tasks(session, protocol_pk, AssignmentRules(), actor=actor)
+
+
+def approve_for_demo(session: Session, protocol_pk: int, actor: str = DEMO_REVIEWER) -> int:
+    """Approve each recording's current pre-annotation through the ordinary submit and accept path.
+
+    For a demo without people: every production task not yet accepted is submitted with
+    the model's turns (by its assignee, else `actor`) and accepted by `actor` (a reviewer
+    or a manager). Returns how many recordings got an approved revision.
+    """
+    principal = load_principal(session, actor)
+    cut_tasks(session, protocol_pk, actor=actor)
+    task, rec = models.Task, models.Recording
+    pending = session.scalars(
+        select(task).join(rec, rec.pk == task.recording_pk)
+        .where(rec.protocol_pk == protocol_pk, task.kind == PRODUCTION, task.state.not_in((ACCEPTED, DONE)))
+        .order_by(task.recording_pk, task.start_s, task.pk)
+    ).all()
+    approved: set[int] = set()
+    for t in pending:
+        if t.assignee is None or t.assignee == actor:
+            t.assignee = next((u for u, _, r in DEMO_ACCOUNTS if r == ("annotator",) and u != actor), "ann1")
+        if t.state != SUBMITTED:
+            model = model_revision(session, t.recording_pk)
+            revision = models.TranscriptRevision(
+                recording_pk=t.recording_pk, parent_pk=model.pk if model else None, author_kind="person",
+                author=t.assignee, author_params={"demo": True}, turns=list(model.turns if model else []),
+                stage="submitted", task_pk=t.pk,
+            )
+            session.add(revision)
+            session.flush()
+            t.head_revision_pk, t.version = revision.pk, (t.version or 0) + 1
+            after_submit(session, t, revision, actor)
+        if t.state == DONE:  # the secondary of a pair
+            continue
+        review = next((r for r in reversed(review_tasks_of(session, t)) if r.state == OPEN), None)
+        if review is not None and review.assignee != actor:
+            review.assignee = actor
+        result = accept(session, principal, review.pk if review is not None else t.pk)
+        if result.stage == "approved":
+            approved.add(t.recording_pk)
+    record_event(session, actor, "demo_approved", f"protocol:{protocol_pk}", {"recordings": len(approved), "at": utcnow().isoformat()})
+    session.flush()
+    return len(approved)
+
+
+

@@ -1,0 +1,361 @@
+"""Quality figures, computed from the store: how far the people's work can be trusted.
+
+Definitions (`review_ui.metrics` for the comparisons themselves):
+
+- **Gold accuracy** per annotator: their submitted gold and calibration items against
+  the references, over each task's span: corpus WER (errors added over items, divided by
+  the reference words), speaker-attribution error (frames), mean boundary deviation (s).
+- **Agreement** on double-annotated tasks: the first submission of each task of a pair
+  (independent work, before any review): pairwise WER of the secondary against the
+  primary, and Krippendorff's alpha (nominal) on frame-level speaker labels, the
+  secondary's speakers renamed onto the primary's first; overall figures pool every pair.
+- **Throughput**: audio minutes finished (a task's first submission) per hour worked
+  (WorkInterval rows), per annotator and as a daily or weekly trend.
+- **Automation bias**: on tasks shown with the model's suggestions, the share of the
+  model's words the annotator kept (hits / model words) and of its speaker frames; the
+  same on blind tasks (shown without suggestions) is the agreement an unprompted person
+  reaches with the model. Acceptance well above blind agreement means suggestions are
+  taken on trust.
+- **Time to training**: from a recording's ingest to its first ``approved`` revision.
+- **Break reminder**: continuous work is a chain of WorkIntervals with gaps under
+  `BREAK_GAP`; after `BREAK_AFTER` of it the workbench suggests a break.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from review_ui import metrics
+from review_ui.calibration import reference_revision
+from review_ui.tasks import CALIBRATION, GOLD, PRODUCTION, aware, model_revision, span_of
+
+BREAK_AFTER = dt.timedelta(minutes=50)
+BREAK_GAP = dt.timedelta(minutes=5)
+FRAME_S = 0.01
+
+
+def _tasks(session: Session, kinds: tuple[str, ...], protocol_pk: int | None) -> list[tuple[models.Task, models.Recording]]:
+    task, rec = models.Task, models.Recording
+    query = select(task, rec).join(rec, rec.pk == task.recording_pk).where(task.kind.in_(kinds))
+    if protocol_pk is not None:
+        query = query.where(rec.protocol_pk == protocol_pk)
+    return [(t, r) for t, r in session.execute(query.order_by(task.pk)).all()]
+
+
+def first_submission(session: Session, task_pk: int) -> models.TranscriptRevision | None:
+    rev = models.TranscriptRevision
+    return session.scalars(select(rev).where(rev.task_pk == task_pk, rev.stage == "submitted").order_by(rev.pk)).first()
+
+
+# --- gold accuracy -------------------------------------------------------------------------------
+
+@dataclass
+class GoldAccuracy:
+    annotator: str
+    items: int
+    reference_words: int
+    word_errors: int
+    wer: float | None
+    speaker_error: float | None
+    boundary_s: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gold_accuracy(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> list[GoldAccuracy]:
+    """Per annotator: submitted gold and calibration items against their references."""
+    words: dict[str, metrics.WordCounts] = defaultdict(metrics.WordCounts)
+    frames: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    deviations: dict[str, list[float]] = defaultdict(list)
+    items: dict[str, int] = defaultdict(int)
+    for task, recording in _tasks(session, (GOLD, CALIBRATION), protocol_pk):
+        revision = first_submission(session, task.pk)
+        reference = reference_revision(session, recording.pk)
+        if revision is None or reference is None:
+            continue
+        who = task.assignee or revision.author
+        start, end = span_of(task, recording)
+        c = metrics.compare(reference.turns, revision.turns, start, end, frame_s)
+        items[who] += 1
+        words[who] = words[who] + c.words
+        frames[who][0] += c.speaker_frames_wrong
+        frames[who][1] += c.speaker_frames
+        deviations[who] += c.boundary_deviations
+    return [
+        GoldAccuracy(who, items[who], words[who].reference_words, words[who].errors, words[who].wer,
+                     frames[who][0] / frames[who][1] if frames[who][1] else None,
+                     sum(deviations[who]) / len(deviations[who]) if deviations[who] else None)
+        for who in sorted(items)
+    ]
+
+
+# --- agreement ----------------------------------------------------------------------------------
+
+@dataclass
+class PairAgreement:
+    pair_key: str
+    task_pks: tuple[int, int]
+    annotators: tuple[str | None, str | None]
+    reference_words: int
+    word_errors: int
+    wer: float | None
+    alpha: float | None
+
+
+@dataclass
+class Agreement:
+    pairs: list[PairAgreement] = field(default_factory=list)
+    wer: float | None = None
+    alpha: float | None = None
+    frame_s: float = FRAME_S
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [asdict(p) for p in self.pairs]
+
+
+def krippendorff_alpha(first: list[str], second: list[str]) -> float | None:
+    """Nominal alpha of two coders' labels (None without data; 1.0 when both agree on a single value)."""
+    import krippendorff
+
+    if not first:
+        return None
+    values = sorted(set(first) | set(second))
+    if len(values) < 2:
+        return 1.0
+    code = {v: i for i, v in enumerate(values)}
+    data = np.array([[code[v] for v in first], [code[v] for v in second]], dtype=float)
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+
+
+def agreement(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> Agreement:
+    """Pairwise WER and frame-level speaker alpha on double-annotated tasks both annotators submitted."""
+    pairs: dict[str, list[tuple[models.Task, models.Recording]]] = defaultdict(list)
+    for task, recording in _tasks(session, (PRODUCTION,), protocol_pk):
+        if task.pair_key:
+            pairs[task.pair_key].append((task, recording))
+    report = Agreement(frame_s=frame_s)
+    total = metrics.WordCounts()
+    all_a: list[str] = []
+    all_b: list[str] = []
+    for key in sorted(pairs):
+        members = sorted(pairs[key], key=lambda tr: (0 if (tr[0].details or {}).get("pair_role") == "primary" else 1, tr[0].pk))
+        if len(members) != 2:
+            continue
+        (ta, recording), (tb, _) = members
+        ra, rb = first_submission(session, ta.pk), first_submission(session, tb.pk)
+        if ra is None or rb is None:
+            continue
+        start, end = span_of(ta, recording)
+        counts = metrics.word_counts(metrics.text_of(metrics.in_span(ra.turns, start, end)),
+                                     metrics.text_of(metrics.in_span(rb.turns, start, end)))
+        la = metrics.frame_labels(ra.turns, start, end, frame_s)
+        lb = metrics.frame_labels(rb.turns, start, end, frame_s)
+        lb = metrics.relabel(lb, metrics.speaker_mapping(la, lb))
+        total = total + counts
+        all_a += la
+        all_b += lb
+        report.pairs.append(PairAgreement(key, (ta.pk, tb.pk), (ta.assignee, tb.assignee), counts.reference_words,
+                                          counts.errors, counts.wer, krippendorff_alpha(la, lb)))
+    report.wer = total.wer
+    report.alpha = krippendorff_alpha(all_a, all_b)
+    return report
+
+
+# --- throughput ---------------------------------------------------------------------------------
+
+@dataclass
+class Throughput:
+    per_annotator: list[dict[str, Any]]
+    trend: list[dict[str, Any]]  # one row per (period start, annotator) and per period for "all"
+    period: str
+
+
+def _period_start(moment: dt.datetime, period: str) -> dt.date:
+    day = moment.date()
+    return day - dt.timedelta(days=day.weekday()) if period == "week" else day
+
+
+def throughput(session: Session, protocol_pk: int | None = None, period: str = "week") -> Throughput:
+    """Audio minutes finished per hour worked, per annotator and per day or week."""
+    if period not in ("day", "week"):
+        raise ValueError("period is 'day' or 'week'")
+    finished: dict[tuple[dt.date, str], float] = defaultdict(float)
+    for task, recording in _tasks(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk):
+        revision = first_submission(session, task.pk)
+        if revision is None:
+            continue
+        start, end = span_of(task, recording)
+        who = task.assignee or revision.author
+        finished[(_period_start(aware(revision.created_at), period), who)] += (end - start) / 60
+    wi, task, rec = models.WorkInterval, models.Task, models.Recording
+    query = select(wi).join(task, task.pk == wi.task_pk).join(rec, rec.pk == task.recording_pk)
+    if protocol_pk is not None:
+        query = query.where(rec.protocol_pk == protocol_pk)
+    worked: dict[tuple[dt.date, str], float] = defaultdict(float)
+    for interval in session.scalars(query):
+        hours = (aware(interval.ended_at) - aware(interval.started_at)).total_seconds() / 3600
+        worked[(_period_start(aware(interval.started_at), period), interval.username)] += max(0.0, hours)
+
+    def row(minutes: float, hours: float, **key: Any) -> dict[str, Any]:
+        return {**key, "audio_minutes": round(minutes, 3), "hours_worked": round(hours, 4),
+                "minutes_per_hour": round(minutes / hours, 3) if hours > 0 else None}
+
+    people = sorted({who for _, who in finished} | {who for _, who in worked})
+    per_annotator = [row(sum(v for (_, w), v in finished.items() if w == who),
+                         sum(v for (_, w), v in worked.items() if w == who), annotator=who) for who in people]
+    periods = sorted({p for p, _ in finished} | {p for p, _ in worked})
+    trend = []
+    for p in periods:
+        trend.append(row(sum(v for (q, _), v in finished.items() if q == p), sum(v for (q, _), v in worked.items() if q == p),
+                         period_start=p, annotator="all"))
+        for who in people:
+            if (p, who) in finished or (p, who) in worked:
+                trend.append(row(finished.get((p, who), 0.0), worked.get((p, who), 0.0), period_start=p, annotator=who))
+    return Throughput(per_annotator, trend, period)
+
+
+# --- automation bias ------------------------------------------------------------------------------
+
+@dataclass
+class AutomationBias:
+    shown_tasks: int = 0
+    shown_word_acceptance: float | None = None  # model words kept / model words, with suggestions shown
+    shown_speaker_acceptance: float | None = None  # model speech frames kept, with suggestions shown
+    blind_tasks: int = 0
+    blind_word_agreement: float | None = None  # the same against the model, on blind tasks
+    blind_speaker_agreement: float | None = None
+
+    @property
+    def word_gap(self) -> float | None:
+        if self.shown_word_acceptance is None or self.blind_word_agreement is None:
+            return None
+        return self.shown_word_acceptance - self.blind_word_agreement
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "word_gap": self.word_gap}
+
+
+def automation_bias(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> AutomationBias:
+    """How much of the model's suggestion survives when shown, against blind agreement with it."""
+    sums = {True: [0, metrics.WordCounts(), 0, 0], False: [0, metrics.WordCounts(), 0, 0]}  # blind -> tasks, words, kept, frames
+    for task, recording in _tasks(session, (PRODUCTION,), protocol_pk):
+        revision = first_submission(session, task.pk)
+        model = model_revision(session, recording.pk)
+        if revision is None or model is None:
+            continue
+        start, end = span_of(task, recording)
+        c = metrics.compare(model.turns, revision.turns, start, end, frame_s)
+        entry = sums[bool(task.blind)]
+        entry[0] += 1
+        entry[1] = entry[1] + c.words
+        entry[2] += c.speaker_frames - c.speaker_frames_wrong
+        entry[3] += c.speaker_frames
+    shown, blind = sums[False], sums[True]
+    return AutomationBias(
+        shown_tasks=shown[0], shown_word_acceptance=shown[1].kept, shown_speaker_acceptance=shown[2] / shown[3] if shown[3] else None,
+        blind_tasks=blind[0], blind_word_agreement=blind[1].kept, blind_speaker_agreement=blind[2] / blind[3] if blind[3] else None,
+    )
+
+
+# --- time to training -------------------------------------------------------------------------------
+
+@dataclass
+class TimeToTraining:
+    rows: list[dict[str, Any]]  # one per accepted recording: ingested_at, approved_at (None: not yet), days
+    median_days: float | None
+    mean_days: float | None
+    approved: int
+    pending: int
+
+
+def time_to_training(session: Session, protocol_pk: int | None = None) -> TimeToTraining:
+    """Days from ingest to the first approved revision, per recording."""
+    rec, rev = models.Recording, models.TranscriptRevision
+    query = select(rec).where(rec.status == "accepted")
+    if protocol_pk is not None:
+        query = query.where(rec.protocol_pk == protocol_pk)
+    rows = []
+    for recording in session.scalars(query.order_by(rec.pk)):
+        approved = session.scalars(select(rev.created_at).where(rev.recording_pk == recording.pk, rev.stage == "approved")
+                                   .order_by(rev.pk)).first()
+        ingested = aware(recording.ingested_at)
+        approved = aware(approved)
+        days = (approved - ingested).total_seconds() / 86400 if approved is not None else None
+        rows.append({"recording_pk": recording.pk, "source_name": recording.source_name, "ingested_at": ingested,
+                     "approved_at": approved, "days": days})
+    done = [r["days"] for r in rows if r["days"] is not None]
+    return TimeToTraining(rows, statistics.median(done) if done else None, statistics.fmean(done) if done else None,
+                          len(done), len(rows) - len(done))
+
+
+# --- summary for the dataset card ---------------------------------------------------------------------
+
+def corpus_summary(session: Session, protocol_pk: int) -> dict[str, Any]:
+    """The quality figures a release's dataset card states."""
+    gold = gold_accuracy(session, protocol_pk)
+    words = sum(g.reference_words for g in gold)
+    errors = sum(g.word_errors for g in gold)
+    pairs = agreement(session, protocol_pk)
+    annotators = {t.assignee for t, _ in _tasks(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk)
+                  if t.assignee and first_submission(session, t.pk) is not None}
+    reviewers = set()
+    for revision in session.scalars(select(models.TranscriptRevision).join(
+            models.Recording, models.Recording.pk == models.TranscriptRevision.recording_pk)
+            .where(models.Recording.protocol_pk == protocol_pk, models.TranscriptRevision.stage == "approved")):
+        reviewers.add(revision.author)
+    ttt = time_to_training(session, protocol_pk)
+    return {
+        "gold_items": sum(g.items for g in gold),
+        "gold_wer": errors / words if words else None,
+        "gold_speaker_error": _weighted([(g.speaker_error, g.items) for g in gold]),
+        "gold_boundary_s": _weighted([(g.boundary_s, g.items) for g in gold]),
+        "double_annotated": len(pairs.pairs),
+        "agreement_wer": pairs.wer,
+        "agreement_alpha": pairs.alpha,
+        "annotators": len(annotators),
+        "reviewers": len(reviewers),
+        "approved_recordings": ttt.approved,
+        "median_days_to_approval": ttt.median_days,
+    }
+
+
+def _weighted(values: list[tuple[float | None, int]]) -> float | None:
+    pairs = [(v, n) for v, n in values if v is not None and n]
+    return sum(v * n for v, n in pairs) / sum(n for _, n in pairs) if pairs else None
+
+
+# --- breaks ---------------------------------------------------------------------------------------------
+
+def minutes_worked_continuously(session: Session, username: str, now: dt.datetime, *, gap: dt.timedelta = BREAK_GAP) -> float:
+    """Minutes of the current stretch of work: intervals chained by gaps shorter than `gap`, ending near `now`."""
+    now = aware(now)
+    wi = models.WorkInterval
+    intervals = sorted(
+        ((aware(i.started_at), aware(i.ended_at)) for i in session.scalars(select(wi).where(wi.username == username, wi.started_at <= now))),
+        key=lambda se: se[0],
+    )
+    stretch: tuple[dt.datetime, dt.datetime] | None = None
+    for start, end in intervals:
+        end = min(end, now)
+        if stretch is not None and start <= stretch[1] + gap:
+            stretch = (stretch[0], max(stretch[1], end))
+        else:
+            stretch = (start, end)
+    if stretch is None or now - stretch[1] >= gap:
+        return 0.0
+    return max(0.0, (stretch[1] - stretch[0]).total_seconds() / 60)
+
+
+def needs_break(session: Session, username: str, now: dt.datetime, *, after: dt.timedelta = BREAK_AFTER,
+                gap: dt.timedelta = BREAK_GAP) -> bool:
+    return minutes_worked_continuously(session, username, now, gap=gap) >= after.total_seconds() / 60
