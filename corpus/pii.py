@@ -1,0 +1,404 @@
+"""Personal information in transcripts: find it, mark it, and redact released copies.
+
+Spans are word ranges of one turn (`models.PiiSpan`): marked by annotators in the
+workbench (`mark_span`) or found by detectors (`detect_revision`): phone numbers (digits
+written or spelled, "five five five oh one two three"), e-mail addresses (written, or
+spoken: "john dot smith at example dot com"), long runs of number words (card and account
+numbers) and names from a configurable list. A release redacts with `redact_turns` (the
+words become one tag such as "[phone]") and `silence_spans` (silence or a tone over the
+words' times) — always on copies; stored originals are never changed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from corpus.accounts import PermissionDenied, Principal
+from corpus.audit import record_event
+
+KINDS = ("phone", "email", "number", "name", "address", "id", "other")
+MAX_ANCESTORS = 500  # revision lineage walked to carry spans forward
+
+_EDGE_PUNCT = ".,!?;:\"'()[]{}<>…“”‘’«»"
+UNITS = {"zero": 0, "oh": 0, "o": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+         "six": 6, "seven": 7, "eight": 8, "nine": 9}
+MULTIPLIERS = {"double": 2, "triple": 3}
+OTHER_NUMBER_WORDS = {"ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+                      "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
+                      "ninety", "hundred", "thousand", "million"}
+PHONE_DIGITS = (7, 15)  # E.164 allows at most 15 digits; more is a card or account number
+NUMBER_WORDS_MIN = 5  # a run of at least this many number words is a number to redact
+TLDS = {"com", "org", "net", "edu", "gov", "mil", "int", "io", "info", "biz", "eu", "mail"}
+LOCAL_JOINERS = {"dot", "underscore", "dash", "hyphen", "minus", "plus"}
+_DIGIT_TOKEN = re.compile(r"^\+?[\d().\-/]*\d[\d().\-/]*$")
+_EMAIL_TOKEN = re.compile(r"^[\w.+\-]+@[\w\-]+(\.[\w\-]+)+$")
+_WORDISH = re.compile(r"^[\w.+\-]+$")
+
+
+class PiiError(ValueError):
+    """A span that does not fit its revision (unknown revision, turn or word range, or kind)."""
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """Personal information: words [word_start, word_end) of turn `turn_index`."""
+
+    turn_index: int
+    word_start: int
+    word_end: int
+    kind: str
+    source: str = ""
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+def turn_tokens(turn: dict[str, Any]) -> list[str]:
+    """The words spans index into: the turn's timed words, else its text split on spaces."""
+    words = turn.get("words") or []
+    return [str(w.get("text", "")) for w in words] if words else str(turn.get("text", "")).split()
+
+
+def normalise(token: str) -> str:
+    token = token.strip().lower().strip(_EDGE_PUNCT)
+    return token[:-2] if token.endswith(("'s", "’s")) else token
+
+
+# --- detectors (pure: a token list in, (start, end, kind) out) ------------------------------
+
+def _digit_value(tokens: list[str], i: int) -> int:
+    """How many digits token i stands for (0: not part of a digit string)."""
+    token = tokens[i]
+    if _DIGIT_TOKEN.match(token):
+        return sum(c.isdigit() for c in token)
+    if token in UNITS:
+        return 1
+    if token in MULTIPLIERS and i + 1 < len(tokens) and tokens[i + 1] in UNITS:
+        return MULTIPLIERS[token] - 1  # "double five": the five counts once itself
+    return 0
+
+
+def _is_number_word(token: str) -> bool:
+    parts = token.split("-")
+    return all(p in UNITS or p in OTHER_NUMBER_WORDS or p in MULTIPLIERS for p in parts) and bool(token)
+
+
+def detect_numbers(tokens: list[str]) -> list[tuple[int, int, str]]:
+    """Phone numbers (7-15 digits, written or spelled) and long spelled numbers (cards, accounts)."""
+    found, i, n = [], 0, len(tokens)
+    while i < n:
+        if not (_digit_value(tokens, i) or _is_number_word(tokens[i])):
+            i += 1
+            continue
+        j = i
+        while j < n and (_digit_value(tokens, j) or _is_number_word(tokens[j])):
+            j += 1
+        start = i
+        while start < j and tokens[start] in ("oh", "o"):  # "oh, five five five ..." starts at the five
+            start += 1
+        run = range(start, j)
+        digits_only = all(_digit_value(tokens, k) for k in run)
+        digits = sum(_digit_value(tokens, k) for k in run)
+        if digits_only and PHONE_DIGITS[0] <= digits <= PHONE_DIGITS[1]:
+            found.append((start, j, "phone"))
+        elif digits_only and digits > PHONE_DIGITS[1]:
+            found.append((start, j, "number"))
+        elif not digits_only and j - start >= NUMBER_WORDS_MIN:
+            found.append((start, j, "number"))
+        i = j
+    return found
+
+
+def _is_domain_end(token: str) -> bool:
+    return token in TLDS or (len(token) == 2 and token.isalpha())
+
+
+def detect_emails(tokens: list[str]) -> list[tuple[int, int, str]]:
+    """Written addresses, and spoken ones: <local> at <domain> dot <tld> ("dot"/"underscore" inside)."""
+    found = [(i, i + 1, "email") for i, t in enumerate(tokens) if _EMAIL_TOKEN.match(t)]
+    n = len(tokens)
+    for i, token in enumerate(tokens):
+        if token != "at" or i == 0 or i + 1 >= n or not _WORDISH.match(tokens[i - 1]) or not _WORDISH.match(tokens[i + 1]):
+            continue
+        start = i - 1
+        while start >= 2 and tokens[start - 1] in LOCAL_JOINERS and _WORDISH.match(tokens[start - 2]):
+            start -= 2
+        end, dots = i + 2, 0
+        if "." in tokens[i + 1] and _is_domain_end(tokens[i + 1].rsplit(".", 1)[-1]):
+            dots = 1  # "john at example.com"
+        while end + 1 < n and tokens[end] == "dot" and _WORDISH.match(tokens[end + 1]):
+            end, dots = end + 2, dots + 1
+        if dots and _is_domain_end(tokens[end - 1].rsplit(".", 1)[-1]):
+            found.append((start, end, "email"))
+    return found
+
+
+def load_names(path: Path) -> list[str]:
+    """A names list: one name per line (several words allowed), '#' starts a comment; refuses an empty list."""
+    if not path.is_file():
+        raise PiiError(f"names list {path} does not exist")
+    names = [line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [name for name in names if name]
+    if not names:
+        raise PiiError(f"names list {path} holds no names (one per line)")
+    return names
+
+
+def detect_names(tokens: list[str], names: Iterable[str]) -> list[tuple[int, int, str]]:
+    """Occurrences of listed names (case-insensitive, multi-word, longest first)."""
+    patterns = sorted({tuple(normalise(t) for t in name.split()) for name in names if name.split()}, key=len, reverse=True)
+    found, i = [], 0
+    while i < len(tokens):
+        match = next((p for p in patterns if tuple(tokens[i : i + len(p)]) == p), None)
+        if match:
+            found.append((i, i + len(match), "name"))
+            i += len(match)
+        else:
+            i += 1
+    return found
+
+
+def detect_turns(turns: Sequence[dict[str, Any]], names: Iterable[str] = ()) -> list[Span]:
+    """Every detector over every turn (each span says which detector found it)."""
+    names = list(names)
+    spans = []
+    for index, turn in enumerate(turns):
+        tokens = [normalise(t) for t in turn_tokens(turn)]
+        for detector, hits in (("numbers", detect_numbers(tokens)), ("email", detect_emails(tokens)),
+                               ("names", detect_names(tokens, names) if names else [])):
+            spans += [Span(index, s, e, kind, f"detector:{detector}") for s, e, kind in hits]
+    return sorted(set(spans))
+
+
+# --- stored spans ---------------------------------------------------------------------------
+
+def _span_of(row: models.PiiSpan) -> Span:
+    return Span(row.turn_index, row.word_start, row.word_end, row.kind, row.source)
+
+
+def _revision(session: Session, revision_pk: int) -> models.TranscriptRevision:
+    revision = session.get(models.TranscriptRevision, revision_pk)
+    if revision is None:
+        raise PiiError(f"no transcript revision {revision_pk}")
+    return revision
+
+
+def detect_revision(session: Session, revision_pk: int, names: Iterable[str] = (), actor: str = "cli") -> int:
+    """Run the detectors over one revision and store the spans not stored yet (idempotent); how many were added."""
+    revision = _revision(session, revision_pk)
+    existing = {_span_of(r) for r in session.scalars(select(models.PiiSpan).where(models.PiiSpan.revision_pk == revision_pk))}
+    new = [s for s in detect_turns(revision.turns or [], names) if s not in existing]
+    session.add_all(models.PiiSpan(revision_pk=revision_pk, turn_index=s.turn_index, word_start=s.word_start,
+                                   word_end=s.word_end, kind=s.kind, source=s.source) for s in new)
+    if new:
+        record_event(session, actor, "pii_detect", f"revision:{revision_pk}",
+                     {"added": len(new), "kinds": sorted({s.kind for s in new})})
+    return len(new)
+
+
+def mark_span(session: Session, principal: Principal, revision_pk: int, turn_index: int, word_start: int,
+              word_end: int, kind: str) -> models.PiiSpan:
+    """An annotator or reviewer marks words as personal information (the same mark twice is one row)."""
+    if not (principal.can("annotate") or principal.can("review")):
+        raise PermissionDenied(f"{principal.username} may not mark personal information")
+    if kind not in KINDS:
+        raise PiiError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+    turns = _revision(session, revision_pk).turns or []
+    if not 0 <= turn_index < len(turns):
+        raise PiiError(f"revision {revision_pk} has {len(turns)} turns; there is no turn {turn_index}")
+    count = len(turn_tokens(turns[turn_index]))
+    if not 0 <= word_start < word_end <= count:
+        raise PiiError(f"turn {turn_index} has {count} words; [{word_start}, {word_end}) is not a word range in it")
+    existing = session.scalar(select(models.PiiSpan).where(
+        models.PiiSpan.revision_pk == revision_pk, models.PiiSpan.turn_index == turn_index,
+        models.PiiSpan.word_start == word_start, models.PiiSpan.word_end == word_end,
+        models.PiiSpan.kind == kind, models.PiiSpan.source == principal.username))
+    if existing is not None:
+        return existing
+    row = models.PiiSpan(revision_pk=revision_pk, turn_index=turn_index, word_start=word_start, word_end=word_end,
+                         kind=kind, source=principal.username)
+    session.add(row)
+    record_event(session, principal.username, "pii_mark", f"revision:{revision_pk}",
+                 {"turn": turn_index, "word_start": word_start, "word_end": word_end, "kind": kind})
+    return row
+
+
+def _carry(span: Span, old_turns: list[Any], new_turns: list[Any]) -> Span | None:
+    """The same words in a later revision: same place if unchanged, else the same words in the same turn or anywhere."""
+    if span.turn_index >= len(old_turns):
+        return None
+    words = turn_tokens(old_turns[span.turn_index])[span.word_start : span.word_end]
+    if not words:
+        return None
+    order = [span.turn_index] if span.turn_index < len(new_turns) else []
+    order += [i for i in range(len(new_turns)) if i != span.turn_index]
+    for index in order:
+        tokens = turn_tokens(new_turns[index])
+        starts = [span.word_start] if index == span.turn_index else []
+        starts += [s for s in range(len(tokens) - len(words) + 1) if s not in starts]
+        for start in starts:
+            if tokens[start : start + len(words)] == words:
+                return Span(index, start, start + len(words), span.kind, span.source)
+    return None
+
+
+def spans_for_revision(session: Session, revision_pk: int) -> list[Span]:
+    """The spans of a revision, with those marked on its ancestors carried forward when their words are still there.
+
+    Annotators mark spans on their drafts; the approved revision a release takes is a
+    descendant, so marks follow the words (a span whose words were edited away is dropped).
+    Detectors run by `detect_revision` (the `governance pii detect` command) before a release.
+    """
+    revision = _revision(session, revision_pk)
+    turns = revision.turns or []
+    spans: set[Span] = set()
+    current: models.TranscriptRevision | None = revision
+    for _ in range(MAX_ANCESTORS):
+        if current is None:
+            break
+        for row in session.scalars(select(models.PiiSpan).where(models.PiiSpan.revision_pk == current.pk)):
+            span = _span_of(row) if current.pk == revision_pk else _carry(_span_of(row), current.turns or [], turns)
+            if span is not None:
+                spans.add(span)
+        current = session.get(models.TranscriptRevision, current.parent_pk) if current.parent_pk else None
+    unique: dict[tuple[int, int, int, str], Span] = {}
+    for span in sorted(spans):
+        unique.setdefault((span.turn_index, span.word_start, span.word_end, span.kind), span)
+    return sorted(unique.values())
+
+
+# --- redaction (pure, on copies) ------------------------------------------------------------
+
+def _merged_ranges(spans: Iterable[Span], turn_index: int, count: int) -> list[tuple[int, int, str]]:
+    """Overlapping or touching spans of one turn as one range; the earliest (then longest) span names it."""
+    ranges = sorted(((s.word_start, s.word_end, s.kind) for s in spans if s.turn_index == turn_index),
+                    key=lambda r: (r[0], -r[1]))
+    merged: list[list[Any]] = []
+    for start, end, kind in ranges:
+        start, end = max(0, start), min(end, count)
+        if start >= end:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end, kind])
+    return [(s, e, k) for s, e, k in merged]
+
+
+def redact_turns(turns: Sequence[dict[str, Any]], spans: Iterable[Span]) -> list[dict[str, Any]]:
+    """A copy of the turns where each span's words are one tag ("[phone]") over the span's time; text rebuilt."""
+    spans = list(spans)
+    out = []
+    for index, turn in enumerate(turns):
+        words = [dict(w) for w in turn.get("words") or []]
+        tokens = turn_tokens(turn)
+        ranges = _merged_ranges(spans, index, len(tokens))
+        new = dict(turn)
+        if not ranges:
+            new["words"] = words
+            out.append(new)
+            continue
+        for start, end, kind in reversed(ranges):
+            tag = f"[{kind}]"
+            if words:
+                probability = min((w.get("probability") or 0.0) for w in words[start:end])
+                words[start:end] = [{"text": tag, "start": words[start]["start"], "end": words[end - 1]["end"],
+                                     "probability": probability}]
+            tokens[start:end] = [tag]
+        new["words"] = words
+        new["text"] = " ".join(w["text"] for w in words).strip() if words else " ".join(tokens)
+        out.append(new)
+    return out
+
+
+def redacted_intervals(turns: Sequence[dict[str, Any]], spans: Iterable[Span]) -> list[tuple[float, float]]:
+    """The audio time ranges to silence, merged; a turn without word times is covered whole."""
+    spans = list(spans)
+    intervals = []
+    for index, turn in enumerate(turns):
+        words = turn.get("words") or []
+        for start, end, _ in _merged_ranges(spans, index, len(turn_tokens(turn))):
+            if words:
+                intervals.append((float(words[start]["start"]), float(words[end - 1]["end"])))
+            else:
+                intervals.append((float(turn["start"]), float(turn["end"])))
+    merged: list[list[float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def silence_spans(samples: np.ndarray, sample_rate: int, intervals: Iterable[tuple[float, float]],
+                  mode: str = "silence", fade_s: float = 0.005) -> np.ndarray:
+    """A copy of the audio with each interval replaced by silence or a 1 kHz tone at -20 dBFS.
+
+    The original fades out just before an interval and back in just after it (and the
+    tone fades in and out inside it), so the cuts do not click. Works on float or
+    integer samples, mono (n,) or multichannel (n, channels); the input is not modified.
+    """
+    if mode not in ("silence", "tone"):
+        raise ValueError(f"mode must be 'silence' or 'tone', not {mode!r}")
+    if sample_rate <= 0:
+        raise ValueError(f"sample rate must be positive, got {sample_rate}")
+    n = samples.shape[0]
+    gain = np.ones(n, dtype=np.float64)
+    tone = np.zeros(n, dtype=np.float64)
+    fade = max(1, int(round(fade_s * sample_rate)))
+    full_scale = float(np.iinfo(samples.dtype).max) if np.issubdtype(samples.dtype, np.integer) else 1.0
+    for start, end in intervals:
+        if not (math.isfinite(start) and math.isfinite(end)) or end <= start:
+            raise ValueError(f"not a time interval: ({start}, {end})")
+        i0, i1 = max(0, int(math.floor(start * sample_rate))), min(n, int(math.ceil(end * sample_rate)))
+        if i0 >= i1:
+            continue
+        gain[i0:i1] = 0.0
+        before = np.arange(max(0, i0 - fade), i0)
+        gain[before] = np.minimum(gain[before], (i0 - before) / fade)
+        after = np.arange(i1, min(n, i1 + fade))
+        gain[after] = np.minimum(gain[after], (after - i1 + 1) / fade)
+        if mode == "tone":
+            t = np.arange(i0, i1) / sample_rate
+            ramp = np.minimum(1.0, np.minimum(np.arange(1, i1 - i0 + 1), np.arange(i1 - i0, 0, -1)) / fade)
+            tone[i0:i1] = 10 ** (-20 / 20) * np.sin(2 * np.pi * 1000.0 * t) * ramp * full_scale
+    shape = (n,) + (1,) * (samples.ndim - 1)
+    mixed = samples.astype(np.float64) * gain.reshape(shape) + tone.reshape(shape)
+    if np.issubdtype(samples.dtype, np.integer):
+        info = np.iinfo(samples.dtype)
+        mixed = np.clip(np.round(mixed), info.min, info.max)
+    return mixed.astype(samples.dtype)
+
+
+def revisions_to_scan(session: Session, protocol_pk: int) -> list[int]:
+    """The revisions a release may take: approved and reference ones, and the newest of each recording."""
+    recordings = select(models.Recording.pk).where(models.Recording.protocol_pk == protocol_pk,
+                                                   models.Recording.status == "accepted")
+    rows = session.execute(select(models.TranscriptRevision.pk, models.TranscriptRevision.recording_pk,
+                                  models.TranscriptRevision.stage)
+                           .where(models.TranscriptRevision.recording_pk.in_(recordings))).all()
+    newest: dict[int, int] = {}
+    chosen = set()
+    for pk, recording_pk, stage in rows:
+        newest[recording_pk] = max(pk, newest.get(recording_pk, pk))
+        if stage in ("approved", "reference"):
+            chosen.add(pk)
+    return sorted(chosen | set(newest.values()))
+
+
+def detect_protocol(session: Session, protocol_pk: int, names: Iterable[str] = (), actor: str = "cli") -> tuple[int, int]:
+    """Detect personal information in every revision of a protocol a release may take; (revisions, spans added)."""
+    names = list(names)
+    revisions = revisions_to_scan(session, protocol_pk)
+    added = sum(detect_revision(session, pk, names, actor) for pk in revisions)
+    return len(revisions), added
