@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from collection.audio import WORKING_RATE
 from collection.consent import consent_problems
 from corpus import models
 from corpus.accounts import Principal, require
-from corpus.audit import record_event
+from corpus.audit import canonical_json, record_event
 from corpus.db import Store
 from corpus.splits import SplitUnit, assign_splits, check_ratios, DEFAULT_RATIOS
 from protocols.registry import get_protocol
@@ -37,6 +36,7 @@ from protocols.schema import Protocol
 
 FORMAT = "turnscribe-release/1"
 SELECTION = "newest approved revision of each accepted recording whose every participant's consent is in force and permits the protocol's uses"
+PII_AUDIO = ("silence", "tone")
 _NOT_HASHED = ("recordings", "speakers", "recording_digests")
 
 
@@ -44,13 +44,9 @@ class ReleaseError(ValueError):
     """A release that cannot be made as asked (name taken by other content, nothing to release)."""
 
 
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the byte form every hash in a release is taken over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def sha256_json(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value)).hexdigest()
+    """The hash of a JSON value's canonical text (the audit log's canonical form)."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
 def release_id_of(manifest: dict[str, Any]) -> str:
@@ -123,7 +119,8 @@ def _pii_spans(session: Session, revision_pk: int) -> list[list[Any]]:
 
 
 def collect_state(session: Session, protocol_row: models.Protocol, protocol: Protocol, *, on: dt.date,
-                  seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False) -> ReleaseState:
+                  seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
+                  pii_audio: str = "silence") -> ReleaseState:
     """The manifest of everything releasable under `protocol` on date `on` (consent is judged on that date)."""
     ratios = check_ratios(ratios or DEFAULT_RATIOS)
     excluded: dict[str, int] = defaultdict(int)
@@ -178,7 +175,8 @@ def collect_state(session: Session, protocol_row: models.Protocol, protocol: Pro
         "protocol": {"id": protocol.id, "version": protocol.version},
         "seed": seed,
         "created_from": {"selection": SELECTION, "protocol_spec_sha256": protocol_row.spec_sha256,
-                         "split_ratios": ratios, "redact_pii": redact_pii, "working_sample_rate": WORKING_RATE},
+                         "split_ratios": ratios, "redact_pii": redact_pii, "pii_audio": pii_audio if redact_pii else None,
+                         "working_sample_rate": WORKING_RATE},
         "recordings": entries,
         "speakers": dict(sorted(speakers_index.items())),
     }
@@ -213,17 +211,20 @@ def _previous(session: Session, protocol_row: models.Protocol) -> models.Release
 
 def build_release(store: Store, principal: Principal, protocol_id: str, name: str, *, version: int | None = None,
                   seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
-                  on: dt.date | None = None) -> ReleaseOutcome:
+                  pii_audio: str = "silence", on: dt.date | None = None) -> ReleaseOutcome:
     """Snapshot the approved transcripts of a protocol into the immutable release `name` (managers only)."""
     from corpus.card import build_card
 
     require(principal, "release")
     if not name or len(name) > 128 or any(c.isspace() or c in "/\\" for c in name):
         raise ReleaseError(f"release name {name!r}: use 1-128 characters without spaces or slashes")
+    if pii_audio not in PII_AUDIO:
+        raise ReleaseError(f"PII audio mode {pii_audio!r}: use {' or '.join(PII_AUDIO)}")
     on = on or dt.date.today()
     with store.session() as session:
         protocol_row, protocol = get_protocol(session, protocol_id, version)
-        state = collect_state(session, protocol_row, protocol, on=on, seed=seed, ratios=ratios, redact_pii=redact_pii)
+        state = collect_state(session, protocol_row, protocol, on=on, seed=seed, ratios=ratios,
+                              redact_pii=redact_pii, pii_audio=pii_audio)
         release_id = release_id_of(state.manifest)
         existing = session.scalar(select(models.Release).where(models.Release.name == name))
         if existing is not None:

@@ -1,0 +1,163 @@
+"""`corpus pull`: stream a release into one export format, a batch of recordings at a time.
+
+Only what one batch needs is in memory (its turns and, when cutting or redacting, one
+recording's samples); exporters append to their files. The turns of each entry are
+checked against the hash in the manifest before they are written, so a pull never
+exports a transcript other than the one released. Entries an erasure replaced are
+skipped and counted. A release made with --redact-pii gets its frozen PII spans applied
+to the text, and the audio over them silenced (or toned) in the copies written here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import soundfile as sf
+from sqlalchemy import select
+
+from corpus import models
+from corpus.accounts import Principal, require
+from corpus.audit import record_event
+from corpus.db import Store
+from corpus.exports.audio import place_cuts, place_whole
+from corpus.exports.base import AUDIO_MODES, Item
+from corpus.exports.registry import exporter_class
+from corpus.release import FORMAT, get_release, sha256_json
+
+BATCH = 200
+
+
+class PullError(ValueError):
+    """A pull that cannot be done as asked (output not empty, bad mode) or a release that drifted."""
+
+
+class FrozenSpan(NamedTuple):
+    """A PII span as frozen in the manifest (the shape corpus.pii's functions take)."""
+
+    turn_index: int
+    word_start: int
+    word_end: int
+    kind: str
+
+
+@dataclass
+class PullReport:
+    release: str
+    release_id: str
+    format: str
+    audio: str
+    out: str
+    recordings: int = 0
+    turns: int = 0
+    erased_skipped: int = 0
+    redacted_recordings: int = 0
+    files: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+def _prepare_out(out: Path) -> bool:
+    """Create the output folder; refuse a non-empty one (a pull never overwrites). True when created here."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PullError(f"{out} exists and is not an empty folder; pull into a new folder")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _entries(store: Store, manifest: dict[str, Any], report: PullReport) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+    """(entry, turns) for each live entry in manifest order, turns read a batch at a time and checked."""
+    rev = models.TranscriptRevision
+    recordings = manifest["recordings"]
+    for start in range(0, len(recordings), BATCH):
+        chunk = recordings[start:start + BATCH]
+        live = [e for e in chunk if "erased" not in e]
+        report.erased_skipped += len(chunk) - len(live)
+        with store.session() as session:
+            turns = dict(session.execute(select(rev.pk, rev.turns).where(rev.pk.in_([e["revision_pk"] for e in live]))).all())
+        for entry in live:
+            got = turns.pop(entry["revision_pk"], None)
+            if got is None or sha256_json(got) != entry["revision_sha256"]:
+                raise PullError(f"{entry['recording']}: its released transcript (revision {entry['revision_pk']}) is missing "
+                                "or changed in the store; run `turnscribe corpus verify`")
+            yield entry, got
+
+
+def _redaction(entry: dict[str, Any], turns: list[Any]) -> tuple[list[Any], list[tuple[float, float]]]:
+    from corpus.pii import redact_turns, redacted_intervals
+
+    spans = [FrozenSpan(*s) for s in entry.get("pii_spans") or []]
+    if not spans:
+        return turns, []
+    return redact_turns(turns, spans), redacted_intervals(turns, spans)
+
+
+def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: Path, *, audio: str = "link",
+                 on_item: Callable[[Item], None] | None = None) -> PullReport:
+    """Write release `name` as `fmt` under `out` (a new or empty folder), audio linked, included or cut per turn."""
+    require(principal, "pull_release")
+    exporter_cls = exporter_class(fmt)
+    if audio not in AUDIO_MODES:
+        raise PullError(f"unknown audio mode {audio!r}; modes: {', '.join(AUDIO_MODES)}")
+    with store.session() as session:
+        release = get_release(session, name)
+        manifest, release_id, card = release.manifest, release.release_id, release.card
+    if manifest.get("format") != FORMAT:
+        raise PullError(f"release {name} has manifest format {manifest.get('format')!r}; this version reads {FORMAT}")
+    out = out.resolve()
+    created = _prepare_out(out)
+    redact = bool(manifest["created_from"].get("redact_pii"))
+    pii_audio = str(manifest["created_from"].get("pii_audio") or "silence")
+    report = PullReport(name, release_id, fmt, audio, str(out))
+    try:
+        exporter = exporter_cls(out, audio)
+        for entry, turns in _entries(store, manifest, report):
+            intervals: list[tuple[float, float]] = []
+            if redact:
+                turns, intervals = _redaction(entry, turns)
+                report.redacted_recordings += bool(intervals)
+            source = store.blobs.path_for(entry["working_sha256"])
+            if not source.is_file():
+                raise PullError(f"{entry['recording']}: its audio blob is missing; run `turnscribe corpus verify`")
+            info = sf.info(source)
+            item = Item(entry["recording"], entry, turns, int(info.frames), int(info.samplerate))
+            if audio == "cut":
+                item.cuts = place_cuts(source, out, item.split, item.key, turns, intervals, pii_audio)
+            else:
+                item.audio = place_whole(source, out, item.split, item.key, audio, intervals, pii_audio)
+            exporter.add(item)
+            report.recordings += 1
+            report.turns += len(turns)
+            report.splits[item.split] = report.splits.get(item.split, 0) + 1
+            if on_item is not None:
+                on_item(item)
+        report.files = exporter.close()
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            for child in out.iterdir():
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() and not child.is_symlink() else child.unlink()
+        raise
+    _write_about(out, report, card)
+    with store.session() as session:
+        record_event(session, principal.username, "release_pull", f"release:{name}", {
+            "release_id": release_id, "format": fmt, "audio": audio, "recordings": report.recordings,
+            "erased_skipped": report.erased_skipped, "redacted_recordings": report.redacted_recordings,
+        })
+        session.commit()
+    return report
+
+
+def _write_about(out: Path, report: PullReport, card: dict[str, Any]) -> None:
+    """`release.json` (what was pulled) and the dataset card beside the export."""
+    from corpus.card import render_markdown
+
+    (out / "release.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    if card:
+        (out / "CARD.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+        (out / "CARD.md").write_text(render_markdown(card))

@@ -1,0 +1,235 @@
+"""Every export format, read back by the tool that consumes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import select, update
+
+from corpus import models
+from corpus.accounts import PermissionDenied, authenticate
+from corpus.db import Store
+from corpus.exports.pull import PullError, pull_release
+from corpus.exports.registry import UnknownFormat
+from corpus.release import build_release
+from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus
+
+ON = dt.date(2026, 11, 1)
+
+
+@pytest.fixture
+def released(corpus: Corpus) -> Corpus:
+    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v1", on=ON, ratios={"train": 0.6, "dev": 0.2, "test": 0.2})
+    return corpus
+
+
+def _manifest(store: Store, name: str = "v1") -> dict:
+    with store.session() as session:
+        return session.scalar(select(models.Release).where(models.Release.name == name)).manifest
+
+
+def _approved_texts(corpus: Corpus) -> dict[str, list[str]]:
+    """recording key -> its approved turns' texts (what every export must carry)."""
+    out = {}
+    with corpus.store.session() as session:
+        for entry in _manifest(corpus.store)["recordings"]:
+            out[entry["recording"]] = [t["text"] for t in session.get(models.TranscriptRevision, entry["revision_pk"]).turns]
+    return out
+
+
+def test_lhotse_manifests_load_and_validate_with_lhotse(released: Corpus, tmp_path: Path) -> None:
+    from lhotse import CutSet, load_manifest
+    from lhotse.qa import validate_recordings_and_supervisions
+
+    report = pull_release(released.store, released.consumer, "v1", "lhotse", tmp_path / "out", audio="link")
+    splits = {e["split"] for e in _manifest(released.store)["recordings"]}
+    assert report.recordings == 6 and set(report.splits) == splits
+    texts = _approved_texts(released)
+    seen = 0
+    for split in splits:
+        recordings = load_manifest(tmp_path / "out" / "lhotse" / f"recordings_{split}.jsonl.gz")
+        supervisions = load_manifest(tmp_path / "out" / "lhotse" / f"supervisions_{split}.jsonl.gz")
+        validate_recordings_and_supervisions(recordings, supervisions, read_data=True)
+        for sup in supervisions:
+            assert sup.text in texts[sup.recording_id] and sup.speaker.startswith("spk-") and sup.alignment["word"]
+            seen += 1
+        cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions).trim_to_supervisions()
+        cut = next(iter(cuts))
+        assert cut.load_audio().shape[1] == pytest.approx(cut.duration * 16000, abs=2)
+    assert seen == sum(len(v) for v in texts.values())
+    audio = next((tmp_path / "out" / "audio").rglob("*.wav"))
+    assert audio.is_symlink() and Path(os.readlink(audio)).is_absolute()
+
+
+def test_lhotse_cut_mode_has_one_recording_per_turn(released: Corpus, tmp_path: Path) -> None:
+    from lhotse import load_manifest
+    from lhotse.qa import validate_recordings_and_supervisions
+
+    pull_release(released.store, released.consumer, "v1", "lhotse", tmp_path / "out", audio="cut")
+    split = _manifest(released.store)["recordings"][0]["split"]
+    recordings = load_manifest(tmp_path / "out" / "lhotse" / f"recordings_{split}.jsonl.gz")
+    supervisions = load_manifest(tmp_path / "out" / "lhotse" / f"supervisions_{split}.jsonl.gz")
+    validate_recordings_and_supervisions(recordings, supervisions, read_data=True)
+    assert len(recordings) == len(supervisions) and all(s.start == 0 for s in supervisions)
+    first = next(iter(recordings))
+    assert not Path(first.sources[0].source).is_symlink() and sf.info(first.sources[0].source).samplerate == 16000
+
+
+def test_kaldi_directories_are_sorted_and_mutually_consistent(released: Corpus, tmp_path: Path) -> None:
+    report = pull_release(released.store, released.consumer, "v1", "kaldi", tmp_path / "out", audio="include")
+    texts = _approved_texts(released)
+    utterances = 0
+    for split in report.splits:
+        d = tmp_path / "out" / "kaldi" / split
+        files = {name: (d / name).read_text().splitlines() for name in ("wav.scp", "segments", "text", "utt2spk", "spk2utt")}
+        for name, lines in files.items():
+            assert lines == sorted(lines, key=str.encode), f"{name} is in C-locale order"
+            assert len({line.split()[0] for line in lines}) == len(lines), f"{name} has unique keys"
+        utts = [line.split()[0] for line in files["text"]]
+        assert utts == [line.split()[0] for line in files["segments"]] == [line.split()[0] for line in files["utt2spk"]]
+        utt2spk = dict(line.split() for line in files["utt2spk"])
+        inverse: dict[str, list[str]] = defaultdict(list)
+        for utt, spk in utt2spk.items():
+            inverse[spk].append(utt)
+            assert utt.startswith(spk + "-"), "utterance ids carry their speaker id"
+        assert {line.split()[0]: line.split()[1:] for line in files["spk2utt"]} == dict(inverse)
+        wavs = dict(line.split(maxsplit=1) for line in files["wav.scp"])
+        for line in files["segments"]:
+            _, rec, start, end = line.split()
+            assert rec in wavs and 0 <= float(start) < float(end) <= sf.info(wavs[rec]).duration + 0.001
+        for line in files["text"]:
+            utt, words = line.split(maxsplit=1)
+            key = "rec-" + utt.split("-rec-")[1].rsplit("-", 1)[0]  # <speaker>-rec-<pk>-<turn>
+            assert words in texts[key]
+        utterances += len(utts)
+        assert all(not Path(p).is_symlink() for p in wavs.values()), "include mode copies the audio"
+    assert utterances == sum(len(v) for v in texts.values())
+
+
+def test_hf_dataset_loads_with_load_from_disk_and_decodes_audio(released: Corpus, tmp_path: Path) -> None:
+    from datasets import load_from_disk
+
+    report = pull_release(released.store, released.consumer, "v1", "hf", tmp_path / "out", audio="include")
+    dataset = load_from_disk(str(tmp_path / "out" / "hf" / "dataset"))
+    assert set(dataset) == set(report.splits) and sum(len(dataset[s]) for s in dataset) == 6
+    texts = _approved_texts(released)
+    split = next(iter(dataset))
+    row = dataset[split][0]
+    assert [t["text"] for t in row["turns"]] == texts[row["id"]]
+    samples = row["audio"].get_all_samples()
+    assert samples.sample_rate == 16000 and samples.data.shape[-1] == pytest.approx(row["duration"] * 16000, abs=2)
+    assert not (tmp_path / "out" / "hf" / ".staging").exists()
+
+
+def test_hf_cut_mode_has_a_row_per_turn(released: Corpus, tmp_path: Path) -> None:
+    from datasets import load_from_disk
+
+    pull_release(released.store, released.consumer, "v1", "hf", tmp_path / "out", audio="cut")
+    dataset = load_from_disk(str(tmp_path / "out" / "hf" / "dataset"))
+    assert sum(len(dataset[s]) for s in dataset) == sum(len(v) for v in _approved_texts(released).values())
+    row = dataset[next(iter(dataset))][0]
+    assert row["audio"].get_all_samples().data.shape[-1] == pytest.approx((row["end"] - row["start"]) * 16000, abs=2)
+
+
+def test_rttm_stm_ctm_read_by_pyannote_and_consistent(released: Corpus, tmp_path: Path) -> None:
+    from pyannote.database.util import load_rttm
+
+    report = pull_release(released.store, released.consumer, "v1", "sctk", tmp_path / "out")
+    manifest = _manifest(released.store)
+    for split in report.splits:
+        annotations = load_rttm(tmp_path / "out" / "sctk" / f"{split}.rttm")
+        keys = [e["recording"] for e in manifest["recordings"] if e["split"] == split]
+        assert sorted(annotations) == sorted(keys)
+        for key in keys:
+            speakers = {s["speaker_id"] for e in manifest["recordings"] if e["recording"] == key for s in e["speakers"]}
+            assert set(annotations[key].labels()) == speakers
+        stm = (tmp_path / "out" / "sctk" / f"{split}.stm").read_text().splitlines()
+        ctm = (tmp_path / "out" / "sctk" / f"{split}.ctm").read_text().splitlines()
+        stm_words = sum(len(line.split()[5:]) for line in stm)
+        assert len(ctm) == stm_words and all(len(line.split()) == 6 for line in ctm)
+
+
+def test_textgrid_has_a_tier_per_speaker_read_by_praatio(released: Corpus, tmp_path: Path) -> None:
+    from praatio import textgrid
+
+    report = pull_release(released.store, released.consumer, "v1", "textgrid", tmp_path / "out")
+    texts = _approved_texts(released)
+    grids = sorted((tmp_path / "out" / "textgrid").rglob("*.TextGrid"))
+    assert len(grids) == 6 == report.files
+    for path in grids:
+        grid = textgrid.openTextgrid(str(path), includeEmptyIntervals=False)
+        assert all(name.startswith("spk-") for name in grid.tierNames) and len(grid.tierNames) == 2
+        labels = [entry.label for name in grid.tierNames for entry in grid.getTier(name).entries]
+        assert sorted(labels) == sorted(texts[path.stem])
+
+
+def test_webvtt_nemo_and_jsonl(released: Corpus, tmp_path: Path) -> None:
+    texts = _approved_texts(released)
+    pull_release(released.store, released.consumer, "v1", "webvtt", tmp_path / "vtt")
+    vtt = sorted((tmp_path / "vtt" / "webvtt").rglob("*.vtt"))
+    body = vtt[0].read_text()
+    assert body.startswith("WEBVTT\n") and "<v spk-" in body and " --> " in body
+    assert body.count("<v ") == len(texts[vtt[0].stem])
+
+    pull_release(released.store, released.consumer, "v1", "nemo", tmp_path / "nemo", audio="cut")
+    lines = [json.loads(line) for p in (tmp_path / "nemo" / "nemo").glob("*_manifest.json") for line in p.read_text().splitlines()]
+    assert len(lines) == sum(len(v) for v in texts.values())
+    assert all(sf.info(line["audio_filepath"]).duration == pytest.approx(line["duration"], abs=0.002) for line in lines)
+
+    pull_release(released.store, released.consumer, "v1", "jsonl", tmp_path / "jsonl")
+    turns = [json.loads(line) for line in (tmp_path / "jsonl" / "jsonl" / "turns.jsonl").read_text().splitlines()]
+    assert [t["text"] for t in turns if t["recording"] == next(iter(texts))] == texts[next(iter(texts))]
+    about = json.loads((tmp_path / "jsonl" / "release.json").read_text())
+    assert about["release"] == "v1" and (tmp_path / "jsonl" / "CARD.md").read_text().startswith("# v1")
+
+
+def test_pull_refuses_bad_requests_and_records_the_pull(released: Corpus, tmp_path: Path) -> None:
+    with released.store.session() as session:
+        annie = authenticate(session, "annie", PASSWORD)
+        session.commit()
+    with pytest.raises(PermissionDenied):
+        pull_release(released.store, annie, "v1", "jsonl", tmp_path / "a")
+    with pytest.raises(UnknownFormat, match="formats: lhotse"):
+        pull_release(released.store, released.consumer, "v1", "mp3", tmp_path / "a")
+    with pytest.raises(PullError, match="audio mode"):
+        pull_release(released.store, released.consumer, "v1", "jsonl", tmp_path / "a", audio="stream")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(PullError, match="not an empty folder"):
+        pull_release(released.store, released.consumer, "v1", "jsonl", tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    with released.store.session() as session:
+        revision_pk = _manifest(released.store)["recordings"][4]["revision_pk"]
+        session.execute(update(models.TranscriptRevision).where(models.TranscriptRevision.pk == revision_pk).values(turns=[]))
+        session.commit()
+    with pytest.raises(PullError, match="changed in the store"):
+        pull_release(released.store, released.consumer, "v1", "kaldi", tmp_path / "drift")
+    assert not (tmp_path / "drift").exists(), "a failed pull leaves nothing half-written"
+    with released.store.session() as session:
+        pulls = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "release_pull")).all()
+    assert pulls == []
+
+
+def test_pull_skips_erased_entries_and_says_how_many(released: Corpus, tmp_path: Path) -> None:
+    manifest = _manifest(released.store)
+    erased_key = manifest["recordings"][0]["recording"]
+    manifest["recordings"][0] = {"erased": "tomb-9"}
+    with released.store.session() as session:
+        session.add(models.Tombstone(tombstone_id="tomb-9", erased_by="manny", reason="erasure request", counts={}))
+        session.execute(update(models.Release).where(models.Release.name == "v1").values(manifest=manifest))
+        session.commit()
+    report = pull_release(released.store, released.consumer, "v1", "jsonl", tmp_path / "out")
+    assert report.erased_skipped == 1 and report.recordings == 5
+    keys = {json.loads(line)["recording"] for line in (tmp_path / "out" / "jsonl" / "turns.jsonl").read_text().splitlines()}
+    assert erased_key not in keys and len(keys) == 5
+    with released.store.session() as session:
+        event = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "release_pull")).one()
+    assert event.actor == "connie" and event.details["erased_skipped"] == 1
