@@ -23,10 +23,11 @@ from corpus import models
 from corpus.accounts import Principal, PermissionDenied
 from corpus.audit import record_event
 from corpus.blobs import BlobStore
+from review_ui.tasks import PRODUCTION, QUEUE_STATES, REVIEW, model_revision, span_of, title_of
 
 Turn = dict[str, Any]
 
-EDITABLE_STATES = ("open", "assigned", "in_progress", "sent_back")
+EDITABLE_STATES = QUEUE_STATES  # open, in progress, sent back: the task is with the annotator
 TURN_FIELDS = {"speaker", "start", "end", "text", "words"}
 WORD_FIELDS = {"text", "start", "end", "probability"}
 TIME_TOLERANCE_S = 0.05  # a turn may end this far past the audio (rounding of model output)
@@ -67,10 +68,13 @@ class TaskView:
     duration_s: float
     start_s: float
     end_s: float
+    context_start_s: float  # audio around the chunk to listen to; equal to start/end for whole dialogues
+    context_end_s: float
     turns: list[Turn]
     version: int
     state: str
     editable: bool
+    reviewable: bool  # only ever true for a reviewer: the accept / send back panel is shown
     guidelines: str
     language: str
     speakers: list[str] = field(default_factory=list)
@@ -110,22 +114,20 @@ def check_may_edit(principal: Principal, task: models.Task) -> None:
         raise PermissionDenied(f"task {task.pk} is {task.state}; it can no longer be edited")
 
 
+def _may_review(principal: Principal, task: models.Task) -> bool:
+    """A reviewer's own (or, for a manager, any) open review task, or production work waiting for review."""
+    if not principal.can("review") or task.assignee == principal.username and task.kind != REVIEW:
+        return False
+    if task.kind == REVIEW:
+        return task.state == "open" and (task.assignee == principal.username or "manager" in principal.roles)
+    return task.kind == PRODUCTION and task.state == "submitted"
+
+
 def check_may_view(principal: Principal, task: models.Task) -> None:
-    """The assignee, or a reviewer once the work was submitted (or on a review task of theirs)."""
-    if _is_editor(principal, task):
-        return
-    if principal.can("review") and (task.state == "submitted" or (task.kind == "review" and task.assignee == principal.username)):
+    """The assignee, or a reviewer for work waiting for review (nobody else, whatever the URL says)."""
+    if _is_editor(principal, task) or _may_review(principal, task):
         return
     raise PermissionDenied(f"{principal.username} may not open task {task.pk}")
-
-
-def model_revision(session: Session, recording_pk: int) -> models.TranscriptRevision | None:
-    """The newest pre-annotation of a recording (what every person's edit is compared with)."""
-    return session.scalars(
-        select(models.TranscriptRevision)
-        .where(models.TranscriptRevision.recording_pk == recording_pk, models.TranscriptRevision.stage == "model")
-        .order_by(models.TranscriptRevision.pk.desc()).limit(1)
-    ).first()
 
 
 def in_window(turns: list[Turn], start_s: float, end_s: float) -> list[Turn]:
@@ -134,13 +136,18 @@ def in_window(turns: list[Turn], start_s: float, end_s: float) -> list[Turn]:
 
 
 def _window(task: models.Task, recording: models.Recording) -> tuple[float, float]:
+    start, end = span_of(task, recording)
     duration = float(recording.duration_s or 0.0)
-    start = float(task.start_s) if task.start_s is not None else 0.0
-    end = float(task.end_s) if task.end_s is not None else duration
     return start, min(end, duration) if duration else end
 
 
 def _head_turns(session: Session, task: models.Task, recording: models.Recording) -> list[Turn]:
+    """A review task shows the submitted work; an annotation task its newest draft, else the model's turns."""
+    if task.kind == REVIEW:
+        work = session.get(models.Task, (task.details or {}).get("annotate_task") or -1)
+        revision_pk = (task.details or {}).get("revision") or (work.head_revision_pk if work is not None else None)
+        head = session.get(models.TranscriptRevision, revision_pk) if revision_pk else None
+        return list(head.turns) if head is not None else []
     if task.head_revision_pk is not None:
         head = session.get(models.TranscriptRevision, task.head_revision_pk)
         if head is not None:
@@ -151,10 +158,6 @@ def _head_turns(session: Session, task: models.Task, recording: models.Recording
     if model is None:
         return []
     return in_window(list(model.turns), *_window(task, recording))
-
-
-def _title(recording: models.Recording, start: float, end: float) -> str:
-    return f"{Path(recording.source_name).name} {start:.0f}-{end:.0f} s"
 
 
 def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk: int) -> TaskView:
@@ -171,9 +174,11 @@ def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk:
     start, end = _window(task, recording)
     turns = _head_turns(session, task, recording)
     editable = _is_editor(principal, task) and task.state in EDITABLE_STATES
-    return TaskView(task_pk=task.pk, title=_title(recording, start, end), audio_path=blobs.path_for(recording.working_sha256),
+    return TaskView(task_pk=task.pk, title=title_of(task, recording), audio_path=blobs.path_for(recording.working_sha256),
                     duration_s=float(recording.duration_s or 0.0), start_s=start, end_s=end, turns=turns,
-                    version=task.version, state=task.state, editable=editable, guidelines=spec.get("guidelines", "") or "",
+                    context_start_s=float(task.details.get("context_start_s", start)) if task.details else start,
+                    context_end_s=float(task.details.get("context_end_s", end)) if task.details else end,
+                    version=task.version, state=task.state, editable=editable, reviewable=_may_review(principal, task), guidelines=spec.get("guidelines", "") or "",
                     language=language, speakers=sorted({t["speaker"] for t in turns}))
 
 
@@ -278,7 +283,7 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
     session.add(revision)
     session.flush()
     task.head_revision_pk = revision.pk
-    if stage == "draft" and task.state in ("open", "assigned"):
+    if stage == "draft" and task.state in ("open", "sent_back"):
         task.state = "in_progress"
     session.add(models.WorkInterval(username=principal.username, task_pk=task.pk, started_at=started_at or now, ended_at=now))
     record_event(session, principal.username, f"{stage}_saved", f"task:{task.pk}",
@@ -320,12 +325,14 @@ def history(session: Session, principal: Principal, task_pk: int) -> list[Histor
     task = _task(session, task_pk)
     if not principal.can("review") and not principal.can("see_quality"):
         check_may_view(principal, task)
+    if task.kind == REVIEW:  # a review task's history is the reviewed work's
+        task = _task(session, (task.details or {}).get("annotate_task") or -1)
     recording = session.get(models.Recording, task.recording_pk)
     model = model_revision(session, task.recording_pk)
     base = [] if model is None or task.blind else in_window(list(model.turns), *_window(task, recording))
     base_lines = turn_lines(base)
     entries = []
-    revisions = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)
+    revisions = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task.pk)
                                 .order_by(models.TranscriptRevision.pk)).all()
     for revision in revisions:
         diff = list(difflib.unified_diff(base_lines, turn_lines(revision.turns), "model", f"revision {revision.pk}", lineterm="", n=0))

@@ -1,0 +1,54 @@
+"""Coverage for managers: the funnel per demographic cell (collected → pre-annotated → in review → approved), gaps first."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corpus import models
+from review_ui.session_auth import get_store, require_page
+
+CHART_CELLS = 25
+
+
+def pick_protocol(session: Session) -> models.Protocol | None:
+    """A registered protocol version, chosen in the sidebar."""
+    rows = session.scalars(select(models.Protocol).order_by(models.Protocol.protocol_id, models.Protocol.version.desc())).all()
+    if not rows:
+        return None
+    return st.sidebar.selectbox("Protocol", rows, format_func=lambda r: f"{r.protocol_id} v{r.version}")
+
+
+def render_coverage() -> None:
+    from protocols.registry import get_protocol
+    from review_ui.funnel import STAGES, coverage_funnel
+
+    require_page("see_coverage")
+    st.title("Coverage funnel")
+    with get_store().session() as session:
+        row = pick_protocol(session)
+        if row is None:
+            st.info("No protocol is registered yet.")
+            return
+        protocol_row, protocol = get_protocol(session, row.protocol_id, row.version)
+        funnel = coverage_funnel(session, protocol_row, protocol)
+    total = next((r for r in funnel if r.scope == "total"), None)
+    if total is not None:
+        for column, stage in zip(st.columns(len(STAGES)), STAGES):
+            target = f" of {total.target_hours:g} h" if total.target_hours else ""
+            column.metric(stage.replace("_", " "), f"{total.hours[stage]:.2f} h{target}", f"{total.speakers[stage]} speakers",
+                          delta_color="off")
+    cells = pd.DataFrame([r.as_dict() for r in funnel if r.scope != "total"])
+    if cells.empty:
+        st.info("Nothing collected yet.")
+        return
+    st.subheader("Cells, gaps first")
+    st.dataframe(cells, hide_index=True)
+    chart = cells.head(CHART_CELLS).set_index("cell")[[f"{s}_hours" for s in STAGES]]
+    st.bar_chart(chart, stack=False, horizontal=True)
+
+
+if __name__ == "__main__":
+    render_coverage()

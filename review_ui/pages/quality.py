@@ -1,0 +1,74 @@
+"""Quality for managers: gold accuracy and throughput per annotator and over time, agreement,
+the automation-bias check and time to training data, as tables and charts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import streamlit as st
+
+from review_ui.pages.coverage import pick_protocol
+from review_ui.session_auth import get_store, require_page
+
+
+def _figure(value: float | None, fmt: str = "{:.3f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def render_quality() -> None:
+    from review_ui import quality
+
+    require_page("see_quality")
+    st.title("Quality")
+    with get_store().session() as session:
+        row = pick_protocol(session)
+        pk = row.pk if row is not None else None
+        gold = quality.gold_accuracy(session, pk)
+        pairs = quality.agreement(session, pk)
+        period = st.sidebar.radio("Throughput per", ["week", "day"], horizontal=True)
+        speed = quality.throughput(session, pk, period=period)
+        bias = quality.automation_bias(session, pk)
+        ttt = quality.time_to_training(session, pk)
+
+    st.subheader("Gold accuracy per annotator")
+    if gold:
+        frame = pd.DataFrame([dataclasses.asdict(g) for g in gold]).set_index("annotator")
+        st.dataframe(frame)
+        st.bar_chart(frame[["wer", "speaker_error"]], stack=False)
+    else:
+        st.caption("No gold items scored yet.")
+
+    st.subheader("Inter-annotator agreement")
+    left, right, count = st.columns(3)
+    left.metric("pairwise WER", _figure(pairs.wer))
+    right.metric("Krippendorff's α (speaker frames)", _figure(pairs.alpha))
+    count.metric("double-annotated tasks", len(pairs.pairs))
+    if pairs.pairs:
+        st.dataframe(pd.DataFrame([dataclasses.asdict(p) for p in pairs.pairs]), hide_index=True)
+
+    st.subheader(f"Throughput (audio minutes per hour worked, per {speed.period})")
+    if speed.per_annotator:
+        st.dataframe(pd.DataFrame(speed.per_annotator), hide_index=True)
+        trend = pd.DataFrame(speed.trend)
+        st.line_chart(trend.pivot_table(index="period_start", columns="annotator", values="minutes_per_hour"))
+    else:
+        st.caption("No finished work yet.")
+
+    st.subheader("Automation bias")
+    shown, blind, gap = st.columns(3)
+    shown.metric(f"model words kept, suggestions shown ({bias.shown_tasks} tasks)", _figure(bias.shown_word_acceptance, "{:.1%}"))
+    blind.metric(f"agreement with the model, blind ({bias.blind_tasks} tasks)", _figure(bias.blind_word_agreement, "{:.1%}"))
+    gap.metric("gap (over-acceptance)", _figure(bias.word_gap, "{:+.1%}"))
+
+    st.subheader("Time to training data (ingest → approved)")
+    median, approved, pending = st.columns(3)
+    median.metric("median days", _figure(ttt.median_days, "{:.2f}"))
+    approved.metric("approved recordings", ttt.approved)
+    pending.metric("not yet approved", ttt.pending)
+    if ttt.rows:
+        st.dataframe(pd.DataFrame(ttt.rows), hide_index=True)
+
+
+if __name__ == "__main__":
+    render_quality()

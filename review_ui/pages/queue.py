@@ -1,0 +1,40 @@
+"""My queue: the signed-in annotator's own tasks with audio length and due state."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from review_ui.session_auth import get_store, require_page
+
+EDITOR_PAGE = "pages/editor.py"
+
+
+def open_in_editor(task_pk: int) -> None:
+    """Remember the task for the editor page (which checks again that it may be opened)."""
+    st.session_state["task_pk"] = task_pk
+    st.session_state["go_to_editor"] = True
+
+
+def render_queue() -> None:
+    from review_ui.tasks import queue_for
+
+    principal = require_page("annotate")
+    st.title("My queue")
+    with get_store().session() as session:
+        items = queue_for(session, principal)
+    if not items:
+        st.info("Nothing to do: no open tasks are assigned to you.")
+        return
+    table = pd.DataFrame([{"task": i.task_pk, "recording": i.title, "audio (min)": round(i.audio_s / 60, 1), "state": i.state,
+                           "due": i.due_at.strftime("%Y-%m-%d %H:%M") if i.due_at else "", "overdue": "⚠ overdue" if i.overdue else ""}
+                          for i in items])
+    st.dataframe(table, hide_index=True)
+    for item in items:
+        st.button(f"Open task {item.task_pk}: {item.title}", key=f"open-{item.task_pk}", on_click=open_in_editor, args=(item.task_pk,))
+    if st.session_state.pop("go_to_editor", False):
+        st.switch_page(EDITOR_PAGE)
+
+
+if __name__ == "__main__":
+    render_queue()

@@ -1,0 +1,160 @@
+"""Page logic with Streamlit's AppTest: sign-in, whose tasks a page shows, role checks that
+hold whatever the session state or URL says, and saving from the editor page (on SQLite and
+PostgreSQL: the pages open the store the environment names, as the real server does)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from corpus import models
+from review_ui.editing import open_task, save_draft
+from review_ui.session_auth import USER_KEY
+from tests.review_ui.conftest import PASSWORD, ReviewStore
+from tests.review_ui.test_editing import make_task
+
+TIMEOUT = 60
+
+
+def sign_in_page() -> None:
+    from review_ui.pages.sign_in import render_sign_in
+
+    render_sign_in()
+
+
+def queue_page() -> None:
+    from review_ui.pages.queue import render_queue
+
+    render_queue()
+
+
+def editor_page() -> None:
+    from review_ui.pages.editor import render_editor
+
+    render_editor()
+
+
+def coverage_page() -> None:
+    from review_ui.pages.coverage import render_coverage
+
+    render_coverage()
+
+
+def quality_page() -> None:
+    from review_ui.pages.quality import render_quality
+
+    render_quality()
+
+
+@pytest.fixture
+def app_env(review_store: ReviewStore, monkeypatch: pytest.MonkeyPatch) -> ReviewStore:
+    """Point the pages at the test store the same way `turnscribe ui` does: through the environment."""
+    monkeypatch.setenv("TURNSCRIBE_HOME", str(review_store.store.settings.home))
+    monkeypatch.setenv("TURNSCRIBE_DATABASE_URL", review_store.store.settings.database_url)
+    return review_store
+
+
+def page_as(script, username: str | None, **state: object) -> AppTest:  # type: ignore[no-untyped-def]
+    at = AppTest.from_function(script, default_timeout=TIMEOUT)
+    if username is not None:
+        at.session_state[USER_KEY] = username
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(e.value for kind in (at.error, at.warning, at.info, at.markdown, at.title) for e in kind)
+
+
+def test_sign_in_refuses_a_wrong_password_and_remembers_only_the_username(app_env: ReviewStore) -> None:
+    app_env.add_user("ann1", "annotator")
+    at = page_as(sign_in_page, None)
+    at.text_input[0].input("ann1")
+    at.text_input[1].input("not the password")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["Unknown user or wrong password."] and USER_KEY not in at.session_state
+    at.text_input[1].input(PASSWORD)
+    at.button[0].click().run()
+    assert at.session_state[USER_KEY] == "ann1"
+    with app_env.store.session() as session:
+        actions = session.scalars(select(models.AuditEvent.action).where(models.AuditEvent.subject == "user:ann1")
+                                  .order_by(models.AuditEvent.pk)).all()
+    assert actions[-2:] == ["sign_in_failed", "sign_in"]
+
+
+def test_an_annotator_sees_only_their_own_queue(app_env: ReviewStore) -> None:
+    app_env.add_user("ann1", "annotator")
+    app_env.add_user("ann2", "annotator")
+    mine = [make_task(app_env, "ann1", 0), make_task(app_env, "ann1", 1)]
+    theirs = make_task(app_env, "ann2", 2)
+    at = page_as(queue_page, "ann1")
+    shown = list(at.dataframe[0].value["task"])
+    assert sorted(shown) == sorted(mine) and theirs not in shown
+    assert sorted(b.label for b in at.button) == sorted(f"Open task {pk}: dlg00{i + 1}.flac 0:00–0:{d}"
+                                                         for i, pk, d in zip((0, 1), mine, _durations(app_env, (0, 1))))
+
+
+def _durations(rs: ReviewStore, indices: tuple[int, ...]) -> list[str]:
+    with rs.store.session() as session:
+        return [f"{round(session.get(models.Recording, rs.recording_pks[i]).duration_s):02d}" for i in indices]
+
+
+def test_another_annotators_task_cannot_be_opened_by_session_state_or_url(app_env: ReviewStore) -> None:
+    app_env.add_user("ann1", "annotator")
+    app_env.add_user("ann2", "annotator")
+    theirs = make_task(app_env, "ann2")
+    by_state = page_as(editor_page, "ann1", task_pk=theirs)
+    assert "This task cannot be opened" in texts(by_state) and not by_state.get("arrow_data_frame")
+    by_url = AppTest.from_function(editor_page, default_timeout=TIMEOUT)
+    by_url.session_state[USER_KEY] = "ann1"
+    by_url.query_params["task"] = str(theirs)
+    by_url.run()
+    assert "This task cannot be opened" in texts(by_url) and not by_url.text_area
+
+
+def test_manager_pages_refuse_annotators_and_roles_are_reread_every_run(app_env: ReviewStore) -> None:
+    app_env.add_user("ann1", "annotator")
+    app_env.add_user("mgr1", "manager")
+    for page in (coverage_page, quality_page):
+        refused = page_as(page, "ann1")
+        assert [e.value for e in refused.error] and "may not see" in refused.error[0].value
+    coverage = page_as(coverage_page, "mgr1")
+    assert not coverage.error and coverage.title[0].value == "Coverage funnel" and coverage.dataframe
+    assert page_as(quality_page, "mgr1").title[0].value == "Quality"
+    with app_env.store.session() as session:
+        session.get(models.User, "mgr1").roles = ["consumer"]
+        session.commit()
+    demoted = page_as(coverage_page, "mgr1")
+    assert "may not see coverage" in demoted.error[0].value, "a removed role takes effect on the next run"
+    assert "Please sign in." in texts(page_as(queue_page, "nobody"))
+
+
+def test_the_editor_page_saves_a_revision_and_shows_a_conflict(app_env: ReviewStore) -> None:
+    ann1 = app_env.add_user("ann1", "annotator")
+    task_pk = make_task(app_env, "ann1")
+    at = page_as(editor_page, "ann1", task_pk=task_pk)
+    assert not at.error and at.title[0].value.startswith("dlg001.flac")
+    at.text_area(key=next(k for k in _keys(at) if k.startswith(f"text-{task_pk}-0-"))).input("Hello there.").run()
+    save = next(b for b in at.button if b.label == "Save draft")
+    save.click().run()
+    with app_env.store.session() as session:
+        drafts = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)).all()
+        assert [(d.stage, d.author, d.turns[0]["text"]) for d in drafts] == [("draft", "ann1", "Hello there.")]
+        view = open_task(session, ann1, app_env.store.blobs, task_pk)
+        # someone else's tab (same user, second browser) saves meanwhile
+        save_draft(session, ann1, task_pk, view.version, [{**view.turns[0], "text": "From the other tab."}, *view.turns[1:]])
+    at.text_area(key=next(k for k in _keys(at) if k.startswith(f"text-{task_pk}-0-"))).input("Mine again.").run()
+    next(b for b in at.button if b.label == "Save draft").click().run()
+    assert any("Conflict" in e.value for e in at.error), [e.value for kind in (at.error, at.warning, at.exception) for e in kind]
+    assert {b.label for b in at.button} >= {"Keep mine (save on top of theirs)", "Take theirs (discard mine)"}
+    next(b for b in at.button if b.label == "Keep mine (save on top of theirs)").click().run()
+    with app_env.store.session() as session:
+        texts_saved = [r.turns[0]["text"] for r in session.scalars(
+            select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk).order_by(models.TranscriptRevision.pk))]
+    assert texts_saved == ["Hello there.", "From the other tab.", "Mine again."], "nothing overwritten, nothing lost"
+
+
+def _keys(at: AppTest) -> list[str]:
+    return [w.key for w in at.text_area if w.key]
