@@ -245,7 +245,7 @@ class EmbeddedDiarizer:
             finally:
                 torch.set_num_threads(threads)
         report("clustering", 0.0)
-        labels, k, scores = self._labels(speech, starts, embeddings, num_speakers, min_speakers, max_speakers)
+        labels, k, scores, separation = self._labels(speech, starts, embeddings, num_speakers, min_speakers, max_speakers)
         report("clustering", 0.5)
         if self.options.resegment and k > 1:
             labels = self._resegment(samples, speech, labels, scores, k)
@@ -254,6 +254,7 @@ class EmbeddedDiarizer:
         params["speech_s"] = round(float(speech.sum()) * FRAME_S, 3)
         params["windows"] = int(len(starts))
         params["clusters"] = int(k)
+        params["cluster_separation"] = separation
         return DiarizationResult(segments=segments, exclusive=exclusive_from(segments), params=params)
 
     def params(self, num_speakers: int | None = None, min_speakers: int | None = None,
@@ -393,12 +394,14 @@ class EmbeddedDiarizer:
     # --- 3. clustering -------------------------------------------------------------------------
 
     def _labels(self, speech: np.ndarray, starts: np.ndarray, embeddings: np.ndarray, num_speakers: int | None,
-                min_speakers: int | None, max_speakers: int | None) -> tuple[np.ndarray, int, np.ndarray]:
-        """A speaker index per frame (-1: no speech), the number of speakers and the frame scores."""
+                min_speakers: int | None, max_speakers: int | None) -> tuple[np.ndarray, int, np.ndarray, float | None]:
+        """A speaker index per frame (-1: no speech), the number of speakers, the frame scores, and
+        how well the voices separate (silhouette of the windows' clusters, cosine; None with one
+        cluster): a declared count forces clusters even on one voice, and this says so."""
         o = self.options
         labels = np.full(len(speech), -1)
         if not len(starts):
-            return labels, 0, np.zeros((len(speech), 0))
+            return labels, 0, np.zeros((len(speech), 0)), None
         lo = max(1, min_speakers or o.min_speakers)
         hi = max(lo, max_speakers or o.max_speakers)
         if num_speakers is not None:
@@ -425,10 +428,16 @@ class EmbeddedDiarizer:
                 nearest = np.argmax(x @ centroids.T, axis=1)
                 centroids = _centroids(x, nearest, len(centroids))
         k = len(centroids)
+        separation = None
+        if k > 1:
+            from sklearn.metrics import silhouette_score
+            nearest = np.argmax(x @ centroids.T, axis=1)
+            if len(set(nearest.tolist())) > 1:
+                separation = round(float(silhouette_score(x[sample], nearest[sample], metric="cosine")), 4)
         scores = self._frame_scores(len(speech), starts, x @ centroids.T)
         for a, b in _runs(speech):
             labels[a:b] = _viterbi(scores[a:b] / o.score_temperature, o.switch_penalty)
-        return labels, k, scores
+        return labels, k, scores, separation
 
     def _resegment(self, audio: np.ndarray, speech: np.ndarray, labels: np.ndarray, scores: np.ndarray,
                    k: int) -> np.ndarray:

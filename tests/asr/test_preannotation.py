@@ -97,6 +97,9 @@ def test_one_speaker_only_and_three_speakers_where_two_were_declared(preannotato
     heard = normalize(" ".join(t["text"] for t in result.turns))
     assert jiwer.wer(reference, heard) < 0.6, "one speaker's speech is transcribed, not lost"
     assert len({t["speaker"] for t in result.turns}) <= 2
+    assert any("voices barely separate" in flag for flag in result.flags), result.flags
+    dialogue = preannotator(audio, num_speakers=2, language="en")
+    assert not any("voices barely separate" in flag for flag in dialogue.flags), dialogue.flags
     three = np.concatenate([audio, _audio("dlg004")])
     result = preannotator(three, num_speakers=2, language="en")
     assert len({t["speaker"] for t in result.turns}) == 2
