@@ -1,7 +1,275 @@
-"""`turnscribe governance`: erasure, retention purge, PII detection and the audit log."""
+"""`turnscribe governance`: erasure, retention purge, PII detection, consent history and the audit log.
+
+Every command signs in (TURNSCRIBE_USER / TURNSCRIBE_PASSWORD) and checks its permission
+first: erase and purge are the managers'; the audit log and consent history are for
+managers and admins; PII detection needs the review right.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
+from corpus.cli_support import Exit, err, out, principal_for_cli, protocol_for_cli, store_for_cli
+
 app = typer.Typer(help="Consent, erasure, retention, PII and audit.", no_args_is_help=True)
+pii_app = typer.Typer(help="Personal information in transcripts.", no_args_is_help=True)
+consent_app = typer.Typer(help="Consent history.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log: `audit --verify`, `audit tail`, `audit show`.")
+app.add_typer(pii_app, name="pii")
+app.add_typer(consent_app, name="consent")
+app.add_typer(audit_app, name="audit")
+
+
+class ErasureReason(str, Enum):
+    """Fixed reasons, so a tombstone can never carry free text (which could name the person)."""
+
+    request = "erasure request"
+    legal = "legal obligation"
+    error = "collected in error"
+
+
+def _print_erasure(report: Any, title: str) -> None:
+    from rich.table import Table
+
+    table = Table("what", "rows", title=title, title_justify="left")
+    for key, value in report.counts.items():
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+    if report.releases_affected:
+        out.print(f"releases that contained it (retrain from a new release): {', '.join(report.releases_affected)}")
+    else:
+        out.print("no past release contained it")
+
+
+@app.command()
+def erase(
+    speaker: Annotated[str, typer.Option("--speaker", help="Pseudonymous speaker id to erase.")],
+    reason: Annotated[ErasureReason, typer.Option(help="Why (recorded in the tombstone).")] = ErasureReason.request,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would go; change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Erase a speaker: every recording they are in, its transcripts and derived data, their consent and metadata."""
+    from corpus.erasure import ErasureError, erase_speaker
+
+    store = store_for_cli()
+    principal = principal_for_cli(store, "erase")
+    try:
+        report = erase_speaker(store, principal, speaker, reason=reason.value, dry_run=dry_run)
+    except ErasureError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(Exit.USAGE) from None
+    if as_json:
+        out.print_json(json.dumps(report.__dict__))
+        return
+    if dry_run:
+        _print_erasure(report, f"Dry run: erasing {speaker} would remove")
+        out.print(f"{report.counts.get('blobs', 0)} blob file(s) would be deleted; nothing was changed")
+    else:
+        _print_erasure(report, f"Erased {speaker} (tombstone {report.tombstone_id})")
+        out.print(f"{report.blobs_deleted} blob file(s) deleted")
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go and why; change nothing.")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Plan for this date, YYYY-MM-DD (dry runs only).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Erase the recordings the protocol's retention period or a withdrawn or expired consent no longer allows."""
+    from corpus.retention import purge as run_purge
+
+    today = dt.date.today()
+    if as_of is not None:
+        if not dry_run:
+            err.print("[red]error:[/red] --as-of plans ahead and needs --dry-run; a real purge uses today's date")
+            raise typer.Exit(Exit.USAGE)
+        try:
+            today = dt.date.fromisoformat(as_of)
+        except ValueError:
+            err.print(f"[red]error:[/red] --as-of must be a date as YYYY-MM-DD, got {as_of!r}")
+            raise typer.Exit(Exit.USAGE) from None
+    store = store_for_cli()
+    principal = principal_for_cli(store, "purge")
+    report = run_purge(store, principal, today=today, dry_run=dry_run)
+    if as_json:
+        out.print_json(json.dumps({"dry_run": dry_run, "as_of": today.isoformat(),
+                                   "items": [i.__dict__ for i in report.items],
+                                   "erasures": [e.__dict__ for e in report.erasures]}))
+        return
+    if not report.items:
+        out.print(f"nothing to purge on {today}")
+        return
+    from rich.table import Table
+
+    table = Table("recording", "file", "reason", "why", title=f"{'Would purge' if dry_run else 'Purged'} on {today}",
+                  title_justify="left")
+    for item in report.items:
+        table.add_row(str(item.recording_pk), item.source_name, item.reason, item.why)
+    out.print(table)
+    for erasure in report.erasures:
+        label = "dry run" if dry_run else f"tombstone {erasure.tombstone_id}"
+        _print_erasure(erasure, f"{erasure.reason} ({label})")
+    if dry_run:
+        out.print("nothing was changed (dry run)")
+
+
+@audit_app.callback(invoke_without_command=True)
+def audit(
+    ctx: typer.Context,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the whole hash chain.")] = False,
+    expect_head: Annotated[str | None, typer.Option(help="The head hash noted earlier (detects cut-off entries).")] = None,
+) -> None:
+    """Verify the audit log's hash chain (exit 1 when it is broken)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not verify:
+        out.print(ctx.get_help())
+        raise typer.Exit(Exit.USAGE)
+    from corpus.audit_verify import verify_chain
+
+    store = store_for_cli()
+    principal_for_cli(store, "audit")
+    with store.session() as session:
+        report = verify_chain(session)
+    if not report.ok:
+        err.print(f"[red]{report.summary()}[/red]")
+        raise typer.Exit(Exit.REJECTED)
+    if expect_head is not None:
+        from sqlalchemy import select
+
+        from corpus import models
+
+        with store.session() as session:
+            present = session.scalar(select(models.AuditEvent.pk).where(models.AuditEvent.entry_hash == expect_head))
+        if present is None:
+            err.print(f"[red]audit chain BROKEN: the expected head {expect_head} is not in the log "
+                      "(entries were cut off the end)[/red]")
+            raise typer.Exit(Exit.REJECTED)
+    out.print(report.summary())
+
+
+def _print_events(events: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table("pk", "at", "actor", "action", "subject", "details", title="Audit log", title_justify="left")
+    for e in events:
+        table.add_row(str(e.pk), str(e.at)[:19], e.actor, e.action, e.subject, json.dumps(e.details, ensure_ascii=False))
+    out.print(table)
+
+
+@audit_app.command("tail")
+def audit_tail(n: Annotated[int, typer.Option("-n", min=1, help="How many of the newest entries.")] = 20) -> None:
+    """The newest entries of the audit log."""
+    from sqlalchemy import select
+
+    from corpus import models
+
+    store = store_for_cli()
+    principal_for_cli(store, "audit")
+    with store.session() as session:
+        events = session.scalars(select(models.AuditEvent).order_by(models.AuditEvent.pk.desc()).limit(n)).all()
+    _print_events(list(reversed(events)))
+
+
+@audit_app.command("show")
+def audit_show(
+    subject: Annotated[str | None, typer.Option(help="Only this subject, e.g. recording:12.")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action, e.g. erase.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 200,
+) -> None:
+    """Audit entries matching every filter given, oldest first."""
+    from sqlalchemy import select
+
+    from corpus import models
+
+    store = store_for_cli()
+    principal_for_cli(store, "audit")
+    query = select(models.AuditEvent)
+    for column, value in ((models.AuditEvent.subject, subject), (models.AuditEvent.action, action),
+                          (models.AuditEvent.actor, actor)):
+        if value is not None:
+            query = query.where(column == value)
+    with store.session() as session:
+        events = session.scalars(query.order_by(models.AuditEvent.pk.desc()).limit(limit)).all()
+    _print_events(list(reversed(events)))
+
+
+@pii_app.command("detect")
+def pii_detect(
+    protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")],
+    version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
+    names: Annotated[Path | None, typer.Option("--names", help="Names to find, one per line.", dir_okay=False)] = None,
+) -> None:
+    """Mark phone numbers, e-mail addresses, spelled numbers and listed names in the revisions a release may take."""
+    from corpus.pii import PiiError, detect_protocol, load_names
+
+    try:
+        name_list = load_names(names) if names is not None else []
+    except PiiError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(Exit.USAGE) from None
+    store = store_for_cli()
+    row, spec = protocol_for_cli(store, protocol, version)
+    principal = principal_for_cli(store, "review")
+    with store.session() as session:
+        revisions, added = detect_protocol(session, row.pk, name_list, actor=principal.username)
+        session.commit()
+    out.print(f"pii: {revisions} revision(s) of {spec.id} v{spec.version} scanned, {added} new span(s) marked"
+              f"{'' if name_list else ' (no names list given: names not searched)'}")
+
+
+@pii_app.command("show")
+def pii_show(revision: Annotated[int, typer.Option("--revision", help="Transcript revision pk.")]) -> None:
+    """The personal-information spans of a revision (with those carried from its ancestors) and their words."""
+    from rich.table import Table
+
+    from corpus import models
+    from corpus.pii import PiiError, spans_for_revision, turn_tokens
+
+    store = store_for_cli()
+    principal_for_cli(store, "review")
+    with store.session() as session:
+        try:
+            spans = spans_for_revision(session, revision)
+        except PiiError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        turns = session.get(models.TranscriptRevision, revision).turns or []
+    table = Table("turn", "words", "kind", "source", "text", title=f"PII in revision {revision}", title_justify="left")
+    for s in spans:
+        words = " ".join(turn_tokens(turns[s.turn_index])[s.word_start : s.word_end])
+        table.add_row(str(s.turn_index), f"{s.word_start}-{s.word_end}", s.kind, s.source, words)
+    out.print(table)
+
+
+@consent_app.command("show")
+def consent_show(speaker: Annotated[str, typer.Option("--speaker", help="Pseudonymous speaker id.")]) -> None:
+    """A speaker's consent history, oldest first; the record in force per consent id is marked."""
+    from rich.table import Table
+    from sqlalchemy import func, select
+
+    from corpus import models
+
+    store = store_for_cli()
+    principal_for_cli(store, "audit")
+    with store.session() as session:
+        rows = session.scalars(select(models.Consent).where(models.Consent.speaker_id == speaker)
+                               .order_by(models.Consent.pk)).all()
+        in_force = set(session.scalars(select(func.max(models.Consent.pk)).where(models.Consent.speaker_id == speaker)
+                                       .group_by(models.Consent.consent_id)))
+    if not rows:
+        err.print(f"[red]error:[/red] no consent recorded for speaker {speaker!r} (never imported, or erased)")
+        raise typer.Exit(Exit.USAGE)
+    table = Table("consent", "form", "permitted uses", "granted", "expires", "withdrawn", "recorded", "source", "in force",
+                  title=f"Consent history of {speaker}", title_justify="left")
+    for c in rows:
+        table.add_row(c.consent_id, c.form_version, ", ".join(c.permitted_uses), str(c.granted_on), str(c.expires_on or ""),
+                      str(c.withdrawn_on or ""), str(c.recorded_at)[:19], c.source, "yes" if c.pk in in_force else "")
+    out.print(table)

@@ -1,0 +1,127 @@
+"""`turnscribe governance` as a script runs it: sign-in, permissions, outputs and exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from corpus.db import open_store
+from corpus.settings import Settings
+from tests.corpus.governance_fixtures import PASSWORD, GovStore, build_gov_store
+from tests.factories import import_consent_file
+
+BIN = Path(sys.executable).parent / "turnscribe"
+
+
+@pytest.fixture
+def home(tmp_path: Path, dialogues: Path) -> Iterator[tuple[Path, GovStore]]:
+    home = tmp_path / "home"
+    store = open_store(Settings(home=home, database_url=f"sqlite:///{home / 'turnscribe.db'}"))
+    g = build_gov_store(store, dialogues)
+    store.close()
+    yield home, g
+
+
+def run(home: Path, *args: str, user: str = "maria") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TURNSCRIBE_HOME=str(home), TURNSCRIBE_USER=user, TURNSCRIBE_PASSWORD=PASSWORD)
+    env.pop("TURNSCRIBE_DATABASE_URL", None)
+    return subprocess.run([str(BIN), "governance", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_erase_needs_a_manager_reports_releases_and_keeps_the_chain(home: tuple[Path, GovStore]) -> None:
+    path, _ = home
+    refused = run(path, "erase", "--speaker", "spk-0007", user="anna")
+    assert refused.returncode == 1 and "may not erase" in refused.stderr
+
+    planned = run(path, "erase", "--speaker", "spk-0007", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert "Dry run" in planned.stdout and "nothing was changed" in planned.stdout and "v1" in planned.stdout
+
+    done = run(path, "erase", "--speaker", "spk-0007")
+    assert done.returncode == 0, done.stderr
+    assert "releases that contained it (retrain from a new release): v1" in done.stdout
+    assert "6 blob file(s) deleted" in done.stdout
+
+    again = run(path, "erase", "--speaker", "spk-0007")
+    assert again.returncode == 2 and "no speaker 'spk-0007'" in again.stderr
+
+    verified = run(path, "audit", "--verify")
+    assert verified.returncode == 0 and "audit chain intact" in verified.stdout and "blanked" in verified.stdout
+    tail = run(path, "audit", "tail", "-n", "50")
+    assert tail.returncode == 0 and "erase" in tail.stdout and "spk-0007" not in tail.stdout
+    gone = run(path, "consent", "show", "--speaker", "spk-0007")
+    assert gone.returncode == 2 and "no consent recorded" in gone.stderr
+
+
+def test_audit_verify_names_tampering_and_cut_off_entries(home: tuple[Path, GovStore]) -> None:
+    path, _ = home
+    ok = run(path, "audit", "--verify")
+    assert ok.returncode == 0, ok.stderr
+    head = ok.stdout.split("head ")[-1].strip()
+    assert len(head) == 64
+    assert run(path, "audit", "--verify", "--expect-head", head).returncode == 0
+
+    db = sqlite3.connect(path / "turnscribe.db")
+    (pk,) = db.execute("SELECT pk FROM audit_events WHERE entry_hash = ?", (head,)).fetchone()
+    db.execute("DELETE FROM audit_events WHERE pk >= ?", (pk,))
+    db.commit()
+    cut = run(path, "audit", "--verify", "--expect-head", head)
+    assert cut.returncode == 1 and "cut off" in cut.stderr
+
+    db.execute("UPDATE audit_events SET subject = 'recording:999' WHERE pk = 3")
+    db.commit()
+    db.close()
+    broken = run(path, "audit", "--verify")
+    assert broken.returncode == 1 and "BROKEN at entry 3: content changed" in broken.stderr
+    assert run(path, "audit").returncode == 2, "no subcommand and no --verify: usage"
+
+
+def test_purge_dry_run_plans_ahead_and_a_real_purge_acts_on_today(home: tuple[Path, GovStore], tmp_path: Path) -> None:
+    path, g = home
+    planned = run(path, "purge", "--dry-run", "--as-of", "2031-10-03")
+    assert planned.returncode == 0, planned.stderr
+    assert "Would purge on 2031-10-03" in planned.stdout and "consent expired" in planned.stdout
+    assert planned.stdout.count(".flac") == 6 and "nothing was changed" in planned.stdout
+    assert run(path, "purge", "--as-of", "2031-10-03").returncode == 2, "--as-of only plans"
+    assert "nothing to purge" in run(path, "purge").stdout
+
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    (tmp_path / "withdraw.csv").write_text(
+        "consent_id,speaker_id,form_version,permitted_uses,granted_on,expires_on,withdrawn_on\n"
+        f"c-spk-0003,spk-0003,v3,model_training;evaluation,2026-09-01,2031-09-01,{yesterday}\n")
+    store = open_store(Settings(home=path, database_url=f"sqlite:///{path / 'turnscribe.db'}"))
+    import_consent_file(store, tmp_path / "withdraw.csv")
+    store.close()
+    assert run(path, "purge", user="anna").returncode == 1
+    done = run(path, "purge")
+    assert done.returncode == 0, done.stderr
+    assert "Purged on" in done.stdout and "dlg002.flac" in done.stdout and "consent withdrawn" in done.stdout
+    assert "nothing to purge" in run(path, "purge").stdout
+    history = run(path, "consent", "show", "--speaker", "spk-0003")
+    assert history.returncode == 0 and history.stdout.count("c-spk-0003") == 2 and yesterday in history.stdout
+
+
+def test_pii_detect_and_show(home: tuple[Path, GovStore], tmp_path: Path) -> None:
+    path, g = home
+    names = tmp_path / "names.txt"
+    names.write_text("Friday\n")  # a word the dialogues use, standing in for a name
+    first = run(path, "pii", "detect", "--protocol", "en-dialogue-accents", "--names", str(names))
+    assert first.returncode == 0, first.stderr
+    added = int(first.stdout.split("scanned, ")[1].split(" new")[0])
+    assert "6 revision(s)" in first.stdout and added >= 1
+    again = run(path, "pii", "detect", "--protocol", "en-dialogue-accents", "--names", str(names))
+    assert "0 new span(s)" in again.stdout
+    shown = run(path, "pii", "show", "--revision", str(g.revisions["dlg001"] + 1))  # dlg001's draft
+    assert shown.returncode == 0 and "Friday" in shown.stdout and "detector:names" in shown.stdout
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    bad = run(path, "pii", "detect", "--protocol", "en-dialogue-accents", "--names", str(empty))
+    assert bad.returncode == 2 and "holds no names" in bad.stderr
+    assert run(path, "pii", "detect", "--protocol", "en-dialogue-accents", user="anna").returncode == 1
