@@ -36,6 +36,10 @@ class PullError(ValueError):
     """A pull that cannot be done as asked (output not empty, bad mode) or a release that drifted."""
 
 
+class ReleaseDrift(PullError):
+    """The store no longer holds what the release lists (a transcript or audio changed or vanished)."""
+
+
 class FrozenSpan(NamedTuple):
     """A PII span as frozen in the manifest (the shape corpus.pii's functions take)."""
 
@@ -82,7 +86,7 @@ def _entries(store: Store, manifest: dict[str, Any], report: PullReport) -> Iter
         for entry in live:
             got = turns.pop(entry["revision_pk"], None)
             if got is None or sha256_json(got) != entry["revision_sha256"]:
-                raise PullError(f"{entry['recording']}: its released transcript (revision {entry['revision_pk']}) is missing "
+                raise ReleaseDrift(f"{entry['recording']}: its released transcript (revision {entry['revision_pk']}) is missing "
                                 "or changed in the store; run `turnscribe corpus verify`")
             yield entry, got
 
@@ -122,7 +126,7 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
                 report.redacted_recordings += bool(intervals)
             source = store.blobs.path_for(entry["working_sha256"])
             if not source.is_file():
-                raise PullError(f"{entry['recording']}: its audio blob is missing; run `turnscribe corpus verify`")
+                raise ReleaseDrift(f"{entry['recording']}: its audio blob is missing; run `turnscribe corpus verify`")
             info = sf.info(source)
             item = Item(entry["recording"], entry, turns, int(info.frames), int(info.samplerate))
             if audio == "cut":

@@ -1,0 +1,72 @@
+"""`turnscribe corpus` as a script runs it, signed in with real accounts: outputs, roles and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from corpus import models
+from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus
+
+BIN = Path(sys.executable).parent / "turnscribe"
+
+
+def run(corpus: Corpus, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    settings = corpus.store.settings
+    env = dict(os.environ, TURNSCRIBE_HOME=str(settings.home), TURNSCRIBE_DATABASE_URL=settings.database_url,
+               TURNSCRIBE_USER=user, TURNSCRIBE_PASSWORD=PASSWORD)
+    return subprocess.run([str(BIN), "corpus", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the library tests cover PostgreSQL; a CLI call costs seconds
+def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> None:
+    refused = run(corpus, "connie", "release", "--protocol", PROTOCOL_ID, "--name", "v1")
+    assert refused.returncode == 1 and "may not release" in refused.stderr
+    bad = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v1", "--split", "0.9,0.2,0.1")
+    assert bad.returncode == 2 and "sum to 1" in bad.stderr
+
+    made = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v1", "--date", "2026-11-01", "--split", "0.6,0.2,0.2")
+    assert made.returncode == 0, made.stderr
+    with corpus.store.session() as session:
+        release_id = session.scalar(select(models.Release.release_id).where(models.Release.name == "v1"))
+    assert f"id {release_id}" in made.stdout and "6 recordings" in made.stdout and "11 speakers" in made.stdout
+    again = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v1", "--date", "2026-11-02", "--split", "0.6,0.2,0.2")
+    assert again.returncode == 0 and "already holds exactly this state" in again.stdout
+    other = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v1", "--seed", "3")
+    assert other.returncode == 1 and "immutable" in other.stderr
+    assert run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v2", "--seed", "3").returncode == 0
+    changed = json.loads(run(corpus, "connie", "diff", "v1", "v2", "--json").stdout)
+    with corpus.store.session() as session:
+        splits = {name: {e["recording"]: e["split"] for e in session.scalar(select(models.Release.manifest).where(models.Release.name == name))["recordings"]}
+                  for name in ("v1", "v2")}
+    moved = sorted((k for k in splits["v1"] if splits["v1"][k] != splits["v2"][k]), key=lambda k: int(k[4:]))
+    assert changed["counts"]["recordings added"] == 0 and changed["recordings"]["split_changed"] == moved
+
+    listed = run(corpus, "connie", "list")
+    assert listed.returncode == 0 and "v1" in listed.stdout and release_id[:16] in listed.stdout
+    card = run(corpus, "connie", "show", "v1")
+    assert card.returncode == 0 and card.stdout.startswith("# v1") and "## Coverage against the protocol" in card.stdout
+    as_json = json.loads(run(corpus, "connie", "show", "v1", "--json").stdout)
+    assert as_json["release"]["release_id"] == release_id
+
+    verified = run(corpus, "connie", "verify", "v1")
+    assert verified.returncode == 0 and "6 recording(s) re-hashed" in verified.stdout and "no drift" in verified.stdout
+
+    pulled = run(corpus, "connie", "pull", "v1", "--format", "kaldi", "--out", str(tmp_path / "k"))
+    assert pulled.returncode == 0, pulled.stderr
+    assert "6 recordings" in pulled.stdout and (tmp_path / "k" / "kaldi").is_dir()
+    again_pull = run(corpus, "connie", "pull", "v1", "--format", "kaldi", "--out", str(tmp_path / "k"))
+    assert again_pull.returncode == 2 and "not an empty folder" in again_pull.stderr
+    unknown = run(corpus, "connie", "pull", "v1", "--format", "flac", "--out", str(tmp_path / "f"))
+    assert unknown.returncode == 2 and "formats: lhotse" in unknown.stderr
+    annotator = run(corpus, "annie", "pull", "v1", "--format", "jsonl", "--out", str(tmp_path / "a"))
+    assert annotator.returncode == 1 and "may not pull release" in annotator.stderr and not (tmp_path / "a").exists()
+
+    missing = run(corpus, "connie", "diff", "v1", "v0")
+    assert missing.returncode == 2 and "no release named 'v0'" in missing.stderr
