@@ -233,3 +233,36 @@ def test_pull_skips_erased_entries_and_says_how_many(released: Corpus, tmp_path:
     with released.store.session() as session:
         event = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "release_pull")).one()
     assert event.actor == "connie" and event.details["erased_skipped"] == 1
+
+
+def test_redacted_release_tags_text_and_silences_audio_copies_only(corpus: Corpus, tmp_path: Path) -> None:
+    from corpus.blobs import sha256_file
+    from corpus.pii import mark_span
+
+    with corpus.store.session() as session:
+        annie = authenticate(session, "annie", PASSWORD)
+        approved = session.scalar(select(models.TranscriptRevision).where(
+            models.TranscriptRevision.recording_pk == corpus.recordings["dlg001"], models.TranscriptRevision.stage == "approved"))
+        mark_span(session, annie, approved.pk, 0, 5, 7, "other")  # "Hello, I'd like to book [a table] for five, please."
+        session.commit()
+        span_words = approved.turns[0]["words"][5:7]
+        working = session.get(models.Recording, corpus.recordings["dlg001"]).working_sha256
+    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "private", on=ON, redact_pii=True)
+    entry = next(e for e in _manifest(corpus.store, "private")["recordings"] if e["session_id"] == "dlg001")
+    assert entry["pii_spans"] == [[0, 5, 7, "other"]]
+
+    report = pull_release(corpus.store, corpus.consumer, "private", "jsonl", tmp_path / "out", audio="link")
+    assert report.redacted_recordings == 1
+    turns = [json.loads(line) for line in (tmp_path / "out" / "jsonl" / "turns.jsonl").read_text().splitlines()]
+    first = next(t for t in turns if t["recording"] == entry["recording"] and t["turn"] == 0)
+    assert first["text"] == "Hello, I'd like to book [other] for five, please."
+    copy = Path(first["audio"])
+    assert not copy.is_symlink(), "a redacted recording is written as a copy even in link mode"
+    samples, rate = sf.read(copy, dtype="float32")
+    inside = samples[int(span_words[0]["start"] * rate) + 10 : int(span_words[1]["end"] * rate) - 10]
+    assert np.abs(inside).max() == 0.0
+    original, _ = sf.read(corpus.store.blobs.path_for(working), dtype="float32")
+    assert np.abs(original[int(span_words[0]["start"] * rate): int(span_words[1]["end"] * rate)]).max() > 0.01
+    assert sha256_file(corpus.store.blobs.path_for(working)) == working, "the stored working copy is untouched"
+    others = [Path(t["audio"]) for t in turns if t["recording"] != entry["recording"]]
+    assert others and all(p.is_symlink() for p in others)
