@@ -100,6 +100,11 @@ def wait_idle(page) -> None:  # type: ignore[no-untyped-def]
     """Wait until Streamlit finished the current script run (its status widget disappears)."""
     page.wait_for_timeout(300)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30000)
+    page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')", timeout=30000)
+
+
+def selected_turn(page) -> str:  # type: ignore[no-untyped-def]
+    return page.get_by_role("combobox", name="Turn").input_value()
 
 
 def sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]
@@ -145,6 +150,20 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
         wait_idle(page)
         page.get_by_text("All changes saved").wait_for()
         shot("draft-saved")
+        # the keyboard loop: next / previous turn, then relabel and ctrl+enter = accept (save) and move on
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        for key, expected in (("j", "1: spk-corrected"), ("j", "2: "), ("k", "1: spk-corrected")):
+            page.keyboard.press(key)
+            wait_idle(page)
+            assert selected_turn(page).startswith(expected), (key, selected_turn(page))
+        page.get_by_label("…or a new speaker label").fill("spk-0002")
+        page.get_by_role("button", name="Relabel").click()
+        wait_idle(page)
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        page.keyboard.press("Control+Enter")
+        wait_idle(page)
+        page.get_by_text("All changes saved").wait_for()
+        assert selected_turn(page).startswith("2: "), "accepted turn 1 and moved on"
         page.get_by_role("button", name="Submit").click()
         page.get_by_text("Submitted. Thank you!").wait_for()
         shot("submitted")
@@ -172,7 +191,8 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
     first_draft = revisions[0]
     assert first_draft.parent_pk == model and first_draft.author == "ann1"
     submitted = revisions[-2].turns
-    assert submitted[0]["speaker"] == "spk-corrected" and submitted[1]["speaker"] == "spk-corrected", "relabelled, then split in two"
+    assert submitted[0]["speaker"] == "spk-corrected" and submitted[1]["speaker"] == "spk-0002", "relabelled, split, relabelled"
+    assert len([r for r in revisions if r.stage == "draft"]) == 2, "one draft from 'Save draft', one from ctrl+enter"
     assert submitted[0]["end"] == submitted[1]["start"]
     assert " ".join(t["text"] for t in submitted[:2]) == "Hello, I would like to book a table for five, please."
     assert revisions[-1].author == "rev1" and revisions[-1].turns == submitted
