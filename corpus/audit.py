@@ -19,14 +19,16 @@ import hashlib
 import json
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from corpus import models
 
 GENESIS = "0" * 64
 # pg_advisory_xact_lock key serialising appends to the chain ("TSAUDIT" as an int)
 CHAIN_LOCK_KEY = 0x54534155444954
+_PENDING = "turnscribe.audit.pending"  # session.info key: events waiting for the commit
 
 
 def canonical_json(value: Any) -> str:
@@ -65,33 +67,58 @@ def _lock_chain(session: Session) -> None:
 
 
 def record_event(session: Session, actor: str, action: str, subject: str, details: dict[str, Any]) -> models.AuditEvent:
-    """Append one chained audit event in the caller's transaction (it commits with the change it records).
+    """Record one audit event in the caller's transaction: it is chained and stored when that transaction commits.
 
-    The row is inserted before the chain's tail is read: on SQLite the INSERT takes the
-    database write lock, so no other writer can append between the read and the commit;
-    on PostgreSQL an advisory lock does the same. Both are held until the caller commits,
-    so callers should record the event just before committing. UNIQUE(prev_hash) is the
-    safety net: a forked chain cannot be committed.
+    The event's time is now; its place in the chain (and its pk) comes at commit, so the
+    chain lock is held only for the commit itself, never while the caller still works.
+    A rolled-back transaction leaves no event.
     """
     at = models.utcnow()
     details = json.loads(json.dumps(details))
-    event = models.AuditEvent(
+    entry = models.AuditEvent(
         at=at, actor=actor, action=action, subject=subject, details=details,
         content_digest=content_digest(at, actor, action, body_digest(subject, details)),
     )
-    _lock_chain(session)
-    session.add(event)
+    session.info.setdefault(_PENDING, []).append(entry)
+    return entry
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _chain_pending_events(session: Session) -> None:
+    """Append the transaction's events to the chain, last thing before the commit.
+
+    The caller's own changes are flushed first (their row locks come before the chain
+    lock, so waiting for the chain cannot deadlock). Then, on PostgreSQL, an advisory lock;
+    on SQLite the events' INSERT takes the database write lock — either way no other
+    writer can append between reading the tail and committing. UNIQUE(prev_hash) is the
+    safety net: a forked chain cannot be committed.
+    """
+    pending: list[models.AuditEvent] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
     session.flush()
+    _lock_chain(session)
+    session.add_all(pending)
+    session.flush()
+    own = [e.pk for e in pending]
     tail = session.scalar(
         select(models.AuditEvent.entry_hash)
-        .where(models.AuditEvent.entry_hash.is_not(None), models.AuditEvent.pk != event.pk)
+        .where(models.AuditEvent.entry_hash.is_not(None), models.AuditEvent.pk.not_in(own))
         .order_by(models.AuditEvent.pk.desc())
         .limit(1)
     )
-    event.prev_hash = tail or GENESIS
-    event.entry_hash = link_hash(event.prev_hash, event.content_digest or "")
+    previous = tail or GENESIS
+    for pending_event in pending:
+        pending_event.prev_hash = previous
+        pending_event.entry_hash = previous = link_hash(previous, pending_event.content_digest or "")
     session.flush()
-    return event
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _drop_pending_events(session: Session, transaction: SessionTransaction) -> None:
+    """Events of a transaction that did not commit are not recorded."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 def blank_event(event: models.AuditEvent, tombstone_id: str) -> None:

@@ -150,3 +150,26 @@ def test_a_forked_link_cannot_be_committed(store: Store) -> None:
                                       content_digest="0" * 64, prev_hash=first.prev_hash, entry_hash="1" * 64))
         with pytest.raises(Exception, match="(?i)unique"):
             session.commit()
+
+
+def test_events_of_a_rolled_back_transaction_are_not_recorded(store: Store) -> None:
+    with store.session() as session:
+        session.scalar(select(func.count()).select_from(models.AuditEvent))
+        record_event(session, "alice", "edit", "task:1", {})
+        session.rollback()
+        record_event(session, "alice", "edit", "task:2", {})
+        session.commit()
+    with store.session() as session:
+        assert session.scalars(select(models.AuditEvent.subject)).all() == ["task:2"]
+
+
+def test_a_long_transaction_waits_for_nobody_and_chains_after_those_that_committed_meanwhile(store: Store) -> None:
+    _append(store, 1)
+    slow = store.session()
+    slow.scalar(select(func.count()).select_from(models.AuditEvent))  # reads before the others commit
+    early = record_event(slow, "slow", "edit", "task:slow", {})
+    _append(store, 3, actor="fast")  # not blocked: the slow transaction holds no chain lock yet
+    slow.commit()
+    slow.close()
+    report = _verify(store)
+    assert report.ok and report.chained == 5 and report.head == early.entry_hash
