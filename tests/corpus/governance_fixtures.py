@@ -71,10 +71,12 @@ def release_manifest(session: Any, recordings: list[models.Recording], revisions
                     for p in session.scalars(select(models.SessionParticipant).where(
                         models.SessionParticipant.session_pk == rec.session_pk).order_by(models.SessionParticipant.speaker_id))]
         entries.append({"recording": f"rec-{rec.pk}", "sha256": rec.sha256, "working_sha256": rec.working_sha256,
+                        "duration_s": round(rec.duration_s or 0.0, 3), "session_id": Path(rec.source_name).stem,
                         "revision_pk": revisions[rec.pk], "revision_sha256": "f" * 64, "split": "train",
                         "speakers": speakers})
+    index = {s["speaker_id"]: {"split": "train", "demographics": s["demographics"]} for e in entries for s in e["speakers"]}
     return {"format": "turnscribe-release/1", "protocol": {"id": "en-dialogue-accents", "version": 1},
-            "recordings": entries}
+            "recordings": entries, "speakers": dict(sorted(index.items()))}
 
 
 def build_gov_store(store: Store, dialogues: Path) -> GovStore:

@@ -121,3 +121,25 @@ def test_only_managers_may_erase(gov: GovStore) -> None:  # noqa: F811
 def test_unknown_speaker_is_refused(gov: GovStore) -> None:  # noqa: F811
     with pytest.raises(ErasureError, match="no speaker 'spk-9999'"):
         erase_speaker(gov.store, gov.manager, "spk-9999")
+
+
+def test_a_real_release_still_verifies_after_an_erasure_and_names_the_erased_entries(gov: GovStore) -> None:  # noqa: F811
+    from corpus.release import build_release
+    from corpus.release_verify import verify_release
+
+    with gov.store.session() as session:
+        for stem, model_pk in gov.revisions.items():
+            model = session.get(models.TranscriptRevision, model_pk)
+            session.add(models.TranscriptRevision(recording_pk=model.recording_pk, parent_pk=model.pk, author_kind="person",
+                                                  author="rita", turns=model.turns, stage="approved"))
+        session.commit()
+    built = build_release(gov.store, gov.manager, gov.protocol.id, "v2", redact_pii=True)
+    assert len(built.release.manifest["recordings"]) == 6
+    report = erase_speaker(gov.store, gov.manager, ERASED)
+    assert report.releases_affected == ["v1", "v2"]
+    verified = verify_release(gov.store, "v2")
+    assert verified.ok, verified.drift
+    assert [t for _, t in verified.erased] == [report.tombstone_id] * 2 and verified.checked == 4
+    with gov.store.session() as session:
+        manifest = session.scalar(select(models.Release).where(models.Release.name == "v2")).manifest
+    assert ERASED not in json.dumps(manifest)
