@@ -79,6 +79,7 @@ def record_event(session: Session, actor: str, action: str, subject: str, detail
         at=at, actor=actor, action=action, subject=subject, details=details,
         content_digest=content_digest(at, actor, action, body_digest(subject, details)),
     )
+    session.connection()  # begin the session's transaction now, so its end (commit or not) settles the event
     session.info.setdefault(_PENDING, []).append(entry)
     return entry
 

@@ -53,13 +53,20 @@ def erase(
     reason: Annotated[ErasureReason, typer.Option(help="Why (recorded in the tombstone).")] = ErasureReason.request,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would go; change nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation at a terminal.")] = False,
 ) -> None:
     """Erase a speaker: every recording they are in, its transcripts and derived data, their consent and metadata."""
+    import sys
+
     from corpus.erasure import ErasureError, erase_speaker
 
     store = store_for_cli()
     principal = principal_for_cli(store, "erase")
     try:
+        if not dry_run and not yes and sys.stdin.isatty():
+            plan = erase_speaker(store, principal, speaker, reason=reason.value, dry_run=True)
+            _print_erasure(plan, f"Erasing {speaker} will remove (this cannot be undone)")
+            typer.confirm("Erase?", abort=True)
         report = erase_speaker(store, principal, speaker, reason=reason.value, dry_run=dry_run)
     except ErasureError as exc:
         err.print(f"[red]error:[/red] {exc}")

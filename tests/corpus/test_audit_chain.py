@@ -159,6 +159,10 @@ def test_events_of_a_rolled_back_transaction_are_not_recorded(store: Store) -> N
         session.rollback()
         record_event(session, "alice", "edit", "task:2", {})
         session.commit()
+    with store.session() as session:  # recorded before any statement ran, then rolled back
+        record_event(session, "alice", "edit", "task:3", {})
+        session.rollback()
+        session.commit()
     with store.session() as session:
         assert session.scalars(select(models.AuditEvent.subject)).all() == ["task:2"]
 
