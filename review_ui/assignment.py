@@ -40,8 +40,7 @@ from corpus.accounts import users_with_role
 from corpus.audit import record_event
 from review_ui import calibration as cal
 from review_ui.tasks import (
-    CALIBRATION, GOLD, PRODUCTION, QUEUE_STATES, REVIEW, OPEN, _unit_hash, chunk_bounds, context_details,
-    last_cut_settings, span_of, utcnow,
+    CALIBRATION, GOLD, OPEN, PRODUCTION, QUEUE_STATES, REVIEW, _unit_hash, gold_task, last_cut_settings, span_of, utcnow,
 )
 
 
@@ -52,7 +51,6 @@ class AssignmentRules:
     max_open_per_person: int = 20
     conflict_keys: tuple[str, ...] = ("site", "group")
     gold_share: float = 0.10
-    calibration_items: int | None = None  # None: the protocol's GoldThresholds.calibration_items
     due_days: float | None = 7.0
     seed: int = 0
     exclude_users: set[str] = field(default_factory=set)
@@ -149,15 +147,9 @@ def _least_loaded(candidates: list[_Person]) -> _Person | None:
 def _gold_task(session: Session, kind: str, recording: models.Recording, protocol_pk: int, seed: int, username: str) -> models.Task:
     """A gold or calibration task cut like the protocol's production tasks."""
     settings = last_cut_settings(session, protocol_pk)
-    duration = float(recording.duration_s or 0.0)
     reference = cal.reference_revision(session, recording.pk)
-    bounds = chunk_bounds(duration, reference.turns if reference else [], settings.get("max_chunk_s"))
-    index = min(range(len(bounds)), key=lambda i: _unit_hash(seed, f"gold:{username}", recording.pk, i))
-    start, end = bounds[index]
-    chunked = len(bounds) > 1
-    details = {"chunk": index, **context_details(start, end, duration, float(settings.get("context_s", 5.0)))} if chunked else {}
-    return models.Task(kind=kind, recording_pk=recording.pk, state=OPEN, details=details,
-                       start_s=start if chunked else None, end_s=end if chunked else None, blind=False, version=0)
+    return gold_task(session, kind, recording, reference.turns if reference else [], settings.get("max_chunk_s"),
+                     float(settings.get("context_s", 5.0)), _unit_hash(seed, f"gold:{username}", recording.pk, 0))
 
 
 def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | None = None, *, actor: str) -> list[models.Task]:
@@ -168,7 +160,7 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
     recordings = _Recordings(session)
     protocol_row = session.get(models.Protocol, protocol_pk)
     limits = cal.thresholds_for(protocol_row)
-    set_size = rules.calibration_items if rules.calibration_items is not None else limits.calibration_items
+    set_size = limits.calibration_items
     golds = [g.pk for g in cal.gold_recordings(session, protocol_pk)]
     given: list[models.Task] = []
 
@@ -232,18 +224,26 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
             partners.setdefault(t.pair_key, set()).add(person.user.username)
         given.append(t)
 
-    # 3. gold items mixed into production queues
+    # 3. gold items mixed into production queues: the cut's pool first (its ids interleave with production work)
+    pool = list(session.scalars(
+        select(task).join(rec, rec.pk == task.recording_pk)
+        .where(rec.protocol_pk == protocol_pk, task.kind == GOLD, task.assignee.is_(None), task.state == OPEN).order_by(task.pk)
+    ))
     for person in people.values():
         want = math.ceil(rules.gold_share * person.production) if person.production else 0
-        for pk in usable_gold(person, None)[: max(0, want - person.gold)]:
-            if person.open_tasks >= rules.max_open_per_person:
+        for pk in usable_gold(person, None):
+            if person.gold >= want or person.open_tasks >= rules.max_open_per_person:
                 break
             recording = recordings.get(pk)[0]
-            gold_task = _gold_task(session, GOLD, recording, protocol_pk, rules.seed, person.user.username)
-            session.add(gold_task)
-            _give(gold_task, person, recording, rules, now)
+            gold = next((g for g in pool if g.recording_pk == pk), None)
+            if gold is not None:
+                pool.remove(gold)
+            else:
+                gold = _gold_task(session, GOLD, recording, protocol_pk, rules.seed, person.user.username)
+                session.add(gold)
+            _give(gold, person, recording, rules, now)
             person.gold += 1
-            given.append(gold_task)
+            given.append(gold)
 
     session.flush()
     for t in given:

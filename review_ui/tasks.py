@@ -115,12 +115,18 @@ def context_details(start: float, end: float, duration: float, context_s: float)
 
 def cut_tasks(
     session: Session, protocol_pk: int, *, max_chunk_s: float | None = None, context_s: float = 5.0,
-    double_share: float = 0.10, blind_share: float = 0.05, seed: int = 0, actor: str,
+    double_share: float = 0.10, blind_share: float = 0.05, seed: int = 0, actor: str, gold_share: float = 0.10,
 ) -> list[models.Task]:
-    """Production tasks for every accepted, pre-annotated, non-gold recording that has none yet."""
+    """Production tasks for every accepted, pre-annotated, non-gold recording that has none yet.
+
+    With gold recordings in the store, ``round(gold_share × new units)`` unassigned gold
+    tasks are cut too and created in among the production tasks (their ids and creation
+    times interleave, so an id seen in a queue says nothing); assignment hands them out.
+    Returns the production tasks.
+    """
     if max_chunk_s is not None and max_chunk_s <= 0:
         raise ValueError("max_chunk_s must be positive")
-    for name, share in (("double_share", double_share), ("blind_share", blind_share)):
+    for name, share in (("double_share", double_share), ("blind_share", blind_share), ("gold_share", gold_share)):
         if not 0 <= share <= 1:
             raise ValueError(f"{name} must lie between 0 and 1")
     rec, rev, task = models.Recording, models.TranscriptRevision, models.Task
@@ -146,7 +152,6 @@ def cut_tasks(
     doubled, blind = set(by_double[:n_double]), set(by_blind[:n_blind])
 
     created: list[models.Task] = []
-    whole = max_chunk_s is None
     for k, (recording, i, start, end) in enumerate(units):
         duration = float(recording.duration_s or 0.0)
         chunked = not (start == 0.0 and end >= round(duration, 3))
@@ -161,14 +166,43 @@ def cut_tasks(
                 start_s=start if chunked else None, end_s=end if chunked else None,
                 pair_key=pair_key, blind=k in blind, version=0,
             )
-            session.add(t)
             created.append(t)
-    session.flush()
+    pool = _gold_pool(session, protocol_pk, round(gold_share * len(units)) if units else 0, max_chunk_s, context_s, seed)
+    order = [(float(i), t) for i, t in enumerate(created)]
+    order += [(_unit_hash(seed, "gold-at", t.recording_pk, j) * len(created), t) for j, t in enumerate(pool)]
+    for _, t in sorted(order, key=lambda kt: kt[0]):
+        session.add(t)
+        session.flush()
     record_event(session, actor, CUT_EVENT, f"protocol:{protocol_pk}", {
         "max_chunk_s": max_chunk_s, "context_s": context_s, "double_share": double_share, "blind_share": blind_share,
-        "seed": seed, "recordings": len(recordings), "tasks": len(created), "whole": whole,
+        "seed": seed, "recordings": len(recordings), "tasks": len(created), "gold_tasks": len(pool),
     })
     return created
+
+
+def gold_task(session: Session, kind: str, recording: models.Recording, reference_turns: list[dict[str, Any]],
+              max_chunk_s: float | None, context_s: float, pick: float) -> models.Task:
+    """An unassigned gold or calibration task on a gold recording, cut like production work (`pick` in [0, 1) picks the chunk)."""
+    duration = float(recording.duration_s or 0.0)
+    bounds = chunk_bounds(duration, reference_turns, max_chunk_s)
+    start, end = bounds[min(len(bounds) - 1, int(pick * len(bounds)))]
+    chunked = len(bounds) > 1
+    details = {"chunk": bounds.index((start, end)), **context_details(start, end, duration, context_s)} if chunked else {}
+    return models.Task(kind=kind, recording_pk=recording.pk, assignee=None, state=OPEN, details=details,
+                       start_s=start if chunked else None, end_s=end if chunked else None, blind=False, version=0)
+
+
+def _gold_pool(session: Session, protocol_pk: int, n: int, max_chunk_s: float | None, context_s: float, seed: int) -> list[models.Task]:
+    rev = models.TranscriptRevision
+    golds = sorted(_gold_recording_pks(session, protocol_pk))
+    out: list[models.Task] = []
+    for j in range(n if golds else 0):
+        recording = session.get(models.Recording, golds[j % len(golds)])
+        reference = session.scalars(select(rev).where(rev.recording_pk == recording.pk, rev.stage == "reference")
+                                    .order_by(rev.pk.desc())).first()
+        out.append(gold_task(session, GOLD, recording, reference.turns if reference else [], max_chunk_s, context_s,
+                             _unit_hash(seed, "gold-chunk", recording.pk, j)))
+    return out
 
 
 def _existing_units(session: Session, protocol_pk: int) -> dict[str, int]:

@@ -1,0 +1,160 @@
+"""Gold items and calibration: passing a set, failing it, falling below the threshold later."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from corpus import models
+from corpus.accounts import PermissionDenied
+from review_ui import calibration as cal
+from review_ui.assignment import AssignmentRules, assign_tasks
+from review_ui.tasks import cut_tasks
+from tests.review_ui.helpers import approve_directly, make_gold, submit, tasks_of, turn
+
+REFERENCE = [turn("A", 0.0, 2.0, "hello there"), turn("B", 2.0, 4.0, "good morning to you")]
+WRONG = [turn("A", 0.0, 4.0, "yellow hair good mourning")]
+
+
+def _set_thresholds(rs, **gold) -> None:  # type: ignore[no-untyped-def]
+    with rs.store.session() as session:
+        row = session.get(models.Protocol, rs.protocol_row.pk)
+        row.spec = {**row.spec, "review": {"gold": gold}}
+        session.commit()
+
+
+def _assign(rs) -> list[models.Task]:  # type: ignore[no-untyped-def]
+    with rs.store.session() as session:
+        given = assign_tasks(session, rs.protocol_row.pk, AssignmentRules(), actor="mgr")
+        session.commit()
+        return given
+
+
+def _notices(session) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.details["message"] for e in session.scalars(
+        select(models.AuditEvent).where(models.AuditEvent.action == cal.NOTICE).order_by(models.AuditEvent.pk))]
+
+
+def test_thresholds_come_from_the_protocol_or_defaults(review_store) -> None:
+    rs = review_store
+    assert cal.thresholds_for(rs.protocol_row) == cal.GoldThresholds()
+    _set_thresholds(rs, max_wer=0.3, calibration_items=2, unknown_key=1)
+    with rs.store.session() as session:
+        limits = cal.thresholds_for(session.get(models.Protocol, rs.protocol_row.pk))
+    assert limits.max_wer == 0.3 and limits.calibration_items == 2 and limits.max_speaker_error == 0.10
+
+
+def test_making_gold_needs_an_approved_transcript_and_a_manager(review_store) -> None:
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    annotator = rs.add_user("ann", "annotator")
+    pk = rs.recording_pks[0]
+    with rs.store.session() as session:
+        with pytest.raises(ValueError):
+            cal.make_gold(session, manager, pk)
+        approved = approve_directly(session, pk, REFERENCE)
+        with pytest.raises(PermissionDenied):
+            cal.make_gold(session, annotator, pk)
+        reference = cal.make_gold(session, manager, pk)
+        assert reference.stage == "reference" and reference.parent_pk == approved.pk and reference.turns == REFERENCE
+        assert [g.pk for g in cal.gold_recordings(session, rs.protocol_row.pk)] == [pk]
+        with pytest.raises(PermissionDenied):
+            cal.start_calibration(session, annotator, "ann", "en")
+
+
+def test_a_passed_calibration_set_opens_production_work(review_store) -> None:
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    rs.add_user("new", "annotator")
+    _set_thresholds(rs, calibration_items=2)
+    with rs.store.session() as session:
+        for pk in rs.recording_pks[:2]:
+            make_gold(session, manager, pk, REFERENCE)
+        cal.start_calibration(session, manager, "new", "en")
+        cut_tasks(session, rs.protocol_row.pk, double_share=0, blind_share=0, gold_share=0, actor="mgr")
+        session.commit()
+    given = _assign(rs)
+    assert sorted(t.kind for t in given) == ["calibration", "calibration"]
+    with rs.store.session() as session:
+        first, second = tasks_of(session, kind="calibration")
+        submit(session, first, REFERENCE)
+        assert cal.skills(session, "new")[("en", "")].state == "calibrating"  # one of two scored: no decision yet
+        near = [turn("A", 0.0, 2.1, "hello there"), turn("B", 2.1, 4.0, "good morning to you")]
+        submit(session, second, near)
+        session.commit()
+        row = cal.skills(session, "new")[("en", "")]
+        assert row.state == "passed"
+        # WER 0 of 12 words; speaker error 10 of 800 frames; boundaries (0+.1)/2 and (.1+0)/2 -> 0.025 s over 4 turns
+        assert row.details["wer"] == 0.0
+        assert row.details["speaker_error"] == pytest.approx(10 / 800)
+        assert row.details["boundary_s"] == pytest.approx(0.025)
+        assert first.state == second.state == "submitted"
+    production = _assign(rs)
+    assert {t.kind for t in production} == {"annotate"} and len(production) == 4
+
+
+def test_a_failed_set_tells_the_manager_and_keeps_calibrating(review_store) -> None:
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    rs.add_user("new", "annotator")
+    _set_thresholds(rs, calibration_items=2)
+    with rs.store.session() as session:
+        for pk in rs.recording_pks[:4]:
+            make_gold(session, manager, pk, REFERENCE)
+        cal.start_calibration(session, manager, "new", "en")
+        session.commit()
+    first_set = {t.recording_pk for t in _assign(rs)}
+    assert len(first_set) == 2
+    annotator = rs.add_user("ann", "annotator")
+    with rs.store.session() as session:
+        for task in tasks_of(session, kind="calibration"):
+            submit(session, task, WRONG)
+        session.commit()
+        assert cal.skills(session, "new")[("en", "")].state == "calibrating"
+        [message] = _notices(session)
+        assert "new failed calibration for en/*" in message and "WER" in message
+        assert cal.manager_notices(session, manager)[0]["username"] == "new"
+        with pytest.raises(PermissionDenied):
+            cal.manager_notices(session, annotator)
+    again = _assign(rs)  # a fresh set, on the gold recordings not seen yet
+    assert {t.recording_pk for t in again} == set(rs.recording_pks[:4]) - first_set
+
+
+def test_ongoing_gold_accuracy_below_threshold_returns_to_calibration(review_store) -> None:
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    rs.add_user("ann", "annotator")
+    rs.calibrate("ann")
+    _set_thresholds(rs, min_items=2, window=3, max_wer=0.3, max_speaker_error=0.2)
+    with rs.store.session() as session:
+        for pk in rs.recording_pks[:3]:
+            make_gold(session, manager, pk, REFERENCE)
+        golds = []
+        for pk in rs.recording_pks[:3]:
+            task = models.Task(kind="gold", recording_pk=pk, assignee="ann", state="open", details={})
+            session.add(task)
+            golds.append(task)
+        session.flush()
+        submit(session, golds[0], REFERENCE)
+        submit(session, golds[1], REFERENCE)
+        assert cal.skills(session, "ann")[("en", "")].state == "passed"
+        # WRONG against REFERENCE: 3 substitutions and 2 deletions of 6 words; speaker A over B's 200 of 400
+        # speech frames; A's boundaries off by (0 + 2) / 2 = 1 s and B unmatched. Window REF, REF, WRONG:
+        # WER 5/18 = 0.28 <= 0.3, speaker error 200/1200 = 0.17 <= 0.2, boundaries 1/5 = 0.2 s <= 0.5 s: still passed
+        submit(session, golds[2], WRONG)
+        assert cal.skills(session, "ann")[("en", "")].state == "passed"
+        session.commit()
+
+    with rs.store.session() as session:
+        task = models.Task(kind="gold", recording_pk=rs.recording_pks[0], assignee="ann", state="open", details={})
+        session.add(task)
+        session.flush()
+        submit(session, task, WRONG)  # the window is now REF, WRONG, WRONG: WER 10/18
+        session.commit()
+        row = cal.skills(session, "ann")[("en", "")]
+        assert row.state == "returned" and row.details["wer"] == pytest.approx(10 / 18)
+        assert row.details["speaker_error"] == pytest.approx(400 / 1200) and row.details["boundary_s"] == pytest.approx(2 / 4)
+        assert "ann returned to calibration" in _notices(session)[-1]
+        cut_tasks(session, rs.protocol_row.pk, double_share=0, blind_share=0, gold_share=0, actor="mgr")
+        session.commit()
+    assert [t for t in _assign(rs) if t.kind == "annotate"] == []  # no production work while returned

@@ -1,0 +1,100 @@
+"""`turnscribe users`, `turnscribe review` and `turnscribe ui`, through the real command tree."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from corpus import models
+from turnscribe import app
+
+runner = CliRunner()
+
+
+def _env(rs, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"TURNSCRIBE_HOME": str(rs.store.settings.home), "TURNSCRIBE_DATABASE_URL": rs.store.settings.database_url,
+            "TURNSCRIBE_USER": "", "TURNSCRIBE_PASSWORD": "", **extra}
+
+
+def _invoke(rs, *args: str, **env: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args), env=_env(rs, **env))
+
+
+def test_users_add_bootstraps_the_first_account_then_needs_an_admin(review_store) -> None:
+    rs = review_store
+    first = _invoke(rs, "users", "add", "boss", "--role", "admin", TURNSCRIBE_NEW_PASSWORD="boss-password")
+    assert first.exit_code == 0, first.output
+    refused = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="ann-password")
+    assert refused.exit_code == 1 and "sign in" in refused.output
+    wrong = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="ann-password",
+                    TURNSCRIBE_USER="boss", TURNSCRIBE_PASSWORD="nope-nope")
+    assert wrong.exit_code == 1
+    ok = _invoke(rs, "users", "add", "ann", "--role", "annotator", "--role", "reviewer", "--group", "site:lyon",
+                 "--display-name", "Ann Example", TURNSCRIBE_NEW_PASSWORD="ann-password",
+                 TURNSCRIBE_USER="boss", TURNSCRIBE_PASSWORD="boss-password")
+    assert ok.exit_code == 0, ok.output
+    bad_role = _invoke(rs, "users", "add", "x", "--role", "wizard", TURNSCRIBE_NEW_PASSWORD="x-password",
+                       TURNSCRIBE_USER="boss", TURNSCRIBE_PASSWORD="boss-password")
+    assert bad_role.exit_code == 2 and "unknown role" in bad_role.output
+    short = _invoke(rs, "users", "add", "y", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="short",
+                    TURNSCRIBE_USER="boss", TURNSCRIBE_PASSWORD="boss-password")
+    assert short.exit_code == 2 and "at least 8" in short.output
+    with rs.store.session() as session:
+        ann = session.get(models.User, "ann")
+        assert ann.roles == ["annotator", "reviewer"] and ann.groups == ["site:lyon"] and ann.display_name == "Ann Example"
+        assert "ann-password" not in ann.password_hash
+    listing = _invoke(rs, "users", "list")
+    assert listing.exit_code == 0 and "ann" in listing.output and "site:lyon" in listing.output
+
+
+def test_review_cut_assign_status_and_approve_demo(review_store) -> None:
+    rs = review_store
+    rs.add_user("mgr", "manager")
+    rs.add_user("ann", "annotator")
+    rs.add_user("ann2", "annotator")
+    rs.calibrate("ann")
+    rs.calibrate("ann2")
+    rs.add_user("rev1", "reviewer")
+    signed = {"TURNSCRIBE_USER": "mgr", "TURNSCRIBE_PASSWORD": "correct horse battery"}
+
+    refused = _invoke(rs, "review", "cut", "--protocol", "en-dialogue-accents",
+                      TURNSCRIBE_USER="ann", TURNSCRIBE_PASSWORD="correct horse battery")
+    assert refused.exit_code == 1 and "may not assign" in refused.output
+    unknown = _invoke(rs, "review", "cut", "--protocol", "nope", **signed)
+    assert unknown.exit_code == 2
+    bad = _invoke(rs, "review", "cut", "--protocol", "en-dialogue-accents", "--double-share", "1.5", **signed)
+    assert bad.exit_code == 2 and "double_share" in bad.output
+
+    cut = _invoke(rs, "review", "cut", "--protocol", "en-dialogue-accents", "--max-chunk-s", "15", "--double-share", "0.2",
+                  "--blind-share", "0.2", **signed)
+    assert cut.exit_code == 0, cut.output
+    with rs.store.session() as session:
+        n_tasks = len(session.scalars(select(models.Task)).all())
+    assert f"{n_tasks} task(s) cut from 6 recording(s)" in cut.output
+    assign = _invoke(rs, "review", "assign", "--protocol", "en-dialogue-accents", **signed)
+    assert assign.exit_code == 0 and f"{n_tasks} task(s) assigned" in assign.output and "ann " in assign.output
+
+    status = _invoke(rs, "review", "status", "--protocol", "en-dialogue-accents", **signed)
+    assert status.exit_code == 0, status.output
+    assert "annotate" in status.output and f"│ {n_tasks}" in status.output
+
+    approve = _invoke(rs, "review", "approve-demo", "--protocol", "en-dialogue-accents",
+                      TURNSCRIBE_USER="rev1", TURNSCRIBE_PASSWORD="correct horse battery")
+    assert approve.exit_code == 0, approve.output
+    assert "6 recording(s) approved" in approve.output
+    with rs.store.session() as session:
+        approved = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.stage == "approved")).all()
+        assert {r.recording_pk for r in approved} == set(rs.recording_pks)
+        assert {r.author for r in approved} == {"rev1"}
+
+
+def test_ui_command_calls_serve(review_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import review_ui.serve
+
+    calls = []
+    monkeypatch.setattr(review_ui.serve, "serve", lambda host, port: calls.append((host, port)) or 0)
+    result = _invoke(review_store, "ui", "--port", "8601")
+    assert result.exit_code == 0 and calls == [("127.0.0.1", 8601)]
+    help_text = runner.invoke(app, ["--help"]).output
+    assert all(group in help_text for group in ("users", "review", "ui"))

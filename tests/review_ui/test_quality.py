@@ -1,0 +1,256 @@
+"""Quality figures against values computed by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from collection.coverage import compute_coverage
+from corpus import models
+from review_ui import metrics, quality
+from review_ui.funnel import STAGES, coverage_funnel
+from tests.review_ui.helpers import approve_directly, make_gold, turn
+
+UTC = dt.timezone.utc
+REFERENCE = [turn("A", 0.0, 2.0, "Hello there."), turn("B", 2.0, 4.0, "Good morning to you!")]
+
+
+# --- the comparisons themselves --------------------------------------------------------------------
+
+def test_word_counts_normalise_and_count_like_jiwer() -> None:
+    c = metrics.word_counts("A b, c.", "a x c d")
+    assert (c.hits, c.substitutions, c.deletions, c.insertions) == (2, 1, 0, 1)
+    assert c.wer == pytest.approx(2 / 3) and c.kept == pytest.approx(2 / 3)
+    assert metrics.word_counts("", "two words").errors == 2 and metrics.word_counts("", "").wer is None
+    assert metrics.word_counts("one two", "").wer == 1.0
+
+
+def test_frames_speaker_error_and_boundaries_by_hand() -> None:
+    reference = [turn("A", 0.0, 2.0, ""), turn("B", 2.0, 4.0, "")]
+    hypothesis = [turn("X", 0.0, 3.0, ""), turn("Y", 3.0, 4.0, "")]
+    ref = metrics.frame_labels(reference, 0.0, 4.0, 1.0)
+    hyp = metrics.frame_labels(hypothesis, 0.0, 4.0, 1.0)
+    assert ref == ["A", "A", "B", "B"] and hyp == ["X", "X", "X", "Y"]
+    assert metrics.speaker_mapping(ref, hyp) == {"X": "A", "Y": "B"}  # 2 + 1 shared frames beat 1 + 0
+    assert metrics.speaker_error(ref, hyp) == (1, 4)
+    assert metrics.frame_labels([turn("A", 0, 2, ""), turn("B", 1, 3, "")], 0, 4, 1.0) == ["A", "A+B", "B", ""]
+    c = metrics.compare(reference, hypothesis, 0.0, 4.0, 1.0)
+    assert c.speaker_error == 0.25
+    # A [0,2] ~ X [0,3]: (0 + 1) / 2; B [2,4] ~ Y [3,4]: (1 + 0) / 2
+    assert c.boundary_deviations == [0.5, 0.5] and c.boundary_s == 0.5
+
+
+def test_krippendorff_alpha_by_hand() -> None:
+    # coincidences: (A,A) 2, (A,B) 1 + 1, (B,B) 4; n_A = 3, n_B = 5, n = 8
+    # alpha = 1 - D_o / D_e = 1 - (2/8) / (2*3*5 / (8*7)) = 8/15
+    assert quality.krippendorff_alpha(["A", "A", "B", "B"], ["A", "B", "B", "B"]) == pytest.approx(8 / 15)
+    assert quality.krippendorff_alpha(["A", "A"], ["A", "A"]) == 1.0
+    assert quality.krippendorff_alpha([], []) is None
+
+
+# --- figures from the store --------------------------------------------------------------------------
+
+def _task(session, recording_pk: int, assignee: str, kind: str = "annotate", **kw) -> models.Task:  # type: ignore[no-untyped-def]
+    task = models.Task(kind=kind, recording_pk=recording_pk, assignee=assignee, state="submitted", details=kw.pop("details", {}), **kw)
+    session.add(task)
+    session.flush()
+    return task
+
+
+def _submitted(session, task: models.Task, turns, at: dt.datetime | None = None) -> models.TranscriptRevision:  # type: ignore[no-untyped-def]
+    revision = models.TranscriptRevision(recording_pk=task.recording_pk, author_kind="person", author=task.assignee, turns=turns,
+                                         stage="submitted", task_pk=task.pk, **({"created_at": at} if at else {}))
+    session.add(revision)
+    session.flush()
+    return revision
+
+
+def test_gold_accuracy_per_annotator(review_store) -> None:
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    r1, r2 = rs.recording_pks[:2]
+    with rs.store.session() as session:
+        make_gold(session, manager, r1, REFERENCE)
+        make_gold(session, manager, r2, REFERENCE)
+        # ann: "their" for "there" (1 of 6 words); A runs to 3 s over B's 100 of 400 speech frames (10 ms);
+        # boundaries: A (0 + 1) / 2, B (1 + 0) / 2
+        _submitted(session, _task(session, r1, "ann", "gold"),
+                   [turn("A", 0.0, 3.0, "hello their"), turn("B", 3.0, 4.0, "good morning to you")])
+        # ...and a perfect calibration item: 0 of 6 words, 0 of 400 frames, boundaries 0 and 0
+        _submitted(session, _task(session, r2, "ann", "calibration"), REFERENCE)
+        # bob: one gold item, B's turn missing: 4 deletions of 6 words, B's 200 frames wrong, boundary of A only
+        _submitted(session, _task(session, r1, "bob", "gold"), [turn("A", 0.0, 2.0, "hello there")])
+        # a production task and a gold task without submission count for nothing
+        _submitted(session, _task(session, r2, "bob"), REFERENCE)
+        _task(session, r2, "bob", "gold")
+        session.commit()
+        rows = {r.annotator: r for r in quality.gold_accuracy(session, rs.protocol_row.pk)}
+    assert set(rows) == {"ann", "bob"}
+    assert rows["ann"].items == 2 and rows["ann"].wer == pytest.approx(1 / 12)
+    assert rows["ann"].speaker_error == pytest.approx(100 / 800) and rows["ann"].boundary_s == pytest.approx(1 / 4)
+    assert rows["bob"].items == 1 and rows["bob"].wer == pytest.approx(4 / 6)
+    assert rows["bob"].speaker_error == pytest.approx(200 / 400) and rows["bob"].boundary_s == 0.0
+
+
+def test_agreement_on_double_annotated_tasks(review_store) -> None:
+    rs = review_store
+    r1, r2, r3 = rs.recording_pks[:3]
+    with rs.store.session() as session:
+        span = {"start_s": 0.0, "end_s": 4.0}
+        # pair 1: frames (1 s) A A B B vs A B B B; the secondary dropped "to": 1 deletion of 6 words
+        p1a = _task(session, r1, "ann", pair_key="p1", details={"pair_role": "primary"}, **span)
+        p1b = _task(session, r1, "bob", pair_key="p1", details={"pair_role": "secondary"}, **span)
+        _submitted(session, p1a, [turn("A", 0.0, 2.0, "hello there"), turn("B", 2.0, 4.0, "good morning to you")])
+        _submitted(session, p1b, [turn("S1", 0.0, 1.0, "hello there"), turn("S2", 1.0, 4.0, "good morning you")])
+        # pair 2: both A B B B with the same words (speaker names differ: mapped before comparing)
+        p2a = _task(session, r2, "bob", pair_key="p2", details={"pair_role": "primary"}, **span)
+        p2b = _task(session, r2, "ann", pair_key="p2", details={"pair_role": "secondary"}, **span)
+        _submitted(session, p2a, [turn("A", 0.0, 1.0, "yes"), turn("B", 1.0, 4.0, "no way")])
+        first = _submitted(session, p2b, [turn("X", 0.0, 1.0, "yes"), turn("Y", 1.0, 4.0, "no way")])
+        _submitted(session, p2b, [turn("X", 0.0, 1.0, "completely different")])  # later submissions do not count
+        # pair 3: only one side submitted: left out
+        _submitted(session, _task(session, r3, "ann", pair_key="p3", details={"pair_role": "primary"}, **span), REFERENCE)
+        _task(session, r3, "bob", pair_key="p3", details={"pair_role": "secondary"}, **span)
+        session.commit()
+        assert quality.first_submission(session, p2b.pk).pk == first.pk
+        report = quality.agreement(session, rs.protocol_row.pk, frame_s=1.0)
+    assert [p.pair_key for p in report.pairs] == ["p1", "p2"]
+    p1, p2 = report.pairs
+    assert p1.annotators == ("ann", "bob") and p1.wer == pytest.approx(1 / 6) and p1.alpha == pytest.approx(8 / 15)
+    assert p2.wer == 0.0 and p2.alpha == 1.0
+    # pooled: errors 1 of 6 + 3 words; alpha over A A B B A B B B / A B B B A B B B:
+    # o_AA = 4, o_AB = o_BA = 1, o_BB = 10; n_A = 5, n_B = 11, n = 16
+    # alpha = 1 - (2/16) / (2*5*11 / (16*15)) = 1 - 3/11 = 8/11
+    assert report.wer == pytest.approx(1 / 9)
+    assert report.alpha == pytest.approx(8 / 11)
+
+
+def test_throughput_and_its_weekly_trend(review_store) -> None:
+    rs = review_store
+    r1 = rs.recording_pks[0]
+    monday = dt.datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+    with rs.store.session() as session:
+        week1 = _task(session, r1, "ann", start_s=0.0, end_s=6.0)  # 0.1 min of audio
+        week1b = _task(session, r1, "ann", start_s=6.0, end_s=12.0)
+        week2 = _task(session, r1, "ann", start_s=12.0, end_s=24.0)  # 0.2 min
+        _submitted(session, week1, [], at=monday + dt.timedelta(hours=1))
+        _submitted(session, week1b, [], at=monday + dt.timedelta(days=2))
+        _submitted(session, week2, [], at=monday + dt.timedelta(days=7))
+        for task, start, minutes in ((week1, monday, 3), (week1b, monday + dt.timedelta(days=2), 3),
+                                     (week2, monday + dt.timedelta(days=7), 12)):
+            session.add(models.WorkInterval(username="ann", task_pk=task.pk, started_at=start,
+                                            ended_at=start + dt.timedelta(minutes=minutes)))
+        session.commit()
+        report = quality.throughput(session, rs.protocol_row.pk, period="week")
+        daily = quality.throughput(session, rs.protocol_row.pk, period="day")
+    # 0.4 min of audio in 18 min = 0.3 h: 4/3 min per hour
+    assert report.per_annotator == [{"annotator": "ann", "audio_minutes": 0.4, "hours_worked": 0.3,
+                                     "minutes_per_hour": pytest.approx(4 / 3, abs=1e-3)}]
+    weeks = [r for r in report.trend if r["annotator"] == "all"]
+    assert [r["period_start"] for r in weeks] == [dt.date(2030, 1, 7), dt.date(2030, 1, 14)]
+    assert [r["minutes_per_hour"] for r in weeks] == [pytest.approx(2.0), pytest.approx(1.0)]  # 0.2/0.1 h, 0.2/0.2 h
+    assert len([r for r in daily.trend if r["annotator"] == "all"]) == 3
+    with pytest.raises(ValueError):
+        quality.throughput(session, period="month")
+
+
+def test_automation_bias_compares_acceptance_with_blind_agreement(review_store) -> None:
+    rs = review_store
+    r1, r2 = rs.recording_pks[:2]
+    with rs.store.session() as session:
+        # dlg001's model turn in 0-4 s: "Hello, I'd like to book a table for five, please." (10 words)
+        model_turn = next(t for t in session.get(models.TranscriptRevision, rs.model_revision_pks[r1]).turns if t["start"] < 1)
+        shown = _task(session, r1, "ann", start_s=0.0, end_s=4.2)
+        _submitted(session, shown, [model_turn])  # every suggested word kept
+        blind = _task(session, r1, "bob", start_s=0.0, end_s=4.2, blind=True)
+        # typed without suggestions: "i" for "i'd" and an inserted "would": 9 of the model's 10 words agree
+        _submitted(session, blind, [{**model_turn, "text": "hello i would like to book a table for five please"}])
+        session.commit()
+        bias = quality.automation_bias(session, rs.protocol_row.pk)
+    assert bias.shown_tasks == 1 and bias.blind_tasks == 1
+    assert bias.shown_word_acceptance == 1.0 and bias.blind_word_agreement == pytest.approx(0.9)
+    assert bias.word_gap == pytest.approx(0.1)
+    assert bias.shown_speaker_acceptance == 1.0 and bias.blind_speaker_agreement == 1.0
+    assert bias.as_dict()["word_gap"] == pytest.approx(0.1)
+    del r2
+
+
+def test_time_to_training(review_store) -> None:
+    rs = review_store
+    r1, r2 = rs.recording_pks[:2]
+    with rs.store.session() as session:
+        ingested = dt.datetime(2030, 1, 1, tzinfo=UTC)
+        for pk in rs.recording_pks:
+            session.get(models.Recording, pk).ingested_at = ingested
+        approve_directly(session, r1, REFERENCE).created_at = ingested + dt.timedelta(days=2)
+        approve_directly(session, r2, REFERENCE).created_at = ingested + dt.timedelta(days=5)
+        approve_directly(session, r2, REFERENCE).created_at = ingested + dt.timedelta(days=9)  # the first approval counts
+        session.commit()
+        report = quality.time_to_training(session, rs.protocol_row.pk)
+    assert report.approved == 2 and report.pending == 4
+    assert report.median_days == pytest.approx(3.5) and report.mean_days == pytest.approx(3.5)
+    assert [r["days"] for r in report.rows[:2]] == [pytest.approx(2.0), pytest.approx(5.0)]
+
+
+def test_break_reminder_after_fifty_minutes_of_continuous_work(review_store) -> None:
+    rs = review_store
+    at = lambda h, m: dt.datetime(2030, 1, 7, h, m, tzinfo=UTC)  # noqa: E731
+    with rs.store.session() as session:
+        task = _task(session, rs.recording_pks[0], "ann")
+        for start, end in ((at(8, 0), at(8, 30)), (at(9, 0), at(9, 20)), (at(9, 22), at(9, 40)), (at(9, 41), at(9, 52))):
+            session.add(models.WorkInterval(username="ann", task_pk=task.pk, started_at=start, ended_at=end))
+        session.commit()
+        # 9:00-9:52 with gaps of 2 and 1 minutes is one stretch; the 30-minute gap before it was a break
+        assert quality.minutes_worked_continuously(session, "ann", at(9, 53)) == pytest.approx(52)
+        assert quality.needs_break(session, "ann", at(9, 53))
+        assert not quality.needs_break(session, "ann", at(9, 58))  # 6 minutes since: that was a break
+        assert quality.minutes_worked_continuously(session, "ann", at(9, 30)) == pytest.approx(30)  # 9:00 to now
+        assert not quality.needs_break(session, "ann", at(9, 30))
+        assert quality.minutes_worked_continuously(session, "nobody", at(9, 30)) == 0.0
+
+
+def test_corpus_summary_for_the_dataset_card(review_store) -> None:
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    r1 = rs.recording_pks[0]
+    with rs.store.session() as session:
+        make_gold(session, manager, r1, REFERENCE)
+        _submitted(session, _task(session, r1, "ann", "gold"), [turn("A", 0.0, 2.0, "hello their"), REFERENCE[1]])
+        session.commit()
+        summary = quality.corpus_summary(session, rs.protocol_row.pk)
+    assert summary["gold_items"] == 1 and summary["gold_wer"] == pytest.approx(1 / 6)
+    assert summary["agreement_wer"] is None and summary["double_annotated"] == 0
+    assert summary["annotators"] == 1 and summary["approved_recordings"] == 1  # make_gold approved r1 first
+    assert set(summary) >= {"gold_wer", "agreement_wer", "agreement_alpha", "annotators"}
+
+
+def test_coverage_funnel_stages_and_gaps_first(review_store) -> None:
+    rs = review_store
+    r1, r2 = rs.recording_pks[:2]
+    with rs.store.session() as session:
+        session.add(models.TranscriptRevision(recording_pk=r2, author_kind="person", author="ann", turns=[], stage="draft"))
+        approve_directly(session, r1, REFERENCE)
+        session.commit()
+        rows = coverage_funnel(session, rs.protocol_row, rs.protocol)
+        coverage = compute_coverage(session, rs.protocol_row, rs.protocol)
+        durations = {pk: session.get(models.Recording, pk).duration_s for pk in (r1, r2)}
+    total, cells = rows[0], rows[1:]
+    assert total.scope == "total" and total.target_hours == 300
+    all_hours = sum(c.hours for c in coverage.scope("total"))
+    assert total.hours["collected"] == pytest.approx(all_hours) == total.hours["preannotated"]
+    assert total.hours["in_review"] == pytest.approx((durations[r1] + durations[r2]) / 3600)
+    assert total.hours["approved"] == pytest.approx(durations[r1] / 3600)
+    assert total.speakers == {"collected": 11, "preannotated": 11, "in_review": 4, "approved": 2}
+    # collected per cell: the same numbers as the coverage report
+    collected = {c.values: (round(c.hours, 9), c.speakers) for c in coverage.scope("cell")}
+    assert {c.values: (round(c.hours["collected"], 9), c.speakers["collected"]) for c in cells} == collected
+    for row in cells:
+        assert [row.hours[s] for s in STAGES] == sorted((row.hours[s] for s in STAGES), reverse=True)
+    # gaps first: every cell is far from its target, the least-approved first, largest gap first among equals
+    keys = [(c.approved_percent, -(c.gap_hours or 0)) for c in cells]
+    assert keys == sorted(keys)
+    approved = [c for c in cells if c.hours["approved"] > 0]
+    assert {c.values for c in approved} == {("30-44", "male", "west_midlands"), ("18-29", "female", "british_rp")}
+    assert cells.index(approved[0]) > len(cells) - 3  # the only cells with approved hours come last
+    assert rows[1].as_dict()["gap_hours"] == rows[1].gap_hours
