@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from corpus import models
 from corpus.accounts import Principal, PermissionDenied
@@ -96,7 +97,8 @@ def _now() -> dt.datetime:
 
 
 def _task(session: Session, task_pk: int) -> models.Task:
-    task = session.get(models.Task, task_pk)
+    """The task as stored now (re-read even when the session holds it: sessions do not expire on commit)."""
+    task = session.get(models.Task, task_pk, populate_existing=True)
     if task is None:
         raise LookupError(f"task {task_pk} does not exist")
     return task
@@ -253,30 +255,34 @@ def _conflict(session: Session, task_pk: int, base_version: int, yours: list[Tur
 
 def _store_revision(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *, stage: str,
                     started_at: dt.datetime | None) -> tuple[models.Task, models.TranscriptRevision]:
-    """Validate, win the version race or raise SaveConflict, then append the revision (caller commits)."""
+    """Validate, win the version race or raise SaveConflict, then append the revision (caller commits).
+
+    Everything that only reads happens before the compare-and-set, so the write lock (SQLite)
+    or row lock (PostgreSQL) is held for the few inserts only. The head read before the
+    compare-and-set is still the parent: any save in between would have bumped the version.
+    """
     task = _task(session, task_pk)
     check_may_edit(principal, task)
     recording = session.get(models.Recording, task.recording_pk)
     clean = validate_turns(turns, float(recording.duration_s or 0.0))
+    parent = task.head_revision_pk
+    if parent is None:
+        model = model_revision(session, task.recording_pk)
+        parent = model.pk if model is not None else None
     now = _now()
-    # The compare-and-set is the first write of the transaction: on SQLite it takes the write
-    # lock (waiting for other writers), on PostgreSQL the row lock; the loser sees 0 rows.
-    won = session.execute(
+    won = task.version == base_version and session.execute(
         update(models.Task).where(models.Task.pk == task_pk, models.Task.version == base_version)
         .values(version=models.Task.version + 1, updated_at=now).execution_options(synchronize_session=False)
-    ).rowcount
-    if won != 1:
+    ).rowcount == 1
+    if not won:
         session.rollback()
         conflict = _conflict(session, task_pk, base_version, clean)
         record_event(session, principal.username, "save_conflict", f"task:{task_pk}",
                      {"base_version": base_version, "current_version": conflict.theirs_version})
         session.commit()
         raise conflict
-    session.refresh(task)
-    parent = task.head_revision_pk
-    if parent is None:
-        model = model_revision(session, task.recording_pk)
-        parent = model.pk if model is not None else None
+    set_committed_value(task, "version", base_version + 1)  # what the UPDATE wrote; nothing to flush
+    set_committed_value(task, "updated_at", now)
     revision = models.TranscriptRevision(recording_pk=task.recording_pk, parent_pk=parent, author_kind="person",
                                          author=principal.username, author_params={"task_version": task.version},
                                          turns=clean, stage=stage, task_pk=task.pk)

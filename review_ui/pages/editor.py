@@ -119,7 +119,11 @@ def _apply_table(state: dict[str, Any], edited: pd.DataFrame) -> None:
             break
         turn = turns[i]
         for field in ("speaker", "start", "end"):
-            value = row[field] if field == "speaker" else round(float(row[field]), 3)
+            raw = row[field]
+            if raw is None or (field != "speaker" and pd.isna(raw)) or (field == "speaker" and not str(raw).strip()):
+                st.error(f"Turn {i}: {field} may not be empty; the change was not applied.")
+                continue
+            value = str(raw).strip() if field == "speaker" else round(float(raw), 3)
             if value != turn[field]:
                 turn[field], changed = value, True
         if str(row["text"] or "").strip() != turn["text"]:

@@ -158,3 +158,79 @@ def test_the_editor_page_saves_a_revision_and_shows_a_conflict(app_env: ReviewSt
 
 def _keys(at: AppTest) -> list[str]:
     return [w.key for w in at.text_area if w.key]
+
+
+def _signature(at: AppTest, task_pk: int) -> list[tuple[str, str]]:
+    """Every element's type and visible content, with the task number masked."""
+    def walk(node):  # type: ignore[no-untyped-def]
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+
+    out = []
+    for node in walk(at.main):
+        content = getattr(node, "value", None) if node.type not in ("button",) else None
+        label = getattr(node, "label", None)
+        key = getattr(node, "key", None)
+        out.append((node.type, str(label), str(key).replace(str(task_pk), "#"), str(content).replace(f"Task {task_pk}", "Task #")))
+    return out
+
+
+def test_a_gold_item_renders_exactly_like_production_work(app_env: ReviewStore) -> None:
+    app_env.add_user("ann1", "annotator")
+    production = make_task(app_env, "ann1", 0)
+    gold = make_task(app_env, "ann1", 0, kind="gold", details={"gold_revision": 1, "reference": "approved"})
+    seen = [page_as(editor_page, "ann1", task_pk=pk) for pk in (production, gold)]
+    assert not seen[0].error and _signature(seen[0], production) == _signature(seen[1], gold)
+
+
+def test_a_break_is_suggested_after_fifty_minutes_of_continuous_work(app_env: ReviewStore) -> None:
+    import datetime as dt
+
+    app_env.add_user("ann1", "annotator")
+    task_pk = make_task(app_env, "ann1")
+    assert not any("break" in i.value for i in page_as(editor_page, "ann1", task_pk=task_pk).info)
+    now = dt.datetime.now(dt.timezone.utc)
+    with app_env.store.session() as session:
+        for minutes_ago in range(55, 0, -5):  # eleven five-minute stretches back to back
+            session.add(models.WorkInterval(username="ann1", task_pk=task_pk, started_at=now - dt.timedelta(minutes=minutes_ago),
+                                            ended_at=now - dt.timedelta(minutes=minutes_ago - 5)))
+        session.commit()
+    assert any("short break" in i.value for i in page_as(editor_page, "ann1", task_pk=task_pk).info)
+
+
+def test_a_reviewer_sends_back_with_a_comment_pinned_to_a_turn_and_then_accepts(app_env: ReviewStore) -> None:
+    from review_ui.editing import submit
+    from review_ui.review import review_queue
+
+    ann1 = app_env.add_user("ann1", "annotator")
+    rev1 = app_env.add_user("rev1", "reviewer")
+    task_pk = make_task(app_env, "ann1")
+    with app_env.store.session() as session:
+        view = open_task(session, ann1, app_env.store.blobs, task_pk)
+        submit(session, ann1, task_pk, view.version, view.turns)
+        (item,) = review_queue(session, rev1)
+    annotator_view = page_as(editor_page, "ann1", task_pk=task_pk)
+    assert not any(b.label in ("Accept transcript", "Send back") for b in annotator_view.button), "no review controls for the annotator"
+    at = page_as(editor_page, "rev1", task_pk=item.task_pk)
+    pin = next(s for s in at.selectbox if s.label == "Pin the comment to turn")
+    pin.set_value(2)
+    next(t for t in at.text_area if t.label == "Comment for the annotator").input("Speaker is wrong here.")
+    at.run()
+    next(b for b in at.button if b.label == "Send back").click().run()
+    assert any("Sent back" in s.value for s in at.success)
+    with app_env.store.session() as session:
+        note = session.scalars(select(models.ReviewComment)).one()
+        assert (note.task_pk, note.turn_index, note.author, note.text) == (task_pk, 2, "rev1", "Speaker is wrong here.")
+        assert session.get(models.Task, task_pk).state == "sent_back"
+    back = page_as(editor_page, "ann1", task_pk=task_pk)
+    assert any(w.value == "Reviewer rev1 on turn 2: Speaker is wrong here." for w in back.warning)
+    next(b for b in back.button if b.label == "Submit").click().run()
+    with app_env.store.session() as session:
+        (item,) = review_queue(session, rev1)
+    again = page_as(editor_page, "rev1", task_pk=item.task_pk)
+    next(b for b in again.button if b.label == "Accept transcript").click().run()
+    with app_env.store.session() as session:
+        stages = session.scalars(select(models.TranscriptRevision.stage).where(models.TranscriptRevision.task_pk == task_pk)
+                                 .order_by(models.TranscriptRevision.pk)).all()
+        assert stages == ["submitted", "submitted", "approved"] and session.get(models.Task, task_pk).state == "accepted"

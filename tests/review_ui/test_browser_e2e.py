@@ -8,7 +8,7 @@ the internet); the browser runs with background networking off.
 
 from __future__ import annotations
 
-import os
+import re
 import shutil
 import socket
 import subprocess
@@ -103,8 +103,8 @@ def wait_idle(page) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')", timeout=30000)
 
 
-def selected_turn(page) -> str:  # type: ignore[no-untyped-def]
-    return page.get_by_role("combobox", name="Turn").input_value()
+def turn_picker(page):  # type: ignore[no-untyped-def]
+    return page.get_by_role("combobox", name="Turn")
 
 
 def sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]
@@ -117,7 +117,7 @@ def sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-d
 
 
 def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, server: str, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     review_store.add_user("ann1", "annotator")
     review_store.add_user("rev1", "reviewer")
@@ -154,8 +154,8 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
         page.evaluate("document.activeElement && document.activeElement.blur()")
         for key, expected in (("j", "1: spk-corrected"), ("j", "2: "), ("k", "1: spk-corrected")):
             page.keyboard.press(key)
+            expect(turn_picker(page)).to_have_value(re.compile("^" + re.escape(expected)), timeout=15000)
             wait_idle(page)
-            assert selected_turn(page).startswith(expected), (key, selected_turn(page))
         page.get_by_label("…or a new speaker label").fill("spk-0002")
         page.get_by_role("button", name="Relabel").click()
         wait_idle(page)
@@ -163,7 +163,7 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
         page.keyboard.press("Control+Enter")
         wait_idle(page)
         page.get_by_text("All changes saved").wait_for()
-        assert selected_turn(page).startswith("2: "), "accepted turn 1 and moved on"
+        expect(turn_picker(page)).to_have_value(re.compile("^2: "), timeout=15000)  # accepted turn 1 and moved on
         page.get_by_role("button", name="Submit").click()
         page.get_by_text("Submitted. Thank you!").wait_for()
         shot("submitted")

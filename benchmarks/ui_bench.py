@@ -1,0 +1,252 @@
+"""Concurrent draft saves from the review workbench, on SQLite and on PostgreSQL, and the editor's
+audio window on a one-hour recording.
+
+Run: `.venv/bin/python benchmarks/ui_bench.py [--annotators 20] [--saves 25] [--tabs 4] [--think-ms 100]`.
+Target (issue #4): save latency p95 under 200 ms, zero lost or silently overwritten saves.
+
+Part 1: `--annotators` threads, each a person with a task of their own, save `--saves` drafts
+through `review_ui.editing.save_draft` (the code the editor page calls), pausing a random
+0..2×`--think-ms` between saves. Alongside, `--tabs` threads are one person's browser tabs
+saving the same task: they collide on purpose; a tab that gets a conflict keeps its own
+turns on top of the other's version (the "keep mine" button), as a person would. Afterwards
+the store is checked: every save that returned is there with its content, each task's
+revisions form one chain (no two saves built on the same version) and the task's version
+equals the number of saves that returned. Part 2: the editor's per-turn reads (a 30 s
+waveform envelope and a turn ± 2 s clip) at the start, middle and end of a one-hour file,
+against reading the whole file with soundfile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, select, text  # noqa: E402
+
+from collection.consent import import_consents  # noqa: E402
+from collection.intake import ingest_manifest  # noqa: E402
+from collection.synthetic import DIALOGUES_DIR  # noqa: E402
+from corpus import models  # noqa: E402
+from corpus.accounts import Principal, add_user, principal_of  # noqa: E402
+from corpus.db import Store, open_store  # noqa: E402
+from corpus.settings import Settings, enforce_offline  # noqa: E402
+from protocols.loader import load_protocol  # noqa: E402
+from protocols.registry import register_protocol  # noqa: E402
+from review_ui.components.audio_window import clip_wav, envelope  # noqa: E402
+from review_ui.editing import SaveConflict, save_draft  # noqa: E402
+from tests.pg_server import start_postgres  # noqa: E402
+
+PROTOCOL = Path(__file__).resolve().parent.parent / "protocols" / "en_dialogue_accents.yaml"
+PASSWORD = "bench-password-1"
+
+
+@dataclass
+class Outcomes:
+    """What the threads saw: latencies of returned saves, conflicts, errors, and each returned save's revision."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    conflicts: int = 0
+    errors: list[str] = field(default_factory=list)
+    saved: dict[int, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))  # task -> (revision, marker)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def prepare(store: Store, workdir: Path, people: int) -> tuple[list[tuple[Principal, int]], tuple[Principal, int]]:
+    """The six dialogues with a model revision each, `people` annotators with a task each, one shared task."""
+    dialogues = workdir / "dialogues"
+    shutil.copytree(DIALOGUES_DIR, dialogues)
+    protocol = load_protocol(PROTOCOL)
+    with store.session() as session:
+        register_protocol(session, protocol)
+        import_consents(session, dialogues / "consent.csv")
+        session.commit()
+    ingest_manifest(store, protocol.id, dialogues / "manifest.jsonl", actor="bench")
+    with store.session() as session:
+        recordings = session.scalars(select(models.Recording).where(models.Recording.status == "accepted")
+                                     .order_by(models.Recording.source_name)).all()
+        for recording in recordings:
+            turns = json.loads((dialogues / f"{Path(recording.source_name).stem}.turns.json").read_text())
+            session.add(models.TranscriptRevision(recording_pk=recording.pk, author_kind="model", author="truth",
+                                                  turns=[{**t, "words": []} for t in turns], stage="model"))
+        users = [add_user(session, f"ann{i:02d}", PASSWORD, ["annotator"], actor="bench") for i in range(people + 1)]
+        tasks = [models.Task(kind="annotate", recording_pk=recordings[i % len(recordings)].pk, assignee=u.username, state="open")
+                 for i, u in enumerate(users)]
+        session.add_all(tasks)
+        session.commit()
+        pairs = [(principal_of(u), t.pk) for u, t in zip(users, tasks)]
+    return pairs[:-1], pairs[-1]
+
+
+def base_turns(store: Store, task_pk: int) -> list[dict]:
+    with store.session() as session:
+        task = session.get(models.Task, task_pk)
+        model = session.scalars(select(models.TranscriptRevision).where(
+            models.TranscriptRevision.recording_pk == task.recording_pk, models.TranscriptRevision.stage == "model")).first()
+        return list(model.turns)
+
+
+def worker(store: Store, principal: Principal, task_pk: int, saves: int, think_ms: float, label: str, out: Outcomes,
+           start: threading.Barrier, seed: int) -> None:
+    """One person (or one tab) saving `saves` drafts; on a conflict, keeps their own turns on top of the other's."""
+    rng = random.Random(seed)
+    turns, version = base_turns(store, task_pk), 0
+    start.wait()
+    for n in range(saves):
+        marker = f"{label}#{n}"
+        mine = [{**turns[0], "text": marker}, *turns[1:]]
+        while True:
+            began = time.perf_counter()
+            try:
+                with store.session() as session:
+                    revision = save_draft(session, principal, task_pk, version, mine)
+                elapsed = (time.perf_counter() - began) * 1000
+                with out.lock:
+                    out.latencies_ms.append(elapsed)
+                    out.saved[task_pk].append((revision.pk, marker))
+                version = revision.author_params["task_version"]
+                break
+            except SaveConflict as conflict:
+                with out.lock:
+                    out.conflicts += 1
+                version = conflict.theirs_version  # "keep mine": save again on top of theirs, knowingly
+            except Exception as error:  # noqa: BLE001 - every failure is counted and reported
+                with out.lock:
+                    out.errors.append(f"{label}: {type(error).__name__}: {error}"[:300])
+                break
+        time.sleep(rng.uniform(0, 2 * think_ms) / 1000)
+
+
+def verify(store: Store, out: Outcomes) -> tuple[int, int]:
+    """(saves missing or changed in the store, tasks whose chain shows an overwrite)."""
+    lost = overwritten = 0
+    with store.session() as session:
+        for task_pk, saves in out.saved.items():
+            revisions = {r.pk: r for r in session.scalars(select(models.TranscriptRevision)
+                                                          .where(models.TranscriptRevision.task_pk == task_pk))}
+            lost += sum(1 for pk, marker in saves if pk not in revisions or revisions[pk].turns[0]["text"] != marker)
+            task = session.get(models.Task, task_pk)
+            chain, pk = [], task.head_revision_pk
+            while pk in revisions:
+                chain.append(pk)
+                pk = revisions[pk].parent_pk
+            if task.version != len(saves) or sorted(chain) != sorted(p for p, _ in saves) or len(revisions) != len(saves):
+                overwritten += 1
+    return lost, overwritten
+
+
+def run_backend(name: str, store: Store, workdir: Path, args: argparse.Namespace) -> dict[str, object]:
+    people, shared = prepare(store, workdir, args.annotators)
+    out = Outcomes()
+    barrier = threading.Barrier(len(people) + args.tabs)
+    jobs = [(p, t, p.username, i) for i, (p, t) in enumerate(people)]
+    jobs += [(shared[0], shared[1], f"tab{i}", 1000 + i) for i in range(args.tabs)]
+    threads = [threading.Thread(target=worker, args=(store, p, t, args.saves, args.think_ms, label, out, barrier, seed))
+               for p, t, label, seed in jobs]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    lost, overwritten = verify(store, out)
+    lat = sorted(out.latencies_ms)
+    return {"backend": name, "saves": len(lat), "conflicts": out.conflicts, "errors": len(out.errors),
+            "p50_ms": statistics.median(lat), "p95_ms": lat[int(0.95 * (len(lat) - 1))], "max_ms": lat[-1],
+            "saves_per_s": len(lat) / wall, "lost": lost, "overwritten": overwritten, "error_samples": out.errors[:3]}
+
+
+def one_hour_file(path: Path) -> Path:
+    """An hour of 16 kHz PCM (the dialogues tiled), written in blocks."""
+    speech, rate = sf.read(DIALOGUES_DIR / "dlg001.flac", dtype="float32")
+    speech = speech.mean(axis=1) if speech.ndim == 2 else speech
+    from collection.audio import to_working_rate
+
+    speech = to_working_rate(speech, rate)
+    with sf.SoundFile(path, "w", samplerate=16000, channels=1, subtype="PCM_16") as handle:
+        for _ in range(int(np.ceil(3600 * 16000 / speech.size))):
+            handle.write(speech)
+    return path
+
+
+def window_reads(workdir: Path) -> list[dict[str, object]]:
+    path = one_hour_file(workdir / "hour.wav")
+    duration = sf.info(path).duration
+    began = time.perf_counter()
+    whole, _ = sf.read(path, dtype="float32")
+    whole_ms = (time.perf_counter() - began) * 1000
+    del whole
+    rows = []
+    for where, at in (("start", 5.0), ("middle", duration / 2), ("end", duration - 20.0)):
+        began = time.perf_counter()
+        envelope(path, at - 15 if at > 15 else 0.0, at + 15)
+        clip_wav(path, at - 2, at + 4)
+        ms = (time.perf_counter() - began) * 1000
+        rows.append({"where": where, "at_s": at, "window_ms": ms, "whole_file_ms": whole_ms, "ratio": whole_ms / ms})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--annotators", type=int, default=20)
+    parser.add_argument("--saves", type=int, default=25)
+    parser.add_argument("--tabs", type=int, default=4, help="threads saving one shared task (deliberate collisions)")
+    parser.add_argument("--think-ms", type=float, default=100.0, help="mean pause between one person's saves")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    enforce_offline()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ui-bench-") as tmp:
+        work = Path(tmp)
+        if "sqlite" in args.backends:
+            home = work / "sqlite"
+            store = open_store(Settings(home=home, database_url=f"sqlite:///{home / 'turnscribe.db'}"))
+            results.append(run_backend("SQLite", store, work / "s", args))
+            store.close()
+        if "postgresql" in args.backends:
+            server = start_postgres()
+            try:
+                admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+                with admin.connect() as conn:
+                    conn.execute(text('CREATE DATABASE "uibench"'))
+                admin.dispose()
+                store = open_store(Settings(home=work / "pg", database_url=server.url("uibench")))
+                results.append(run_backend("PostgreSQL", store, work / "p", args))
+                store.close()
+            finally:
+                server.stop()
+        reads = window_reads(work)
+    people = args.annotators + (1 if args.tabs else 0)
+    print(f"\n{args.annotators} annotators + {args.tabs} tabs on one shared task, {args.saves} saves each, "
+          f"think time 0..{2 * args.think_ms:.0f} ms ({people} tasks)")
+    print(f"{'backend':<11} {'saves':>6} {'conflicts':>9} {'errors':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} "
+          f"{'saves/s':>8} {'lost':>5} {'overwritten':>11}")
+    for r in results:
+        print(f"{r['backend']:<11} {r['saves']:>6} {r['conflicts']:>9} {r['errors']:>6} {r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f} "
+              f"{r['max_ms']:>7.1f} {r['saves_per_s']:>8.1f} {r['lost']:>5} {r['overwritten']:>11}")
+        for sample in r["error_samples"]:
+            print(f"    error: {sample}")
+    print("\nEditor reads on a one-hour recording (30 s waveform envelope + a 6 s clip) vs reading the whole file")
+    print(f"{'where':<7} {'at s':>7} {'window ms':>10} {'whole file ms':>14} {'ratio':>7}")
+    for r in reads:
+        print(f"{r['where']:<7} {r['at_s']:>7.0f} {r['window_ms']:>10.1f} {r['whole_file_ms']:>14.1f} {r['ratio']:>6.0f}x")
+    ok = all(r["p95_ms"] < 200 and r["lost"] == 0 and r["overwritten"] == 0 and r["errors"] == 0 for r in results)
+    print("\ntarget (p95 < 200 ms, nothing lost or overwritten, no errors):", "met" if ok else "NOT met")
+
+
+if __name__ == "__main__":
+    main()
