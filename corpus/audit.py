@@ -61,9 +61,17 @@ def link_hash(prev_hash: str, digest: str) -> str:
 
 
 def _lock_chain(session: Session) -> None:
-    """Serialise appenders until this transaction ends (PostgreSQL; SQLite's write lock does it there)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+    """Hold the right to append until this transaction ends, before the chain's tail is read.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: the database write lock — a
+    transaction that already wrote holds it (the driver begins transactions at the first
+    write), otherwise BEGIN IMMEDIATE takes it, so the tail read is never a stale snapshot.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+    elif connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def record_event(session: Session, actor: str, action: str, subject: str, details: dict[str, Any]) -> models.AuditEvent:
@@ -89,8 +97,7 @@ def _chain_pending_events(session: Session) -> None:
     """Append the transaction's events to the chain, last thing before the commit.
 
     The caller's own changes are flushed first (their row locks come before the chain
-    lock, so waiting for the chain cannot deadlock). Then, on PostgreSQL, an advisory lock;
-    on SQLite the events' INSERT takes the database write lock — either way no other
+    lock, so waiting for the chain cannot deadlock); then the chain lock, so no other
     writer can append between reading the tail and committing. UNIQUE(prev_hash) is the
     safety net: a forked chain cannot be committed.
     """
@@ -99,19 +106,17 @@ def _chain_pending_events(session: Session) -> None:
         return
     session.flush()
     _lock_chain(session)
-    session.add_all(pending)
-    session.flush()
-    own = [e.pk for e in pending]
     tail = session.scalar(
         select(models.AuditEvent.entry_hash)
-        .where(models.AuditEvent.entry_hash.is_not(None), models.AuditEvent.pk.not_in(own))
+        .where(models.AuditEvent.entry_hash.is_not(None))
         .order_by(models.AuditEvent.pk.desc())
         .limit(1)
     )
     previous = tail or GENESIS
-    for pending_event in pending:
-        pending_event.prev_hash = previous
-        pending_event.entry_hash = previous = link_hash(previous, pending_event.content_digest or "")
+    for entry in pending:
+        entry.prev_hash = previous
+        entry.entry_hash = previous = link_hash(previous, entry.content_digest or "")
+    session.add_all(pending)
     session.flush()
 
 
