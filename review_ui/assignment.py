@@ -40,7 +40,7 @@ from corpus.accounts import users_with_role
 from corpus.audit import record_event
 from review_ui import calibration as cal
 from review_ui.tasks import (
-    CALIBRATION, GOLD, OPEN, PRODUCTION, QUEUE_STATES, REVIEW, _unit_hash, gold_task, last_cut_settings, span_of, utcnow,
+    CALIBRATION, GOLD, OPEN, PRODUCTION, QUEUE_STATES, REVIEW, _unit_hash, aware, gold_task, last_cut_settings, span_of, utcnow,
 )
 
 
@@ -182,10 +182,10 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
         for key, row in sorted(person.skills.items()):
             if row.state not in (cal.CALIBRATING, cal.RETURNED):
                 continue
-            created = row.created_at.replace(tzinfo=None) if row.created_at else None
+            created = aware(row.created_at)
             have = [t for t in session.scalars(select(models.Task).where(
                 models.Task.assignee == person.user.username, models.Task.kind == CALIBRATION))
-                if created is None or (t.created_at and t.created_at.replace(tzinfo=None) >= created)]
+                if created is None or (t.created_at is not None and aware(t.created_at) >= created)]
             have = [t for t in have if cal.covers(key, *recordings.get(t.recording_pk)[1:3])]
             for pk in usable_gold(person, key)[: max(0, set_size - len(have))]:
                 if person.open_tasks >= rules.max_open_per_person:

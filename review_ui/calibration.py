@@ -33,7 +33,7 @@ from corpus import models
 from corpus.accounts import Principal, require
 from corpus.audit import record_event
 from review_ui import metrics
-from review_ui.tasks import CALIBRATION, FINISHED_STATES, GOLD, span_of
+from review_ui.tasks import CALIBRATION, FINISHED_STATES, GOLD, aware, span_of
 
 CALIBRATING, PASSED, RETURNED = "calibrating", "passed", "returned"
 NOTICE = "manager_notice"
@@ -265,8 +265,7 @@ def record_gold_result(session: Session, task: models.Task, revision: models.Tra
 def _scored_since(session: Session, username: str, kind: str, key: tuple[str, str], since: models.Calibration) -> list[metrics.Comparison]:
     out = []
     for t in _finished_tasks(session, username, kind):
-        updated = t.updated_at.replace(tzinfo=None) if t.updated_at is not None else None
-        created = since.created_at.replace(tzinfo=None) if since.created_at is not None else None
+        updated, created = aware(t.updated_at), aware(since.created_at)
         if updated is not None and created is not None and updated < created:
             continue
         recording = session.get(models.Recording, t.recording_pk)

@@ -89,41 +89,95 @@ def word_counts(reference: str, hypothesis: str) -> WordCounts:
     return WordCounts(out.hits, out.substitutions, out.deletions, out.insertions)
 
 
-def frame_labels(turns: list[Turn], start: float, end: float, frame_s: float = 0.01) -> list[str]:
-    """One nominal label per frame of [start, end): speaker, "" for silence, "a+b" for overlap."""
+@dataclass
+class Activity:
+    """Who speaks in each frame: `active[frame, k]` is True while `names[k]` speaks."""
+
+    names: list[str]
+    active: np.ndarray  # bool, frames x speakers
+
+    def labels(self) -> list[str]:
+        """One nominal label per frame: the speaker, "" for silence, sorted "a+b" for overlap."""
+        order = sorted(range(len(self.names)), key=lambda k: self.names[k])
+        out = []
+        for row in self.active[:, order] if self.names else np.zeros((len(self.active), 0), dtype=bool):
+            out.append("+".join(self.names[order[k]] for k in np.flatnonzero(row)))
+        return out
+
+
+def activity(turns: list[Turn], start: float, end: float, frame_s: float = 0.01) -> Activity:
+    """Frames of `frame_s` seconds over [start, end); a frame belongs to a turn when its centre does."""
     n = max(0, int(round((end - start) / frame_s)))
+    names = sorted({str(t["speaker"]) for t in turns})
+    index = {name: k for k, name in enumerate(names)}
+    edges = np.zeros((n + 1, len(names)), dtype=np.int64)
     centres = start + (np.arange(n) + 0.5) * frame_s
-    active: list[set[str]] = [set() for _ in range(n)]
     for turn in turns:
         lo = int(np.searchsorted(centres, float(turn["start"]), side="left"))
         hi = int(np.searchsorted(centres, float(turn["end"]), side="left"))
-        for i in range(lo, hi):
-            active[i].add(str(turn["speaker"]))
-    return ["+".join(sorted(a)) for a in active]
+        if hi > lo:
+            k = index[str(turn["speaker"])]
+            edges[lo, k] += 1
+            edges[hi, k] -= 1
+    return Activity(names, np.cumsum(edges, axis=0)[:n] > 0)
 
 
-def speaker_mapping(reference: list[str], hypothesis: list[str]) -> dict[str, str]:
-    """Hypothesis speaker -> reference speaker, one to one, maximising frames spoken by both."""
+def frame_labels(turns: list[Turn], start: float, end: float, frame_s: float = 0.01) -> list[str]:
+    """One nominal label per frame of [start, end): speaker, "" for silence, "a+b" for overlap."""
+    return activity(turns, start, end, frame_s).labels()
+
+
+def _activity_of_labels(labels: list[str]) -> Activity:
+    names = sorted({s for label in labels for s in label.split("+") if s})
+    index = {name: k for k, name in enumerate(names)}
+    active = np.zeros((len(labels), len(names)), dtype=bool)
+    for i, label in enumerate(labels):
+        for s in label.split("+") if label else ():
+            active[i, index[s]] = True
+    return Activity(names, active)
+
+
+def map_speakers(reference: Activity, hypothesis: Activity) -> dict[str, str]:
+    """Hypothesis speaker -> reference speaker, one to one, maximising frames spoken by both.
+
+    A hypothesis speaker left unmatched keeps its name (with "?" added should that name
+    belong to a reference speaker), so it never counts as right.
+    """
     from scipy.optimize import linear_sum_assignment
 
-    ref_names = sorted({s for label in reference for s in label.split("+") if s})
-    hyp_names = sorted({s for label in hypothesis for s in label.split("+") if s})
-    if not ref_names or not hyp_names:
-        return {}
-    overlap = np.zeros((len(hyp_names), len(ref_names)))
-    hi, ri = {n: i for i, n in enumerate(hyp_names)}, {n: i for i, n in enumerate(ref_names)}
-    for r, h in zip(reference, hypothesis):
-        if r and h:
-            for hs in h.split("+"):
-                for rs in r.split("+"):
-                    overlap[hi[hs], ri[rs]] += 1
-    rows, cols = linear_sum_assignment(-overlap)
-    mapping = {hyp_names[i]: ref_names[j] for i, j in zip(rows, cols) if overlap[i, j] > 0}
-    taken = set(mapping.values())
-    for name in hyp_names:  # unmatched speakers keep their name unless it would collide with a reference one
+    mapping: dict[str, str] = {}
+    if reference.names and hypothesis.names:
+        overlap = hypothesis.active.T.astype(np.int64) @ reference.active.astype(np.int64)
+        rows, cols = linear_sum_assignment(-overlap)
+        mapping = {hypothesis.names[i]: reference.names[j] for i, j in zip(rows, cols) if overlap[i, j] > 0}
+    taken = set(reference.names)
+    for name in hypothesis.names:
         if name not in mapping:
             mapping[name] = name if name not in taken else f"{name}?"
     return mapping
+
+
+def renamed(hypothesis: Activity, mapping: dict[str, str], onto: Activity) -> Activity:
+    """`hypothesis` with its speakers renamed, in `onto`'s speaker columns (plus columns for unmatched ones)."""
+    names = list(onto.names) + sorted({mapping.get(n, n) for n in hypothesis.names} - set(onto.names))
+    index = {name: k for k, name in enumerate(names)}
+    active = np.zeros((len(hypothesis.active), len(names)), dtype=bool)
+    for k, name in enumerate(hypothesis.names):
+        active[:, index[mapping.get(name, name)]] |= hypothesis.active[:, k]
+    return Activity(names, active)
+
+
+def same_frames(reference: Activity, hypothesis: Activity) -> np.ndarray:
+    """Per frame, whether both have exactly the same speakers (after `renamed` put them in the same columns)."""
+    width = len(hypothesis.names)
+    ref = np.zeros((len(reference.active), width), dtype=bool)
+    ref[:, : len(reference.names)] = reference.active
+    return np.all(ref == hypothesis.active, axis=1)
+
+
+def speaker_mapping(reference: list[str], hypothesis: list[str]) -> dict[str, str]:
+    """`map_speakers` for frame labels (see `frame_labels`)."""
+    return map_speakers(_activity_of_labels(reference), _activity_of_labels(hypothesis))
 
 
 def relabel(labels: list[str], mapping: dict[str, str]) -> list[str]:
@@ -132,9 +186,23 @@ def relabel(labels: list[str], mapping: dict[str, str]) -> list[str]:
 
 def speaker_error(reference: list[str], hypothesis: list[str]) -> tuple[int, int]:
     """(frames wrong, reference speech frames) after mapping the hypothesis's speakers."""
-    mapped = relabel(hypothesis, speaker_mapping(reference, hypothesis))
-    speech = [(r, h) for r, h in zip(reference, mapped) if r]
-    return sum(1 for r, h in speech if r != h), len(speech)
+    return _speaker_error(_activity_of_labels(reference), _activity_of_labels(hypothesis))[:2]
+
+
+def _speaker_error(reference: Activity, hypothesis: Activity) -> tuple[int, int, dict[str, str]]:
+    mapping = map_speakers(reference, hypothesis)
+    same = same_frames(reference, renamed(hypothesis, mapping, reference))
+    speech = reference.active.any(axis=1) if reference.names else np.zeros(len(reference.active), dtype=bool)
+    return int(np.count_nonzero(speech & ~same)), int(np.count_nonzero(speech)), mapping
+
+
+def nominal_codes(reference: Activity, hypothesis: Activity) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides' frame labels as integer codes (the hypothesis renamed onto the reference first): alpha's input."""
+    mapped = renamed(hypothesis, map_speakers(reference, hypothesis), reference)
+    weights = np.left_shift(np.int64(1), np.arange(len(mapped.names), dtype=np.int64)) if mapped.names else np.zeros(0, dtype=np.int64)
+    ref = np.zeros((len(reference.active), len(mapped.names)), dtype=bool)
+    ref[:, : len(reference.names)] = reference.active
+    return ref.astype(np.int64) @ weights, mapped.active.astype(np.int64) @ weights
 
 
 def boundary_deviations(reference: list[Turn], hypothesis: list[Turn], mapping: dict[str, str]) -> list[float]:
@@ -179,7 +247,5 @@ class Comparison:
 def compare(reference: list[Turn], hypothesis: list[Turn], start: float, end: float, frame_s: float = 0.01) -> Comparison:
     """Words, speakers and boundaries of `hypothesis` against `reference` over [start, end)."""
     ref, hyp = in_span(reference, start, end), in_span(hypothesis, start, end)
-    ref_labels, hyp_labels = frame_labels(reference, start, end, frame_s), frame_labels(hypothesis, start, end, frame_s)
-    wrong, frames = speaker_error(ref_labels, hyp_labels)
-    mapping = speaker_mapping(ref_labels, hyp_labels)
+    wrong, frames, mapping = _speaker_error(activity(reference, start, end, frame_s), activity(hypothesis, start, end, frame_s))
     return Comparison(word_counts(text_of(ref), text_of(hyp)), wrong, frames, boundary_deviations(ref, hyp, mapping))

@@ -8,7 +8,8 @@ Definitions (`review_ui.metrics` for the comparisons themselves):
 - **Agreement** on double-annotated tasks: the first submission of each task of a pair
   (independent work, before any review): pairwise WER of the secondary against the
   primary, and Krippendorff's alpha (nominal) on frame-level speaker labels, the
-  secondary's speakers renamed onto the primary's first; overall figures pool every pair.
+  secondary's speakers renamed onto the primary's first; overall figures pool every pair
+  (words added up; for alpha all frames together, speakers of different pairs kept apart).
 - **Throughput**: audio minutes finished (a task's first submission) per hour worked
   (WorkInterval rows), per annotator and as a daily or weekly trend.
 - **Automation bias**: on tasks shown with the model's suggestions, the share of the
@@ -27,16 +28,16 @@ import datetime as dt
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from corpus import models
 from review_ui import metrics
-from review_ui.calibration import reference_revision
-from review_ui.tasks import CALIBRATION, GOLD, PRODUCTION, aware, model_revision, span_of
+from review_ui.tasks import CALIBRATION, GOLD, PRODUCTION, aware, span_of
 
 BREAK_AFTER = dt.timedelta(minutes=50)
 BREAK_GAP = dt.timedelta(minutes=5)
@@ -52,8 +53,44 @@ def _tasks(session: Session, kinds: tuple[str, ...], protocol_pk: int | None) ->
 
 
 def first_submission(session: Session, task_pk: int) -> models.TranscriptRevision | None:
+    return first_submissions(session, [task_pk]).get(task_pk)
+
+
+def first_submissions(session: Session, task_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
+    """Task pk -> its first submitted revision (the annotator's own work, before any review), in few queries."""
     rev = models.TranscriptRevision
-    return session.scalars(select(rev).where(rev.task_pk == task_pk, rev.stage == "submitted").order_by(rev.pk)).first()
+    pks = sorted(set(task_pks))
+    out: dict[int, models.TranscriptRevision] = {}
+    for i in range(0, len(pks), 500):
+        firsts = (select(func.min(rev.pk)).where(rev.task_pk.in_(pks[i:i + 500]), rev.stage == "submitted")
+                  .group_by(rev.task_pk))
+        for revision in session.scalars(select(rev).where(rev.pk.in_(firsts))):
+            out[revision.task_pk] = revision
+    return out
+
+
+def references(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
+    """Recording pk -> its newest reference revision."""
+    rev = models.TranscriptRevision
+    pks = sorted(set(recording_pks))
+    out: dict[int, models.TranscriptRevision] = {}
+    for i in range(0, len(pks), 500):
+        newest = select(func.max(rev.pk)).where(rev.recording_pk.in_(pks[i:i + 500]), rev.stage == "reference").group_by(rev.recording_pk)
+        for revision in session.scalars(select(rev).where(rev.pk.in_(newest))):
+            out[revision.recording_pk] = revision
+    return out
+
+
+def models_of(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
+    """Recording pk -> its newest model revision (the pre-annotation)."""
+    rev = models.TranscriptRevision
+    pks = sorted(set(recording_pks))
+    out: dict[int, models.TranscriptRevision] = {}
+    for i in range(0, len(pks), 500):
+        newest = select(func.max(rev.pk)).where(rev.recording_pk.in_(pks[i:i + 500]), rev.author_kind == "model").group_by(rev.recording_pk)
+        for revision in session.scalars(select(rev).where(rev.pk.in_(newest))):
+            out[revision.recording_pk] = revision
+    return out
 
 
 # --- gold accuracy -------------------------------------------------------------------------------
@@ -78,9 +115,11 @@ def gold_accuracy(session: Session, protocol_pk: int | None = None, frame_s: flo
     frames: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     deviations: dict[str, list[float]] = defaultdict(list)
     items: dict[str, int] = defaultdict(int)
-    for task, recording in _tasks(session, (GOLD, CALIBRATION), protocol_pk):
-        revision = first_submission(session, task.pk)
-        reference = reference_revision(session, recording.pk)
+    rows = _tasks(session, (GOLD, CALIBRATION), protocol_pk)
+    firsts = first_submissions(session, [t.pk for t, _ in rows])
+    refs = references(session, [r.pk for _, r in rows])
+    for task, recording in rows:
+        revision, reference = firsts.get(task.pk), refs.get(recording.pk)
         if revision is None or reference is None:
             continue
         who = task.assignee or revision.author
@@ -123,17 +162,17 @@ class Agreement:
         return [asdict(p) for p in self.pairs]
 
 
-def krippendorff_alpha(first: list[str], second: list[str]) -> float | None:
+def krippendorff_alpha(first: Sequence[Any], second: Sequence[Any]) -> float | None:
     """Nominal alpha of two coders' labels (None without data; 1.0 when both agree on a single value)."""
     import krippendorff
 
-    if not first:
+    if len(first) == 0:
         return None
-    values = sorted(set(first) | set(second))
+    values, codes = np.unique(np.concatenate([np.asarray(first, dtype=object).astype(str), np.asarray(second, dtype=object).astype(str)]),
+                              return_inverse=True)
     if len(values) < 2:
         return 1.0
-    code = {v: i for i, v in enumerate(values)}
-    data = np.array([[code[v] for v in first], [code[v] for v in second]], dtype=float)
+    data = codes.reshape(2, len(first)).astype(float)
     return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
 
 
@@ -143,31 +182,32 @@ def agreement(session: Session, protocol_pk: int | None = None, frame_s: float =
     for task, recording in _tasks(session, (PRODUCTION,), protocol_pk):
         if task.pair_key:
             pairs[task.pair_key].append((task, recording))
+    firsts = first_submissions(session, [t.pk for members in pairs.values() for t, _ in members])
     report = Agreement(frame_s=frame_s)
     total = metrics.WordCounts()
-    all_a: list[str] = []
-    all_b: list[str] = []
+    codes_a: list[np.ndarray] = []
+    codes_b: list[np.ndarray] = []
+    offset = 0
     for key in sorted(pairs):
         members = sorted(pairs[key], key=lambda tr: (0 if (tr[0].details or {}).get("pair_role") == "primary" else 1, tr[0].pk))
         if len(members) != 2:
             continue
         (ta, recording), (tb, _) = members
-        ra, rb = first_submission(session, ta.pk), first_submission(session, tb.pk)
+        ra, rb = firsts.get(ta.pk), firsts.get(tb.pk)
         if ra is None or rb is None:
             continue
         start, end = span_of(ta, recording)
         counts = metrics.word_counts(metrics.text_of(metrics.in_span(ra.turns, start, end)),
                                      metrics.text_of(metrics.in_span(rb.turns, start, end)))
-        la = metrics.frame_labels(ra.turns, start, end, frame_s)
-        lb = metrics.frame_labels(rb.turns, start, end, frame_s)
-        lb = metrics.relabel(lb, metrics.speaker_mapping(la, lb))
+        a, b = metrics.nominal_codes(metrics.activity(ra.turns, start, end, frame_s), metrics.activity(rb.turns, start, end, frame_s))
         total = total + counts
-        all_a += la
-        all_b += lb
+        codes_a.append(a + offset * (a > 0))  # speakers of different pairs are different people: keep their codes apart
+        codes_b.append(b + offset * (b > 0))
+        offset += int(max(a.max(initial=0), b.max(initial=0))) + 1
         report.pairs.append(PairAgreement(key, (ta.pk, tb.pk), (ta.assignee, tb.assignee), counts.reference_words,
-                                          counts.errors, counts.wer, krippendorff_alpha(la, lb)))
+                                          counts.errors, counts.wer, krippendorff_alpha(a, b)))
     report.wer = total.wer
-    report.alpha = krippendorff_alpha(all_a, all_b)
+    report.alpha = krippendorff_alpha(np.concatenate(codes_a), np.concatenate(codes_b)) if codes_a else None
     return report
 
 
@@ -190,8 +230,10 @@ def throughput(session: Session, protocol_pk: int | None = None, period: str = "
     if period not in ("day", "week"):
         raise ValueError("period is 'day' or 'week'")
     finished: dict[tuple[dt.date, str], float] = defaultdict(float)
-    for task, recording in _tasks(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk):
-        revision = first_submission(session, task.pk)
+    rows = _tasks(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk)
+    firsts = first_submissions(session, [t.pk for t, _ in rows])
+    for task, recording in rows:
+        revision = firsts.get(task.pk)
         if revision is None:
             continue
         start, end = span_of(task, recording)
@@ -248,9 +290,11 @@ class AutomationBias:
 def automation_bias(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> AutomationBias:
     """How much of the model's suggestion survives when shown, against blind agreement with it."""
     sums = {True: [0, metrics.WordCounts(), 0, 0], False: [0, metrics.WordCounts(), 0, 0]}  # blind -> tasks, words, kept, frames
-    for task, recording in _tasks(session, (PRODUCTION,), protocol_pk):
-        revision = first_submission(session, task.pk)
-        model = model_revision(session, recording.pk)
+    rows = _tasks(session, (PRODUCTION,), protocol_pk)
+    firsts = first_submissions(session, [t.pk for t, _ in rows])
+    suggestions = models_of(session, [r.pk for _, r in rows])
+    for task, recording in rows:
+        revision, model = firsts.get(task.pk), suggestions.get(recording.pk)
         if revision is None or model is None:
             continue
         start, end = span_of(task, recording)
@@ -281,15 +325,15 @@ class TimeToTraining:
 def time_to_training(session: Session, protocol_pk: int | None = None) -> TimeToTraining:
     """Days from ingest to the first approved revision, per recording."""
     rec, rev = models.Recording, models.TranscriptRevision
-    query = select(rec).where(rec.status == "accepted")
+    first_approval = (select(rev.recording_pk, func.min(rev.created_at).label("at")).where(rev.stage == "approved")
+                      .group_by(rev.recording_pk).subquery())
+    query = (select(rec, first_approval.c.at).outerjoin(first_approval, first_approval.c.recording_pk == rec.pk)
+             .where(rec.status == "accepted"))
     if protocol_pk is not None:
         query = query.where(rec.protocol_pk == protocol_pk)
     rows = []
-    for recording in session.scalars(query.order_by(rec.pk)):
-        approved = session.scalars(select(rev.created_at).where(rev.recording_pk == recording.pk, rev.stage == "approved")
-                                   .order_by(rev.pk)).first()
-        ingested = aware(recording.ingested_at)
-        approved = aware(approved)
+    for recording, approved in session.execute(query.order_by(rec.pk)):
+        ingested, approved = aware(recording.ingested_at), aware(approved)
         days = (approved - ingested).total_seconds() / 86400 if approved is not None else None
         rows.append({"recording_pk": recording.pk, "source_name": recording.source_name, "ingested_at": ingested,
                      "approved_at": approved, "days": days})
@@ -306,8 +350,9 @@ def corpus_summary(session: Session, protocol_pk: int) -> dict[str, Any]:
     words = sum(g.reference_words for g in gold)
     errors = sum(g.word_errors for g in gold)
     pairs = agreement(session, protocol_pk)
-    annotators = {t.assignee for t, _ in _tasks(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk)
-                  if t.assignee and first_submission(session, t.pk) is not None}
+    worked = _tasks(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk)
+    firsts = first_submissions(session, [t.pk for t, _ in worked])
+    annotators = {t.assignee for t, _ in worked if t.assignee and t.pk in firsts}
     reviewers = set()
     for revision in session.scalars(select(models.TranscriptRevision).join(
             models.Recording, models.Recording.pk == models.TranscriptRevision.recording_pk)

@@ -119,11 +119,12 @@ def test_agreement_on_double_annotated_tasks(review_store) -> None:
     p1, p2 = report.pairs
     assert p1.annotators == ("ann", "bob") and p1.wer == pytest.approx(1 / 6) and p1.alpha == pytest.approx(8 / 15)
     assert p2.wer == 0.0 and p2.alpha == 1.0
-    # pooled: errors 1 of 6 + 3 words; alpha over A A B B A B B B / A B B B A B B B:
-    # o_AA = 4, o_AB = o_BA = 1, o_BB = 10; n_A = 5, n_B = 11, n = 16
-    # alpha = 1 - (2/16) / (2*5*11 / (16*15)) = 1 - 3/11 = 8/11
+    # pooled: errors 1 of 6 + 3 words. Alpha pools the frames, the speakers of different pairs kept apart
+    # (A1 A1 B1 B1 A2 B2 B2 B2 / A1 B1 B1 B1 A2 B2 B2 B2): o_A1A1 = 2, o_A1B1 = o_B1A1 = 1, o_B1B1 = 4,
+    # o_A2A2 = 2, o_B2B2 = 6; n = 3, 5, 2, 6 (16 in all); D_o = 2/16, D_e = (16² - 9 - 25 - 4 - 36) / (16*15)
+    # alpha = 1 - (2/16) / (182/240) = 76/91
     assert report.wer == pytest.approx(1 / 9)
-    assert report.alpha == pytest.approx(8 / 11)
+    assert report.alpha == pytest.approx(76 / 91)
 
 
 def test_throughput_and_its_weekly_trend(review_store) -> None:
