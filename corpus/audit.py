@@ -127,16 +127,18 @@ def _drop_pending_events(session: Session, transaction: SessionTransaction) -> N
         session.info.pop(_PENDING, None)
 
 
-def blank_event(event: models.AuditEvent, tombstone_id: str) -> None:
+def blank_event(event: models.AuditEvent, tombstone_id: str) -> bool:
     """Remove an event's personal data for an erasure, keeping what verification needs.
 
-    Legacy (unchained) events are blanked the same way; they carried no digest to keep.
+    Returns False when an earlier erasure already blanked it. Legacy (unchained) events
+    are blanked the same way; they carried no digest to keep.
     """
     if is_blanked(event):
-        return  # already blanked by an earlier erasure
+        return False
     body = body_digest(event.subject, event.details or {})
     event.subject = f"erased:{tombstone_id}"
     event.details = {"erased": tombstone_id, "body": body}
+    return True
 
 
 def is_blanked(event: models.AuditEvent) -> bool:

@@ -103,11 +103,11 @@ def recordings_of_speaker(session: Session, speaker_id: str) -> set[int]:
     return found
 
 
-def _release_entry_erased(entry: Any, recording_pks: set[int], digests: set[str]) -> bool:
+def _release_entry_erased(entry: Any, keys: set[str], digests: set[str]) -> bool:
+    """Whether a release manifest entry is one of the erased recordings (by its key or its audio hashes)."""
     if not isinstance(entry, dict) or "erased" in entry:
         return False
-    return (entry.get("recording") in {f"rec-{pk}" for pk in recording_pks}
-            or entry.get("sha256") in digests or entry.get("working_sha256") in digests)
+    return entry.get("recording") in keys or entry.get("sha256") in digests or entry.get("working_sha256") in digests
 
 
 def _scrub(value: Any, pattern: re.Pattern[str] | None, replacement: str) -> Any:
@@ -123,6 +123,17 @@ def _scrub(value: Any, pattern: re.Pattern[str] | None, replacement: str) -> Any
     return value
 
 
+def _mentions(value: Any, pattern: re.Pattern[str]) -> bool:
+    """Whether a JSON value names an identifier in one of its strings or keys (numbers never match)."""
+    if isinstance(value, str):
+        return bool(pattern.search(value))
+    if isinstance(value, dict):
+        return any(pattern.search(str(k)) or _mentions(v, pattern) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_mentions(v, pattern) for v in value)
+    return False
+
+
 def _entry_speakers(entry: Any) -> set[str]:
     if not isinstance(entry, dict):
         return set()
@@ -133,14 +144,15 @@ def _amend_releases(session: Session, targets: ErasureTargets, digests: set[str]
                     tombstone_id: str) -> tuple[list[str], int]:
     """Replace erased recordings in past release manifests; returns the affected release names and entries."""
     listed = _pks(session, models.ReleaseSpeaker.release_pk, models.ReleaseSpeaker.speaker_id, targets.speaker_ids)
+    keys = {f"rec-{pk}" for pk in targets.recording_pks}  # the release helper's recording key
     affected, entries = [], 0
     for release in session.scalars(select(models.Release).order_by(models.Release.pk)):
         manifest = release.manifest or {}
         recordings = manifest.get("recordings") or []
-        erased = [i for i, e in enumerate(recordings) if _release_entry_erased(e, targets.recording_pks, digests)]
+        erased = {i for i, e in enumerate(recordings) if _release_entry_erased(e, keys, digests)}
         new_manifest = dict(manifest)
         if erased:
-            new_manifest["recordings"] = [{"erased": tombstone_id} if i in set(erased) else e for i, e in enumerate(recordings)]
+            new_manifest["recordings"] = [{"erased": tombstone_id} if i in erased else e for i, e in enumerate(recordings)]
         new_manifest = _scrub(new_manifest, names, f"erased:{tombstone_id}")
         new_card = _scrub(release.card or {}, names, f"erased:{tombstone_id}")
         changed = new_manifest != manifest or new_card != (release.card or {})
@@ -174,11 +186,9 @@ def _blank_audit(session: Session, names: set[str], subjects: set[str], tombston
         query = query.where(or_(*clauses))
     blanked = 0
     for event in session.scalars(query).all():
-        text = f"{event.subject}\n{canonical_json(event.details or {})}"
-        if event.subject in subjects or (pattern is not None and pattern.search(text)):
-            if not event.subject.startswith("erased:"):
-                blank_event(event, tombstone_id)
-                blanked += 1
+        named = event.subject in subjects or (pattern is not None and _mentions([event.subject, event.details], pattern))
+        if named and blank_event(event, tombstone_id):
+            blanked += 1
     return blanked
 
 
@@ -190,55 +200,88 @@ def _unreferenced(session: Session, digests: set[str]) -> set[str]:
     return digests - used
 
 
+@dataclass
+class _Scope:
+    """Every row and identifier one erasure reaches, gathered before anything is deleted."""
+
+    digests: set[str]  # blobs: originals, working copies, voice profiles
+    session_pks: set[int]
+    revisions: set[int]
+    tasks: set[int]
+    consent_ids: set[str]
+
+    def names(self, targets: ErasureTargets) -> set[str]:
+        """Identifiers that, written anywhere, point at the erased person or audio."""
+        return set(targets.speaker_ids) | self.consent_ids | self.digests
+
+    def subjects(self, targets: ErasureTargets) -> set[str]:
+        """Audit subjects of the erased records."""
+        return ({f"recording:{pk}" for pk in targets.recording_pks} | {f"task:{pk}" for pk in self.tasks}
+                | {f"revision:{pk}" for pk in self.revisions})
+
+
+def _scope(session: Session, targets: ErasureTargets) -> _Scope:
+    recs, speakers = targets.recording_pks, targets.speaker_ids
+    rows = [row for chunk in _chunks(recs) for row in session.execute(
+        select(models.Recording.sha256, models.Recording.working_sha256, models.Recording.session_pk)
+        .where(models.Recording.pk.in_(chunk)))]
+    participant = models.SessionParticipant
+    return _Scope(
+        digests={d for r in rows for d in (r.sha256, r.working_sha256) if d}
+        | _pks(session, models.VoiceProfile.sha256, models.VoiceProfile.recording_pk, recs),
+        session_pks={r.session_pk for r in rows if r.session_pk is not None}
+        | _pks(session, participant.session_pk, participant.speaker_id, speakers),
+        revisions=_pks(session, models.TranscriptRevision.pk, models.TranscriptRevision.recording_pk, recs),
+        tasks=_pks(session, models.Task.pk, models.Task.recording_pk, recs),
+        consent_ids=_pks(session, models.Consent.consent_id, models.Consent.speaker_id, speakers)
+        | _pks(session, participant.consent_id, participant.speaker_id, speakers),
+    )
+
+
+def _emptied_sessions(session: Session, session_pks: set[int]) -> set[int]:
+    """Sessions left without recordings or without participants (nothing of the dialogue remains)."""
+    def empty(model: Any, pk: int) -> bool:
+        return not session.scalar(select(func.count()).select_from(model).where(model.session_pk == pk))
+    return {pk for pk in session_pks if empty(models.Recording, pk) or empty(models.SessionParticipant, pk)}
+
+
+def _delete_rows(session: Session, targets: ErasureTargets, scope: _Scope) -> dict[str, int]:
+    """Delete in foreign-key order; the counts per kind of row."""
+    recs, speakers, m = targets.recording_pks, targets.speaker_ids, models
+    counts = {"pii_spans": _delete(session, m.PiiSpan, m.PiiSpan.revision_pk, scope.revisions)}
+    counts["review_comments"] = (_delete(session, m.ReviewComment, m.ReviewComment.task_pk, scope.tasks)
+                                 + _delete(session, m.ReviewComment, m.ReviewComment.revision_pk, scope.revisions))
+    counts["work_intervals"] = _delete(session, m.WorkInterval, m.WorkInterval.task_pk, scope.tasks)
+    counts["transcript_revisions"] = _delete(session, m.TranscriptRevision, m.TranscriptRevision.pk, scope.revisions)
+    counts["tasks"] = _delete(session, m.Task, m.Task.pk, scope.tasks)
+    counts["voice_profiles"] = _delete(session, m.VoiceProfile, m.VoiceProfile.recording_pk, recs)
+    counts["recordings"] = _delete(session, m.Recording, m.Recording.pk, recs)
+    counts["session_participants"] = _delete(session, m.SessionParticipant, m.SessionParticipant.speaker_id, speakers)
+    emptied = _emptied_sessions(session, scope.session_pks)
+    counts["session_participants"] += _delete(session, m.SessionParticipant, m.SessionParticipant.session_pk, emptied)
+    counts["sessions"] = _delete(session, m.Session, m.Session.pk, emptied)
+    counts["consents"] = _delete(session, m.Consent, m.Consent.speaker_id, speakers)
+    _delete(session, m.SpeakerDemographic, m.SpeakerDemographic.speaker_id, speakers)
+    counts["speakers"] = _delete(session, m.Speaker, m.Speaker.id, speakers)
+    return counts
+
+
 def erase_targets(session: Session, targets: ErasureTargets, tombstone: models.Tombstone) -> tuple[dict[str, int], set[str]]:
     """Delete everything the targets cover in the caller's transaction, amend releases, blank the audit log.
 
     Fills the tombstone's counts and releases; returns the counts and the blob digests
     that no remaining row references (to delete after the commit).
     """
-    recs = targets.recording_pks
-    rows = [row for chunk in _chunks(recs) for row in session.execute(
-        select(models.Recording.pk, models.Recording.sha256, models.Recording.working_sha256, models.Recording.session_pk)
-        .where(models.Recording.pk.in_(chunk)))]
-    digests = {d for r in rows for d in (r.sha256, r.working_sha256) if d}
-    session_pks = {r.session_pk for r in rows if r.session_pk is not None}
-    session_pks |= _pks(session, models.SessionParticipant.session_pk, models.SessionParticipant.speaker_id, targets.speaker_ids)
-    digests |= _pks(session, models.VoiceProfile.sha256, models.VoiceProfile.recording_pk, recs)
-    revisions = _pks(session, models.TranscriptRevision.pk, models.TranscriptRevision.recording_pk, recs)
-    tasks = _pks(session, models.Task.pk, models.Task.recording_pk, recs)
-    consent_ids = _pks(session, models.Consent.consent_id, models.Consent.speaker_id, targets.speaker_ids)
-    consent_ids |= _pks(session, models.SessionParticipant.consent_id, models.SessionParticipant.speaker_id, targets.speaker_ids)
-    names = set(targets.speaker_ids) | consent_ids | digests
-    subjects = {f"recording:{pk}" for pk in recs} | {f"task:{pk}" for pk in tasks} | {f"revision:{pk}" for pk in revisions}
-
-    tid = tombstone.tombstone_id
-    releases, release_entries = _amend_releases(session, targets, digests, _token_pattern(names), tid)
-    counts = {
-        "speakers": 0,
-        "recordings": 0,
-        "pii_spans": _delete(session, models.PiiSpan, models.PiiSpan.revision_pk, revisions),
-        "review_comments": _delete(session, models.ReviewComment, models.ReviewComment.task_pk, tasks)
-        + _delete(session, models.ReviewComment, models.ReviewComment.revision_pk, revisions),
-        "work_intervals": _delete(session, models.WorkInterval, models.WorkInterval.task_pk, tasks),
-        "transcript_revisions": _delete(session, models.TranscriptRevision, models.TranscriptRevision.pk, revisions),
-        "tasks": _delete(session, models.Task, models.Task.pk, tasks),
-        "voice_profiles": _delete(session, models.VoiceProfile, models.VoiceProfile.recording_pk, recs),
-    }
-    counts["recordings"] = _delete(session, models.Recording, models.Recording.pk, recs)
-    counts["session_participants"] = _delete(session, models.SessionParticipant, models.SessionParticipant.speaker_id, targets.speaker_ids)
-    orphaned = {pk for pk in session_pks
-                if not session.scalar(select(func.count()).select_from(models.Recording).where(models.Recording.session_pk == pk))
-                or not session.scalar(select(func.count()).select_from(models.SessionParticipant).where(models.SessionParticipant.session_pk == pk))}
-    counts["session_participants"] += _delete(session, models.SessionParticipant, models.SessionParticipant.session_pk, orphaned)
-    counts["sessions"] = _delete(session, models.Session, models.Session.pk, orphaned)
-    counts["consents"] = _delete(session, models.Consent, models.Consent.speaker_id, targets.speaker_ids)
-    _delete(session, models.SpeakerDemographic, models.SpeakerDemographic.speaker_id, targets.speaker_ids)
-    counts["speakers"] = _delete(session, models.Speaker, models.Speaker.id, targets.speaker_ids)
+    scope = _scope(session, targets)
+    names = scope.names(targets)
+    releases, release_entries = _amend_releases(session, targets, scope.digests, _token_pattern(names),
+                                                tombstone.tombstone_id)
+    counts = _delete_rows(session, targets, scope)
     counts["release_entries"] = release_entries
-    counts["audit_events_blanked"] = _blank_audit(session, names, subjects, tid)
-    unreferenced = _unreferenced(session, digests)
+    counts["audit_events_blanked"] = _blank_audit(session, names, scope.subjects(targets), tombstone.tombstone_id)
+    unreferenced = _unreferenced(session, scope.digests)
     counts["blobs"] = len(unreferenced)
-    counts["blobs_shared_kept"] = len(digests) - len(unreferenced)
+    counts["blobs_shared_kept"] = len(scope.digests) - len(unreferenced)
     tombstone.counts, tombstone.releases_affected = counts, releases
     return counts, unreferenced
 

@@ -143,3 +143,25 @@ def test_a_real_release_still_verifies_after_an_erasure_and_names_the_erased_ent
     with gov.store.session() as session:
         manifest = session.scalar(select(models.Release).where(models.Release.name == "v2")).manifest
     assert ERASED not in json.dumps(manifest)
+
+
+def test_a_numeric_speaker_id_blanks_only_the_events_that_name_it(store) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from corpus.accounts import Principal
+    from corpus.audit import record_event
+
+    with store.session() as session:
+        session.add(models.Speaker(id="17"))
+        session.add(models.Consent(consent_id="c17", speaker_id="17", form_version="v3", permitted_uses=["x"],
+                                   granted_on=dt.date(2026, 1, 1)))
+        record_event(session, "cli", "note", "speaker:17", {})
+        record_event(session, "cli", "note", "batch", {"speakers": ["17", "18"]})
+        record_event(session, "cli", "note", "batch", {"recordings": 17, "hours": 1.17, "who": "speaker 170"})
+        session.commit()
+    report = erase_speaker(store, Principal("maria", frozenset({"manager"})), "17")
+    assert report.counts["audit_events_blanked"] == 2 and report.counts["consents"] == 1
+    with store.session() as session:
+        kept = session.scalar(select(models.AuditEvent).where(models.AuditEvent.subject == "batch"))
+        assert kept.details == {"recordings": 17, "hours": 1.17, "who": "speaker 170"}
+        assert verify_chain(session).ok
