@@ -63,12 +63,14 @@ def queue_demo(session: Session, protocol_pk: int, actor: str) -> list[models.Ta
     return assign_tasks(session, protocol_pk, AssignmentRules(), actor=actor)
 
 
-def approve_for_demo(session: Session, protocol_pk: int, actor: str = DEMO_REVIEWER) -> int:
+def approve_for_demo(session: Session, protocol_pk: int, actor: str = DEMO_REVIEWER, *,
+                     recording_pks: set[int] | None = None) -> int:
     """Approve each recording's current pre-annotation through the ordinary submit and accept path.
 
-    For a demo without people: every production task not yet accepted is submitted with
-    the model's turns (by its assignee, else `actor`) and accepted by `actor` (a reviewer
-    or a manager). Returns how many recordings got an approved revision.
+    For a demo without people: every production task not yet accepted (of `recording_pks`
+    only, when given) is submitted with the model's turns by its assignee (a demo
+    annotator when it has none) and accepted by `actor` (a reviewer or a manager).
+    Returns how many recordings got an approved revision now.
     """
     principal = load_principal(session, actor)
     cut_tasks(session, protocol_pk, actor=actor)
@@ -78,6 +80,8 @@ def approve_for_demo(session: Session, protocol_pk: int, actor: str = DEMO_REVIE
         .where(rec.protocol_pk == protocol_pk, task.kind == PRODUCTION, task.state.not_in((ACCEPTED, DONE)))
         .order_by(task.recording_pk, task.start_s, task.pk)
     ).all()
+    if recording_pks is not None:
+        pending = [t for t in pending if t.recording_pk in recording_pks]
     approved: set[int] = set()
     for t in pending:
         if t.assignee is None or t.assignee == actor:

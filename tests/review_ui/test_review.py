@@ -192,3 +192,33 @@ def test_gold_submission_ends_like_production_work(review_store) -> None:
         assert [t for t in tasks_of(session, kind="review") if t.recording_pk == gold.recording_pk] == []
         scored = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "gold_scored")).one()
         assert scored.details["wer"] == pytest.approx(0.5)
+
+
+def test_demo_accounts_queues_and_approval_through_the_review_path(review_store) -> None:
+    from corpus.accounts import authenticate, load_principal
+    from review_ui.demo_setup import approve_for_demo, queue_demo, seed_demo_accounts
+
+    rs = review_store
+    with rs.store.session() as session:
+        accounts = seed_demo_accounts(session)
+        assert seed_demo_accounts(session) == accounts  # once only
+        session.commit()
+        assert {(u, r) for u, _, r in accounts} == {("admin", "admin"), ("mgr1", "manager"), ("ann1", "annotator"),
+                                                    ("ann2", "annotator"), ("rev1", "reviewer"), ("ml1", "consumer")}
+        for username, password, _ in accounts:
+            assert authenticate(session, username, password).username == username
+        given = queue_demo(session, rs.protocol_row.pk, "demo")
+        session.commit()
+        assert {t.assignee for t in given} == {"ann1", "ann2"}
+        half = set(rs.recording_pks[:3])
+        assert approve_for_demo(session, rs.protocol_row.pk, recording_pks=half) == 3
+        assert approve_for_demo(session, rs.protocol_row.pk, recording_pks=half) == 0
+        session.commit()
+        approved = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.stage == "approved")).all()
+        assert {r.recording_pk for r in approved} == half and {r.author for r in approved} == {"rev1"}
+        for revision in approved:  # submitted by the annotator, accepted by the reviewer: the ordinary path
+            parent = session.get(models.TranscriptRevision, revision.parent_pk)
+            assert parent.stage == "submitted" and parent.author in ("ann1", "ann2")
+        left = [i for who in ("ann1", "ann2") for i in queue_for(session, load_principal(session, who))]
+        assert {session.get(models.Task, i.task_pk).recording_pk for i in left} == set(rs.recording_pks[3:])
+        assert approve_for_demo(session, rs.protocol_row.pk) == 3
