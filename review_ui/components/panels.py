@@ -1,0 +1,86 @@
+"""The editor's side panels: history with diffs, the break reminder, reviewer comments, accept / send back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from corpus.accounts import PermissionDenied, Principal
+from review_ui.components.draft import now_utc
+from review_ui.components.turn_tools import turn_label
+from review_ui.editing import TaskView, history
+from review_ui.session_auth import get_store
+
+
+def history_panel(principal: Principal, view: TaskView) -> None:
+    """Who saved what and when, each revision diffed against the pre-annotation."""
+    with st.expander("History (diff against the model's pre-annotation)"):
+        with get_store().session() as session:
+            entries = history(session, principal, view.task_pk)
+        if not entries:
+            st.write("No saved revisions yet.")
+        for entry in reversed(entries):
+            st.markdown(f"**{entry.stage}** by {entry.author} at {entry.created_at:%Y-%m-%d %H:%M:%S} "
+                        f"— revision {entry.revision_pk}, {entry.changed_lines} changed lines")
+            st.code("\n".join(entry.diff[2:]) or "(same as the model)", language="diff")
+
+
+def break_reminder(principal: Principal) -> None:
+    """A gentle note after 50 minutes of continuous work (work intervals come from the saves)."""
+    try:
+        from review_ui.quality import needs_break
+    except ImportError:
+        return
+    with get_store().session() as session:
+        if needs_break(session, principal.username, now_utc()):
+            st.info("You have been working for 50 minutes without a pause. A short break helps your ears and your accuracy. ☕")
+
+
+def comments_panel(principal: Principal, view: TaskView) -> None:
+    """The reviewer's comments on this task, pinned to their turns."""
+    try:
+        from review_ui.review import comments_for
+    except ImportError:
+        return
+    with get_store().session() as session:
+        comments = comments_for(session, principal, view.task_pk)
+    for c in comments:
+        where = "whole transcript" if c.turn_index is None else f"turn {c.turn_index}"
+        st.warning(f"Reviewer {c.author} on {where}: {c.text}")
+
+
+def review_action(action: Callable[[Session], object], done: str) -> None:
+    """Run accept / send back in one transaction; a refusal is shown, not stored."""
+    from review_ui.review import ReviewStateError
+
+    with get_store().session() as session:
+        try:
+            action(session)
+            session.commit()
+        except (PermissionDenied, ReviewStateError, ValueError, LookupError) as refused:
+            session.rollback()
+            st.error(f"Not done: {refused}")
+            return
+    st.session_state.pop("task_pk", None)
+    st.success(done)
+    st.stop()
+
+
+def review_panel(principal: Principal, view: TaskView, state: dict[str, Any]) -> None:
+    """Accept, or send back with a comment pinned to one turn (or the whole transcript)."""
+    from review_ui.review import accept, send_back
+
+    st.subheader("Review")
+    accept_col, back_col = st.columns(2)
+    if accept_col.button("Accept transcript", type="primary"):
+        review_action(lambda session: accept(session, principal, view.task_pk), "Accepted.")
+    turns = state["turns"]
+    pinned = back_col.selectbox("Pin the comment to turn", [None, *range(len(turns))],
+                                format_func=lambda i: "(the whole transcript)" if i is None else turn_label(i, turns[i]))
+    comment = back_col.text_area("Comment for the annotator")
+    if back_col.button("Send back", disabled=not comment.strip()):
+        review_action(lambda session: send_back(session, principal, view.task_pk, pinned, comment.strip()),
+                       "Sent back to the annotator.")
