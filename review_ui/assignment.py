@@ -148,8 +148,9 @@ def _gold_task(session: Session, kind: str, recording: models.Recording, protoco
     """A gold or calibration task cut like the protocol's production tasks."""
     settings = last_cut_settings(session, protocol_pk)
     reference = cal.reference_revision(session, recording.pk)
+    blind = kind == GOLD and _unit_hash(seed, f"gold-blind:{username}", recording.pk, 0) < float(settings.get("blind_share", 0.0))
     return gold_task(session, kind, recording, reference.turns if reference else [], settings.get("max_chunk_s"),
-                     float(settings.get("context_s", 5.0)), _unit_hash(seed, f"gold:{username}", recording.pk, 0))
+                     float(settings.get("context_s", 5.0)), _unit_hash(seed, f"gold:{username}", recording.pk, 0), blind)
 
 
 def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | None = None, *, actor: str) -> list[models.Task]:

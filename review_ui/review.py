@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from corpus import models
@@ -59,12 +59,14 @@ def review_queue(session: Session, principal: Principal, *, now: dt.datetime | N
     require(principal, "review")
     now = now or utcnow()
     task, rec = models.Task, models.Recording
-    query = select(task, rec).join(rec, rec.pk == task.recording_pk).where(task.kind == REVIEW, task.state == OPEN)
-    rows = session.execute(query).all()
+    mine = task.assignee == principal.username
+    if "manager" in principal.roles:
+        mine = or_(mine, task.assignee.is_(None))
+    rows = session.execute(
+        select(task, rec).join(rec, rec.pk == task.recording_pk).where(task.kind == REVIEW, task.state == OPEN, mine)
+    ).all()
     items = []
     for t, recording in rows:
-        if not (t.assignee == principal.username or (t.assignee is None and "manager" in principal.roles)):
-            continue
         annotate = session.get(models.Task, (t.details or {}).get("annotate_task"))
         start, end = span_of(t, recording)
         due = aware(t.due_at)

@@ -167,7 +167,8 @@ def cut_tasks(
                 pair_key=pair_key, blind=k in blind, version=0,
             )
             created.append(t)
-    pool = _gold_pool(session, protocol_pk, round(gold_share * len(units)) if units else 0, max_chunk_s, context_s, seed)
+    pool = _gold_pool(session, protocol_pk, round(gold_share * len(units)) if units else 0, max_chunk_s, context_s, seed,
+                      blind_share)
     order = [(float(i), t) for i, t in enumerate(created)]
     order += [(_unit_hash(seed, "gold-at", t.recording_pk, j) * len(created), t) for j, t in enumerate(pool)]
     for _, t in sorted(order, key=lambda kt: kt[0]):
@@ -181,18 +182,22 @@ def cut_tasks(
 
 
 def gold_task(session: Session, kind: str, recording: models.Recording, reference_turns: list[dict[str, Any]],
-              max_chunk_s: float | None, context_s: float, pick: float) -> models.Task:
-    """An unassigned gold or calibration task on a gold recording, cut like production work (`pick` in [0, 1) picks the chunk)."""
+              max_chunk_s: float | None, context_s: float, pick: float, blind: bool = False) -> models.Task:
+    """An unassigned gold or calibration task on a gold recording, cut like production work (`pick` in [0, 1) picks the chunk).
+
+    Gold items are blind (no pre-annotation shown) as often as production work, so a blind task says nothing either.
+    """
     duration = float(recording.duration_s or 0.0)
     bounds = chunk_bounds(duration, reference_turns, max_chunk_s)
     start, end = bounds[min(len(bounds) - 1, int(pick * len(bounds)))]
     chunked = len(bounds) > 1
     details = {"chunk": bounds.index((start, end)), **context_details(start, end, duration, context_s)} if chunked else {}
     return models.Task(kind=kind, recording_pk=recording.pk, assignee=None, state=OPEN, details=details,
-                       start_s=start if chunked else None, end_s=end if chunked else None, blind=False, version=0)
+                       start_s=start if chunked else None, end_s=end if chunked else None, blind=blind, version=0)
 
 
-def _gold_pool(session: Session, protocol_pk: int, n: int, max_chunk_s: float | None, context_s: float, seed: int) -> list[models.Task]:
+def _gold_pool(session: Session, protocol_pk: int, n: int, max_chunk_s: float | None, context_s: float, seed: int,
+               blind_share: float) -> list[models.Task]:
     rev = models.TranscriptRevision
     golds = sorted(_gold_recording_pks(session, protocol_pk))
     out: list[models.Task] = []
@@ -201,7 +206,8 @@ def _gold_pool(session: Session, protocol_pk: int, n: int, max_chunk_s: float | 
         reference = session.scalars(select(rev).where(rev.recording_pk == recording.pk, rev.stage == "reference")
                                     .order_by(rev.pk.desc())).first()
         out.append(gold_task(session, GOLD, recording, reference.turns if reference else [], max_chunk_s, context_s,
-                             _unit_hash(seed, "gold-chunk", recording.pk, j)))
+                             _unit_hash(seed, "gold-chunk", recording.pk, j),
+                             blind=_unit_hash(seed, "gold-blind", recording.pk, j) < blind_share))
     return out
 
 

@@ -145,3 +145,18 @@ def test_task_counts(review_store) -> None:
         session.commit()
         assert tasks.task_counts(session, rs.protocol_row.pk) == {("annotate", "open"): 6}
         assert session.scalar(select(models.AuditEvent.details).where(models.AuditEvent.action == "review_tasks_cut"))["tasks"] == 6
+
+
+def test_gold_tasks_are_cut_like_production_work_blind_as_often(review_store) -> None:
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    with rs.store.session() as session:
+        make_gold(session, manager, rs.recording_pks[0], [turn("spk-0001", 0.9, 4.1, "hello")])
+        created = cut_tasks(session, rs.protocol_row.pk, max_chunk_s=10.0, double_share=0, blind_share=1.0, gold_share=0.5,
+                            actor="mgr")
+        session.commit()
+        gold = tasks_of(session, kind="gold")
+        assert len(gold) == round(0.5 * len(created)) and all(t.blind for t in gold) and all(t.blind for t in created)
+        for t in gold:  # chunks of the gold recording, with the same context fields
+            assert t.assignee is None and t.end_s - t.start_s <= 10.0
+            assert set(t.details) == {"chunk", "context_start_s", "context_end_s"}
