@@ -17,13 +17,16 @@ would bring it back; the collection team must remove it from their source manife
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Text, cast, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from corpus import models
@@ -33,6 +36,7 @@ from corpus.db import Store
 
 CHUNK = 500  # IN-list size: far below PostgreSQL's and SQLite's bound-parameter limits
 SQL_PREFILTER_MAX = 40  # beyond this many identifiers the audit log is scanned once in Python
+ORPHAN_MIN_AGE = dt.timedelta(hours=1)
 
 
 class ErasureError(ValueError):
@@ -286,6 +290,19 @@ def erase_targets(session: Session, targets: ErasureTargets, tombstone: models.T
     return counts, unreferenced
 
 
+def orphan_blobs(store: Store, min_age: dt.timedelta = ORPHAN_MIN_AGE) -> set[str]:
+    """Blob files no row references, older than `min_age` (younger ones may belong to an intake still committing).
+
+    They are what an erasure interrupted between its commit and its file deletions left.
+    """
+    root = store.blobs.root / "sha256"
+    cutoff = time.time() - min_age.total_seconds()
+    found = {p.name for p in root.glob("??/*") if p.is_file() and not p.name.startswith(".")
+             and len(p.name) == 64 and p.stat().st_mtime < cutoff} if root.exists() else set()
+    with store.session() as session:
+        return _unreferenced(session, found)
+
+
 def delete_blobs(store: Store, digests: set[str]) -> int:
     """Delete the blob files no row references (checked again after the commit); how many went."""
     with store.session() as session:
@@ -316,20 +333,25 @@ def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, Era
     """
     reports: list[tuple[ErasureReport, set[str]]] = []
     with store.session() as session:
-        for reason, targets in batches:
-            tombstone = new_tombstone(session, principal, reason)
-            counts, unreferenced = erase_targets(session, targets, tombstone)
-            report = ErasureReport(reason, dry_run, tombstone.tombstone_id, counts, list(tombstone.releases_affected))
-            reports.append((report, unreferenced))
-            if not dry_run:
-                record_event(session, principal.username, "erase", f"tombstone:{tombstone.tombstone_id}",
-                             {"reason": reason, "counts": counts, "releases_affected": tombstone.releases_affected})
-        if dry_run:
+        try:
+            for reason, targets in batches:
+                tombstone = new_tombstone(session, principal, reason)
+                counts, unreferenced = erase_targets(session, targets, tombstone)
+                report = ErasureReport(reason, dry_run, tombstone.tombstone_id, counts, list(tombstone.releases_affected))
+                reports.append((report, unreferenced))
+                if not dry_run:
+                    record_event(session, principal.username, "erase", f"tombstone:{tombstone.tombstone_id}",
+                                 {"reason": reason, "counts": counts, "releases_affected": tombstone.releases_affected})
+            if dry_run:
+                session.rollback()
+                for report, _ in reports:
+                    report.tombstone_id = ""
+                return [r for r, _ in reports]
+            session.commit()
+        except IntegrityError as exc:
             session.rollback()
-            for report, _ in reports:
-                report.tombstone_id = ""
-            return [r for r, _ in reports]
-        session.commit()
+            raise ErasureError(f"nothing was erased: a record outside the erased recordings still refers to them "
+                               f"({str(exc.orig).splitlines()[0]})") from exc
     for report, unreferenced in reports:
         report.blobs_deleted = delete_blobs(store, unreferenced)
     return [r for r, _ in reports]

@@ -105,10 +105,13 @@ def purge(
     principal = principal_for_cli(store, "purge")
     report = run_purge(store, principal, today=today, dry_run=dry_run)
     if as_json:
-        out.print_json(json.dumps({"dry_run": dry_run, "as_of": today.isoformat(),
+        out.print_json(json.dumps({"dry_run": dry_run, "as_of": today.isoformat(), "orphan_blobs": report.orphan_blobs,
                                    "items": [i.__dict__ for i in report.items],
                                    "erasures": [e.__dict__ for e in report.erasures]}))
         return
+    if report.orphan_blobs:
+        out.print(f"{report.orphan_blobs} orphaned blob file(s) no record refers to "
+                  f"{'would be' if dry_run else 'were'} deleted")
     if not report.items:
         out.print(f"nothing to purge on {today}")
         return

@@ -4,7 +4,8 @@ A recording goes when it is older than its protocol's `consent.retention.days` (
 from the session's recording date, else its ingest date), or when a participant's consent
 in force was withdrawn or has expired. It goes through the erasure machinery
 (`corpus.erasure.run_erasure`), one tombstone per reason; the speakers and their consent
-history stay (a withdrawal is not an erasure request).
+history stay (a withdrawal is not an erasure request). Blob files no row references any
+more (left by an erasure interrupted after its commit) go too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from corpus import models
 from corpus.accounts import Principal, require
 from corpus.db import Store
-from corpus.erasure import ErasureReport, ErasureTargets, run_erasure
+from corpus.erasure import ErasureReport, ErasureTargets, delete_blobs, orphan_blobs, run_erasure
 
 WITHDRAWN, EXPIRED, RETENTION = "consent withdrawn", "consent expired", "retention"
 PRIORITY = (WITHDRAWN, EXPIRED, RETENTION)  # a recording with several reasons is listed under the first
@@ -38,6 +39,7 @@ class PurgeItem:
 class PurgeReport:
     items: list[PurgeItem] = field(default_factory=list)
     erasures: list[ErasureReport] = field(default_factory=list)
+    orphan_blobs: int = 0  # blob files no row references (an interrupted erasure's leftovers)
     dry_run: bool = False
 
 
@@ -100,4 +102,6 @@ def purge(store: Store, principal: Principal, *, today: dt.date | None = None, d
     report = PurgeReport(items=items, dry_run=dry_run)
     if batches:
         report.erasures = run_erasure(store, principal, batches, dry_run=dry_run)
+    orphans = orphan_blobs(store)
+    report.orphan_blobs = len(orphans) if dry_run else delete_blobs(store, orphans)
     return report

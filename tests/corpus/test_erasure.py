@@ -165,3 +165,17 @@ def test_a_numeric_speaker_id_blanks_only_the_events_that_name_it(store) -> None
         kept = session.scalar(select(models.AuditEvent).where(models.AuditEvent.subject == "batch"))
         assert kept.details == {"recordings": 17, "hours": 1.17, "who": "speaker 170"}
         assert verify_chain(session).ok
+
+
+def test_an_erasure_that_cannot_complete_changes_nothing(gov: GovStore) -> None:  # noqa: F811
+    with gov.store.session() as session:  # a revision of dlg001 derived from dlg004's: the erasure cannot delete that parent
+        foreign = session.get(models.TranscriptRevision, gov.revisions["dlg004"])
+        session.add(models.TranscriptRevision(recording_pk=gov.recordings["dlg001"], parent_pk=foreign.pk, author_kind="person",
+                                              author="anna", turns=foreign.turns, stage="draft"))
+        session.commit()
+    before, blobs = dump_store(gov.store), blob_files(gov.store.blobs.root)
+    with pytest.raises(ErasureError, match="nothing was erased: a record outside the erased recordings still refers to them"):
+        erase_speaker(gov.store, gov.manager, ERASED)
+    after = dump_store(gov.store)
+    after["audit_events"] = after["audit_events"][: len(before["audit_events"])]
+    assert after == before and blob_files(gov.store.blobs.root) == blobs

@@ -84,7 +84,7 @@ def test_audit_verify_names_tampering_and_cut_off_entries(home: tuple[Path, GovS
 
 
 def test_purge_dry_run_plans_ahead_and_a_real_purge_acts_on_today(home: tuple[Path, GovStore], tmp_path: Path) -> None:
-    path, g = home
+    path, _ = home
     planned = run(path, "purge", "--dry-run", "--as-of", "2031-10-03")
     assert planned.returncode == 0, planned.stderr
     assert "Would purge on 2031-10-03" in planned.stdout and "consent expired" in planned.stdout

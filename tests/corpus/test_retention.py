@@ -73,3 +73,27 @@ def test_only_a_manager_may_purge(gov: GovStore) -> None:  # noqa: F811
     with pytest.raises(PermissionDenied, match="may not purge"):
         purge(gov.store, annotator, today=AFTER, dry_run=True)
     assert _count(gov, models.Recording) == 6
+
+
+def test_purge_removes_blob_files_no_record_refers_to(gov: GovStore) -> None:  # noqa: F811
+    import os
+    import time
+
+    old = gov.store.blobs.put_bytes(b"left by an erasure interrupted after its commit")
+    young = gov.store.blobs.put_bytes(b"an intake still committing")
+    hours_ago = time.time() - 2 * 3600
+    for path in gov.store.blobs.root.rglob("*"):
+        if path.is_file() and path.name != young:
+            os.utime(path, (hours_ago, hours_ago))
+    assert purge(gov.store, gov.manager, dry_run=True).orphan_blobs == 1
+    assert gov.store.blobs.exists(old)
+    report = purge(gov.store, gov.manager)
+    assert report.orphan_blobs == 1 and report.items == []
+    assert not gov.store.blobs.exists(old) and gov.store.blobs.exists(young)
+    assert _count(gov, models.Recording) == 6 and all(
+        gov.store.blobs.exists(d) for d in _recording_blobs(gov)), "referenced blobs stay, however old"
+
+
+def _recording_blobs(g: GovStore) -> list[str]:
+    with g.store.session() as session:
+        return [d for r in session.scalars(select(models.Recording)) for d in (r.sha256, r.working_sha256)]
