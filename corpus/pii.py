@@ -11,6 +11,7 @@ words' times) — always on copies; stored originals are never changed.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -63,9 +64,13 @@ class Span:
 # --- tokens ---------------------------------------------------------------------------------
 
 def turn_tokens(turn: dict[str, Any]) -> list[str]:
-    """The words spans index into: the turn's timed words, else its text split on spaces."""
-    words = turn.get("words") or []
-    return [str(w.get("text", "")) for w in words] if words else str(turn.get("text", "")).split()
+    """The words spans index into: the turn's text split on spaces.
+
+    The text is what a person approved (an edit may change the text and keep the model's
+    timed words), so spans follow the text; word times come from aligning the two
+    (`token_times`).
+    """
+    return str(turn.get("text", "")).split()
 
 
 def normalise(token: str) -> str:
@@ -278,6 +283,44 @@ def spans_for_revision(session: Session, revision_pk: int) -> list[Span]:
 
 # --- redaction (pure, on copies) ------------------------------------------------------------
 
+def token_times(turn: dict[str, Any]) -> list[tuple[float, float] | None]:
+    """Each text token's (start, end) from the timed word it matches; None where the text was edited.
+
+    Text and words are aligned on normalised forms (difflib), so a turn whose text was
+    built from its words maps one to one, and an edited turn keeps the times of the
+    words it still shares with the model output.
+    """
+    tokens = [normalise(t) for t in turn_tokens(turn)]
+    words = turn.get("words") or []
+    times: list[tuple[float, float] | None] = [None] * len(tokens)
+    matcher = difflib.SequenceMatcher(a=tokens, b=[normalise(str(w.get("text", ""))) for w in words], autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            word = words[block.b + k]
+            times[block.a + k] = (float(word["start"]), float(word["end"]))
+    return times
+
+
+def _range_interval(turn: dict[str, Any], times: list[tuple[float, float] | None], start: int, end: int) -> tuple[float, float]:
+    """The audio of tokens [start, end): their words' times; an edited (untimed) edge reaches to the
+    neighbouring timed words — the gap between them, or the neighbours themselves when there is no gap."""
+    timed_before = [t for t in times[:start] if t is not None]
+    timed_after = [t for t in times[end:] if t is not None]
+    turn_start, turn_end = float(turn["start"]), float(turn["end"])
+    if times[start] is not None:
+        begin = times[start][0]  # type: ignore[index]
+    else:
+        begin = timed_before[-1][1] if timed_before else turn_start
+    if times[end - 1] is not None:
+        finish = times[end - 1][1]  # type: ignore[index]
+    else:
+        finish = timed_after[0][0] if timed_after else turn_end
+    if finish <= begin:  # inserted words with no gap to put them in: take the neighbours too
+        begin = timed_before[-1][0] if timed_before else turn_start
+        finish = timed_after[0][1] if timed_after else turn_end
+    return begin, finish
+
+
 def _merged_ranges(spans: Iterable[Span], turn_index: int, count: int) -> list[tuple[int, int, str]]:
     """Overlapping or touching spans of one turn as one range; the earliest (then longest) span names it."""
     ranges = sorted(((s.word_start, s.word_end, s.kind) for s in spans if s.turn_index == turn_index),
@@ -294,45 +337,50 @@ def _merged_ranges(spans: Iterable[Span], turn_index: int, count: int) -> list[t
     return [(s, e, k) for s, e, k in merged]
 
 
+def _turn_redactions(turn: dict[str, Any], spans: list[Span], index: int) -> list[tuple[int, int, str, float, float]]:
+    """(token start, token end, kind, begin s, end s) of each merged span of one turn."""
+    ranges = _merged_ranges(spans, index, len(turn_tokens(turn)))
+    if not ranges:
+        return []
+    times = token_times(turn)
+    return [(start, end, kind, *_range_interval(turn, times, start, end)) for start, end, kind in ranges]
+
+
 def redact_turns(turns: Sequence[dict[str, Any]], spans: Iterable[Span]) -> list[dict[str, Any]]:
-    """A copy of the turns where each span's words are one tag ("[phone]") over the span's time; text rebuilt."""
+    """A copy of the turns where each span's words become one tag ("[phone]"); text rebuilt, times kept.
+
+    In the timed words, every word inside a redacted time range (also a model word the
+    annotator edited away) becomes that one tag word over the range, so neither the text
+    nor the word list keeps the information.
+    """
     spans = list(spans)
     out = []
     for index, turn in enumerate(turns):
         words = [dict(w) for w in turn.get("words") or []]
-        tokens = turn_tokens(turn)
-        ranges = _merged_ranges(spans, index, len(tokens))
-        new = dict(turn)
-        if not ranges:
-            new["words"] = words
-            out.append(new)
-            continue
-        for start, end, kind in reversed(ranges):
-            tag = f"[{kind}]"
-            if words:
-                probability = min((w.get("probability") or 0.0) for w in words[start:end])
-                words[start:end] = [{"text": tag, "start": words[start]["start"], "end": words[end - 1]["end"],
-                                     "probability": probability}]
-            tokens[start:end] = [tag]
-        new["words"] = words
-        new["text"] = " ".join(w["text"] for w in words).strip() if words else " ".join(tokens)
+        redactions = _turn_redactions(turn, spans, index)
+        new = {**turn, "words": words}
+        if redactions:
+            tokens = turn_tokens(turn)
+            for start, end, kind, _, _ in reversed(redactions):
+                tokens[start:end] = [f"[{kind}]"]
+            for _, _, kind, begin, finish in redactions:
+                inside = [w for w in words if float(w["start"]) < finish and float(w["end"]) > begin]
+                probability = min((float(w.get("probability") or 0.0) for w in inside), default=1.0)
+                words = [w for w in words if not any(w is x for x in inside)]
+                words.append({"text": f"[{kind}]", "start": begin, "end": finish, "probability": probability})
+            new["words"] = sorted(words, key=lambda w: (float(w["start"]), float(w["end"])))
+            new["text"] = " ".join(tokens)
         out.append(new)
     return out
 
 
 def redacted_intervals(turns: Sequence[dict[str, Any]], spans: Iterable[Span]) -> list[tuple[float, float]]:
-    """The audio time ranges to silence, merged; a turn without word times is covered whole."""
+    """The audio time ranges to silence, merged; untimed text reaches to the neighbouring timed words."""
     spans = list(spans)
-    intervals = []
-    for index, turn in enumerate(turns):
-        words = turn.get("words") or []
-        for start, end, _ in _merged_ranges(spans, index, len(turn_tokens(turn))):
-            if words:
-                intervals.append((float(words[start]["start"]), float(words[end - 1]["end"])))
-            else:
-                intervals.append((float(turn["start"]), float(turn["end"])))
+    intervals = sorted((begin, finish) for index, turn in enumerate(turns)
+                       for _, _, _, begin, finish in _turn_redactions(turn, spans, index))
     merged: list[list[float]] = []
-    for start, end in sorted(intervals):
+    for start, end in intervals:
         if merged and start <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         else:

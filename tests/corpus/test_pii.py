@@ -109,6 +109,26 @@ def test_redacted_intervals_are_word_times_merged_and_whole_turns_without_words(
     assert redact_turns(turns, spans)[1]["text"] == "my name is [name]"
 
 
+def test_an_edited_turn_is_redacted_in_its_text_its_model_words_and_its_audio() -> None:
+    model = turn("My number is five five five oh one three four thanks", 0.0, 5.0)
+    edited = {**model, "text": "My number is 555-0134, thanks."}  # the annotator rewrote the digits, words kept
+    spans = detect_turns([edited])
+    assert [(s.word_start, s.word_end, s.kind) for s in spans] == [(3, 4, "phone")]
+    redacted = redact_turns([edited], spans)[0]
+    assert redacted["text"] == "My number is [phone] thanks."
+    assert [w["text"] for w in redacted["words"]] == ["My", "number", "is", "[phone]", "thanks"], "no spoken digit survives"
+    words = model["words"]
+    assert redacted_intervals([edited], spans) == [(words[2]["end"], words[10]["start"])]
+
+
+def test_a_name_typed_in_where_the_model_heard_nothing_takes_its_neighbours_audio() -> None:
+    words = [{"text": t, "start": float(i), "end": float(i + 1), "probability": 0.9} for i, t in enumerate(["call", "me", "now"])]
+    edited = {"speaker": "A", "start": 0.0, "end": 3.0, "text": "call me John now", "words": words}
+    spans = detect_turns([edited], ["john"])
+    assert redacted_intervals([edited], spans) == [(1.0, 3.0)]
+    assert redact_turns([edited], spans)[0]["text"] == "call me [name] now"
+
+
 def _sine(seconds: float, rate: int, freq: float = 220.0) -> np.ndarray:
     return (0.5 * np.sin(2 * np.pi * freq * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
 
