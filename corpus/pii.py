@@ -1,6 +1,6 @@
 """Personal information in transcripts: find it, mark it, and redact released copies.
 
-Spans are word ranges of one turn (`models.PiiSpan`): marked by annotators in the
+Spans are ranges of the words of one turn's text (`models.PiiSpan`): marked by annotators in the
 workbench (`mark_span`) or found by detectors (`detect_revision`): phone numbers (digits
 written or spelled, "five five five oh one two three"), e-mail addresses (written, or
 spoken: "john dot smith at example dot com"), long runs of number words (card and account
@@ -39,7 +39,7 @@ OTHER_NUMBER_WORDS = {"ten", "eleven", "twelve", "thirteen", "fourteen", "fiftee
                       "ninety", "hundred", "thousand", "million"}
 PHONE_DIGITS = (7, 15)  # E.164 allows at most 15 digits; more is a card or account number
 NUMBER_WORDS_MIN = 5  # a run of at least this many number words is a number to redact
-TLDS = {"com", "org", "net", "edu", "gov", "mil", "int", "io", "info", "biz", "eu", "mail"}
+TLDS = {"com", "org", "net", "edu", "gov", "mil", "int", "io", "info", "biz", "eu"}  # and every two-letter country code
 LOCAL_JOINERS = {"dot", "underscore", "dash", "hyphen", "minus", "plus"}
 _DIGIT_TOKEN = re.compile(r"^\+?[\d().\-/]*\d[\d().\-/]*$")
 _EMAIL_TOKEN = re.compile(r"^[\w.+\-]+@[\w\-]+(\.[\w\-]+)+$")

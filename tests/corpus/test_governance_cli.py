@@ -56,6 +56,9 @@ def test_erase_needs_a_manager_reports_releases_and_keeps_the_chain(home: tuple[
     assert verified.returncode == 0 and "audit chain intact" in verified.stdout and "blanked" in verified.stdout
     tail = run(path, "audit", "tail", "-n", "50")
     assert tail.returncode == 0 and "erase" in tail.stdout and "spk-0007" not in tail.stdout
+    shown = run(path, "audit", "show", "--action", "erase")
+    assert shown.returncode == 0 and "tombstone:tomb-" in shown.stdout and "sign_in" not in shown.stdout
+    assert run(path, "audit", "show", user="anna").returncode == 1, "annotators do not read the audit log"
     gone = run(path, "consent", "show", "--speaker", "spk-0007")
     assert gone.returncode == 2 and "no consent recorded" in gone.stderr
 
