@@ -143,6 +143,8 @@ def test_a_real_release_still_verifies_after_an_erasure_and_names_the_erased_ent
     with gov.store.session() as session:
         manifest = session.scalar(select(models.Release).where(models.Release.name == "v2")).manifest
     assert ERASED not in json.dumps(manifest)
+    later = build_release(gov.store, gov.manager, gov.protocol.id, "v3").release
+    assert len(later.manifest["recordings"]) == 4 and ERASED not in json.dumps(later.manifest), "never in a future release"
 
 
 def test_a_numeric_speaker_id_blanks_only_the_events_that_name_it(store) -> None:  # type: ignore[no-untyped-def]
