@@ -39,15 +39,18 @@ def render_coverage() -> None:
         for column, stage in zip(st.columns(len(STAGES)), STAGES):
             target = f" of {total.target_hours:g} h" if total.target_hours else ""
             column.metric(stage.replace("_", " "), f"{total.hours[stage]:.2f} h{target}", f"{total.speakers[stage]} speakers",
-                          delta_color="off")
+                          delta_color="off", delta_arrow="off")
     cells = pd.DataFrame([r.as_dict() for r in funnel if r.scope != "total"])
     if cells.empty:
         st.info("Nothing collected yet.")
         return
     st.subheader("Cells, gaps first")
     st.dataframe(cells, hide_index=True)
-    chart = cells.head(CHART_CELLS).set_index("cell")[[f"{s}_hours" for s in STAGES]]
-    st.bar_chart(chart, stack=False, horizontal=True)
+    started = cells[cells["collected_hours"] > 0].head(CHART_CELLS)
+    if not started.empty:
+        st.subheader("Hours per stage in the cells collected so far (gaps first)")
+        long = started.melt(id_vars="cell", value_vars=[f"{s}_hours" for s in STAGES], var_name="stage", value_name="hours")
+        st.bar_chart(long, x="cell", y="hours", color="stage", stack=False, horizontal=True, sort=False)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,10 @@ def render_quality() -> None:
     st.subheader(f"Throughput (audio minutes per hour worked, per {speed.period})")
     if speed.per_annotator:
         st.dataframe(pd.DataFrame(speed.per_annotator), hide_index=True)
-        trend = pd.DataFrame(speed.trend)
-        st.line_chart(trend.pivot_table(index="period_start", columns="annotator", values="minutes_per_hour"))
+        trend = pd.DataFrame(speed.trend).dropna(subset=["minutes_per_hour"])
+        if not trend.empty:
+            trend["period_start"] = trend["period_start"].astype(str)
+            st.bar_chart(trend, x="period_start", y="minutes_per_hour", color="annotator", stack=False)
     else:
         st.caption("No finished work yet.")
 

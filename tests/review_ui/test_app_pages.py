@@ -4,12 +4,16 @@ PostgreSQL: the pages open the store the environment names, as the real server d
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from corpus import models
-from review_ui.editing import open_task, save_draft
+from corpus.accounts import Principal, load_principal
+from review_ui.editing import open_task, save_draft, submit
+from review_ui.review import accept, review_queue
 from review_ui.session_auth import USER_KEY
 from tests.review_ui.conftest import PASSWORD, ReviewStore
 from tests.review_ui.test_editing import make_task
@@ -114,6 +118,17 @@ def test_another_annotators_task_cannot_be_opened_by_session_state_or_url(app_en
     assert "This task cannot be opened" in texts(by_url) and not by_url.text_area
 
 
+def _submit_and_accept(rs: ReviewStore, annotator: Principal, task_pk: int, reviewer: str = "rev1") -> None:
+    """Finish a task through the same domain calls the pages make (submit, then the reviewer accepts)."""
+    with rs.store.session() as session:
+        view = open_task(session, annotator, rs.store.blobs, task_pk)
+        submit(session, annotator, task_pk, view.version, view.turns)
+        principal = load_principal(session, reviewer)
+        (item,) = review_queue(session, principal)
+        accept(session, principal, item.task_pk)
+        session.commit()
+
+
 def test_manager_pages_refuse_annotators_and_roles_are_reread_every_run(app_env: ReviewStore) -> None:
     app_env.add_user("ann1", "annotator")
     app_env.add_user("mgr1", "manager")
@@ -122,7 +137,15 @@ def test_manager_pages_refuse_annotators_and_roles_are_reread_every_run(app_env:
         assert [e.value for e in refused.error] and "may not see" in refused.error[0].value
     coverage = page_as(coverage_page, "mgr1")
     assert not coverage.error and coverage.title[0].value == "Coverage funnel" and coverage.dataframe
-    assert page_as(quality_page, "mgr1").title[0].value == "Quality"
+    ann2 = app_env.add_user("ann2", "annotator")
+    app_env.add_user("rev1", "reviewer")
+    _submit_and_accept(app_env, ann2, make_task(app_env, "ann2"))
+    quality = page_as(quality_page, "mgr1")
+    assert quality.title[0].value == "Quality" and not quality.exception
+    throughput = next(d.value for d in quality.dataframe if "minutes_per_hour" in d.value.columns)
+    assert list(throughput["annotator"]) == ["ann2"] and throughput["audio_minutes"][0] > 0
+    approved = next(m for m in quality.metric if m.label == "approved recordings")
+    assert approved.value == "1"
     with app_env.store.session() as session:
         session.get(models.User, "mgr1").roles = ["consumer"]
         session.commit()
@@ -185,8 +208,6 @@ def test_a_gold_item_renders_exactly_like_production_work(app_env: ReviewStore) 
 
 
 def test_a_break_is_suggested_after_fifty_minutes_of_continuous_work(app_env: ReviewStore) -> None:
-    import datetime as dt
-
     app_env.add_user("ann1", "annotator")
     task_pk = make_task(app_env, "ann1")
     assert not any("break" in i.value for i in page_as(editor_page, "ann1", task_pk=task_pk).info)
@@ -200,9 +221,6 @@ def test_a_break_is_suggested_after_fifty_minutes_of_continuous_work(app_env: Re
 
 
 def test_a_reviewer_sends_back_with_a_comment_pinned_to_a_turn_and_then_accepts(app_env: ReviewStore) -> None:
-    from review_ui.editing import submit
-    from review_ui.review import review_queue
-
     ann1 = app_env.add_user("ann1", "annotator")
     rev1 = app_env.add_user("rev1", "reviewer")
     task_pk = make_task(app_env, "ann1")

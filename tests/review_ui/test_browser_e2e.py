@@ -107,8 +107,11 @@ def turn_picker(page):  # type: ignore[no-untyped-def]
     return page.get_by_role("combobox", name="Turn")
 
 
-def sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, url: str, username: str, shot: "Shots | None" = None) -> None:  # type: ignore[no-untyped-def]
     page.goto(url)
+    page.get_by_role("textbox", name="Username").wait_for()
+    if shot is not None:
+        shot("sign-in")
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -121,14 +124,17 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
 
     review_store.add_user("ann1", "annotator")
     review_store.add_user("rev1", "reviewer")
+    review_store.add_user("mgr1", "manager")
     task_pk = seed_task(review_store, "ann1")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         shot = Shots(page, tmp_path / "screenshots")
-        sign_in(page, server, "ann1")
-        shot("signed-in")
+        sign_in(page, server, "ann1", shot)
         page.get_by_role("link", name="My queue").click()
+        page.get_by_role("button", name=f"Open task {task_pk}").wait_for()
+        wait_idle(page)
+        shot("queue")
         page.get_by_role("button", name=f"Open task {task_pk}").click()
         page.get_by_text("Text of the selected turn").wait_for()
         wait_idle(page)
@@ -172,6 +178,9 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
         wait_idle(page)
         sign_in(page, server, "rev1")
         page.get_by_role("link", name="Review queue").click()
+        page.get_by_role("button", name="Review task").first.wait_for()
+        wait_idle(page)
+        shot("review-queue")
         page.get_by_role("button", name="Review task").first.click()
         page.get_by_role("button", name="Accept transcript").wait_for()
         wait_idle(page)
@@ -179,6 +188,17 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
         page.get_by_role("button", name="Accept transcript").click()
         page.get_by_text("Accepted.").wait_for()
         shot("accepted")
+
+        page.get_by_role("button", name="Sign out").click()
+        wait_idle(page)
+        sign_in(page, server, "mgr1")
+        for link, heading in (("Coverage", "Coverage funnel"), ("Quality", "Quality")):
+            page.get_by_role("link", name=link).click()
+            page.get_by_role("heading", name=heading).wait_for()
+            wait_idle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0, f"the {link} page raised"
+            page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').first.wait_for()
+            shot(link.lower())
         browser.close()
 
     with review_store.store.session() as session:
@@ -196,4 +216,4 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
     assert submitted[0]["end"] == submitted[1]["start"]
     assert " ".join(t["text"] for t in submitted[:2]) == "Hello, I would like to book a table for five, please."
     assert revisions[-1].author == "rev1" and revisions[-1].turns == submitted
-    assert len(list((tmp_path / "screenshots").glob("*.png"))) == 7
+    assert len(list((tmp_path / "screenshots").glob("*.png"))) == 11
