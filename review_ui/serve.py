@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ REPO_ROOT = APP.parent.parent
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
+    """`streamlit run` with everything that must not depend on a config file given as flags."""
     return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host, "--server.port", str(port),
             "--browser.gatherUsageStats", "false", "--server.headless", "true", "--server.fileWatcherType", "none",
             "--global.developmentMode", "false", "--client.toolbarMode", "viewer"]
@@ -27,10 +29,16 @@ def server_env() -> dict[str, str]:
 
 
 def serve(host: str, port: int) -> int:
-    """Run the workbench until interrupted; returns Streamlit's exit status."""
+    """Run the workbench until interrupted or terminated (the server goes down with it); returns its exit status."""
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is not between 1 and 65535")
+    process = subprocess.Popen(streamlit_command(host, port), env=server_env(), cwd=REPO_ROOT)
+    previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
-        return subprocess.call(streamlit_command(host, port), env=server_env(), cwd=REPO_ROOT)
+        return process.wait()
     except KeyboardInterrupt:
+        process.terminate()
+        process.wait(timeout=30)
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -8,10 +8,12 @@ the internet); the browser runs with background networking off.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from sqlalchemy import select
 from corpus import models
 from corpus.db import Store, open_store
 from corpus.settings import Settings
-from review_ui.serve import REPO_ROOT, server_env, streamlit_command
+from review_ui.serve import REPO_ROOT
 from tests.review_ui.conftest import PASSWORD, ReviewStore
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
@@ -47,11 +49,13 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(review_store: ReviewStore, tmp_path: Path) -> Iterator[str]:
+    """`turnscribe ui` on a free port (the real console script, serve() and its flags), stopped after the test."""
     port = _free_port()
-    env = server_env()
-    env.update(TURNSCRIBE_HOME=str(review_store.store.settings.home), TURNSCRIBE_DATABASE_URL=review_store.store.settings.database_url)
+    env = dict(os.environ, TURNSCRIBE_HOME=str(review_store.store.settings.home),
+               TURNSCRIBE_DATABASE_URL=review_store.store.settings.database_url)
     log = open(tmp_path / "streamlit.log", "w")
-    process = subprocess.Popen(streamlit_command("127.0.0.1", port), env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    command = [str(Path(sys.executable).parent / "turnscribe"), "ui", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -65,12 +69,14 @@ def server(review_store: ReviewStore, tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.3)
         yield url
     finally:
-        process.terminate()
+        process.terminate()  # serve() passes SIGTERM on to the Streamlit server
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)  # the server went down with `turnscribe ui`
 
 
 def seed_task(rs: ReviewStore, assignee: str) -> int:
