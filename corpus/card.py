@@ -155,7 +155,9 @@ def preannotation(session: Session, entries: list[dict[str, Any]], protocol: Pro
     overall, groups = Score(), defaultdict(Score)
     cell_dims = list(protocol.targets.cells.dimensions) if protocol.targets.cells else []
     for start in range(0, len(entries), 500):
-        chunk = entries[start:start + 500]
+        chunk = [e for e in entries[start:start + 500] if int(e["recording"].removeprefix("rec-")) in firsts]
+        if not chunk:
+            continue
         approved = dict(session.execute(select(rev.pk, rev.turns).where(rev.pk.in_([e["revision_pk"] for e in chunk]))).all())
         for entry in chunk:
             model = firsts.get(int(entry["recording"].removeprefix("rec-")))

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -276,5 +278,37 @@ def get_release(session: Session, name: str) -> models.Release:
     return release
 
 
-def list_releases(session: Session) -> list[models.Release]:
-    return list(session.scalars(select(models.Release).order_by(models.Release.pk)))
+
+
+def release_header(session: Session, name: str) -> models.Release:
+    """The release row without its manifest loaded (a large release's manifest is streamed, not read whole)."""
+    from sqlalchemy.orm import defer
+
+    release = session.scalar(select(models.Release).options(defer(models.Release.manifest)).where(models.Release.name == name))
+    return release if release is not None else get_release(session, name)
+
+
+def manifest_field(session: Session, release_pk: int, key: str) -> Any:
+    """One top-level field of a manifest, read in the database (JSON path) rather than by loading the manifest."""
+    return session.scalar(select(models.Release.manifest[key]).where(models.Release.pk == release_pk))
+
+
+def iter_manifest_recordings(session: Session, release_pk: int, batch: int = 500) -> Iterator[dict[str, Any]]:
+    """The manifest's recording entries in order, unnested by the database and fetched a batch at a time.
+
+    SQLite's json_each and PostgreSQL's json_array_elements WITH ORDINALITY walk the
+    stored array; the client holds one batch, so memory stays flat as releases grow.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        query = text("SELECT e.value FROM releases, json_each(releases.manifest, '$.recordings') AS e "
+                     "WHERE releases.pk = :pk ORDER BY e.key")
+    elif dialect == "postgresql":
+        query = text("SELECT e.value FROM releases, json_array_elements(releases.manifest -> 'recordings') "
+                     "WITH ORDINALITY AS e(value, idx) WHERE releases.pk = :pk ORDER BY e.idx")
+    else:  # any other database: read the manifest whole
+        yield from session.get(models.Release, release_pk).manifest["recordings"]  # type: ignore[union-attr]
+        return
+    result = session.execute(query.execution_options(stream_results=True, yield_per=batch), {"pk": release_pk})
+    for (value,) in result:
+        yield json.loads(value) if isinstance(value, str) else value

@@ -18,7 +18,7 @@ from pathlib import Path
 from corpus.exports.base import Exporter, Item, one_line
 
 FILES = ("wav.scp", "segments", "text", "utt2spk", "reco2dur")
-RUN_LINES = 200_000
+RUN_LINES = 50_000  # lines sorted in memory at once (a few MiB)
 
 
 def _runs(path: Path, workdir: Path) -> list[Path]:

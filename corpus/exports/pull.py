@@ -1,7 +1,9 @@
 """`corpus pull`: stream a release into one export format, a batch of recordings at a time.
 
-Only what one batch needs is in memory (its turns and, when cutting or redacting, one
-recording's samples); exporters append to their files. The turns of each entry are
+Only what one batch needs is in memory: the manifest's entries are unnested by the
+database and fetched a batch at a time (corpus.release.iter_manifest_recordings), with
+their turns; when cutting or redacting, one recording's samples. Exporters append to
+their files. The turns of each entry are
 checked against the hash in the manifest before they are written, so a pull never
 exports a transcript other than the one released. Entries an erasure replaced are
 skipped and counted. A release made with --redact-pii gets its frozen PII spans applied
@@ -10,6 +12,7 @@ to the text, and the audio over them silenced (or toned) in the copies written h
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -27,7 +30,7 @@ from corpus.db import Store
 from corpus.exports.audio import place_cuts, place_whole
 from corpus.exports.base import AUDIO_MODES, Item
 from corpus.exports.registry import exporter_class
-from corpus.release import FORMAT, get_release, sha256_json
+from corpus.release import FORMAT, iter_manifest_recordings, manifest_field, release_header, sha256_json
 
 BATCH = 200
 
@@ -73,22 +76,26 @@ def _prepare_out(out: Path) -> bool:
     return created
 
 
-def _entries(store: Store, manifest: dict[str, Any], report: PullReport) -> Iterator[tuple[dict[str, Any], list[Any]]]:
-    """(entry, turns) for each live entry in manifest order, turns read a batch at a time and checked."""
+def _batches(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def _entries(store: Store, release_pk: int, report: PullReport) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+    """(entry, turns) for each live entry in manifest order: entries streamed, turns read a batch at a time and checked."""
     rev = models.TranscriptRevision
-    recordings = manifest["recordings"]
-    for start in range(0, len(recordings), BATCH):
-        chunk = recordings[start:start + BATCH]
-        live = [e for e in chunk if "erased" not in e]
-        report.erased_skipped += len(chunk) - len(live)
-        with store.session() as session:
+    with store.session() as stream, store.session() as session:
+        for chunk in _batches(iter_manifest_recordings(stream, release_pk, BATCH), BATCH):
+            live = [e for e in chunk if "erased" not in e]
+            report.erased_skipped += len(chunk) - len(live)
             turns = dict(session.execute(select(rev.pk, rev.turns).where(rev.pk.in_([e["revision_pk"] for e in live]))).all())
-        for entry in live:
-            got = turns.pop(entry["revision_pk"], None)
-            if got is None or sha256_json(got) != entry["revision_sha256"]:
-                raise ReleaseDrift(f"{entry['recording']}: its released transcript (revision {entry['revision_pk']}) is missing "
-                                "or changed in the store; run `turnscribe corpus verify`")
-            yield entry, got
+            session.rollback()  # end the read transaction between batches
+            for entry in live:
+                got = turns.pop(entry["revision_pk"], None)
+                if got is None or sha256_json(got) != entry["revision_sha256"]:
+                    raise ReleaseDrift(f"{entry['recording']}: its released transcript (revision {entry['revision_pk']}) is missing "
+                                       "or changed in the store; run `turnscribe corpus verify`")
+                yield entry, got
 
 
 def _redaction(entry: dict[str, Any], turns: list[Any]) -> tuple[list[Any], list[tuple[float, float]]]:
@@ -108,18 +115,19 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
     if audio not in AUDIO_MODES:
         raise PullError(f"unknown audio mode {audio!r}; modes: {', '.join(AUDIO_MODES)}")
     with store.session() as session:
-        release = get_release(session, name)
-        manifest, release_id, card = release.manifest, release.release_id, release.card
-    if manifest.get("format") != FORMAT:
-        raise PullError(f"release {name} has manifest format {manifest.get('format')!r}; this version reads {FORMAT}")
+        release = release_header(session, name)
+        release_pk, release_id, card = release.pk, release.release_id, release.card
+        form, created_from = manifest_field(session, release_pk, "format"), manifest_field(session, release_pk, "created_from")
+    if form != FORMAT:
+        raise PullError(f"release {name} has manifest format {form!r}; this version reads {FORMAT}")
     out = out.resolve()
     created = _prepare_out(out)
-    redact = bool(manifest["created_from"].get("redact_pii"))
-    pii_audio = str(manifest["created_from"].get("pii_audio") or "silence")
+    redact = bool(created_from.get("redact_pii"))
+    pii_audio = str(created_from.get("pii_audio") or "silence")
     report = PullReport(name, release_id, fmt, audio, str(out))
     try:
         exporter = exporter_cls(out, audio)
-        for entry, turns in _entries(store, manifest, report):
+        for entry, turns in _entries(store, release_pk, report):
             intervals: list[tuple[float, float]] = []
             if redact:
                 turns, intervals = _redaction(entry, turns)
