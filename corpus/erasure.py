@@ -324,7 +324,7 @@ def new_tombstone(session: Session, principal: Principal, reason: str) -> models
 
 
 def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, ErasureTargets]], *,
-                dry_run: bool) -> list[ErasureReport]:
+                dry_run: bool, action: str = "erase") -> list[ErasureReport]:
     """Erase each (reason, targets) batch under its own tombstone, all in one transaction.
 
     A dry run does the same work and rolls it back, so what it reports is exactly what a
@@ -340,7 +340,7 @@ def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, Era
                 report = ErasureReport(reason, dry_run, tombstone.tombstone_id, counts, list(tombstone.releases_affected))
                 reports.append((report, unreferenced))
                 if not dry_run:
-                    record_event(session, principal.username, "erase", f"tombstone:{tombstone.tombstone_id}",
+                    record_event(session, principal.username, action, f"tombstone:{tombstone.tombstone_id}",
                                  {"reason": reason, "counts": counts, "releases_affected": tombstone.releases_affected})
             if dry_run:
                 session.rollback()

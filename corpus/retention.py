@@ -101,7 +101,7 @@ def purge(store: Store, principal: Principal, *, today: dt.date | None = None, d
     batches = [(reason, targets) for reason, targets in batches if targets.recording_pks]
     report = PurgeReport(items=items, dry_run=dry_run)
     if batches:
-        report.erasures = run_erasure(store, principal, batches, dry_run=dry_run)
+        report.erasures = run_erasure(store, principal, batches, dry_run=dry_run, action="purge")
     orphans = orphan_blobs(store)
     report.orphan_blobs = len(orphans) if dry_run else delete_blobs(store, orphans)
     return report

@@ -62,6 +62,8 @@ def test_purge_lists_then_erases_by_reason(gov: GovStore, tmp_path: Path) -> Non
     with gov.store.session() as session:
         reasons = sorted(t.reason for t in session.scalars(select(models.Tombstone)))
         assert reasons == ["consent expired", "consent withdrawn", "retention"]
+        events = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "purge")).all()
+        assert sorted(e.details["reason"] for e in events) == reasons
         assert session.scalars(select(models.ReleaseSpeaker)).all() == []
         assert verify_chain(session).ok
         assert purge_candidates(session, AFTER) == []
