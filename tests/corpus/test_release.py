@@ -140,3 +140,23 @@ def test_diff_and_card_diff_against_the_previous_release(corpus: Corpus) -> None
     assert diff["recordings"]["transcript_changed"] == [rec1] and diff["recordings"]["removed"] == [rec6]
     assert diff["counts"]["speakers removed"] == 2 and diff["counts"]["recordings added"] == 0
     assert second.card["release"]["previous"] == "v1" and second.card["diff"]["counts"] == diff["counts"]
+
+
+def test_a_real_erasure_leaves_old_releases_verifiable_and_pullable(corpus: Corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from corpus.erasure import erase_speaker
+    from corpus.exports.pull import pull_release
+
+    first = _release(corpus, "v1").release
+    erased = erase_speaker(corpus.store, corpus.manager, "spk-0007")  # in dlg004 and dlg005
+    assert erased.releases_affected == ["v1"]
+    report = verify_release(corpus.store, "v1")
+    assert report.ok, report.drift
+    assert [t for _, t in report.erased] == [erased.tombstone_id] * 2 and report.checked == 4
+    pulled = pull_release(corpus.store, corpus.consumer, "v1", "jsonl", tmp_path / "out")
+    assert pulled.erased_skipped == 2 and pulled.recordings == 4
+    assert "spk-0007" not in (tmp_path / "out" / "jsonl" / "turns.jsonl").read_text()
+    second = _release(corpus, "v2").release
+    assert second.card["totals"]["recordings"] == 4 and second.release_id != first.release_id
+    gone = {f"rec-{corpus.recordings[d]}" for d in ("dlg004", "dlg005")}
+    assert set(diff_releases(corpus.store, "v1", "v2")["recordings"]["removed"]) == set(), "already erased from v1 too"
+    assert not gone & {e["recording"] for e in second.manifest["recordings"]}
