@@ -162,8 +162,17 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
         wait_idle(page)
         page.get_by_text("All changes saved").wait_for()
         shot("draft-saved")
-        # the keyboard loop: next / previous turn, then relabel and ctrl+enter = accept (save) and move on
+        # the keyboard loop: play / pause, replay, next / previous turn, then ctrl+enter = accept (save) and move on
         page.evaluate("document.activeElement && document.activeElement.blur()")
+        page.keyboard.press(" ")
+        page.wait_for_function("!document.querySelector('audio').paused", timeout=10000)
+        page.keyboard.press(" ")
+        page.wait_for_function("document.querySelector('audio').paused", timeout=10000)
+        page.evaluate("document.querySelector('audio').currentTime = 3.5")
+        page.keyboard.press("r")
+        replay_at = page.evaluate("window.__turnscribeCfg.replayAt")
+        assert page.evaluate("document.querySelector('audio').currentTime") == pytest.approx(replay_at, abs=0.5)
+        page.keyboard.press(" ")
         for key, expected in (("j", "1: spk-corrected"), ("j", "2: "), ("k", "1: spk-corrected")):
             page.keyboard.press(key)
             expect(turn_picker(page)).to_have_value(re.compile("^" + re.escape(expected)), timeout=15000)
