@@ -2,13 +2,15 @@
 
 The walk goes in insertion (pk) order and stops at the first entry that does not hold:
 its content no longer matches its digest (edited), its link does not follow the entry
-before it (deleted, inserted or reordered rows), or it was blanked without a tombstone.
+before it (deleted, inserted or reordered rows), or it was blanked without a tombstone —
+or with one, beyond the number of entries that erasure's own (chained) event says it blanked.
 Cutting entries off the end leaves a valid shorter chain: compare `head` with a value
 kept outside the database (`--expect-head`) to detect that too.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -68,27 +70,53 @@ def _check(session: Session, event: models.AuditEvent, expected_prev: str, start
     return ""
 
 
+ERASURE_ACTIONS = ("erase", "purge")  # their details say how many entries the erasure blanked
+
+
+def _erasure_marks_problem(marks: dict[str, list[int]], expected: dict[str, int]) -> tuple[int | None, str]:
+    """Entries blanked under a tombstone must be exactly as many as its (chained) erasure event says.
+
+    Without this, someone with write access could "blank" any entry under an existing
+    tombstone and hide what it said.
+    """
+    for tombstone_id, pks in sorted(marks.items()):
+        if len(pks) != expected.get(tombstone_id, 0):
+            return pks[-1], (f"{len(pks)} entries carry the erasure mark of {tombstone_id}, but its audited erasure "
+                             f"blanked {expected.get(tombstone_id, 0)} (entries {', '.join(map(str, pks[:10]))})")
+    return None, ""
+
+
 def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
     """Walk the whole audit log once (streamed) and report the first entry that does not verify."""
     report = ChainReport()
     tombstones = set(session.scalars(select(models.Tombstone.tombstone_id)))
+    marks: dict[str, list[int]] = defaultdict(list)  # tombstone id -> pks of entries blanked under it
+    expected: dict[str, int] = {}  # tombstone id -> entries its erasure event says it blanked
     started = False
     query = select(models.AuditEvent).order_by(models.AuditEvent.pk).execution_options(yield_per=batch)
     for event in session.scalars(query):
         report.checked += 1
+        if is_blanked(event):
+            marks[str(event.details["erased"])].append(event.pk)
         if event.content_digest is None and event.prev_hash is None and event.entry_hash is None:
             if not started:
                 report.legacy += 1
                 continue
             report.ok, report.broken_pk = False, event.pk
             report.problem = "not chained although the chain had started (hashes removed, or written around record_event)"
-            break
+            return report
         problem = _check(session, event, report.head if started else GENESIS, started, tombstones)
         if problem:
             report.ok, report.broken_pk, report.problem = False, event.pk, problem
-            break
+            return report
         started = True
         report.chained += 1
         report.blanked += is_blanked(event)
         report.head = event.entry_hash or GENESIS
+        if event.action in ERASURE_ACTIONS and event.subject.startswith("tombstone:"):
+            counts = (event.details or {}).get("counts") or {}
+            expected[event.subject.removeprefix("tombstone:")] = int(counts.get("audit_events_blanked", 0))
+    broken_pk, problem = _erasure_marks_problem(marks, expected)
+    if problem:
+        report.ok, report.broken_pk, report.problem = False, broken_pk, problem
     return report

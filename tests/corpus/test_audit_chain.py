@@ -104,21 +104,37 @@ def test_legacy_prefix_is_reported_and_unchained_rows_later_are_not_accepted(sto
 
 
 def test_a_blanked_entry_verifies_only_with_its_tombstone_and_untouched_metadata(store: Store) -> None:
-    pks = _append(store, 3)
+    pks = _append(store, 4)
     with store.session() as session:
-        event = session.get(models.AuditEvent, pks[1])
-        blank_event(event, "tomb-1")
+        blank_event(session.get(models.AuditEvent, pks[1]), "tomb-1")
         session.commit()
     report = _verify(store)
     assert not report.ok and report.broken_pk == pks[1] and "no such tombstone" in report.problem
-    with store.session() as session:
+    with store.session() as session:  # what an erasure leaves: the tombstone and its chained event with the count
         session.add(models.Tombstone(tombstone_id="tomb-1", erased_by="m", reason="erasure request"))
+        record_event(session, "m", "erase", "tombstone:tomb-1", {"counts": {"audit_events_blanked": 1}})
         session.commit()
     report = _verify(store)
     assert report.ok and report.blanked == 1, report.problem
     _sql(store, "UPDATE audit_events SET action = 'nothing' WHERE pk = :pk", pk=pks[1])
     report = _verify(store)
     assert report.broken_pk == pks[1] and "content changed" in report.problem
+
+
+def test_blanking_more_entries_under_an_existing_tombstone_is_detected(store: Store) -> None:
+    pks = _append(store, 4)
+    with store.session() as session:
+        blank_event(session.get(models.AuditEvent, pks[1]), "tomb-1")
+        session.add(models.Tombstone(tombstone_id="tomb-1", erased_by="m", reason="erasure request"))
+        record_event(session, "m", "erase", "tombstone:tomb-1", {"counts": {"audit_events_blanked": 1}})
+        session.commit()
+    assert _verify(store).ok
+    with store.session() as session:  # someone hides another entry under the same tombstone
+        blank_event(session.get(models.AuditEvent, pks[3]), "tomb-1")
+        session.commit()
+    report = _verify(store)
+    assert not report.ok and report.broken_pk == pks[3]
+    assert "2 entries carry the erasure mark of tomb-1, but its audited erasure blanked 1" in report.problem
 
 
 def test_concurrent_appenders_never_fork_the_chain(store: Store) -> None:
