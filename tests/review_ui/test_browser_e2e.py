@@ -79,12 +79,19 @@ def server(review_store: ReviewStore, tmp_path: Path) -> Iterator[str]:
         urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)  # the server went down with `turnscribe ui`
 
 
-def seed_task(rs: ReviewStore, assignee: str) -> int:
+def seed_task(rs: ReviewStore, assignee: str) -> tuple[int, int]:
+    """A task on dlg001 whose newest pre-annotation was unsure of one word ("table", p=0.31); (task, model revision)."""
     with rs.store.session() as session:
+        first = session.get(models.TranscriptRevision, rs.model_revision_pks[rs.recording_pks[0]])
+        turns = [dict(t, words=[dict(w) for w in t["words"]]) for t in first.turns]
+        table = next(i for i, w in enumerate(turns[0]["words"]) if w["text"] == "table")
+        turns[0]["words"][table]["probability"] = 0.31
+        model = models.TranscriptRevision(recording_pk=first.recording_pk, author_kind="model", author="unsure-model",
+                                          turns=turns, stage="model")
         task = models.Task(kind="annotate", recording_pk=rs.recording_pks[0], assignee=assignee, state="open")
-        session.add(task)
+        session.add_all([model, task])
         session.commit()
-        return task.pk
+        return task.pk, model.pk
 
 
 class Shots:
@@ -131,7 +138,7 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
     review_store.add_user("ann1", "annotator")
     review_store.add_user("rev1", "reviewer")
     review_store.add_user("mgr1", "manager")
-    task_pk = seed_task(review_store, "ann1")
+    task_pk, model_pk = seed_task(review_store, "ann1")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -144,6 +151,9 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
         page.get_by_role("button", name=f"Open task {task_pk}").click()
         page.get_by_text("Text of the selected turn").wait_for()
         wait_idle(page)
+        unsure = page.locator("mark.ts-unsure")
+        expect(unsure).to_have_text("table")
+        assert unsure.get_attribute("title") == "model probability 0.31"
         shot("editor")
 
         text = page.get_by_label("Text of the selected turn")
@@ -222,9 +232,8 @@ def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, serv
         task = session.get(models.Task, task_pk)
     stages = [r.stage for r in revisions]
     assert stages[-2:] == ["submitted", "approved"] and "draft" in stages and task.state == "accepted"
-    model = review_store.model_revision_pks[review_store.recording_pks[0]]
     first_draft = revisions[0]
-    assert first_draft.parent_pk == model and first_draft.author == "ann1"
+    assert first_draft.parent_pk == model_pk and first_draft.author == "ann1"
     submitted = revisions[-2].turns
     assert submitted[0]["speaker"] == "spk-corrected" and submitted[1]["speaker"] == "spk-0002", "relabelled, split, relabelled"
     assert len([r for r in revisions if r.stage == "draft"]) == 2, "one draft from 'Save draft', one from ctrl+enter"
