@@ -111,10 +111,14 @@ def save_bar(principal: Principal, view: TaskView, state: dict[str, Any]) -> Non
 
     @st.fragment(run_every=AUTOSAVE_S)
     def autosave() -> None:
-        """Save unsaved edits at most every AUTOSAVE_S seconds (not on every click: each save is a revision)."""
-        quiet_since = state["saved_at"] or state["opened_at"]
-        due = (now_utc() - quiet_since).total_seconds() >= AUTOSAVE_S
-        if due and state["turns"] != state["saved"] and state["conflict"] is None:
-            save(principal, view, state)
+        if autosave_due(state, now_utc()) and save(principal, view, state):
+            st.rerun()  # refresh the saved/unsaved status outside this fragment
 
     autosave()
+
+
+def autosave_due(state: dict[str, Any], now: dt.datetime) -> bool:
+    """Unsaved edits, no open conflict, and AUTOSAVE_S since the last save (not on every click: each save is a revision)."""
+    quiet_since = state["saved_at"] or state["opened_at"]
+    return (state["turns"] != state["saved"] and state["conflict"] is None
+            and (now - quiet_since).total_seconds() >= AUTOSAVE_S)

@@ -66,3 +66,17 @@ def test_unsure_words_are_marked_with_their_probability() -> None:
     html = marked_text_html(turn)
     assert html.startswith("fish <mark") and 'title="model probability 0.20"' in html and "&lt;and&gt;</mark> chips" in html
     assert "<mark" not in marked_text_html({**turn, "text": "fish and chips"}), "retyped text has no stale marks"
+
+
+def test_autosave_waits_for_unsaved_edits_and_a_quiet_interval() -> None:
+    import datetime as dt
+
+    from review_ui.components.draft import AUTOSAVE_S, autosave_due
+
+    opened = dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.timezone.utc)
+    later = opened + dt.timedelta(seconds=AUTOSAVE_S)
+    state = {"turns": [{"text": "edited"}], "saved": [{"text": "model"}], "conflict": None, "saved_at": None, "opened_at": opened}
+    assert autosave_due(state, later) and not autosave_due(state, later - dt.timedelta(seconds=1))
+    assert not autosave_due({**state, "saved": state["turns"]}, later), "nothing unsaved"
+    assert not autosave_due({**state, "conflict": object()}, later), "a conflict waits for the person's choice"
+    assert not autosave_due({**state, "saved_at": later}, later + dt.timedelta(seconds=5)), "counted from the last save"
