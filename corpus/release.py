@@ -88,12 +88,14 @@ def _approved_revisions(session: Session, protocol_pk: int) -> dict[int, int]:
     return {int(r): int(p) for r, p in session.execute(query)}
 
 
-def _participants(session: Session, protocol_pk: int) -> dict[int, list[models.SessionParticipant]]:
+def _participants(session: Session, protocol_pk: int) -> dict[int, list[tuple[str, str]]]:
+    """session pk -> [(speaker id, consent id)], sorted by speaker."""
     sp, se = models.SessionParticipant, models.Session
-    out: dict[int, list[models.SessionParticipant]] = defaultdict(list)
-    query = select(sp).join(se, se.pk == sp.session_pk).where(se.protocol_pk == protocol_pk).order_by(sp.session_pk, sp.speaker_id)
-    for row in session.scalars(query):
-        out[row.session_pk].append(row)
+    out: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    query = (select(sp.session_pk, sp.speaker_id, sp.consent_id).join(se, se.pk == sp.session_pk)
+             .where(se.protocol_pk == protocol_pk).order_by(sp.session_pk, sp.speaker_id))
+    for session_pk, speaker_id, consent_id in session.execute(query):
+        out[session_pk].append((speaker_id, consent_id))
     return out
 
 
@@ -135,21 +137,23 @@ def collect_state(session: Session, protocol_row: models.Protocol, protocol: Pro
     demographics = _demographics(session, protocol_row.pk)
     consents = _consents(session)
     entries: list[dict[str, Any]] = []
-    rows = session.execute(select(rec, se).join(se, se.pk == rec.session_pk)
-                           .where(rec.protocol_pk == protocol_row.pk, rec.status == "accepted").order_by(rec.pk))
-    for recording, sess in rows:
+    rows = session.execute(
+        select(rec.pk, rec.sha256, rec.working_sha256, rec.duration_s, rec.sample_rate, se.pk.label("session_pk"),
+               se.session_id, se.language, se.device, se.noise_condition, se.scenario)
+        .join(se, se.pk == rec.session_pk).where(rec.protocol_pk == protocol_row.pk, rec.status == "accepted").order_by(rec.pk))
+    for recording in rows:
         revision_pk = approved.get(recording.pk)
         if revision_pk is None:
             excluded["no approved transcript"] += 1
             continue
         problems: list[str] = []
         speakers = []
-        for part in participants.get(sess.pk, []):
-            consent = consents.get(part.consent_id)
-            problems += consent_problems(consent, part.consent_id, part.speaker_id, protocol, on)
+        for speaker_id, consent_id in participants.get(recording.session_pk, []):
+            consent = consents.get(consent_id)
+            problems += consent_problems(consent, consent_id, speaker_id, protocol, on)
             speakers.append({
-                "speaker_id": part.speaker_id, "demographics": dict(sorted(demographics.get(part.speaker_id, {}).items())),
-                "consent_id": part.consent_id, "form_version": consent.form_version if consent else None,
+                "speaker_id": speaker_id, "demographics": dict(sorted(demographics.get(speaker_id, {}).items())),
+                "consent_id": consent_id, "form_version": consent.form_version if consent else None,
                 "permitted_uses": sorted(consent.permitted_uses) if consent else [],
             })
         if problems:
@@ -159,8 +163,8 @@ def collect_state(session: Session, protocol_row: models.Protocol, protocol: Pro
         entries.append({
             "recording": recording_key(recording.pk), "sha256": recording.sha256, "working_sha256": recording.working_sha256,
             "duration_s": round(float(recording.duration_s or 0.0), 3), "sample_rate": recording.sample_rate,
-            "session_id": sess.session_id, "language": sess.language, "device": sess.device,
-            "noise_condition": sess.noise_condition, "scenario": sess.scenario,
+            "session_id": recording.session_id, "language": recording.language, "device": recording.device,
+            "noise_condition": recording.noise_condition, "scenario": recording.scenario,
             "revision_pk": revision_pk, "speakers": speakers,
         })
     _add_revision_hashes(session, entries, redact_pii)
@@ -312,3 +316,17 @@ def iter_manifest_recordings(session: Session, release_pk: int, batch: int = 500
     result = session.execute(query.execution_options(stream_results=True, yield_per=batch), {"pk": release_pk})
     for (value,) in result:
         yield json.loads(value) if isinstance(value, str) else value
+
+
+def manifest_without_recordings(session: Session, release_pk: int) -> dict[str, Any]:
+    """Every top-level field of a manifest except the (large) recording entries, assembled in the database."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        value = session.scalar(text("SELECT json_remove(manifest, '$.recordings') FROM releases WHERE pk = :pk"), {"pk": release_pk})
+    elif dialect == "postgresql":
+        value = session.scalar(text("SELECT json_object_agg(e.key, e.value) FROM releases, json_each(releases.manifest) AS e "
+                                    "WHERE releases.pk = :pk AND e.key <> 'recordings'"), {"pk": release_pk})
+    else:
+        manifest = session.get(models.Release, release_pk).manifest  # type: ignore[union-attr]
+        return {k: v for k, v in manifest.items() if k != "recordings"}
+    return json.loads(value) if isinstance(value, str) else dict(value or {})

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from corpus import models
 from corpus.blobs import sha256_file
 from corpus.db import Store
-from corpus.release import get_release, release_id_of, sha256_json
+from corpus.release import (get_release, iter_manifest_recordings, manifest_without_recordings, release_header,
+                            release_id_of, sha256_json)
 
 
 @dataclass(frozen=True)
@@ -49,40 +50,53 @@ def _check_blob(store: Store, digest: str | None, what: str, key: str, report: V
         report.drift.append(Finding(key, f"{what} blob {digest[:12]} no longer hashes to its name (content changed)"))
 
 
-def _check_entry(session: Session, store: Store, entry: dict[str, Any], key: str, report: VerifyReport) -> None:
-    recording = session.get(models.Recording, int(key.removeprefix("rec-")))
-    if recording is None:
-        report.drift.append(Finding(key, "recording row is gone (and no erasure marker says why)"))
-    else:
-        if recording.sha256 != entry["sha256"] or recording.working_sha256 != entry["working_sha256"]:
-            report.drift.append(Finding(key, "the store's recording row names other audio hashes than the manifest"))
-        if recording.status != "accepted":
-            report.drift.append(Finding(key, f"recording is now {recording.status}"))
-    _check_blob(store, entry["sha256"], "original audio", key, report)
-    _check_blob(store, entry["working_sha256"], "working copy", key, report)
-    revision = session.get(models.TranscriptRevision, entry["revision_pk"])
-    if revision is None:
-        report.drift.append(Finding(key, f"transcript revision {entry['revision_pk']} is gone"))
-    elif sha256_json(revision.turns) != entry["revision_sha256"]:
-        report.drift.append(Finding(key, f"transcript revision {entry['revision_pk']} changed since the release"))
-    elif recording is not None and revision.recording_pk != recording.pk:
-        report.drift.append(Finding(key, f"transcript revision {entry['revision_pk']} belongs to another recording"))
+def _check_entries(session: Session, store: Store, entries: list[tuple[str, dict[str, Any]]], report: VerifyReport) -> None:
+    """A batch of live entries against the store: recording rows, blobs (re-hashed) and transcripts."""
+    rec, rev = models.Recording, models.TranscriptRevision
+    pks = [int(key.removeprefix("rec-")) for key, _ in entries if key.removeprefix("rec-").isdigit()]
+    recordings = {r.pk: r for r in session.execute(select(rec.pk, rec.sha256, rec.working_sha256, rec.status).where(rec.pk.in_(pks)))}
+    revisions = {r.pk: r for r in session.execute(select(rev.pk, rev.recording_pk, rev.turns)
+                                                  .where(rev.pk.in_([e["revision_pk"] for _, e in entries])))}
+    for key, entry in entries:
+        pk = int(key.removeprefix("rec-")) if key.removeprefix("rec-").isdigit() else None
+        recording = recordings.get(pk) if pk is not None else None
+        if recording is None:
+            report.drift.append(Finding(key, "recording row is gone (and no erasure marker says why)"))
+        else:
+            if (recording.sha256, recording.working_sha256) != (entry["sha256"], entry["working_sha256"]):
+                report.drift.append(Finding(key, "the store's recording row names other audio hashes than the manifest"))
+            if recording.status != "accepted":
+                report.drift.append(Finding(key, f"recording is now {recording.status}"))
+        _check_blob(store, entry["sha256"], "original audio", key, report)
+        _check_blob(store, entry["working_sha256"], "working copy", key, report)
+        revision = revisions.get(entry["revision_pk"])
+        if revision is None:
+            report.drift.append(Finding(key, f"transcript revision {entry['revision_pk']} is gone"))
+        elif sha256_json(revision.turns) != entry["revision_sha256"]:
+            report.drift.append(Finding(key, f"transcript revision {entry['revision_pk']} changed since the release"))
+        elif pk is not None and revision.recording_pk != pk:
+            report.drift.append(Finding(key, f"transcript revision {entry['revision_pk']} belongs to another recording"))
 
 
-def verify_release(store: Store, name: str) -> VerifyReport:
-    """Re-hash the manifest, every blob and every transcript of release `name`; list drift and erasures."""
-    with store.session() as session:
-        release = get_release(session, name)
-        manifest = release.manifest
+def verify_release(store: Store, name: str, batch: int = 200) -> VerifyReport:
+    """Re-hash the manifest, every blob and every transcript of release `name`; list drift and erasures.
+
+    The manifest's entries are streamed from the database a batch at a time, so a
+    large release verifies in flat memory.
+    """
+    with store.session() as session, store.session() as stream:
+        release = release_header(session, name)
         report = VerifyReport(name, release.release_id)
-        digests = manifest.get("recording_digests") or []
-        if release_id_of(manifest) != release.release_id:
+        head = manifest_without_recordings(session, release.pk)
+        digests = head.get("recording_digests") or []
+        if release_id_of(head) != release.release_id:
             report.drift.append(Finding("release", "the manifest header or its entry digests no longer hash to the release id"))
-        if len(digests) != len(manifest["recordings"]):
-            report.drift.append(Finding("release", f"{len(manifest['recordings'])} entries but {len(digests)} entry digests"))
         tombstones = set(session.scalars(select(models.Tombstone.tombstone_id)))
         live_speakers: set[str] = set()
-        for i, entry in enumerate(manifest["recordings"]):
+        pending: list[tuple[str, dict[str, Any]]] = []
+        count = 0
+        for i, entry in enumerate(iter_manifest_recordings(stream, release.pk, batch)):
+            count += 1
             if "erased" in entry:
                 if entry["erased"] in tombstones and set(entry) == {"erased"}:
                     report.erased.append((str(i), str(entry["erased"])))
@@ -91,14 +105,20 @@ def verify_release(store: Store, name: str) -> VerifyReport:
                 continue
             key = str(entry.get("recording", f"entry {i}"))
             report.checked += 1
-            if i < len(digests) and sha256_json(entry) != digests[i]:
+            if i >= len(digests) or sha256_json(entry) != digests[i]:
                 report.drift.append(Finding(key, "the manifest entry was edited after the release"))
             live_speakers |= {s["speaker_id"] for s in entry["speakers"]}
-            _check_entry(session, store, entry, key, report)
+            pending.append((key, entry))
+            if len(pending) >= batch:
+                _check_entries(session, store, pending, report)
+                pending = []
+        _check_entries(session, store, pending, report)
+        if count != len(digests):
+            report.drift.append(Finding("release", f"{count} entries but {len(digests)} entry digests"))
         stored = set(session.scalars(select(models.ReleaseSpeaker.speaker_id).where(models.ReleaseSpeaker.release_pk == release.pk)))
         if live_speakers - stored:
             report.drift.append(Finding("release", f"{len(live_speakers - stored)} released speaker(s) lack a ReleaseSpeaker row"))
-        listed = set(manifest.get("speakers", {}))
+        listed = set(head.get("speakers") or {})
         if live_speakers - listed:
             report.drift.append(Finding("release", f"{len(live_speakers - listed)} speaker(s) of live entries are missing from the speaker index"))
         if (listed - live_speakers) and not report.erased:
