@@ -105,7 +105,7 @@ def _task(session: Session, task_pk: int) -> models.Task:
 
 
 def _is_editor(principal: Principal, task: models.Task) -> bool:
-    return task.assignee == principal.username and principal.can("annotate") and task.kind != "review"
+    return task.assignee == principal.username and principal.can("annotate") and task.kind != REVIEW
 
 
 def check_may_edit(principal: Principal, task: models.Task) -> None:
@@ -118,8 +118,8 @@ def check_may_edit(principal: Principal, task: models.Task) -> None:
 
 def _may_review(principal: Principal, task: models.Task) -> bool:
     """A reviewer's own (or, for a manager, any) open review task, or production work waiting for review."""
-    if not principal.can("review") or task.assignee == principal.username and task.kind != REVIEW:
-        return False
+    if not principal.can("review") or (task.assignee == principal.username and task.kind != REVIEW):
+        return False  # nobody reviews their own work
     if task.kind == REVIEW:
         return task.state == "open" and (task.assignee == principal.username or "manager" in principal.roles)
     return task.kind == PRODUCTION and task.state == "submitted"
