@@ -33,8 +33,12 @@ _PENDING = "turnscribe.audit.pending"  # session.info key: events waiting for th
 
 def canonical_json(value: Any) -> str:
     """One byte-exact text per JSON value: what the JSON column round-trips to, keys sorted."""
-    normalised = json.loads(json.dumps(value))
-    return json.dumps(normalised, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _canonical(json.loads(json.dumps(value)))
+
+
+def _canonical(value: Any) -> str:
+    """`canonical_json` of a value already in JSON form (as loaded from a JSON column)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _sha256(textual: str) -> str:
@@ -49,11 +53,12 @@ def timestamp_text(at: dt.datetime) -> str:
 
 
 def body_digest(subject: str, details: dict[str, Any]) -> str:
-    return _sha256(canonical_json({"subject": subject, "details": details}))
+    """`details` must be in JSON form (record_event normalises it; the database returns it so)."""
+    return _sha256(_canonical({"subject": subject, "details": details}))
 
 
 def content_digest(at: dt.datetime, actor: str, action: str, body: str) -> str:
-    return _sha256(canonical_json({"at": timestamp_text(at), "actor": actor, "action": action, "body": body}))
+    return _sha256(_canonical({"at": timestamp_text(at), "actor": actor, "action": action, "body": body}))
 
 
 def link_hash(prev_hash: str, digest: str) -> str:
@@ -141,7 +146,7 @@ def blank_event(event: models.AuditEvent, tombstone_id: str) -> bool:
     return True
 
 
-def is_blanked(event: models.AuditEvent) -> bool:
+def is_blanked(event: Any) -> bool:
     """Whether an erasure blanked this event (`blank_event`'s shape exactly)."""
     details = event.details
     return (isinstance(details, dict) and set(details) == {"erased", "body"}
