@@ -34,7 +34,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # the workbench serves many people at once: room for 20 concurrent savers plus the page reads
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
 
 
 def migrate(engine: Engine) -> None:
