@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.orm import Session
 
 from corpus import models
@@ -256,6 +256,15 @@ def _carry(span: Span, old_turns: list[Any], new_turns: list[Any]) -> Span | Non
     return None
 
 
+def _lineage(session: Session, revision_pk: int) -> list[int]:
+    """The revision and its ancestors (parent, grandparent, ...), in one recursive query."""
+    rev = models.TranscriptRevision
+    walk = select(rev.pk, rev.parent_pk, literal(0).label("depth")).where(rev.pk == revision_pk).cte("lineage", recursive=True)
+    walk = walk.union_all(select(rev.pk, rev.parent_pk, (walk.c.depth + 1).label("depth"))
+                          .join(walk, rev.pk == walk.c.parent_pk).where(walk.c.depth < MAX_ANCESTORS))
+    return list(session.scalars(select(walk.c.pk)))
+
+
 def spans_for_revision(session: Session, revision_pk: int) -> list[Span]:
     """The spans of a revision, with those marked on its ancestors carried forward when their words are still there.
 
@@ -263,20 +272,15 @@ def spans_for_revision(session: Session, revision_pk: int) -> list[Span]:
     descendant, so marks follow the words (a span whose words were edited away is dropped).
     Detectors run by `detect_revision` (the `governance pii detect` command) before a release.
     """
-    revision = _revision(session, revision_pk)
-    turns = revision.turns or []
-    spans: set[Span] = set()
-    current: models.TranscriptRevision | None = revision
-    for _ in range(MAX_ANCESTORS):
-        if current is None:
-            break
-        for row in session.scalars(select(models.PiiSpan).where(models.PiiSpan.revision_pk == current.pk)):
-            span = _span_of(row) if current.pk == revision_pk else _carry(_span_of(row), current.turns or [], turns)
-            if span is not None:
-                spans.add(span)
-        current = session.get(models.TranscriptRevision, current.parent_pk) if current.parent_pk else None
+    turns = _revision(session, revision_pk).turns or []
+    rows = session.scalars(select(models.PiiSpan).where(models.PiiSpan.revision_pk.in_(_lineage(session, revision_pk)))).all()
+    ancestor_turns = dict(session.execute(
+        select(models.TranscriptRevision.pk, models.TranscriptRevision.turns)
+        .where(models.TranscriptRevision.pk.in_({r.revision_pk for r in rows} - {revision_pk}))).all())
+    spans = {_span_of(r) if r.revision_pk == revision_pk else _carry(_span_of(r), ancestor_turns[r.revision_pk] or [], turns)
+             for r in rows}
     unique: dict[tuple[int, int, int, str], Span] = {}
-    for span in sorted(spans):
+    for span in sorted(s for s in spans if s is not None):
         unique.setdefault((span.turn_index, span.word_start, span.word_end, span.kind), span)
     return sorted(unique.values())
 

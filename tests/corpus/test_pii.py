@@ -231,8 +231,9 @@ def test_marks_follow_their_words_into_later_revisions(store: Store) -> None:
         mark_span(session, Principal("anna", frozenset({"annotator"})), draft, 0, 3, 5, "name")
         mark_span(session, Principal("anna", frozenset({"annotator"})), draft, 1, 3, 10, "phone")
         session.commit()
+    submitted = _revision(store, TURNS, parent=draft, stage="submitted", recording=recording)
     edited = [turn("Good morning."), turn("Hello, this is Maria Lopez here."), turn("My number is withheld.")]
-    approved = _revision(store, edited, parent=draft, stage="approved", recording=recording)
+    approved = _revision(store, edited, parent=submitted, stage="approved", recording=recording)
     with store.session() as session:
         spans = spans_for_revision(session, approved)
     assert spans == [Span(1, 3, 5, "name", "anna")], "the name moved to turn 1; the edited-away number is dropped"
