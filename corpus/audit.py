@@ -10,6 +10,11 @@ row is detectable (`corpus.audit_verify.verify_chain`):
 The body is digested separately so that an erasure can blank an event's subject and
 details (they may name a speaker or an audio hash) while keeping `body` in the blanked
 details: the entry still verifies, and who/what/when stay protected by the digest.
+
+`record_event` only prepares an event; it joins the chain when the caller's transaction
+commits (a `before_commit` hook), under a lock that serialises appenders on both
+databases. The lock is therefore held for the commit alone, however long the caller's
+transaction ran, and an event of a rolled-back transaction never exists.
 """
 
 from __future__ import annotations
