@@ -6,6 +6,13 @@ pull kaldi) runs in its own process so its peak RSS is its own; the table gives 
 peak's growth over the process's footprint after imports, and the 10k/1k ratios.
 The store is filled by bulk inserts (metadata only): every recording is a two-speaker
 dialogue with six approved turns and a shared 2 s working-copy WAV.
+
+Reading the figures: a pull holds one batch of entries and turns in Python (flat; on
+PostgreSQL the whole process is flat). On SQLite the process also holds SQLite's own
+page cache (bounded: 64 MiB per connection, corpus/db.py) and json_each's parse of the
+stored manifest text (about 1 KiB per recording), which grows with the release. A
+release build holds its whole manifest (it is stored as one JSON value) plus the
+quality figures' working set.
 """
 
 from __future__ import annotations
@@ -191,7 +198,8 @@ def main() -> None:
             grow_a = max(a["peak_mib"] - a["baseline_mib"], 0.1)
             cells += f"{b['seconds'] / a['seconds']:>9.1f}{(b['peak_mib'] - b['baseline_mib']) / grow_a:>8.1f}"
         print(f"{step:<14}{cells}")
-    print("peak +MiB: peak RSS of the step's process minus its RSS after imports and opening the store.")
+    print("peak +MiB: peak RSS of the step's process minus its RSS after imports and opening the store"
+          + (" (includes SQLite's page cache, up to 64 MiB per connection)." if args.database == "sqlite" else "."))
 
 
 if __name__ == "__main__":

@@ -304,17 +304,19 @@ def iter_manifest_recordings(session: Session, release_pk: int, batch: int = 500
     stored array; the client holds one batch, so memory stays flat as releases grow.
     """
     dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        query = text("SELECT e.value FROM releases, json_each(releases.manifest, '$.recordings') AS e "
-                     "WHERE releases.pk = :pk ORDER BY e.key")
+    if dialect == "sqlite":  # json_each walks the array in order; no ORDER BY, which would sort every entry in memory
+        query = text("SELECT e.key, e.value FROM releases, json_each(releases.manifest, '$.recordings') AS e "
+                     "WHERE releases.pk = :pk")
     elif dialect == "postgresql":
-        query = text("SELECT e.value FROM releases, json_array_elements(releases.manifest -> 'recordings') "
+        query = text("SELECT e.idx - 1, e.value FROM releases, json_array_elements(releases.manifest -> 'recordings') "
                      "WITH ORDINALITY AS e(value, idx) WHERE releases.pk = :pk ORDER BY e.idx")
     else:  # any other database: read the manifest whole
         yield from session.get(models.Release, release_pk).manifest["recordings"]  # type: ignore[union-attr]
         return
     result = session.execute(query.execution_options(stream_results=True, yield_per=batch), {"pk": release_pk})
-    for (value,) in result:
+    for expected, (index, value) in enumerate(result):
+        if int(index) != expected:
+            raise RuntimeError(f"the database returned manifest entry {index} where {expected} was due")
         yield json.loads(value) if isinstance(value, str) else value
 
 
