@@ -32,7 +32,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from corpus import models
@@ -107,26 +107,34 @@ class _Recordings:
         return self._cache[pk]
 
 
-def _people(session: Session, role: str, rules: AssignmentRules) -> dict[str, _Person]:
+def _people(session: Session, role: str, rules: AssignmentRules, *, history: bool = True) -> dict[str, _Person]:
+    """The active holders of `role` with their skills and open load (one aggregate query), and with
+    `history` the recordings they ever had a task on and how many production and gold tasks they got."""
     people = {u.username: _Person(u, cal.skills(session, u.username)) for u in users_with_role(session, role)
               if u.username not in rules.exclude_users}
     if not people:
         return people
-    task = models.Task
-    rows = session.execute(select(task).where(task.assignee.in_(list(people)))).scalars()
-    recordings = _Recordings(session)
-    for t in rows:
-        person = people[t.assignee]
-        person.seen.add(t.recording_pk)
-        if t.kind == PRODUCTION:
-            person.production += 1
-        elif t.kind == GOLD:
-            person.gold += 1
-        if t.state in QUEUE_STATES and t.kind != REVIEW or (t.kind == REVIEW and t.state == OPEN):
-            recording = recordings.get(t.recording_pk)[0]
-            start, end = span_of(t, recording)
-            person.open_tasks += 1
-            person.open_audio += end - start
+    task, rec = models.Task, models.Recording
+    names = list(people)
+    is_open = or_(and_(task.kind != REVIEW, task.state.in_(QUEUE_STATES)), and_(task.kind == REVIEW, task.state == OPEN))
+    audio = func.coalesce(task.end_s, rec.duration_s, 0.0) - func.coalesce(task.start_s, 0.0)
+    for assignee, count, seconds in session.execute(
+        select(task.assignee, func.count(task.pk), func.sum(audio)).join(rec, rec.pk == task.recording_pk)
+        .where(task.assignee.in_(names), is_open).group_by(task.assignee)
+    ):
+        people[assignee].open_tasks, people[assignee].open_audio = int(count), float(seconds or 0.0)
+    if history:
+        for assignee, kind, count in session.execute(
+            select(task.assignee, task.kind, func.count(task.pk)).where(task.assignee.in_(names)).group_by(task.assignee, task.kind)
+        ):
+            if kind == PRODUCTION:
+                people[assignee].production = int(count)
+            elif kind == GOLD:
+                people[assignee].gold = int(count)
+        for assignee, recording_pk in session.execute(
+            select(task.assignee, task.recording_pk).where(task.assignee.in_(names)).distinct()
+        ):
+            people[assignee].seen.add(recording_pk)
     return people
 
 
@@ -256,7 +264,7 @@ def choose_reviewer(session: Session, recording: models.Recording, *, exclude: s
                     rules: AssignmentRules | None = None) -> str | None:
     """The least-loaded reviewer without a conflict of interest, preferring those calibrated for the recording."""
     rules = rules or AssignmentRules()
-    people = _people(session, "reviewer", rules)
+    people = _people(session, "reviewer", rules, history=False)
     language, accents = cal.recording_language(session, recording), cal.recording_accents(session, recording)
     speakers = participants(session, recording)
     candidates = [p for p in people.values() if p.user.username not in exclude

@@ -162,18 +162,44 @@ class Agreement:
         return [asdict(p) for p in self.pairs]
 
 
-def krippendorff_alpha(first: Sequence[Any], second: Sequence[Any]) -> float | None:
-    """Nominal alpha of two coders' labels (None without data; 1.0 when both agree on a single value)."""
-    import krippendorff
+PACKAGE_CELLS = 2_000_000  # units × values² up to which the krippendorff package is asked (it allocates that many floats)
 
+
+def krippendorff_alpha(first: Sequence[Any], second: Sequence[Any]) -> float | None:
+    """Nominal alpha of two coders who labelled every unit (None without data; 1.0 when only one value occurs).
+
+    Small inputs go to the `krippendorff` package; large ones (an hour of 10 ms frames,
+    or many pairs pooled) would need units × values² floats there, so their coincidence
+    matrix is counted directly, which gives the same number (tested against the package).
+    """
     if len(first) == 0:
         return None
     values, codes = np.unique(np.concatenate([np.asarray(first, dtype=object).astype(str), np.asarray(second, dtype=object).astype(str)]),
                               return_inverse=True)
     if len(values) < 2:
         return 1.0
-    data = codes.reshape(2, len(first)).astype(float)
-    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+    codes = codes.reshape(2, len(first))
+    if len(first) * len(values) ** 2 <= PACKAGE_CELLS:
+        import krippendorff
+
+        return float(krippendorff.alpha(reliability_data=codes.astype(float), level_of_measurement="nominal"))
+    return nominal_alpha(codes[0], codes[1], len(values))
+
+
+def nominal_alpha(a: np.ndarray, b: np.ndarray, n_values: int) -> float:
+    """Krippendorff's alpha, nominal, two coders, no missing values, from the coincidence matrix.
+
+    Each unit adds one to o[a, b] and one to o[b, a]; with n = 2 × units and n_c the row sums,
+    alpha = 1 - (n - 1) × (n - trace(o)) / (n² - Σ n_c²).
+    """
+    pairs = np.bincount(a * n_values + b, minlength=n_values * n_values) + np.bincount(b * n_values + a, minlength=n_values * n_values)
+    o = pairs.reshape(n_values, n_values).astype(np.float64)
+    n = o.sum()
+    n_c = o.sum(axis=1)
+    expected = n * n - float(np.sum(n_c * n_c))
+    if expected == 0:
+        return 1.0
+    return float(1 - (n - 1) * (n - np.trace(o)) / expected)
 
 
 def agreement(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> Agreement:

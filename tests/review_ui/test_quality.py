@@ -255,3 +255,21 @@ def test_coverage_funnel_stages_and_gaps_first(review_store) -> None:
     assert {c.values for c in approved} == {("30-44", "male", "west_midlands"), ("18-29", "female", "british_rp")}
     assert cells.index(approved[0]) > len(cells) - 3  # the only cells with approved hours come last
     assert rows[1].as_dict()["gap_hours"] == rows[1].gap_hours
+
+
+def test_large_inputs_give_the_krippendorff_package_s_alpha() -> None:
+    import krippendorff
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for n_values, n_units in ((2, 50), (5, 400), (9, 3000)):
+        a = rng.integers(0, n_values, n_units)
+        b = np.where(rng.random(n_units) < 0.7, a, rng.integers(0, n_values, n_units))
+        expected = krippendorff.alpha(reliability_data=np.stack([a, b]).astype(float), level_of_measurement="nominal")
+        assert quality.nominal_alpha(a, b, n_values) == pytest.approx(expected, abs=1e-12)
+        assert quality.krippendorff_alpha(list(a), list(b)) == pytest.approx(expected, abs=1e-12)
+    # an hour of 10 ms frames: counted directly, never the package's units x values² array
+    a = rng.integers(0, 4, 360_000)
+    b = np.where(rng.random(360_000) < 0.9, a, 0)
+    assert 0.8 < quality.krippendorff_alpha(a, b) < 1.0
+    assert quality.nominal_alpha(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2) == pytest.approx(8 / 15)
