@@ -32,7 +32,7 @@ from corpus import models
 from corpus.accounts import Principal, require
 from corpus.audit import canonical_json, record_event
 from corpus.db import Store
-from corpus.splits import SplitUnit, assign_splits, check_ratios, DEFAULT_RATIOS
+from corpus.splits import DEFAULT_RATIOS, SplitUnit, assign_splits, check_ratios
 from protocols.registry import get_protocol
 from protocols.schema import Protocol
 

@@ -167,7 +167,7 @@ def pull(
     out_dir: Annotated[Path, typer.Option("--out", help="A new or empty folder.")],
     audio: Annotated[str, typer.Option(help="link (symlinks to the store), include (copies) or cut (a WAV per turn).")] = "link",
 ) -> None:
-    """Materialise a release in a format speech teams use (streamed: memory stays flat)."""
+    """Materialise a release in a format speech teams use (streamed a batch of recordings at a time)."""
     from corpus.exports.pull import PullError, ReleaseDrift, pull_release
     from corpus.exports.registry import FORMATS, UnknownFormat
     from corpus.release import ReleaseError
