@@ -38,6 +38,7 @@ def release(
     """Snapshot the approved transcripts of a protocol into an immutable release."""
     from corpus.release import ReleaseError, build_release
     from corpus.splits import SplitError, parse_ratios
+    from protocols.registry import UnknownProtocol
 
     try:
         ratios = parse_ratios(split)
@@ -49,6 +50,8 @@ def release(
     try:
         outcome = build_release(store, principal, protocol, name, version=version, seed=seed, ratios=ratios,
                                 redact_pii=redact_pii, pii_audio=pii_audio, on=on)
+    except UnknownProtocol as exc:
+        _fail(str(exc), Exit.USAGE)
     except ReleaseError as exc:
         _fail(str(exc), Exit.REJECTED)
     rel = outcome.release

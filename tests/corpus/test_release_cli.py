@@ -30,6 +30,8 @@ def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> N
     assert refused.returncode == 1 and "may not release" in refused.stderr
     bad = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v1", "--split", "0.9,0.2,0.1")
     assert bad.returncode == 2 and "sum to 1" in bad.stderr
+    unknown = run(corpus, "manny", "release", "--protocol", "no-such-plan", "--name", "v1")
+    assert unknown.returncode == 2 and "no protocol no-such-plan is registered" in unknown.stderr
 
     made = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v1", "--date", "2026-11-01", "--split", "0.6,0.2,0.2")
     assert made.returncode == 0, made.stderr
