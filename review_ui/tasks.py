@@ -171,9 +171,8 @@ def cut_tasks(
                       blind_share)
     order = [(float(i), t) for i, t in enumerate(created)]
     order += [(_unit_hash(seed, "gold-at", t.recording_pk, j) * len(created), t) for j, t in enumerate(pool)]
-    for _, t in sorted(order, key=lambda kt: kt[0]):
-        session.add(t)
-        session.flush()
+    session.add_all([t for _, t in sorted(order, key=lambda kt: kt[0])])  # rows are inserted, and numbered, in this order
+    session.flush()
     record_event(session, actor, CUT_EVENT, f"protocol:{protocol_pk}", {
         "max_chunk_s": max_chunk_s, "context_s": context_s, "double_share": double_share, "blind_share": blind_share,
         "seed": seed, "recordings": len(recordings), "tasks": len(created), "gold_tasks": len(pool),
