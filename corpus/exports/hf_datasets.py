@@ -1,4 +1,7 @@
-"""A Hugging Face `datasets` DatasetDict (one split per release split), for `datasets.load_from_disk`.
+"""A Hugging Face `datasets` DatasetDict (one split per release split) under `hf/dataset`.
+
+Load it with `datasets.load_from_disk("hf/dataset")`, or with
+`datasets.load_dataset("arrow", data_files={"train": "hf/dataset/train/*.arrow", ...})`.
 
 Rows are staged as JSONL while recordings stream in, then each split is built with
 `Dataset.from_generator`, which writes Arrow shards batch by batch (small batches when

@@ -8,7 +8,7 @@ from corpus.exports.base import Exporter
 
 FORMATS: dict[str, tuple[str, str, str]] = {
     "lhotse": ("corpus.exports.lhotse_manifests", "LhotseExporter", "Lhotse recordings + supervisions (JSONL.GZ per split)"),
-    "hf": ("corpus.exports.hf_datasets", "HfDatasetsExporter", "Hugging Face datasets DatasetDict (load_from_disk)"),
+    "hf": ("corpus.exports.hf_datasets", "HfDatasetsExporter", "Hugging Face datasets DatasetDict (load_from_disk, or load_dataset(\"arrow\"))"),
     "nemo": ("corpus.exports.nemo", "NemoExporter", "NeMo ASR JSONL manifests per split"),
     "kaldi": ("corpus.exports.kaldi", "KaldiExporter", "Kaldi data directories (wav.scp, segments, text, utt2spk, spk2utt)"),
     "sctk": ("corpus.exports.sctk", "SctkExporter", "RTTM + STM + CTM per split"),

@@ -132,6 +132,11 @@ def test_hf_dataset_loads_with_load_from_disk_and_decodes_audio(released: Corpus
     samples = row["audio"].get_all_samples()
     assert samples.sample_rate == 16000 and samples.data.shape[-1] == pytest.approx(row["duration"] * 16000, abs=2)
     assert not (tmp_path / "out" / "hf" / ".staging").exists()
+    from datasets import load_dataset
+
+    root = tmp_path / "out" / "hf" / "dataset"
+    loaded = load_dataset("arrow", data_files={s: str(root / s / "*.arrow") for s in dataset}, cache_dir=str(tmp_path / "cache"))
+    assert loaded[split][0]["id"] == row["id"] and loaded[split].features["audio"].sampling_rate == 16000
 
 
 @SQLITE_ONLY
