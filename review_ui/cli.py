@@ -3,8 +3,8 @@
 Accounts: the first admin account may be created by whoever runs the command on the
 server (there is nobody to sign in as yet); after that `users add` needs an admin's sign-in
 (TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, or a prompt). Review commands sign in and check
-the right they need: ``assign`` to cut and assign, ``review`` to approve for the demo,
-``see_quality`` for the status. The new account's password comes from
+the right they need: ``assign`` to cut, assign, make gold items and start calibration,
+``review`` to approve for the demo, ``see_quality`` for the status, notices and quality. The new account's password comes from
 TURNSCRIBE_NEW_PASSWORD or a confirmed prompt, never from the command line.
 """
 
@@ -201,3 +201,86 @@ def review_status(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
         cells = [counts.get((kind, s), 0) for s in states]
         table.add_row(kind, *(str(c) for c in cells), str(sum(cells)))
     out.print(table)
+
+
+@review_app.command("make-gold")
+def review_make_gold(
+    recording: Annotated[int, typer.Option("--recording", help="Recording pk whose approved transcript becomes the reference.")],
+) -> None:
+    """Make a recording a gold item: its approved transcript becomes the reference (mixed into queues unannounced)."""
+    from corpus.cli_support import Exit, err, out, principal_for_cli, store_for_cli
+    from review_ui.calibration import make_gold
+
+    store = store_for_cli()
+    principal = principal_for_cli(store, "assign")
+    with store.session() as session:
+        try:
+            reference = make_gold(session, principal, recording)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        session.commit()
+        out.print(f"recording {recording} is a gold item (reference revision {reference.pk})")
+
+
+@review_app.command("calibrate")
+def review_calibrate(
+    username: Annotated[str, typer.Argument(help="The annotator to calibrate.")],
+    language: Annotated[str, typer.Option("--language", help="Language code, e.g. en.")],
+    accent: Annotated[str, typer.Option("--accent", help="Accent (a value of the protocol's accent dimension); empty: every accent.")] = "",
+) -> None:
+    """Put an annotator into calibration for a language (and accent): the next assignment gives them a calibration set."""
+    from corpus.cli_support import Exit, err, out, principal_for_cli, store_for_cli
+    from review_ui.calibration import start_calibration
+
+    store = store_for_cli()
+    principal = principal_for_cli(store, "assign")
+    with store.session() as session:
+        try:
+            start_calibration(session, principal, username, language, accent)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        session.commit()
+    out.print(f"{username} is calibrating for {language}/{accent or '*'}")
+
+
+@review_app.command("notices")
+def review_notices(limit: Annotated[int, typer.Option(help="How many of the newest notices.")] = 20) -> None:
+    """Notices for managers: failed calibration sets, people returned to calibration, work without a reviewer."""
+    from corpus.cli_support import out, principal_for_cli, store_for_cli
+    from review_ui.calibration import manager_notices
+
+    store = store_for_cli()
+    principal = principal_for_cli(store, "see_quality")
+    with store.session() as session:
+        notices = manager_notices(session, principal, limit)
+    for notice in notices:
+        out.print(f"{notice['at']:%Y-%m-%d %H:%M}  {notice['message']}")
+    if not notices:
+        out.print("no notices")
+
+
+@review_app.command("quality")
+def review_quality(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
+    """Gold accuracy per annotator and the corpus-level quality summary."""
+    from rich.table import Table
+
+    from corpus.cli_support import out, principal_for_cli, store_for_cli
+    from review_ui.quality import corpus_summary, gold_accuracy
+
+    def fmt(value: object) -> str:
+        return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    store = store_for_cli()
+    row, _ = _protocol(store, protocol, version)
+    principal_for_cli(store, "see_quality")
+    with store.session() as session:
+        gold = gold_accuracy(session, row.pk)
+        summary = corpus_summary(session, row.pk)
+    table = Table("annotator", "gold items", "WER", "speaker error", "boundary (s)", title="gold accuracy")
+    for g in gold:
+        table.add_row(g.annotator, str(g.items), fmt(g.wer), fmt(g.speaker_error), fmt(g.boundary_s))
+    out.print(table)
+    for key, value in summary.items():
+        out.print(f"{key:<26} {fmt(value)}")

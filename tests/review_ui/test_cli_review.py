@@ -98,3 +98,29 @@ def test_ui_command_calls_serve(review_store, monkeypatch: pytest.MonkeyPatch) -
     assert result.exit_code == 0 and calls == [("127.0.0.1", 8601)]
     help_text = runner.invoke(app, ["--help"]).output
     assert all(group in help_text for group in ("users", "review", "ui"))
+
+
+def test_gold_calibration_notices_and_quality_commands(review_store) -> None:
+    from tests.review_ui.helpers import approve_directly, turn
+
+    rs = review_store
+    rs.add_user("mgr", "manager")
+    rs.add_user("new", "annotator")
+    signed = {"TURNSCRIBE_USER": "mgr", "TURNSCRIBE_PASSWORD": "correct horse battery"}
+    pk = rs.recording_pks[0]
+    not_yet = _invoke(rs, "review", "make-gold", "--recording", str(pk), **signed)
+    assert not_yet.exit_code == 2 and "no approved transcript" in not_yet.output
+    with rs.store.session() as session:
+        approve_directly(session, pk, [turn("A", 0.0, 2.0, "hello there")])
+        session.commit()
+    gold = _invoke(rs, "review", "make-gold", "--recording", str(pk), **signed)
+    assert gold.exit_code == 0 and "is a gold item" in gold.output
+    calibrate = _invoke(rs, "review", "calibrate", "new", "--language", "en", "--accent", "west_midlands", **signed)
+    assert calibrate.exit_code == 0 and "new is calibrating for en/west_midlands" in calibrate.output
+    assert _invoke(rs, "review", "calibrate", "ghost", "--language", "en", **signed).exit_code == 2
+    assert _invoke(rs, "review", "notices", **signed).output.strip() == "no notices"
+    quality = _invoke(rs, "review", "quality", "--protocol", "en-dialogue-accents", **signed)
+    assert quality.exit_code == 0 and "gold_wer" in quality.output and "agreement_alpha" in quality.output
+    denied = _invoke(rs, "review", "quality", "--protocol", "en-dialogue-accents",
+                     TURNSCRIBE_USER="new", TURNSCRIBE_PASSWORD="correct horse battery")
+    assert denied.exit_code == 1
