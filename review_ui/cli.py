@@ -66,6 +66,9 @@ def users_add(
     store = store_for_cli()
     with store.session() as session:
         bootstrap = session.scalars(select(models.User.username)).first() is None
+    if bootstrap and "admin" not in role:
+        err.print("[red]error:[/red] the store has no accounts yet: the first one must be an admin (--role admin)")
+        raise typer.Exit(Exit.USAGE)
     actor = "cli-bootstrap" if bootstrap else principal_for_cli(store, "manage_users").username
     password = _new_password()
     with store.session() as session:

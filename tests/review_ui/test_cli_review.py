@@ -23,6 +23,8 @@ def _invoke(rs, *args: str, **env: str):  # type: ignore[no-untyped-def]
 
 def test_users_add_bootstraps_the_first_account_then_needs_an_admin(review_store) -> None:
     rs = review_store
+    not_admin = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="ann-password")
+    assert not_admin.exit_code == 2 and "must be an admin" in not_admin.output
     first = _invoke(rs, "users", "add", "boss", "--role", "admin", TURNSCRIBE_NEW_PASSWORD="boss-password")
     assert first.exit_code == 0, first.output
     refused = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="ann-password")
