@@ -29,7 +29,10 @@ class Registered:
 
 
 def spec_hash(protocol: Protocol) -> str:
-    canonical = json.dumps(protocol.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    dumped = protocol.model_dump(mode="json")
+    if dumped.get("review") is None:  # added later: plans without it keep the digest they were registered with
+        dumped.pop("review", None)
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

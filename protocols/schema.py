@@ -137,6 +137,21 @@ class ConsentRequirements(Strict):
     retention: Retention
 
 
+class GoldSettings(Strict):
+    """When an annotator's gold items pass (calibration) and when they send them back to it."""
+
+    max_wer: float = Field(0.15, ge=0)
+    max_speaker_error: float = Field(0.10, ge=0, le=1)
+    max_boundary_s: float = Field(0.5, ge=0)
+    calibration_items: int = Field(3, ge=1)  # gold items in a calibration set
+    window: int = Field(5, ge=1)  # ongoing accuracy over the person's last `window` gold items
+    min_items: int = Field(3, ge=1)  # ... judged once this many are scored
+
+
+class ReviewSettings(Strict):
+    gold: GoldSettings = GoldSettings()
+
+
 class Protocol(Strict):
     id: str = Field(pattern=SLUG)
     version: int = Field(ge=1)
@@ -151,6 +166,7 @@ class Protocol(Strict):
     quality_gates: QualityGates = QualityGates()
     consent: ConsentRequirements
     guidelines: str = ""
+    review: ReviewSettings | None = None  # None: the workbench's default gold thresholds
 
     def allowed_values(self) -> dict[str, list[str]]:
         """Every countable dimension (demographic and recording-level) and its values."""
