@@ -1,7 +1,7 @@
 """Duplicate speakers on the committed synthetic set, against SQLite and PostgreSQL.
 
-The set registers one espeak voice twice (spk-0006 in dlg003, spk-0011 in dlg006) and
-lets spk-0007 legitimately take part in dlg004 and dlg005: the first must be flagged,
+The set registers one espeak voice twice (spk-0008 in dlg005, spk-0011 in dlg006) and
+lets spk-0006 legitimately take part in dlg003 and dlg004: the first must be flagged,
 the second never. The encoder is real (Resemblyzer's packaged weights), not a mock.
 """
 
@@ -48,13 +48,13 @@ def test_committed_set_flags_the_double_registration_and_reuses_profiles(
     row = _ingested(store, dialogues)
     found = find_duplicate_speakers(store, row.pk)
 
-    # dlg003 and dlg006 share no participant with another session, so which of their two
+    # dlg005 and dlg006 share no participant with another session, so which of their two
     # voices is which id cannot be known from the audio: the flag names both candidates.
     assert len(found) == 1, found
     flag = found[0]
-    assert (flag.sessions_a, flag.sessions_b) == (("dlg003",), ("dlg006",))
-    assert set(flag.candidates_a) == {"spk-0005", "spk-0006"} and set(flag.candidates_b) == {"spk-0010", "spk-0011"}
-    assert not flag.certain and flag.speaker_a == "spk-0005 or spk-0006"
+    assert (flag.sessions_a, flag.sessions_b) == (("dlg005",), ("dlg006",))
+    assert set(flag.candidates_a) == {"spk-0008", "spk-0009"} and set(flag.candidates_b) == {"spk-0010", "spk-0011"}
+    assert not flag.certain and flag.speaker_a == "spk-0008 or spk-0009"
     assert flag.similarity >= THRESHOLD
     assert _profiles(store) == 6
 
@@ -67,7 +67,7 @@ def test_committed_set_flags_the_double_registration_and_reuses_profiles(
     assert _profiles(store) == 6
 
     # At any threshold: never the same session, never a pair the same id explains
-    # (spk-0007 in dlg004 and dlg005 is attributed to one voice in each), most similar first.
+    # (spk-0006 in dlg003 and dlg004 is attributed to one voice in each), most similar first.
     everything = find_duplicate_speakers(store, row.pk, threshold=-1.0)
     assert len(everything) > 1
     for candidate in everything:
@@ -75,9 +75,9 @@ def test_committed_set_flags_the_double_registration_and_reuses_profiles(
         assert not set(candidate.candidates_a) & set(candidate.candidates_b)
     similarities = [c.similarity for c in everything]
     assert similarities == sorted(similarities, reverse=True)
-    assert not any("spk-0007" in c.candidates_a + c.candidates_b for c in found)
-    heard_as_0007 = [side for c in everything for side in (c.candidates_a, c.candidates_b) if "spk-0007" in side]
-    assert heard_as_0007 and set(heard_as_0007) == {("spk-0007",)}, "spk-0007's voice is attributed in both sessions"
+    assert not any("spk-0006" in c.candidates_a + c.candidates_b for c in found)
+    heard_as_0006 = [side for c in everything for side in (c.candidates_a, c.candidates_b) if "spk-0006" in side]
+    assert heard_as_0006 and set(heard_as_0006) == {("spk-0006",)}, "spk-0006's voice is attributed in both sessions"
 
     # The CLI, on the same store (profiles cached: the encoder stays patched out).
     _check_cli(store, monkeypatch)
@@ -94,15 +94,15 @@ def _check_cli(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
 
     table = runner.invoke(app, ["duplicates", "--protocol", PROTOCOL], env={"COLUMNS": "200"})
     assert table.exit_code == 1, table.output
-    for text in ("speaker A", "similarity", "spk-0005 or spk-0006", "spk-0010 or spk-0011", "dlg003", "dlg006"):
+    for text in ("speaker A", "similarity", "spk-0008 or spk-0009", "spk-0010 or spk-0011", "dlg005", "dlg006"):
         assert text in table.stdout, table.stdout
-    assert "spk-0007" not in table.stdout
+    assert "spk-0006" not in table.stdout
 
     as_json = runner.invoke(app, ["duplicates", "--protocol", PROTOCOL, "--format", "json"])
     assert as_json.exit_code == 1, as_json.output
     payload = json.loads(as_json.stdout)
     assert payload["threshold"] == THRESHOLD
-    assert [(c["sessions_a"], c["sessions_b"], c["certain"]) for c in payload["candidates"]] == [(["dlg003"], ["dlg006"], False)]
+    assert [(c["sessions_a"], c["sessions_b"], c["certain"]) for c in payload["candidates"]] == [(["dlg005"], ["dlg006"], False)]
 
     strict = runner.invoke(app, ["duplicates", "--protocol", PROTOCOL, "--threshold", "0.99"])
     assert strict.exit_code == 0, strict.output
@@ -122,8 +122,8 @@ def test_reviewed_transcripts_name_the_duplicate_exactly(store: Store, dialogues
         session.commit()
 
     found = find_duplicate_speakers(store, row.pk)
-    assert [(c.speaker_a, c.speaker_b, c.certain) for c in found] == [("spk-0006", "spk-0011", True)]
-    assert (found[0].sessions_a, found[0].sessions_b) == (("dlg003",), ("dlg006",))
+    assert [(c.speaker_a, c.speaker_b, c.certain) for c in found] == [("spk-0008", "spk-0011", True)]
+    assert (found[0].sessions_a, found[0].sessions_b) == (("dlg005",), ("dlg006",))
     sources = {p.source.split(":")[0] for p in _all_profiles(store)}
     assert sources == {"transcript"}
 

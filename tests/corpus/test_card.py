@@ -51,7 +51,7 @@ def test_preannotation_wer_says_where_the_model_is_weak(corpus: Corpus, card: di
     assert pre["models"]["whisper:tiny.en+embedded"]["params"]["asr"]["model"] == "tiny.en"
     groups = {(g["dimension"], g["value"]): g for g in pre["by_group"]}
     # the fixture's model misheard one word per turn in noisy sessions only
-    turns = [t for d in ("dlg003", "dlg004", "dlg006") for t in json.loads((corpus.dialogues / f"{d}.turns.json").read_text())]
+    turns = [t for d in ("dlg003", "dlg005", "dlg006") for t in json.loads((corpus.dialogues / f"{d}.turns.json").read_text())]
     words = sum(len(normalize(t["text"]).split()) for t in turns)
     assert groups[("noise_condition", "noisy")]["wer"] == pytest.approx(len(turns) / words, abs=1e-4)
     assert groups[("noise_condition", "quiet")]["wer"] == 0.0

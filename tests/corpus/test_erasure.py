@@ -15,7 +15,7 @@ from corpus.erasure import ErasureError, erase_speaker
 from tests.corpus.governance_fixtures import GovStore, blob_files, dump_store, gov  # noqa: F401 - fixture
 from tests.factories import clipped_copy, manifest_rows, variant_row, write_manifest
 
-ERASED = "spk-0007"  # speaks in dlg004 (with spk-0008) and dlg005 (with spk-0009)
+ERASED = "spk-0006"  # speaks in dlg003 (with spk-0005) and dlg004 (with spk-0007)
 
 
 def _needles(g: GovStore, speaker_id: str) -> set[str]:
@@ -71,9 +71,9 @@ def test_erasure_leaves_no_row_blob_or_audit_entry_of_the_speaker(gov: GovStore)
         erased = [e for e in entries if "erased" in e]
         assert erased == [{"erased": tombstone.tombstone_id}] * 2 and len(entries) == 6
         listed = set(session.scalars(select(models.ReleaseSpeaker.speaker_id)))
-        assert listed == {f"spk-{i:04d}" for i in range(1, 12)} - {"spk-0007", "spk-0008", "spk-0009"}
+        assert listed == {f"spk-{i:04d}" for i in range(1, 12)} - {"spk-0005", "spk-0006", "spk-0007"}
         # the other speakers of the erased dialogues stay (they asked nothing), and unrelated dialogues are intact
-        assert session.get(models.Speaker, "spk-0008") is not None and session.get(models.Speaker, "spk-0009") is not None
+        assert session.get(models.Speaker, "spk-0005") is not None and session.get(models.Speaker, "spk-0007") is not None
         dlg001 = session.get(models.Recording, gov.recordings["dlg001"])
         assert gov.store.blobs.exists(dlg001.sha256) and gov.store.blobs.exists(dlg001.working_sha256)
         assert session.get(models.TranscriptRevision, gov.revisions["dlg001"]).turns[0]["speaker"] == "spk-0001"
@@ -82,7 +82,7 @@ def test_erasure_leaves_no_row_blob_or_audit_entry_of_the_speaker(gov: GovStore)
         chain = verify_chain(session)
     assert chain.ok and chain.blanked == report.counts["audit_events_blanked"] >= 3, chain.problem
 
-    with pytest.raises(ErasureError, match="no speaker 'spk-0007'"):
+    with pytest.raises(ErasureError, match="no speaker 'spk-0006'"):
         erase_speaker(gov.store, gov.manager, ERASED)
 
 

@@ -37,29 +37,29 @@ def run(home: Path, *args: str, user: str = "maria") -> subprocess.CompletedProc
 
 def test_erase_needs_a_manager_reports_releases_and_keeps_the_chain(home: tuple[Path, GovStore]) -> None:
     path, _ = home
-    refused = run(path, "erase", "--speaker", "spk-0007", user="anna")
+    refused = run(path, "erase", "--speaker", "spk-0006", user="anna")
     assert refused.returncode == 1 and "may not erase" in refused.stderr
 
-    planned = run(path, "erase", "--speaker", "spk-0007", "--dry-run")
+    planned = run(path, "erase", "--speaker", "spk-0006", "--dry-run")
     assert planned.returncode == 0, planned.stderr
     assert "Dry run" in planned.stdout and "nothing was changed" in planned.stdout and "v1" in planned.stdout
 
-    done = run(path, "erase", "--speaker", "spk-0007")
+    done = run(path, "erase", "--speaker", "spk-0006")
     assert done.returncode == 0, done.stderr
     assert "releases that contained it (retrain from a new release): v1" in done.stdout
     assert "6 blob file(s) deleted" in done.stdout
 
-    again = run(path, "erase", "--speaker", "spk-0007")
-    assert again.returncode == 2 and "no speaker 'spk-0007'" in again.stderr
+    again = run(path, "erase", "--speaker", "spk-0006")
+    assert again.returncode == 2 and "no speaker 'spk-0006'" in again.stderr
 
     verified = run(path, "audit", "--verify")
     assert verified.returncode == 0 and "audit chain intact" in verified.stdout and "blanked" in verified.stdout
     tail = run(path, "audit", "tail", "-n", "50")
-    assert tail.returncode == 0 and "erase" in tail.stdout and "spk-0007" not in tail.stdout
+    assert tail.returncode == 0 and "erase" in tail.stdout and "spk-0006" not in tail.stdout
     shown = run(path, "audit", "show", "--action", "erase")
     assert shown.returncode == 0 and "tombstone:tomb-" in shown.stdout and "sign_in" not in shown.stdout
     assert run(path, "audit", "show", user="anna").returncode == 1, "annotators do not read the audit log"
-    gone = run(path, "consent", "show", "--speaker", "spk-0007")
+    gone = run(path, "consent", "show", "--speaker", "spk-0006")
     assert gone.returncode == 2 and "no consent recorded" in gone.stderr
 
 

@@ -23,13 +23,9 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 
 DIALOGUES = [f"dlg00{i}" for i in range(1, 7)]
 TARGET_DER = 0.10
-"""The target for the committed set (aggregate, no collar, overlap scored). Not reached yet:
-measured 13.9% (the module docstring says why: 6.4% of the scored time is overlapped
-speech, half of it backchannels, and dlg003's two voices share one espeak variant)."""
-DER_BOUND = 0.17
-"""Regression bound on the aggregate DER over all six dialogues (measured 13.9%)."""
-DER_BOUND_SEPARABLE = TARGET_DER
-"""The five dialogues whose voices Resemblyzer separates (all but dlg003) meet the target (measured 7.9%)."""
+"""The target for the committed set (aggregate, no collar, overlap scored): measured 9.5%."""
+PER_FILE_BOUND = 0.14
+"""No single dialogue regresses far (measured 4.9-12.9%)."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -80,20 +76,13 @@ def test_der_on_the_committed_dialogues(results: dict[str, DiarizationResult]) -
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     everything = DiarizationErrorRate(collar=0.0, skip_overlap=False)
-    separable = DiarizationErrorRate(collar=0.0, skip_overlap=False)
     per_file = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "'uem' was approximated": the file's extent is what we mean
         for uri, result in results.items():
-            reference, hypothesis = _reference(uri), _annotation(result, uri)
-            per_file[uri] = everything(reference, hypothesis)
-            if uri != "dlg003":
-                separable(reference, hypothesis)
-    assert abs(everything) <= DER_BOUND, per_file
-    assert abs(separable) <= DER_BOUND_SEPARABLE, per_file
-    for uri, value in per_file.items():
-        if uri != "dlg003":
-            assert value <= 0.13, (uri, per_file)
+            per_file[uri] = everything(_reference(uri), _annotation(result, uri))
+    assert abs(everything) <= TARGET_DER, per_file
+    assert max(per_file.values()) <= PER_FILE_BOUND, per_file
 
 
 def test_result_shape(results: dict[str, DiarizationResult], audio: dict[str, np.ndarray]) -> None:
@@ -162,10 +151,10 @@ def test_count_is_estimated_when_not_declared(diarizer: EmbeddedDiarizer, audio:
 
 
 def test_single_speaker(diarizer: EmbeddedDiarizer, audio: dict[str, np.ndarray]) -> None:
-    reference = _reference("dlg005")
+    reference = _reference("dlg001")
     voice = sorted(reference.labels())[0]
     gap = np.zeros(int(0.4 * SAMPLE_RATE), np.float32)
-    solo = np.concatenate([np.concatenate([audio["dlg005"][int(s.start * SAMPLE_RATE): int(s.end * SAMPLE_RATE)], gap])
+    solo = np.concatenate([np.concatenate([audio["dlg001"][int(s.start * SAMPLE_RATE): int(s.end * SAMPLE_RATE)], gap])
                            for s in reference.label_timeline(voice)])
     result = diarizer(solo)
     assert result.speakers == ["SPEAKER_00"]

@@ -160,13 +160,13 @@ def test_automation_bias_compares_acceptance_with_blind_agreement(review_store) 
     rs = review_store
     r1, r2 = rs.recording_pks[:2]
     with rs.store.session() as session:
-        # dlg001's model turn in 0-4 s: "Hello, I'd like to book a table for five, please." (10 words)
+        # dlg001's model turn in 0-4 s: "Hello, I'd like to book a table for three, please." (10 words)
         model_turn = next(t for t in session.get(models.TranscriptRevision, rs.model_revision_pks[r1]).turns if t["start"] < 1)
         shown = _task(session, r1, "ann", start_s=0.0, end_s=4.2)
         _submitted(session, shown, [model_turn])  # every suggested word kept
         blind = _task(session, r1, "bob", start_s=0.0, end_s=4.2, blind=True)
         # typed without suggestions: "i" for "i'd" and an inserted "would": 9 of the model's 10 words agree
-        _submitted(session, blind, [{**model_turn, "text": "hello i would like to book a table for five please"}])
+        _submitted(session, blind, [{**model_turn, "text": "hello i would like to book a table for three please"}])
         session.commit()
         bias = quality.automation_bias(session, rs.protocol_row.pk)
     assert bias.shown_tasks == 1 and bias.blind_tasks == 1
