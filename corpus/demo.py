@@ -55,10 +55,66 @@ def run_demo(serve: bool = True) -> int:
     if not candidates:
         err.print("   none")
     _pretranscribe_and_score(store, row, protocol)
-    if serve:
-        err.print("The review workbench is not part of this build yet; nothing to serve.")
+    accounts = _queue_for_people(store, row)
+    _first_release(store, row, protocol)
     store.close()
+    if serve:
+        from review_ui.serve import serve as serve_workbench
+
+        err.rule("9. review workbench")
+        err.print(f"   http://{DEMO_HOST}:{DEMO_PORT}  (Ctrl-C stops it) — sign in as:")
+        for username, password, role in accounts:
+            err.print(f"   {role:<10} {username:<6} password {password}")
+        return serve_workbench(DEMO_HOST, DEMO_PORT)
     return Exit.OK if report.ok else Exit.REJECTED
+
+
+DEMO_HOST, DEMO_PORT = "127.0.0.1", 8501
+RELEASED_SHARE = 0.5
+"""The demo has no people: it approves the first half of the dialogues itself so a first
+release can be built and pulled, and leaves the other half queued for the workbench."""
+
+
+def _queue_for_people(store, row) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """Demo accounts (calibrated) and the pre-annotated dialogues cut into tasks and assigned."""
+    from review_ui.demo_setup import queue_demo, seed_demo_accounts
+
+    with store.session() as session:
+        accounts = seed_demo_accounts(session)
+        tasks = queue_demo(session, row.pk, actor="demo")
+        session.commit()
+    err.print(f"7. {len(accounts)} demo accounts; {len(tasks)} task(s) assigned to annotators")
+    return accounts
+
+
+def _first_release(store, row, protocol) -> None:  # type: ignore[no-untyped-def]
+    """Approve half of the dialogues as the demo reviewer, release them and pull Lhotse and Kaldi copies."""
+    import shutil
+
+    from sqlalchemy import select
+
+    from corpus import models
+    from corpus.accounts import load_principal
+    from corpus.exports.pull import pull_release
+    from corpus.release import build_release
+    from review_ui.demo_setup import approve_for_demo
+
+    with store.session() as session:
+        pks = list(session.scalars(select(models.Recording.pk).where(
+            models.Recording.protocol_pk == row.pk, models.Recording.status == "accepted").order_by(models.Recording.pk)))
+        chosen = set(pks[: max(1, round(len(pks) * RELEASED_SHARE))])
+        approved = approve_for_demo(session, row.pk, recording_pks=chosen)
+        manager = load_principal(session, "mgr1")
+        session.commit()
+    outcome = build_release(store, manager, protocol.id, "demo-v1", version=protocol.version)
+    verb = "built" if outcome.created else "already built (same content)"
+    err.print(f"8. approved {approved} more dialogue(s); release demo-v1 {verb}: id {outcome.release.release_id[:16]}, "
+              f"{len(outcome.release.manifest['recordings'])} recording(s)")
+    for fmt in ("lhotse", "kaldi"):
+        target = store.settings.home / "pulls" / f"demo-v1-{fmt}"
+        shutil.rmtree(target, ignore_errors=True)
+        pulled = pull_release(store, manager, "demo-v1", fmt, target, audio="link")
+        err.print(f"   pulled as {fmt}: {target} ({pulled.recordings} recording(s))")
 
 
 def _pretranscribe_and_score(store, row, protocol) -> None:  # type: ignore[no-untyped-def]

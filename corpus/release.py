@@ -32,6 +32,7 @@ from corpus import models
 from corpus.accounts import Principal, require
 from corpus.audit import canonical_json, record_event
 from corpus.db import Store
+from corpus.pii import detect_revision
 from corpus.splits import DEFAULT_RATIOS, SplitUnit, assign_splits, check_ratios
 from protocols.registry import get_protocol
 from protocols.schema import Protocol
@@ -198,7 +199,8 @@ def _add_revision_hashes(session: Session, entries: list[dict[str, Any]], redact
         turns = dict(session.execute(select(rev.pk, rev.turns).where(rev.pk.in_([e["revision_pk"] for e in chunk]))).all())
         for entry in chunk:
             entry["revision_sha256"] = sha256_json(turns[entry["revision_pk"]])
-            if redact_pii:
+            if redact_pii:  # the detectors run first (idempotent), so a redacted release never misses a phone number
+                detect_revision(session, entry["revision_pk"], actor="release")
                 entry["pii_spans"] = _pii_spans(session, entry["revision_pk"])
 
 

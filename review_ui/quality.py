@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from corpus import models
@@ -379,11 +379,10 @@ def corpus_summary(session: Session, protocol_pk: int) -> dict[str, Any]:
     worked = _tasks(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk)
     firsts = first_submissions(session, [t.pk for t, _ in worked])
     annotators = {t.assignee for t, _ in worked if t.assignee and t.pk in firsts}
-    reviewers = set()
-    for revision in session.scalars(select(models.TranscriptRevision).join(
+    reviewers = session.scalar(  # counted in SQL: a release of 10,000 recordings need not load their turns
+        select(func.count(distinct(models.TranscriptRevision.author))).join(
             models.Recording, models.Recording.pk == models.TranscriptRevision.recording_pk)
-            .where(models.Recording.protocol_pk == protocol_pk, models.TranscriptRevision.stage == "approved")):
-        reviewers.add(revision.author)
+        .where(models.Recording.protocol_pk == protocol_pk, models.TranscriptRevision.stage == "approved")) or 0
     ttt = time_to_training(session, protocol_pk)
     return {
         "gold_items": sum(g.items for g in gold),
@@ -394,7 +393,7 @@ def corpus_summary(session: Session, protocol_pk: int) -> dict[str, Any]:
         "agreement_wer": pairs.wer,
         "agreement_alpha": pairs.alpha,
         "annotators": len(annotators),
-        "reviewers": len(reviewers),
+        "reviewers": int(reviewers),
         "approved_recordings": ttt.approved,
         "median_days_to_approval": ttt.median_days,
     }

@@ -64,5 +64,8 @@ def test_demo_runs_in_a_fresh_home_and_again(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "Crossed cells" in first.stdout and "dlg002" in first.stdout
     assert (home / "reports" / "coverage.png").exists()
+    assert "release demo-v1 built" in first.stderr and "3 recording(s)" in first.stderr
+    assert list((home / "pulls" / "demo-v1-kaldi").rglob("wav.scp")) and list((home / "pulls" / "demo-v1-lhotse").rglob("*.jsonl.gz"))
     second = run(home, "demo", "--no-serve")
     assert second.returncode == 0 and "│ 0        │ 0        │ 6" in second.stdout
+    assert "release demo-v1 already built (same content)" in second.stderr

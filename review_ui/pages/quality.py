@@ -19,9 +19,12 @@ def _figure(value: float | None, fmt: str = "{:.3f}") -> str:
 def render_quality() -> None:
     from review_ui import quality
 
-    require_page("see_quality")
+    from review_ui.calibration import manager_notices
+
+    principal = require_page("see_quality")
     st.title("Quality")
     with get_store().session() as session:
+        notices = manager_notices(session, principal)
         row = pick_protocol(session)
         pk = row.pk if row is not None else None
         gold = quality.gold_accuracy(session, pk)
@@ -30,6 +33,12 @@ def render_quality() -> None:
         speed = quality.throughput(session, pk, period=period)
         bias = quality.automation_bias(session, pk)
         ttt = quality.time_to_training(session, pk)
+
+    st.subheader("Notices")
+    if notices:  # calibration failed, returned to calibration, work waiting without a free reviewer
+        st.dataframe(pd.DataFrame(notices), hide_index=True)
+    else:
+        st.caption("Nothing needs your attention.")
 
     st.subheader("Gold accuracy per annotator")
     if gold:
