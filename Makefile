@@ -34,6 +34,8 @@ test: venv
 benchmarks: venv
 	$(PY) benchmarks/coverage_bench.py
 	$(PY) benchmarks/pretranscribe_bench.py
+	$(PY) benchmarks/ui_bench.py
+	$(PY) benchmarks/release_bench.py --sizes 1000,10000
 
 clean:
 	rm -rf $(VENV) turnscribe-data .pytest_cache
