@@ -16,20 +16,14 @@ Every figure is computed from turn lists (the one turn shape) restricted to a ti
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from asr.evaluation import normalize  # people and models are scored by the same rules
+
 Turn = dict[str, Any]
-_PUNCT = re.compile(r"[^\w\s'<>\[\]-]+")
-
-
-def normalise(text: str) -> str:
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
-
-
 def in_span(turns: list[Turn], start: float | None, end: float | None) -> list[Turn]:
     """The turns whose midpoint lies in [start, end) (all of them when no span is given), by start time."""
     if start is None and end is None:
@@ -42,7 +36,7 @@ def in_span(turns: list[Turn], start: float | None, end: float | None) -> list[T
 
 
 def text_of(turns: list[Turn]) -> str:
-    return normalise(" ".join(str(t.get("text") or "") for t in sorted(turns, key=lambda t: float(t["start"]))))
+    return normalize(" ".join(str(t.get("text") or "") for t in sorted(turns, key=lambda t: float(t["start"]))))
 
 
 @dataclass
@@ -80,7 +74,7 @@ def word_counts(reference: str, hypothesis: str) -> WordCounts:
     """jiwer's alignment of two normalised texts; empty sides handled (jiwer refuses an empty reference)."""
     import jiwer
 
-    reference, hypothesis = normalise(reference), normalise(hypothesis)
+    reference, hypothesis = normalize(reference), normalize(hypothesis)
     if not reference:
         return WordCounts(insertions=len(hypothesis.split()))
     if not hypothesis:

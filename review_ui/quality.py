@@ -69,28 +69,26 @@ def first_submissions(session: Session, task_pks: Iterable[int]) -> dict[int, mo
     return out
 
 
-def references(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
-    """Recording pk -> its newest reference revision."""
+def _newest_per_recording(session: Session, recording_pks: Iterable[int], which: Any) -> dict[int, models.TranscriptRevision]:
+    """Recording pk -> its newest revision matching `which`, 500 recordings per query."""
     rev = models.TranscriptRevision
     pks = sorted(set(recording_pks))
     out: dict[int, models.TranscriptRevision] = {}
     for i in range(0, len(pks), 500):
-        newest = select(func.max(rev.pk)).where(rev.recording_pk.in_(pks[i:i + 500]), rev.stage == "reference").group_by(rev.recording_pk)
+        newest = select(func.max(rev.pk)).where(rev.recording_pk.in_(pks[i:i + 500]), which).group_by(rev.recording_pk)
         for revision in session.scalars(select(rev).where(rev.pk.in_(newest))):
             out[revision.recording_pk] = revision
     return out
+
+
+def references(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
+    """Recording pk -> its newest reference revision."""
+    return _newest_per_recording(session, recording_pks, models.TranscriptRevision.stage == "reference")
 
 
 def models_of(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
     """Recording pk -> its newest model revision (the pre-annotation)."""
-    rev = models.TranscriptRevision
-    pks = sorted(set(recording_pks))
-    out: dict[int, models.TranscriptRevision] = {}
-    for i in range(0, len(pks), 500):
-        newest = select(func.max(rev.pk)).where(rev.recording_pk.in_(pks[i:i + 500]), rev.author_kind == "model").group_by(rev.recording_pk)
-        for revision in session.scalars(select(rev).where(rev.pk.in_(newest))):
-            out[revision.recording_pk] = revision
-    return out
+    return _newest_per_recording(session, recording_pks, models.TranscriptRevision.author_kind == "model")
 
 
 # --- gold accuracy -------------------------------------------------------------------------------
