@@ -7,11 +7,16 @@ peak's growth over the process's footprint after imports, and the 10k/1k ratios.
 The store is filled by bulk inserts (metadata only): every recording is a two-speaker
 dialogue with six approved turns and a shared 2 s working-copy WAV.
 
-Reading the figures: a pull holds one batch of entries and turns in Python (flat; on
-PostgreSQL the whole process is flat). On SQLite the process also holds SQLite's own
-page cache (bounded: 64 MiB per connection, corpus/db.py) and json_each's parse of the
-stored manifest text (about 1 KiB per recording), which grows with the release. A
-release build holds its whole manifest (it is stored as one JSON value) plus the
+Reading the figures: a pull reads the release's entry rows (release_entries) and their
+turns a batch at a time by primary key and holds one batch in Python; on SQLite it also
+frees the connection's page cache between batches (`PRAGMA shrink_memory`), so that
+part is flat on both databases. What still grows on SQLite is reading the two header
+fields a pull needs (format, created_from) by JSON path: SQLite parses the whole stored
+header, which keeps the speaker index and one entry digest per recording (about 100
+bytes per recording, ~3 MiB of peak at 10,000). On PostgreSQL that parse is server-side.
+Kaldi's export sorts its files in runs of up to 50,000 lines in memory
+(corpus/exports/kaldi.py), which grows until a split reaches that many utterances and
+then stays. A release build holds its whole manifest (header and entries) plus the
 quality figures' working set.
 """
 
@@ -198,7 +203,8 @@ def main() -> None:
             cells += f"{b['seconds'] / a['seconds']:>9.1f}{(b['peak_mib'] - b['baseline_mib']) / grow_a:>8.1f}"
         print(f"{step:<14}{cells}")
     print("peak +MiB: peak RSS of the step's process minus its RSS after imports and opening the store"
-          + (" (includes SQLite's page cache, up to 64 MiB per connection)." if args.database == "sqlite" else "."))
+          + (" (includes SQLite's page cache, up to 64 MiB per connection; pulls free it between batches)."
+             if args.database == "sqlite" else "."))
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ from protocols.schema import RECORDING_DIMENSIONS, Protocol, Target
 log = logging.getLogger(__name__)
 
 
-def live_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def live_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The recording entries not replaced by an erasure marker."""
-    return [e for e in manifest["recordings"] if "erased" not in e]
+    return [e for e in entries if "erased" not in e]
 
 
 def _value(entry: dict[str, Any], speaker: dict[str, Any], dim: str) -> str | None:
@@ -95,9 +95,9 @@ def distributions(entries: list[dict[str, Any]]) -> dict[str, dict[str, dict[str
     return out
 
 
-def split_summary(manifest: dict[str, Any], protocol: Protocol) -> dict[str, Any]:
-    """Per split: sizes and share of hours, against the target ratios; per demographic value: the shares achieved."""
-    entries = live_entries(manifest)
+def split_summary(manifest: dict[str, Any], entries: list[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
+    """Per split: sizes and share of hours, against the header's target ratios; per demographic value: the shares achieved."""
+    entries = live_entries(entries)
     total = sum(e["duration_s"] for e in entries) or 1.0
     sizes = {}
     for split in SPLITS:
@@ -203,12 +203,16 @@ def consent_scopes(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def build_card(session: Session, protocol_row: models.Protocol, protocol: Protocol, manifest: dict[str, Any],
-               excluded: dict[str, int], *, parent: models.Release | None, on: dt.date, name: str, release_id: str,
-               same_content_as: list[str]) -> dict[str, Any]:
-    """Everything the card states, computed from the manifest and the store at release time."""
-    from corpus.release_verify import diff_manifests
+               all_entries: list[dict[str, Any]], excluded: dict[str, int], *, parent: models.Release | None, on: dt.date,
+               name: str, release_id: str, same_content_as: list[str]) -> dict[str, Any]:
+    """Everything the card states, computed from the manifest header, the entries and the store at release time.
 
-    entries = live_entries(manifest)
+    The diff against `parent` reads the parent's entries from its rows (release_entries).
+    """
+    from corpus.release import release_entries
+    from corpus.release_verify import diff_entries
+
+    entries = live_entries(all_entries)
     return {
         "release": {"name": name, "release_id": release_id, "protocol": manifest["protocol"], "title": protocol.title,
                     "release_date": on.isoformat(), "seed": manifest["seed"], "redact_pii": manifest["created_from"]["redact_pii"],
@@ -217,13 +221,13 @@ def build_card(session: Session, protocol_row: models.Protocol, protocol: Protoc
         "totals": {"recordings": len(entries), "sessions": len({e["session_id"] for e in entries}),
                    "speakers": len(manifest["speakers"]), "hours": round(sum(e["duration_s"] for e in entries) / 3600.0, 4)},
         "excluded": excluded,
-        "splits": split_summary(manifest, protocol),
+        "splits": split_summary(manifest, entries, protocol),
         "coverage": coverage(entries, protocol),
         "distributions": distributions(entries),
         "quality": quality_figures(session, protocol_row.pk),
         "preannotation": preannotation(session, entries, protocol),
         "consent": consent_scopes(entries),
-        "diff": diff_manifests(parent.manifest, manifest).summary(parent.name, name) if parent else None,
+        "diff": diff_entries(release_entries(session, parent.pk), entries).summary(parent.name, name) if parent else None,
     }
 
 

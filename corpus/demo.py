@@ -96,7 +96,7 @@ def _first_release(store, row, protocol) -> None:  # type: ignore[no-untyped-def
     from corpus import models
     from corpus.accounts import load_principal
     from corpus.exports.pull import pull_release
-    from corpus.release import build_release
+    from corpus.release import build_release, count_entries
     from review_ui.demo_setup import approve_for_demo
 
     with store.session() as session:
@@ -108,8 +108,10 @@ def _first_release(store, row, protocol) -> None:  # type: ignore[no-untyped-def
         session.commit()
     outcome = build_release(store, manager, protocol.id, "demo-v1", version=protocol.version)
     verb = "built" if outcome.created else "already built (same content)"
+    with store.session() as session:
+        entries = count_entries(session, outcome.release.pk)
     err.print(f"8. approved {approved} more dialogue(s); release demo-v1 {verb}: id {outcome.release.release_id[:16]}, "
-              f"{len(outcome.release.manifest['recordings'])} recording(s)")
+              f"{entries} recording(s)")
     for fmt in ("lhotse", "kaldi"):
         target = store.settings.home / "pulls" / f"demo-v1-{fmt}"
         shutil.rmtree(target, ignore_errors=True)

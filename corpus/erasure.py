@@ -5,9 +5,11 @@ in goes whole (both blobs, voice profiles, revisions, tasks, comments, work time
 spans). Everything happens in one database transaction; blobs are deleted only after the
 commit and only when no remaining row references them (they are content-addressed and
 may be shared). What stays is a tombstone with a random id and counts — no speaker id,
-no hash — and, in past releases, `{"erased": <tombstone id>}` where a recording was, so
-the ML teams know which releases to retrain. Audit events naming the speaker or the
-erased audio are blanked (`corpus.audit.blank_event`), which keeps the chain verifiable.
+no hash — and, in past releases, `{"erased": <tombstone id>}` where a recording was (its
+release_entries row is updated in place; the other rows, the manifest header and the
+card are scrubbed of the erased identifiers), so the ML teams know which releases to
+retrain. Audit events naming the speaker or the erased audio are blanked
+(`corpus.audit.blank_event`), which keeps the chain verifiable.
 
 The retention purge (`corpus.retention`) erases recordings through the same machinery.
 
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, or_, select
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -144,34 +146,53 @@ def _entry_speakers(entry: Any) -> set[str]:
     return {s.get("speaker_id") for s in entry.get("speakers") or [] if isinstance(s, dict) and s.get("speaker_id")}
 
 
+def _amend_entries(session: Session, release_pk: int, keys: set[str], digests: set[str], names: re.Pattern[str] | None,
+                   tombstone_id: str) -> tuple[int, int, set[str]]:
+    """Replace a release's erased entry rows by markers and scrub the others, reading the rows a batch at a time.
+
+    Returns how many entries were erased, how many rows changed, and the speakers of the
+    entries still live (their ReleaseSpeaker rows stay).
+    """
+    from corpus.release import release_entries
+
+    erased, live_speakers, changes = 0, set(), []
+    for position, entry in enumerate(release_entries(session, release_pk)):
+        if _release_entry_erased(entry, keys, digests):
+            new: Any = {"erased": tombstone_id}
+            erased += 1
+        else:
+            new = _scrub(entry, names, f"erased:{tombstone_id}")
+            live_speakers |= _entry_speakers(new)
+        if new != entry:
+            changes.append({"release_pk": release_pk, "position": position, "entry": new})
+    for start in range(0, len(changes), CHUNK):  # ORM bulk UPDATE by primary key, one executemany per chunk
+        session.execute(update(models.ReleaseEntry), changes[start:start + CHUNK])
+    return erased, len(changes), live_speakers
+
+
 def _amend_releases(session: Session, targets: ErasureTargets, digests: set[str], names: re.Pattern[str] | None,
                     tombstone_id: str) -> tuple[list[str], int]:
-    """Replace erased recordings in past release manifests; returns the affected release names and entries."""
+    """Replace erased recordings in past releases' entry rows, scrub headers and cards; the affected names and entries."""
     listed = _pks(session, models.ReleaseSpeaker.release_pk, models.ReleaseSpeaker.speaker_id, targets.speaker_ids)
     keys = {f"rec-{pk}" for pk in targets.recording_pks}  # the release helper's recording key
     affected, entries = [], 0
-    for release in session.scalars(select(models.Release).order_by(models.Release.pk)):
+    for release in session.scalars(select(models.Release).order_by(models.Release.pk)).all():
+        erased, rows_changed, remaining = _amend_entries(session, release.pk, keys, digests, names, tombstone_id)
         manifest = release.manifest or {}
-        recordings = manifest.get("recordings") or []
-        erased = {i for i, e in enumerate(recordings) if _release_entry_erased(e, keys, digests)}
-        new_manifest = dict(manifest)
-        if erased:
-            new_manifest["recordings"] = [{"erased": tombstone_id} if i in erased else e for i, e in enumerate(recordings)]
-        new_manifest = _scrub(new_manifest, names, f"erased:{tombstone_id}")
+        new_manifest = _scrub(manifest, names, f"erased:{tombstone_id}")
         new_card = _scrub(release.card or {}, names, f"erased:{tombstone_id}")
-        changed = new_manifest != manifest or new_card != (release.card or {})
-        if changed:
+        header_changed = new_manifest != manifest or new_card != (release.card or {})
+        if header_changed:
             release.manifest, release.card = new_manifest, new_card
-        remaining = set().union(*(_entry_speakers(e) for e in new_manifest.get("recordings") or []))
         stale = set(session.scalars(select(models.ReleaseSpeaker.speaker_id).where(
             models.ReleaseSpeaker.release_pk == release.pk))) - remaining if erased else set()
         stale |= targets.speaker_ids if release.pk in listed else set()
         if stale:
             session.execute(delete(models.ReleaseSpeaker).where(
                 models.ReleaseSpeaker.release_pk == release.pk, models.ReleaseSpeaker.speaker_id.in_(sorted(stale))))
-        if changed or release.pk in listed:
+        if header_changed or rows_changed or release.pk in listed:
             affected.append(release.name)
-            entries += len(erased)
+            entries += erased
     return affected, entries
 
 

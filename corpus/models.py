@@ -291,7 +291,11 @@ class Tombstone(Base):
 
 
 class Release(Base):
-    """An immutable corpus release; its id is the hash of its manifest."""
+    """An immutable corpus release; its id is the hash of its manifest.
+
+    `manifest` is the header (format, protocol, seed, selection, speaker index and one
+    digest per entry); the recording entries themselves are ReleaseEntry rows.
+    """
 
     __tablename__ = "releases"
 
@@ -304,6 +308,21 @@ class Release(Base):
     parent_pk: Mapped[int | None] = mapped_column(ForeignKey("releases.pk", name="fk_releases_parent"), nullable=True)
     created_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReleaseEntry(Base):
+    """One recording entry of a release, at its position in the manifest.
+
+    Entries are rows, not a list inside `releases.manifest`, so a pull or a verify reads
+    them a batch at a time by primary key on any database (a JSON list must be parsed
+    whole), and an erasure replaces one entry by `{"erased": <tombstone id>}` in place.
+    """
+
+    __tablename__ = "release_entries"
+
+    release_pk: Mapped[int] = mapped_column(ForeignKey("releases.pk", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entry: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class ReleaseSpeaker(Base):

@@ -1,10 +1,10 @@
 """`corpus pull`: stream a release into one export format, a batch of recordings at a time.
 
-Only what one batch needs is in memory: the manifest's entries are unnested by the
-database and fetched a batch at a time (corpus.release.iter_manifest_recordings), with
-their turns; when cutting or redacting, one recording's samples. Exporters append to
-their files. The turns of each entry are
-checked against the hash in the manifest before they are written, so a pull never
+Only what one batch needs is in memory: the release's entry rows are read a batch at a
+time in position order (corpus.release.release_entry_batches), with their turns; when
+cutting or redacting, one recording's samples. The manifest header is never loaded (two
+of its fields are read by JSON path). Exporters append to their files. The turns of
+each entry are checked against the hash in the manifest before they are written, so a pull never
 exports a transcript other than the one released. Entries an erasure replaced are
 skipped and counted. A release made with --redact-pii gets its frozen PII spans applied
 to the text, and the audio over them silenced (or toned) in the copies written here.
@@ -12,7 +12,6 @@ to the text, and the audio over them silenced (or toned) in the copies written h
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from typing import Any, NamedTuple
 
 import soundfile as sf
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from corpus import models
 from corpus.accounts import Principal, require
@@ -30,7 +30,8 @@ from corpus.db import Store
 from corpus.exports.audio import place_cuts, place_whole
 from corpus.exports.base import AUDIO_MODES, Item
 from corpus.exports.registry import exporter_class
-from corpus.release import FORMAT, iter_manifest_recordings, manifest_field, release_header, sha256_json
+from corpus.release import (FORMAT, ReleaseError, free_page_cache, manifest_field, release_entry_batches, release_header,
+                            sha256_json)
 
 BATCH = 200
 
@@ -76,20 +77,30 @@ def _prepare_out(out: Path) -> bool:
     return created
 
 
-def _batches(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    while chunk := list(itertools.islice(items, size)):
-        yield chunk
+def _end_batch(session: Session) -> None:
+    """End the read transaction between batches and hand back the pages it cached (release.free_page_cache)."""
+    session.rollback()
+    free_page_cache(session)
+    session.rollback()
+
+
+def _entry_batches(session: Session, release_pk: int) -> Iterator[list[dict[str, Any]]]:
+    """The release's entry rows a batch at a time; a missing row is drift (the release no longer holds what it listed)."""
+    try:
+        yield from release_entry_batches(session, release_pk, BATCH)
+    except ReleaseError as exc:
+        raise ReleaseDrift(str(exc)) from exc
 
 
 def _entries(store: Store, release_pk: int, report: PullReport) -> Iterator[tuple[dict[str, Any], list[Any]]]:
-    """(entry, turns) for each live entry in manifest order: entries streamed, turns read a batch at a time and checked."""
+    """(entry, turns) for each live entry in release order: entry rows and their turns read a batch at a time, turns checked."""
     rev = models.TranscriptRevision
-    with store.session() as stream, store.session() as session:
-        for chunk in _batches(iter_manifest_recordings(stream, release_pk, BATCH), BATCH):
+    with store.session() as session:
+        for chunk in _entry_batches(session, release_pk):
             live = [e for e in chunk if "erased" not in e]
             report.erased_skipped += len(chunk) - len(live)
             turns = dict(session.execute(select(rev.pk, rev.turns).where(rev.pk.in_([e["revision_pk"] for e in live]))).all())
-            session.rollback()  # end the read transaction between batches
+            _end_batch(session)
             for entry in live:
                 got = turns.pop(entry["revision_pk"], None)
                 if got is None or sha256_json(got) != entry["revision_sha256"]:

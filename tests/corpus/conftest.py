@@ -95,3 +95,23 @@ def corpus(store: Store, dialogues: Path) -> Corpus:
         consumer = authenticate(session, "connie", PASSWORD)
         session.commit()
     return Corpus(store, dialogues, recordings, manager, consumer)
+
+
+def stored_entries(store: Store, name: str) -> list[dict[str, Any]]:
+    """Release `name`'s entries as stored (its release_entries rows, through the one reader pulls use)."""
+    from corpus.release import release_entries
+
+    with store.session() as session:
+        release = session.scalar(select(models.Release.pk).where(models.Release.name == name))
+        assert release is not None, f"no release {name}"
+        return list(release_entries(session, release))
+
+
+def store_entry(store: Store, name: str, position: int, entry: dict[str, Any]) -> None:
+    """Overwrite one stored entry row of release `name` (tests that play an erasure or a tampering)."""
+    with store.session() as session:
+        release = session.scalar(select(models.Release.pk).where(models.Release.name == name))
+        row = session.get(models.ReleaseEntry, (release, position))
+        assert row is not None, f"release {name} has no entry {position}"
+        row.entry = entry
+        session.commit()

@@ -60,8 +60,9 @@ def blob_files(root: Path) -> dict[str, bytes]:
     return {p.name: (p.read_bytes() if p.stat().st_size < 65536 else b"") for p in root.rglob("*") if p.is_file()}
 
 
-def release_manifest(session: Any, recordings: list[models.Recording], revisions: dict[int, int]) -> dict[str, Any]:
-    """A manifest in the release helper's shape (turnscribe-release/1) listing `recordings`."""
+def release_manifest(session: Any, recordings: list[models.Recording],
+                     revisions: dict[int, int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A manifest header in the release helper's shape (turnscribe-release/1) and the entries of `recordings`."""
     entries = []
     for rec in recordings:
         speakers = [{"speaker_id": p.speaker_id, "consent_id": p.consent_id, "form_version": "v3",
@@ -75,8 +76,8 @@ def release_manifest(session: Any, recordings: list[models.Recording], revisions
                         "revision_pk": revisions[rec.pk], "revision_sha256": "f" * 64, "split": "train",
                         "speakers": speakers})
     index = {s["speaker_id"]: {"split": "train", "demographics": s["demographics"]} for e in entries for s in e["speakers"]}
-    return {"format": "turnscribe-release/1", "protocol": {"id": "en-dialogue-accents", "version": 1},
-            "recordings": entries, "speakers": dict(sorted(index.items()))}
+    return ({"format": "turnscribe-release/1", "protocol": {"id": "en-dialogue-accents", "version": 1},
+             "speakers": dict(sorted(index.items()))}, entries)
 
 
 def build_gov_store(store: Store, dialogues: Path) -> GovStore:
@@ -112,11 +113,12 @@ def build_gov_store(store: Store, dialogues: Path) -> GovStore:
                                     sha256=store.blobs.put_bytes(f"voices of {stem}".encode())),
             ])
             by_stem[stem], revisions[stem], by_pk[rec.pk] = rec.pk, model.pk, model.pk
+        header, entries = release_manifest(session, list(recordings), by_pk)
         release = models.Release(name="v1", release_id="r" * 64, protocol_pk=row.pk, created_by="maria",
-                                 manifest=release_manifest(session, list(recordings), by_pk),
-                                 card={"title": "v1", "speakers": 11})
+                                 manifest=header, card={"title": "v1", "speakers": 11})
         session.add(release)
         session.flush()
+        session.add_all(models.ReleaseEntry(release_pk=release.pk, position=i, entry=e) for i, e in enumerate(entries))
         for speaker_id in session.scalars(select(models.Speaker.id)):
             session.add(models.ReleaseSpeaker(release_pk=release.pk, speaker_id=speaker_id))
         session.commit()

@@ -15,14 +15,13 @@ from sqlalchemy import select, update
 
 from corpus import models
 from corpus.accounts import PermissionDenied, authenticate
-from corpus.db import Store
 from corpus.exports.pull import PullError, pull_release
 from corpus.exports.registry import UnknownFormat
 from corpus.release import build_release
-from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus
+from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus, store_entry, stored_entries
 
 ON = dt.date(2026, 11, 1)
-# Format writers do not touch the database; streaming the manifest and the turns does, and the
+# Format writers do not touch the database; streaming the entries and the turns does, and the
 # tests without this mark (lhotse, refusals, erased entries, redaction) run on both databases.
 SQLITE_ONLY = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 
@@ -33,16 +32,11 @@ def released(corpus: Corpus) -> Corpus:
     return corpus
 
 
-def _manifest(store: Store, name: str = "v1") -> dict:
-    with store.session() as session:
-        return session.scalar(select(models.Release).where(models.Release.name == name)).manifest
-
-
 def _approved_texts(corpus: Corpus) -> dict[str, list[str]]:
     """recording key -> its approved turns' texts (what every export must carry)."""
     out = {}
     with corpus.store.session() as session:
-        for entry in _manifest(corpus.store)["recordings"]:
+        for entry in stored_entries(corpus.store, "v1"):
             out[entry["recording"]] = [t["text"] for t in session.get(models.TranscriptRevision, entry["revision_pk"]).turns]
     return out
 
@@ -52,7 +46,7 @@ def test_lhotse_manifests_load_and_validate_with_lhotse(released: Corpus, tmp_pa
     from lhotse.qa import validate_recordings_and_supervisions
 
     report = pull_release(released.store, released.consumer, "v1", "lhotse", tmp_path / "out", audio="link")
-    splits = {e["split"] for e in _manifest(released.store)["recordings"]}
+    splits = {e["split"] for e in stored_entries(released.store, "v1")}
     assert report.recordings == 6 and set(report.splits) == splits
     texts = _approved_texts(released)
     seen = 0
@@ -77,7 +71,7 @@ def test_lhotse_cut_mode_has_one_recording_per_turn(released: Corpus, tmp_path: 
     from lhotse.qa import validate_recordings_and_supervisions
 
     pull_release(released.store, released.consumer, "v1", "lhotse", tmp_path / "out", audio="cut")
-    split = _manifest(released.store)["recordings"][0]["split"]
+    split = stored_entries(released.store, "v1")[0]["split"]
     recordings = load_manifest(tmp_path / "out" / "lhotse" / f"recordings_{split}.jsonl.gz")
     supervisions = load_manifest(tmp_path / "out" / "lhotse" / f"supervisions_{split}.jsonl.gz")
     validate_recordings_and_supervisions(recordings, supervisions, read_data=True)
@@ -155,13 +149,13 @@ def test_rttm_stm_ctm_read_by_pyannote_and_consistent(released: Corpus, tmp_path
     from pyannote.database.util import load_rttm
 
     report = pull_release(released.store, released.consumer, "v1", "sctk", tmp_path / "out")
-    manifest = _manifest(released.store)
+    entries = stored_entries(released.store, "v1")
     for split in report.splits:
         annotations = load_rttm(tmp_path / "out" / "sctk" / f"{split}.rttm")
-        keys = [e["recording"] for e in manifest["recordings"] if e["split"] == split]
+        keys = [e["recording"] for e in entries if e["split"] == split]
         assert sorted(annotations) == sorted(keys)
         for key in keys:
-            speakers = {s["speaker_id"] for e in manifest["recordings"] if e["recording"] == key for s in e["speakers"]}
+            speakers = {s["speaker_id"] for e in entries if e["recording"] == key for s in e["speakers"]}
             assert set(annotations[key].labels()) == speakers
         stm = (tmp_path / "out" / "sctk" / f"{split}.stm").read_text().splitlines()
         ctm = (tmp_path / "out" / "sctk" / f"{split}.ctm").read_text().splitlines()
@@ -221,7 +215,7 @@ def test_pull_refuses_bad_requests_and_records_the_pull(released: Corpus, tmp_pa
         pull_release(released.store, released.consumer, "v1", "jsonl", tmp_path / "full")
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
     with released.store.session() as session:
-        revision_pk = _manifest(released.store)["recordings"][4]["revision_pk"]
+        revision_pk = stored_entries(released.store, "v1")[4]["revision_pk"]
         session.execute(update(models.TranscriptRevision).where(models.TranscriptRevision.pk == revision_pk).values(turns=[]))
         session.commit()
     with pytest.raises(PullError, match="changed in the store"):
@@ -233,13 +227,11 @@ def test_pull_refuses_bad_requests_and_records_the_pull(released: Corpus, tmp_pa
 
 
 def test_pull_skips_erased_entries_and_says_how_many(released: Corpus, tmp_path: Path) -> None:
-    manifest = _manifest(released.store)
-    erased_key = manifest["recordings"][0]["recording"]
-    manifest["recordings"][0] = {"erased": "tomb-9"}
+    erased_key = stored_entries(released.store, "v1")[0]["recording"]
     with released.store.session() as session:
         session.add(models.Tombstone(tombstone_id="tomb-9", erased_by="manny", reason="erasure request", counts={}))
-        session.execute(update(models.Release).where(models.Release.name == "v1").values(manifest=manifest))
         session.commit()
+    store_entry(released.store, "v1", 0, {"erased": "tomb-9"})
     report = pull_release(released.store, released.consumer, "v1", "jsonl", tmp_path / "out")
     assert report.erased_skipped == 1 and report.recordings == 5
     keys = {json.loads(line)["recording"] for line in (tmp_path / "out" / "jsonl" / "turns.jsonl").read_text().splitlines()}
@@ -263,7 +255,7 @@ def test_redacted_release_tags_text_and_silences_audio_copies_only(corpus: Corpu
         span_words = approved.turns[0]["words"][5:7]
         working = session.get(models.Recording, corpus.recordings["dlg001"]).working_sha256
     build_release(corpus.store, corpus.manager, PROTOCOL_ID, "private", on=ON, redact_pii=True)
-    entry = next(e for e in _manifest(corpus.store, "private")["recordings"] if e["session_id"] == "dlg001")
+    entry = next(e for e in stored_entries(corpus.store, "private") if e["session_id"] == "dlg001")
     assert entry["pii_spans"] == [[0, 5, 7, "other"]]
 
     report = pull_release(corpus.store, corpus.consumer, "private", "jsonl", tmp_path / "out", audio="link")
@@ -281,3 +273,30 @@ def test_redacted_release_tags_text_and_silences_audio_copies_only(corpus: Corpu
     assert sha256_file(corpus.store.blobs.path_for(working)) == working, "the stored working copy is untouched"
     others = [Path(t["audio"]) for t in turns if t["recording"] != entry["recording"]]
     assert others and all(p.is_symlink() for p in others)
+
+
+def test_pull_reads_entry_rows_a_batch_per_query_and_never_the_manifest_whole(released: Corpus, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """What keeps a pull's memory flat: one bounded query per batch of entry rows, and no read of the manifest header."""
+    from sqlalchemy import event
+
+    import corpus.exports.pull as pull
+
+    monkeypatch.setattr(pull, "BATCH", 4)  # 6 entries: a full batch of 4, then 2 (short: the last query)
+    statements: list[tuple[str, list[str]]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append((statement, [d[0] for d in cursor.description or []]))
+
+    event.listen(released.store.engine, "after_cursor_execute", seen)
+    try:
+        report = pull_release(released.store, released.consumer, "v1", "jsonl", tmp_path / "out")
+    finally:
+        event.remove(released.store.engine, "after_cursor_execute", seen)
+    assert report.recordings == 6
+    entry_reads = [s for s, _ in statements if "release_entries" in s]
+    assert len(entry_reads) == 2 and all("LIMIT" in s.upper() for s in entry_reads), entry_reads
+    whole = [s for s, columns in statements if "manifest" in [c.lower() for c in columns]]
+    assert whole == [], "a pull reads two header fields by JSON path, never the stored manifest"
+    keys = [json.loads(line)["recording"] for line in (tmp_path / "out" / "jsonl" / "turns.jsonl").read_text().splitlines()]
+    assert list(dict.fromkeys(keys)) == [e["recording"] for e in stored_entries(released.store, "v1")], "release order"

@@ -12,7 +12,7 @@ from corpus import models
 from corpus.accounts import PermissionDenied
 from corpus.release import ReleaseError, build_release, release_id_of, sha256_json
 from corpus.release_verify import diff_releases, verify_release
-from tests.corpus.conftest import PROTOCOL_ID, Corpus, approve
+from tests.corpus.conftest import PROTOCOL_ID, Corpus, approve, store_entry, stored_entries
 
 ON = dt.date(2026, 11, 1)
 
@@ -24,11 +24,12 @@ def _release(corpus: Corpus, name: str, **kwargs):  # type: ignore[no-untyped-de
 def test_release_lists_every_approved_recording_with_hashes_speakers_and_consent(corpus: Corpus) -> None:
     outcome = _release(corpus, "v1")
     release = outcome.release
-    manifest = release.manifest
+    manifest, entries = release.manifest, stored_entries(corpus.store, "v1")
+    assert "recordings" not in manifest and manifest["recording_digests"] == [sha256_json(e) for e in entries]
     assert outcome.created and release.release_id == release_id_of(manifest) and len(release.release_id) == 64
-    assert [e["recording"] for e in manifest["recordings"]] == [f"rec-{pk}" for pk in sorted(corpus.recordings.values())]
+    assert [e["recording"] for e in entries] == [f"rec-{pk}" for pk in sorted(corpus.recordings.values())]
     with corpus.store.session() as session:
-        for entry in manifest["recordings"]:
+        for entry in entries:
             recording = session.get(models.Recording, int(entry["recording"][4:]))
             revision = session.get(models.TranscriptRevision, entry["revision_pk"])
             assert (entry["sha256"], entry["working_sha256"]) == (recording.sha256, recording.working_sha256)
@@ -67,7 +68,7 @@ def test_newest_approved_revision_is_taken_and_unapproved_recordings_are_left_ou
         ).values(stage="submitted"))
         session.commit()
     release = _release(corpus, "v1").release
-    entries = {e["session_id"]: e for e in release.manifest["recordings"]}
+    entries = {e["session_id"]: e for e in stored_entries(corpus.store, "v1")}
     assert entries["dlg003"]["revision_pk"] == newer and "dlg006" not in entries
     assert release.card["excluded"] == {"no approved transcript": 1}
     assert "spk-0010" not in release.manifest["speakers"]
@@ -81,7 +82,7 @@ def test_withdrawn_and_expired_consent_keep_a_dialogue_out(corpus: Corpus) -> No
                                    expires_on=current.expires_on, withdrawn_on=dt.date(2026, 10, 20)))
         session.commit()
     release = _release(corpus, "v1").release
-    assert "dlg002" not in {e["session_id"] for e in release.manifest["recordings"]}
+    assert "dlg002" not in {e["session_id"] for e in stored_entries(corpus.store, "v1")}
     assert release.card["excluded"] == {"consent withdrawn": 1}
     with pytest.raises(ReleaseError, match=r"nothing to release.*consent expired: 6.*consent withdrawn: 1"):
         _release(corpus, "v-2032", on=dt.date(2032, 1, 1))
@@ -95,36 +96,32 @@ def test_only_managers_release(corpus: Corpus) -> None:
 
 
 def test_verify_reports_drift_and_erased_entries(corpus: Corpus) -> None:
-    release = _release(corpus, "v1").release
+    _release(corpus, "v1")
+    entries = stored_entries(corpus.store, "v1")
     report = verify_release(corpus.store, "v1")
     assert report.ok and report.checked == 6 and not report.erased, report.drift
-    entry = release.manifest["recordings"][1]
+    entry = entries[1]
     blob = corpus.store.blobs.path_for(entry["working_sha256"])
     os.chmod(blob, 0o644)
     blob.write_bytes(blob.read_bytes()[:-2] + b"\x00\x01")
     with corpus.store.session() as session:
-        revision = session.get(models.TranscriptRevision, release.manifest["recordings"][2]["revision_pk"])
+        revision = session.get(models.TranscriptRevision, entries[2]["revision_pk"])
         revision.turns = revision.turns[:-1]
         session.commit()
     drift = verify_release(corpus.store, "v1").drift
     assert {(f.recording, f.problem.split(" ")[0]) for f in drift} == {(entry["recording"], "working"),
-                                                                        (release.manifest["recordings"][2]["recording"], "transcript")}
-    # an erasure as the governance helper performs it: the entry becomes a marker naming a tombstone
-    manifest = dict(release.manifest)
-    manifest["recordings"] = [{"erased": "tomb-1"} if i == 0 else e for i, e in enumerate(release.manifest["recordings"])]
+                                                                        (entries[2]["recording"], "transcript")}
+    # an erasure as the governance helper performs it: the entry row becomes a marker naming a tombstone
     with corpus.store.session() as session:
         session.add(models.Tombstone(tombstone_id="tomb-1", erased_by="manny", reason="erasure request", counts={}))
-        session.execute(update(models.Release).where(models.Release.pk == release.pk).values(manifest=manifest))
         session.commit()
+    store_entry(corpus.store, "v1", 0, {"erased": "tomb-1"})
     report = verify_release(corpus.store, "v1")
     assert report.erased == [("0", "tomb-1")] and report.checked == 5
-    assert not [f for f in report.drift if f.recording in ("release", release.manifest["recordings"][0]["recording"])]
-    manifest["recordings"][3] = dict(manifest["recordings"][3], split="test" if manifest["recordings"][3]["split"] != "test" else "dev")
-    with corpus.store.session() as session:
-        session.execute(update(models.Release).where(models.Release.pk == release.pk).values(manifest=manifest))
-        session.commit()
+    assert not [f for f in report.drift if f.recording in ("release", entries[0]["recording"])]
+    store_entry(corpus.store, "v1", 3, dict(entries[3], split="test" if entries[3]["split"] != "test" else "dev"))
     edited = [f for f in verify_release(corpus.store, "v1").drift if "edited" in f.problem]
-    assert [f.recording for f in edited] == [manifest["recordings"][3]["recording"]]
+    assert [f.recording for f in edited] == [entries[3]["recording"]]
 
 
 def test_diff_and_card_diff_against_the_previous_release(corpus: Corpus) -> None:
@@ -159,4 +156,68 @@ def test_a_real_erasure_leaves_old_releases_verifiable_and_pullable(corpus: Corp
     assert second.card["totals"]["recordings"] == 4 and second.release_id != first.release_id
     gone = {f"rec-{corpus.recordings[d]}" for d in ("dlg003", "dlg004")}
     assert set(diff_releases(corpus.store, "v1", "v2")["recordings"]["removed"]) == set(), "already erased from v1 too"
-    assert not gone & {e["recording"] for e in second.manifest["recordings"]}
+    assert not gone & {e["recording"] for e in stored_entries(corpus.store, "v2")}
+
+
+def test_entries_are_rows_in_position_order_read_a_batch_at_a_time(corpus: Corpus) -> None:
+    from corpus.release import count_entries, release_entry_batches
+
+    release = _release(corpus, "v1").release
+    with corpus.store.session() as session:
+        batches = list(release_entry_batches(session, release.pk, 4))
+        positions = list(session.scalars(select(models.ReleaseEntry.position).where(models.ReleaseEntry.release_pk == release.pk)
+                                         .order_by(models.ReleaseEntry.position)))
+        assert count_entries(session, release.pk) == 6
+    assert [len(b) for b in batches] == [4, 2] and positions == list(range(6))
+    assert [e["recording"] for b in batches for e in b] == [f"rec-{pk}" for pk in sorted(corpus.recordings.values())]
+    assert [sha256_json(e) for b in batches for e in b] == release.manifest["recording_digests"]
+    with pytest.raises(ValueError, match="at least 1"):
+        with corpus.store.session() as session:
+            next(release_entry_batches(session, release.pk, 0))
+
+
+def test_a_missing_entry_row_is_drift_for_verify_and_pull(corpus: Corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import delete
+
+    from corpus.exports.pull import ReleaseDrift, pull_release
+
+    release = _release(corpus, "v1").release
+    with corpus.store.session() as session:
+        session.execute(delete(models.ReleaseEntry).where(models.ReleaseEntry.release_pk == release.pk,
+                                                          models.ReleaseEntry.position == 2))
+        session.commit()
+    problems = [f.problem for f in verify_release(corpus.store, "v1").drift]
+    assert any("release entry 2 is missing (the next stored entry is 3)" in p for p in problems), problems
+    with pytest.raises(ReleaseDrift, match="release entry 2 is missing"):
+        pull_release(corpus.store, corpus.consumer, "v1", "jsonl", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def _alembic(corpus: Corpus, action: str, target: str) -> None:
+    """Run an Alembic upgrade or downgrade on the test store, as corpus.db.migrate does."""
+    from alembic import command
+    from alembic.config import Config
+
+    from corpus.db import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with corpus.store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, target)
+
+
+def test_migration_0004_moves_a_manifests_entries_into_rows_and_back(corpus: Corpus) -> None:
+    release = _release(corpus, "v1").release
+    entries = stored_entries(corpus.store, "v1")
+    _alembic(corpus, "downgrade", "0003")  # a store as it was: the entries inside releases.manifest
+    with corpus.store.session() as session:
+        old = session.scalar(select(models.Release.manifest).where(models.Release.pk == release.pk))
+    assert old["recordings"] == entries and release_id_of(old) == release.release_id
+    _alembic(corpus, "upgrade", "head")
+    with corpus.store.session() as session:
+        header = session.scalar(select(models.Release.manifest).where(models.Release.pk == release.pk))
+    assert header == release.manifest and "recordings" not in header
+    assert stored_entries(corpus.store, "v1") == entries
+    report = verify_release(corpus.store, "v1")
+    assert report.ok and report.checked == 6, report.drift

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from corpus import models
-from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus
+from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus, stored_entries
 
 BIN = Path(sys.executable).parent / "turnscribe"
 
@@ -44,9 +44,7 @@ def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> N
     assert other.returncode == 1 and "immutable" in other.stderr
     assert run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v2", "--seed", "3").returncode == 0
     changed = json.loads(run(corpus, "connie", "diff", "v1", "v2", "--json").stdout)
-    with corpus.store.session() as session:
-        splits = {name: {e["recording"]: e["split"] for e in session.scalar(select(models.Release.manifest).where(models.Release.name == name))["recordings"]}
-                  for name in ("v1", "v2")}
+    splits = {name: {e["recording"]: e["split"] for e in stored_entries(corpus.store, name)} for name in ("v1", "v2")}
     moved = sorted((k for k in splits["v1"] if splits["v1"][k] != splits["v2"][k]), key=lambda k: int(k[4:]))
     assert changed["counts"]["recordings added"] == 0 and changed["recordings"]["split_changed"] == moved
 
