@@ -13,10 +13,10 @@ import typer
 
 from asr.cli import register as register_asr
 from collection.cli import app as collect_app
-from corpus.cli_support import setup_logging
-from corpus.governance_cli import app as governance_app
-from corpus.release_cli import app as corpus_app
-from corpus.settings import enforce_offline
+from store.console import setup_logging
+from corpus.governance.cli import app as governance_app
+from corpus.releases.cli import app as corpus_app
+from store.settings import enforce_offline
 from protocols.cli import app as protocol_app
 from review_ui.cli import register as register_review
 
@@ -50,7 +50,7 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Run every step, then exit instead of serving the UI.")] = False,
 ) -> None:
     """Run the pipeline on the committed synthetic dialogues in the current $TURNSCRIBE_HOME."""
-    from corpus.demo import run_demo
+    from demo.pipeline import run_demo
 
     raise typer.Exit(run_demo(serve=not no_serve))
 

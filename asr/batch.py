@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import exists, select
 
 from asr.preannotate import Preannotator
-from collection.audio import load_working_copy
-from corpus import models
-from corpus.audit import record_event
-from corpus.db import Store
+from collection.decoding import load_working_copy
+from store import models
+from store.audit import record_event
+from store.db import Store
 from protocols.schema import Protocol
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from corpus.cli_support import Exit, err, out, protocol_for_cli, store_for_cli
+from protocols.cli import protocol_for_cli
+from store.console import Exit, err, out, store_for_cli
 
 ModelOpt = Annotated[str, typer.Option("--model", help="'tiny.en' (embedded), 'base', or a CTranslate2 Whisper directory.")]
 DiarizerOpt = Annotated[str, typer.Option("--diarizer", help="'embedded' (default) or 'pyannote'.")]
@@ -22,7 +23,7 @@ def _preannotator(model: str, diarizer: str, pipeline: Path | None, device: str,
     from asr.models import ModelUnavailable
     from asr.preannotate import Preannotator, PreannotationSettings
     from asr.transcriber import AsrOptions
-    from corpus.settings import load_settings
+    from store.settings import load_settings
 
     settings = PreannotationSettings(asr_model=model, asr=AsrOptions(batched=batched), diarizer=diarizer,
                                      pipeline_dir=pipeline, device=device, fallback_to_cpu=fallback)
@@ -92,7 +93,7 @@ def transcribe(
 ) -> None:
     """Pre-annotate loose files outside the store; writes turns as JSON, RTTM and STM per file."""
     from asr.formats import write_turn_files
-    from collection.audio import AudioDecodeError, decode, to_working_rate
+    from collection.decoding import AudioDecodeError, decode, to_working_rate
 
     preannotator = _preannotator(model, diarizer, pipeline, device, fallback_to_cpu, batched)
     failed = 0

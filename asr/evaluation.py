@@ -139,7 +139,7 @@ def evaluate_store(store: Any, protocol_row: Any, reference_dir: Path, author_ki
     """
     from sqlalchemy import select
 
-    from corpus import models
+    from store import models
 
     report = EvaluationReport()
     rec, rev, se = models.Recording, models.TranscriptRevision, models.Session

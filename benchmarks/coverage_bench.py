@@ -26,9 +26,9 @@ from collection.consent import import_consents  # noqa: E402
 from collection.coverage import _fetch, _participants, compute_coverage  # noqa: E402
 from collection.intake import ingest_manifest  # noqa: E402
 from collection.synthetic import DIALOGUES_DIR  # noqa: E402
-from corpus import models  # noqa: E402
-from corpus.db import Store, open_store  # noqa: E402
-from corpus.settings import Settings, enforce_offline  # noqa: E402
+from store import models  # noqa: E402
+from store.db import Store, open_store  # noqa: E402
+from store.settings import Settings, enforce_offline  # noqa: E402
 from protocols.loader import parse_protocol  # noqa: E402
 from protocols.registry import register_protocol  # noqa: E402
 from tests.pg_server import start_postgres  # noqa: E402

@@ -28,9 +28,9 @@ from asr.evaluation import normalize  # noqa: E402
 from asr.models import resolve_model  # noqa: E402
 from asr.preannotate import Preannotator, PreannotationSettings  # noqa: E402
 from asr.transcriber import AsrOptions, Transcriber  # noqa: E402
-from collection.audio import decode, to_working_rate  # noqa: E402
+from collection.decoding import decode, to_working_rate  # noqa: E402
 from collection.synthetic import DIALOGUES_DIR  # noqa: E402
-from corpus.settings import enforce_offline  # noqa: E402
+from store.settings import enforce_offline  # noqa: E402
 
 NAMES = [f"dlg00{i}" for i in range(1, 7)]
 

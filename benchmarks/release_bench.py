@@ -40,10 +40,10 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from corpus import models  # noqa: E402
-from corpus.accounts import add_user, load_principal  # noqa: E402
-from corpus.db import open_store  # noqa: E402
-from corpus.settings import Settings, enforce_offline  # noqa: E402
+from store import models  # noqa: E402
+from store.accounts import add_user, load_principal  # noqa: E402
+from store.db import open_store  # noqa: E402
+from store.settings import Settings, enforce_offline  # noqa: E402
 from protocols.loader import load_protocol  # noqa: E402
 from protocols.registry import register_protocol  # noqa: E402
 
@@ -113,7 +113,7 @@ def fill(home: Path, url: str, recordings: int, seed: int = 0) -> None:
 def child(step: str, home: Path, url: str, out: Path) -> None:
     """Run one step and print its wall time and peak RSS (this process only) as JSON."""
     from corpus.exports.pull import pull_release
-    from corpus.release import build_release
+    from corpus.releases.build import build_release
 
     import corpus.exports.kaldi  # noqa: F401 - imports paid before the baseline
     import corpus.exports.lhotse_manifests  # noqa: F401

@@ -43,10 +43,10 @@ from sqlalchemy import create_engine, select, text  # noqa: E402
 from collection.consent import import_consents  # noqa: E402
 from collection.intake import ingest_manifest  # noqa: E402
 from collection.synthetic import DIALOGUES_DIR  # noqa: E402
-from corpus import models  # noqa: E402
-from corpus.accounts import Principal, add_user, principal_of  # noqa: E402
-from corpus.db import Store, open_store  # noqa: E402
-from corpus.settings import Settings, enforce_offline  # noqa: E402
+from store import models  # noqa: E402
+from store.accounts import Principal, add_user, principal_of  # noqa: E402
+from store.db import Store, open_store  # noqa: E402
+from store.settings import Settings, enforce_offline  # noqa: E402
 from protocols.loader import load_protocol  # noqa: E402
 from protocols.registry import register_protocol  # noqa: E402
 from review_ui.components.audio_window import clip_wav, envelope  # noqa: E402
@@ -176,7 +176,7 @@ def one_hour_file(path: Path) -> Path:
     """An hour of 16 kHz PCM (the dialogues tiled), written in blocks."""
     speech, rate = sf.read(DIALOGUES_DIR / "dlg001.flac", dtype="float32")
     speech = speech.mean(axis=1) if speech.ndim == 2 else speech
-    from collection.audio import to_working_rate
+    from collection.decoding import to_working_rate
 
     speech = to_working_rate(speech, rate)
     with sf.SoundFile(path, "w", samplerate=16000, channels=1, subtype="PCM_16") as handle:

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from collection.consent import consent_problems, current_consent
 from collection.manifest import ManifestItem
-from collection.quality import Measurements
-from corpus import models
+from collection.measurements import Measurements
+from store import models
 from protocols.schema import Protocol
 
 

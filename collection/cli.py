@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from collection.duplicates_cli import register as register_duplicates
-from corpus.cli_support import Exit, err, out, protocol_for_cli, store_for_cli
+from protocols.cli import protocol_for_cli
+from store.console import Exit, err, out, store_for_cli
 
 app = typer.Typer(help="Intake: consent, ingest, coverage, duplicate speakers.", no_args_is_help=True)
 consent_app = typer.Typer(help="The consent registry.", no_args_is_help=True)

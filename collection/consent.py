@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collection.tabular import read_rows
-from corpus import models
-from corpus.audit import record_event
+from store import models
+from store.audit import record_event
 from protocols.schema import Protocol
 
 FIELDS = ("consent_id", "speaker_id", "form_version", "permitted_uses", "granted_on", "expires_on", "withdrawn_on")

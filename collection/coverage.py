@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from corpus import models
+from store import models
 from protocols.schema import RECORDING_DIMENSIONS, Protocol, Target
 
 

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from collection.voices import AttributedVoice, attribute_voices, centre, recording_voices
-from corpus.db import Store
+from store.db import Store
 
 THRESHOLD = 0.82
 

@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 
 from collection.duplicates import THRESHOLD
-from corpus.cli_support import Exit, err, out, protocol_for_cli, store_for_cli
+from protocols.cli import protocol_for_cli
+from store.console import Exit, err, out, store_for_cli
 
 
 class DuplicatesFormat(str, Enum):

@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from collection.audio import WORKING_RATE, AudioDecodeError, decode, to_working_rate, wav_bytes
+from collection.decoding import WORKING_RATE, AudioDecodeError, decode, to_working_rate, wav_bytes
 from collection.checks import Reason, consent_reasons, gate_reasons, metadata_reasons, noise_mismatch
 from collection.manifest import ManifestItem, UnsafePath, read_manifest, resolve_audio_path
-from collection.quality import Measurements, measure
-from corpus import models
-from corpus.audit import record_event
-from corpus.blobs import sha256_file
-from corpus.db import Store
+from collection.measurements import Measurements, measure
+from store import models
+from store.audit import record_event
+from store.blobs import sha256_file
+from store.db import Store
 from protocols.registry import get_protocol
 from protocols.schema import Protocol
 

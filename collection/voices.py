@@ -47,10 +47,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from collection.audio import WORKING_RATE, decode, load_working_copy, to_working_rate
-from collection.quality import FRAME_MS, speech_frames
-from corpus import models
-from corpus.db import Store
+from collection.decoding import WORKING_RATE, decode, load_working_copy, to_working_rate
+from collection.measurements import FRAME_MS, speech_frames
+from store import models
+from store.db import Store
 
 if TYPE_CHECKING:
     from resemblyzer import VoiceEncoder

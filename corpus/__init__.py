@@ -1,1 +1,1 @@
-"""The store (database + content-addressed blobs), releases, exports and governance."""
+"""The last stage: immutable releases (`releases/`), the formats ML teams pull (`exports/`), and governance (`governance/`)."""

@@ -44,7 +44,7 @@ together with the component versions and the device, always "cpu"):
 7. Labels are ``SPEAKER_00``, ``SPEAKER_01``, ... in order of first appearance; the
    exclusive view is `exclusive_from(segments)`.
 
-Measured with `python -m diarization.embedded` (the committed synthetic dialogues,
+Measured with `python benchmarks/diarizer_bench.py` (the committed synthetic dialogues,
 num_speakers=2, pyannote.metrics DiarizationErrorRate / JaccardErrorRate with
 collar=0.0 and skip_overlap=False, aggregated over the six files; default options, one
 torch thread on this shared 2-core CPU)::
@@ -731,74 +731,3 @@ def _viterbi(logits: np.ndarray, penalty: float) -> np.ndarray:
     for t in range(t_count - 1, 0, -1):
         path[t - 1] = back[t, path[t]]
     return path
-
-
-# --- measuring ---------------------------------------------------------------------------------
-
-
-def measure(options: EmbeddedOptions | None = None, directory: Any = None) -> dict[str, Any]:
-    """DER and JER (pyannote.metrics, no collar, overlap scored) and the real-time factor of
-    this diarizer on the committed synthetic dialogues, with num_speakers=2."""
-    import os
-    import time
-    from pathlib import Path
-
-    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
-    from pyannote.core import Annotation, Segment
-    from pyannote.database.util import load_rttm
-    from pyannote.metrics.diarization import DiarizationErrorRate, JaccardErrorRate
-
-    from collection.audio import decode, to_working_rate
-    from collection.synthetic import DIALOGUES_DIR
-
-    folder = Path(directory) if directory is not None else DIALOGUES_DIR
-    diarizer = EmbeddedDiarizer(options)
-    der = DiarizationErrorRate(collar=0.0, skip_overlap=False)
-    jer = JaccardErrorRate(collar=0.0, skip_overlap=False)
-    files: dict[str, dict[str, float]] = {}
-    seconds = audio_seconds = 0.0
-    for flac in sorted(folder.glob("*.flac")):
-        uri = flac.stem
-        decoded = decode(flac)
-        audio = to_working_rate(decoded.samples, decoded.sample_rate)
-        if not files:
-            diarizer(audio[: 2 * SAMPLE_RATE], num_speakers=2)  # warm-up (first-call allocations)
-        start = time.perf_counter()
-        result = diarizer(audio, num_speakers=2)
-        elapsed = time.perf_counter() - start
-        seconds += elapsed
-        audio_seconds += len(audio) / SAMPLE_RATE
-        reference = load_rttm(flac.with_suffix(".rttm"))[uri]
-        hypothesis = Annotation(uri=uri)
-        for segment in result.segments:
-            hypothesis[Segment(segment.start, segment.end)] = segment.speaker
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "uem was approximated": the extents are the file's
-            parts = der(reference, hypothesis, detailed=True)
-            files[uri] = {"der": parts["diarization error rate"], "jer": jer(reference, hypothesis),
-                          "missed": parts["missed detection"], "false_alarm": parts["false alarm"],
-                          "confusion": parts["confusion"], "total": parts["total"], "seconds": elapsed,
-                          "rtf": elapsed / (len(audio) / SAMPLE_RATE)}
-    return {"files": files, "der": abs(der), "jer": abs(jer), "rtf": seconds / max(audio_seconds, 1e-9),
-            "options": asdict(diarizer.options)}
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m diarization.embedded [--vad webrtc] [DIR]`: the table in the module docstring."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("directory", nargs="?",
-                        help="dialogues as <id>.flac + <id>.rttm (default: the committed set)")
-    parser.add_argument("--vad", choices=("silero", "webrtc"), default="silero")
-    args = parser.parse_args(argv)
-    report = measure(EmbeddedOptions(vad=args.vad), args.directory)
-    print(f"{'file':10s} {'DER':>7s} {'JER':>7s} {'miss':>6s} {'FA':>6s} {'conf':>6s} {'ref s':>6s} {'RTF':>7s}")
-    for uri, row in report["files"].items():
-        print(f"{uri:10s} {row['der']:7.2%} {row['jer']:7.2%} {row['missed']:6.2f} {row['false_alarm']:6.2f} "
-              f"{row['confusion']:6.2f} {row['total']:6.1f} {row['rtf']:7.4f}")
-    print(f"{'total':10s} {report['der']:7.2%} {report['jer']:7.2%} {'':27s} {report['rtf']:7.4f}")
-
-
-if __name__ == "__main__":
-    main()

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from corpus.cli_support import Exit, err, out, protocol_for_cli, store_for_cli
+from protocols.registry import UnknownProtocol, get_protocol
+from store.console import Exit, err, out, store_for_cli
+from store.db import Store
+
+
+def protocol_for_cli(store: Store, protocol_id: str, version: int | None):  # type: ignore[no-untyped-def]
+    """The registered protocol (row, spec), or exit 2 naming what is registered."""
+    with store.session() as session:
+        try:
+            return get_protocol(session, protocol_id, version)
+        except UnknownProtocol as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            sys.exit(Exit.USAGE)
+
 
 app = typer.Typer(help="Collection plans: validate, register, list, show.", no_args_is_help=True)
 
@@ -62,7 +76,7 @@ def list_protocols() -> None:
     from rich.table import Table
     from sqlalchemy import select
 
-    from corpus import models
+    from store import models
 
     store = store_for_cli()
     table = Table("id", "version", "title", "registered")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
+from store import models
 from protocols.schema import Protocol
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from corpus.settings import enforce_offline
+from store.settings import enforce_offline
 from review_ui.session_auth import current_principal, sign_out
 
 enforce_offline()
@@ -22,7 +22,7 @@ if principal is None:
 else:
     work = []
     if principal.can("annotate"):
-        work.append(st.Page("pages/queue.py", title="My queue", url_path="queue"))
+        work.append(st.Page("pages/my_tasks.py", title="My queue", url_path="queue"))
     if principal.can("review"):
         work.append(st.Page("pages/review_queue.py", title="Review queue", url_path="review"))
     if principal.can("annotate") or principal.can("review"):

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import users_with_role
-from corpus.audit import record_event
+from store import models
+from store.accounts import users_with_role
+from store.audit import record_event
 from review_ui import calibration as cal
 from review_ui.tasks import (
     CALIBRATION, GOLD, OPEN, PRODUCTION, QUEUE_STATES, REVIEW, _unit_hash, aware, gold_task, last_cut_settings, span_of, utcnow,

@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import Principal, require
-from corpus.audit import record_event
-from review_ui import metrics
+from store import models
+from store.accounts import Principal, require
+from store.audit import record_event
+from review_ui import comparison
 from review_ui.tasks import CALIBRATION, FINISHED_STATES, GOLD, aware, span_of
 
 CALIBRATING, PASSED, RETURNED = "calibrating", "passed", "returned"
@@ -164,7 +164,7 @@ def submitted_revision(session: Session, task_pk: int) -> models.TranscriptRevis
 
 
 def score_task(session: Session, task: models.Task, revision: models.TranscriptRevision | None = None,
-               frame_s: float = 0.01) -> metrics.Comparison | None:
+               frame_s: float = 0.01) -> comparison.Comparison | None:
     """A gold or calibration task's submitted transcript against the recording's reference, over the task's span."""
     revision = revision or submitted_revision(session, task.pk)
     reference = reference_revision(session, task.recording_pk)
@@ -172,7 +172,7 @@ def score_task(session: Session, task: models.Task, revision: models.TranscriptR
     if revision is None or reference is None or recording is None:
         return None
     start, end = span_of(task, recording)
-    return metrics.compare(reference.turns, revision.turns, start, end, frame_s)
+    return comparison.compare(reference.turns, revision.turns, start, end, frame_s)
 
 
 @dataclass
@@ -180,17 +180,17 @@ class Accuracy:
     """Scores added up over several gold items."""
 
     items: int = 0
-    words: metrics.WordCounts | None = None
+    words: comparison.WordCounts | None = None
     speaker_frames_wrong: int = 0
     speaker_frames: int = 0
     deviations: list[float] | None = None
 
-    def add(self, comparison: metrics.Comparison) -> None:
+    def add(self, scored: comparison.Comparison) -> None:
         self.items += 1
-        self.words = comparison.words if self.words is None else self.words + comparison.words
-        self.speaker_frames_wrong += comparison.speaker_frames_wrong
-        self.speaker_frames += comparison.speaker_frames
-        self.deviations = (self.deviations or []) + comparison.boundary_deviations
+        self.words = scored.words if self.words is None else self.words + scored.words
+        self.speaker_frames_wrong += scored.speaker_frames_wrong
+        self.speaker_frames += scored.speaker_frames
+        self.deviations = (self.deviations or []) + scored.boundary_deviations
 
     @property
     def wer(self) -> float | None:
@@ -236,15 +236,15 @@ def _finished_tasks(session: Session, username: str, kind: str) -> list[models.T
     return list(session.scalars(query.order_by(task.updated_at, task.pk)))
 
 
-def record_gold_result(session: Session, task: models.Task, revision: models.TranscriptRevision, actor: str) -> metrics.Comparison | None:
+def record_gold_result(session: Session, task: models.Task, revision: models.TranscriptRevision, actor: str) -> comparison.Comparison | None:
     """Score a submitted gold or calibration task and act on the person's calibration (silently for them)."""
-    comparison = score_task(session, task, revision)
+    scored = score_task(session, task, revision)
     username = task.assignee or revision.author
-    if comparison is None:
+    if scored is None:
         return None
     record_event(session, actor, "gold_scored", f"task:{task.pk}", {
         "username": username, "kind": task.kind, "recording": task.recording_pk, "revision": revision.pk,
-        "wer": comparison.wer, "speaker_error": comparison.speaker_error, "boundary_s": comparison.boundary_s,
+        "wer": scored.wer, "speaker_error": scored.speaker_error, "boundary_s": scored.boundary_s,
     })
     recording = session.get(models.Recording, task.recording_pk)
     protocol_row = session.get(models.Protocol, recording.protocol_pk)
@@ -259,10 +259,10 @@ def record_gold_result(session: Session, task: models.Task, revision: models.Tra
             _judge_calibration_set(session, username, key, row, limits, actor)
         elif task.kind == GOLD and row.state == PASSED:
             _judge_ongoing(session, username, key, row, limits, actor)
-    return comparison
+    return scored
 
 
-def _scored_since(session: Session, username: str, kind: str, key: tuple[str, str], since: models.Calibration) -> list[metrics.Comparison]:
+def _scored_since(session: Session, username: str, kind: str, key: tuple[str, str], since: models.Calibration) -> list[comparison.Comparison]:
     out = []
     for t in _finished_tasks(session, username, kind):
         updated, created = aware(t.updated_at), aware(since.created_at)
@@ -271,9 +271,9 @@ def _scored_since(session: Session, username: str, kind: str, key: tuple[str, st
         recording = session.get(models.Recording, t.recording_pk)
         if not covers(key, recording_language(session, recording), recording_accents(session, recording)):
             continue
-        comparison = score_task(session, t)
-        if comparison is not None:
-            out.append(comparison)
+        scored = score_task(session, t)
+        if scored is not None:
+            out.append(scored)
     return out
 
 
@@ -283,8 +283,8 @@ def _judge_calibration_set(session: Session, username: str, key: tuple[str, str]
     if len(scored) < limits.calibration_items:
         return
     accuracy = Accuracy()
-    for comparison in scored[-limits.calibration_items:]:
-        accuracy.add(comparison)
+    for item in scored[-limits.calibration_items:]:
+        accuracy.add(item)
     failures = accuracy.failures(limits)
     language, accent = key
     if failures:
@@ -305,8 +305,8 @@ def _judge_ongoing(session: Session, username: str, key: tuple[str, str], row: m
     if len(scored) < limits.min_items:
         return
     accuracy = Accuracy()
-    for comparison in scored:
-        accuracy.add(comparison)
+    for item in scored:
+        accuracy.add(item)
     failures = accuracy.failures(limits)
     if not failures:
         return

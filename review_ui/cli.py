@@ -4,7 +4,7 @@ Accounts: the first admin account may be created by whoever runs the command on 
 server (there is nobody to sign in as yet); after that `users add` needs an admin's sign-in
 (TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, or a prompt). Review commands sign in and check
 the right they need: ``assign`` to cut, assign, make gold items and start calibration,
-``review`` to approve for the demo, ``see_quality`` for the status, notices and quality. The new account's password comes from
+``see_quality`` for the status, notices and quality. The new account's password comes from
 TURNSCRIBE_NEW_PASSWORD or a confirmed prompt, never from the command line.
 """
 
@@ -38,7 +38,7 @@ def ui(
 
 
 def _new_password() -> str:
-    from corpus.cli_support import Exit, err
+    from store.console import Exit, err
 
     password = os.environ.get("TURNSCRIBE_NEW_PASSWORD")
     if password is not None:
@@ -59,9 +59,9 @@ def users_add(
     """Create a local account."""
     from sqlalchemy import select
 
-    from corpus import models
-    from corpus.accounts import AccountError
-    from corpus.cli_support import Exit, err, out, principal_for_cli, store_for_cli
+    from store import models
+    from store.accounts import AccountError
+    from store.console import Exit, err, out, principal_for_cli, store_for_cli
 
     store = store_for_cli()
     with store.session() as session:
@@ -73,7 +73,7 @@ def users_add(
     password = _new_password()
     with store.session() as session:
         try:
-            from corpus.accounts import add_user
+            from store.accounts import add_user
 
             add_user(session, name, password, list(role), display_name=display_name, groups=list(group or []), actor=actor)
         except AccountError as exc:
@@ -89,8 +89,8 @@ def users_list() -> None:
     from rich.table import Table
     from sqlalchemy import select
 
-    from corpus import models
-    from corpus.cli_support import out, store_for_cli
+    from store import models
+    from store.console import out, store_for_cli
     from review_ui.calibration import skills
 
     store = store_for_cli()
@@ -104,7 +104,7 @@ def users_list() -> None:
 
 
 def _protocol(store, protocol: str, version: int | None):  # type: ignore[no-untyped-def]
-    from corpus.cli_support import protocol_for_cli
+    from protocols.cli import protocol_for_cli
 
     return protocol_for_cli(store, protocol, version)
 
@@ -124,7 +124,7 @@ def review_cut(
     seed: Annotated[int, typer.Option(help="Seed choosing the double and blind tasks.")] = 0,
 ) -> None:
     """Cut accepted, pre-annotated recordings into review tasks (idempotent)."""
-    from corpus.cli_support import Exit, err, out, principal_for_cli, store_for_cli
+    from store.console import Exit, err, out, principal_for_cli, store_for_cli
     from review_ui.tasks import cut_tasks
 
     store = store_for_cli()
@@ -154,7 +154,7 @@ def review_assign(
     """Hand open tasks to calibrated annotators (skills, workload, conflicts of interest, gold, calibration)."""
     from collections import Counter
 
-    from corpus.cli_support import out, principal_for_cli, store_for_cli
+    from store.console import out, principal_for_cli, store_for_cli
     from review_ui.assignment import AssignmentRules, assign_tasks
 
     store = store_for_cli()
@@ -168,27 +168,12 @@ def review_assign(
     out.print(f"{len(tasks)} task(s) assigned" + (": " + ", ".join(f"{u} {n}" for u, n in sorted(per_person.items())) if tasks else ""))
 
 
-@review_app.command("approve-demo")
-def review_approve_demo(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
-    """Approve every recording's pre-annotation as it stands, through the review path (demo only: nobody checks it)."""
-    from corpus.cli_support import out, principal_for_cli, store_for_cli
-    from review_ui.demo_setup import approve_for_demo
-
-    store = store_for_cli()
-    row, _ = _protocol(store, protocol, version)
-    principal = principal_for_cli(store, "review")
-    with store.session() as session:
-        count = approve_for_demo(session, row.pk, principal.username)
-        session.commit()
-    out.print(f"{count} recording(s) approved")
-
-
 @review_app.command("status")
 def review_status(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
     """Task counts by kind and state."""
     from rich.table import Table
 
-    from corpus.cli_support import out, principal_for_cli, store_for_cli
+    from store.console import out, principal_for_cli, store_for_cli
     from review_ui.tasks import task_counts
 
     store = store_for_cli()
@@ -211,7 +196,7 @@ def review_make_gold(
     recording: Annotated[int, typer.Option("--recording", help="Recording pk whose approved transcript becomes the reference.")],
 ) -> None:
     """Make a recording a gold item: its approved transcript becomes the reference (mixed into queues unannounced)."""
-    from corpus.cli_support import Exit, err, out, principal_for_cli, store_for_cli
+    from store.console import Exit, err, out, principal_for_cli, store_for_cli
     from review_ui.calibration import make_gold
 
     store = store_for_cli()
@@ -233,7 +218,7 @@ def review_calibrate(
     accent: Annotated[str, typer.Option("--accent", help="Accent (a value of the protocol's accent dimension); empty: every accent.")] = "",
 ) -> None:
     """Put an annotator into calibration for a language (and accent): the next assignment gives them a calibration set."""
-    from corpus.cli_support import Exit, err, out, principal_for_cli, store_for_cli
+    from store.console import Exit, err, out, principal_for_cli, store_for_cli
     from review_ui.calibration import start_calibration
 
     store = store_for_cli()
@@ -251,7 +236,7 @@ def review_calibrate(
 @review_app.command("notices")
 def review_notices(limit: Annotated[int, typer.Option(help="How many of the newest notices.")] = 20) -> None:
     """Notices for managers: failed calibration sets, people returned to calibration, work without a reviewer."""
-    from corpus.cli_support import out, principal_for_cli, store_for_cli
+    from store.console import out, principal_for_cli, store_for_cli
     from review_ui.calibration import manager_notices
 
     store = store_for_cli()
@@ -269,7 +254,7 @@ def review_quality(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
     """Gold accuracy per annotator and the corpus-level quality summary."""
     from rich.table import Table
 
-    from corpus.cli_support import out, principal_for_cli, store_for_cli
+    from store.console import out, principal_for_cli, store_for_cli
     from review_ui.quality import corpus_summary, gold_accuracy
 
     def fmt(value: object) -> str:

@@ -20,10 +20,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from corpus import models
-from corpus.accounts import Principal, PermissionDenied
-from corpus.audit import record_event
-from corpus.blobs import BlobStore
+from store import models
+from store.accounts import Principal, PermissionDenied
+from store.audit import record_event
+from store.blobs import BlobStore
 from review_ui.tasks import PRODUCTION, QUEUE_STATES, REVIEW, model_revision, span_of, title_of
 
 Turn = dict[str, Any]
@@ -312,7 +312,7 @@ def save_draft(session: Session, principal: Principal, task_pk: int, base_versio
 def submit(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
            started_at: dt.datetime | None = None) -> models.TranscriptRevision:
     """Save as "submitted", end the task, and hand it to the workflow (review or scoring) in one transaction."""
-    from review_ui.workflow import after_submit
+    from review_ui.submission import after_submit
 
     task, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="submitted", started_at=started_at)
     task.state = "submitted"

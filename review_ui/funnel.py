@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collection.coverage import CoverageRow
-from corpus import models
+from store import models
 from protocols.schema import RECORDING_DIMENSIONS, Protocol, Target
 
 STAGES = ("collected", "preannotated", "in_review", "approved")

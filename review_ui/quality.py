@@ -1,6 +1,6 @@
 """Quality figures, computed from the store: how far the people's work can be trusted.
 
-Definitions (`review_ui.metrics` for the comparisons themselves):
+Definitions (`review_ui.comparison` for the comparisons themselves):
 
 - **Gold accuracy** per annotator: their submitted gold and calibration items against
   the references, over each task's span: corpus WER (errors added over items, divided by
@@ -35,8 +35,8 @@ import numpy as np
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from review_ui import metrics
+from store import models
+from review_ui import comparison
 from review_ui.tasks import CALIBRATION, GOLD, PRODUCTION, aware, span_of
 
 BREAK_AFTER = dt.timedelta(minutes=50)
@@ -109,7 +109,7 @@ class GoldAccuracy:
 
 def gold_accuracy(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> list[GoldAccuracy]:
     """Per annotator: submitted gold and calibration items against their references."""
-    words: dict[str, metrics.WordCounts] = defaultdict(metrics.WordCounts)
+    words: dict[str, comparison.WordCounts] = defaultdict(comparison.WordCounts)
     frames: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     deviations: dict[str, list[float]] = defaultdict(list)
     items: dict[str, int] = defaultdict(int)
@@ -122,7 +122,7 @@ def gold_accuracy(session: Session, protocol_pk: int | None = None, frame_s: flo
             continue
         who = task.assignee or revision.author
         start, end = span_of(task, recording)
-        c = metrics.compare(reference.turns, revision.turns, start, end, frame_s)
+        c = comparison.compare(reference.turns, revision.turns, start, end, frame_s)
         items[who] += 1
         words[who] = words[who] + c.words
         frames[who][0] += c.speaker_frames_wrong
@@ -208,7 +208,7 @@ def agreement(session: Session, protocol_pk: int | None = None, frame_s: float =
             pairs[task.pair_key].append((task, recording))
     firsts = first_submissions(session, [t.pk for members in pairs.values() for t, _ in members])
     report = Agreement(frame_s=frame_s)
-    total = metrics.WordCounts()
+    total = comparison.WordCounts()
     codes_a: list[np.ndarray] = []
     codes_b: list[np.ndarray] = []
     offset = 0
@@ -221,9 +221,9 @@ def agreement(session: Session, protocol_pk: int | None = None, frame_s: float =
         if ra is None or rb is None:
             continue
         start, end = span_of(ta, recording)
-        counts = metrics.word_counts(metrics.text_of(metrics.in_span(ra.turns, start, end)),
-                                     metrics.text_of(metrics.in_span(rb.turns, start, end)))
-        a, b = metrics.nominal_codes(metrics.activity(ra.turns, start, end, frame_s), metrics.activity(rb.turns, start, end, frame_s))
+        counts = comparison.word_counts(comparison.text_of(comparison.in_span(ra.turns, start, end)),
+                                     comparison.text_of(comparison.in_span(rb.turns, start, end)))
+        a, b = comparison.nominal_codes(comparison.activity(ra.turns, start, end, frame_s), comparison.activity(rb.turns, start, end, frame_s))
         total = total + counts
         codes_a.append(a + offset * (a > 0))  # speakers of different pairs are different people: keep their codes apart
         codes_b.append(b + offset * (b > 0))
@@ -313,7 +313,7 @@ class AutomationBias:
 
 def automation_bias(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> AutomationBias:
     """How much of the model's suggestion survives when shown, against blind agreement with it."""
-    sums = {True: [0, metrics.WordCounts(), 0, 0], False: [0, metrics.WordCounts(), 0, 0]}  # blind -> tasks, words, kept, frames
+    sums = {True: [0, comparison.WordCounts(), 0, 0], False: [0, comparison.WordCounts(), 0, 0]}  # blind -> tasks, words, kept, frames
     rows = _tasks(session, (PRODUCTION,), protocol_pk)
     firsts = first_submissions(session, [t.pk for t, _ in rows])
     suggestions = models_of(session, [r.pk for _, r in rows])
@@ -322,7 +322,7 @@ def automation_bias(session: Session, protocol_pk: int | None = None, frame_s: f
         if revision is None or model is None:
             continue
         start, end = span_of(task, recording)
-        c = metrics.compare(model.turns, revision.turns, start, end, frame_s)
+        c = comparison.compare(model.turns, revision.turns, start, end, frame_s)
         entry = sums[bool(task.blind)]
         entry[0] += 1
         entry[1] = entry[1] + c.words

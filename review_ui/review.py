@@ -1,6 +1,6 @@
 """Review: a reviewer accepts submitted work, or sends it back with a comment pinned to a turn.
 
-Every function checks rights on the server side (`corpus.accounts.require`): reviewing
+Every function checks rights on the server side (`store.accounts.require`): reviewing
 needs the ``review`` permission, nobody reviews their own work or a session they have a
 conflict of interest with, and a review task assigned to one reviewer may only be taken
 over by a manager. The `task_pk` given may be the review task's or the production task's.
@@ -21,16 +21,16 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import PermissionDenied, Principal, require
-from corpus.audit import record_event
-from review_ui import metrics
+from store import models
+from store.accounts import PermissionDenied, Principal, require
+from store.audit import record_event
+from review_ui import comparison
 from review_ui.assignment import conflicts, participants
 from review_ui.calibration import submitted_revision
 from review_ui.tasks import (
     ACCEPTED, DONE, OPEN, PRODUCTION, REVIEW, SUBMITTED, SENT_BACK, aware, model_revision, span_of, title_of, utcnow,
 )
-from review_ui.workflow import review_tasks_of
+from review_ui.submission import review_tasks_of
 
 
 class ReviewStateError(ValueError):
@@ -124,7 +124,7 @@ def _submitted(session: Session, review: models.Task, annotate: models.Task) -> 
 def merge_span(base: list[dict[str, Any]], part: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
     """`base` with its turns in [start, end) (by midpoint) replaced by `part`'s turns there."""
     keep = [t for t in base if not start <= (float(t["start"]) + float(t["end"])) / 2 < end]
-    return sorted(keep + metrics.in_span(part, start, end), key=lambda t: (float(t["start"]), float(t["end"])))
+    return sorted(keep + comparison.in_span(part, start, end), key=lambda t: (float(t["start"]), float(t["end"])))
 
 
 def _recording_complete(session: Session, recording_pk: int) -> bool:

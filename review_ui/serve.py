@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from corpus.settings import OFFLINE_ENV
+from store.settings import OFFLINE_ENV
 
 APP = Path(__file__).resolve().parent / "app.py"
 REPO_ROOT = APP.parent.parent

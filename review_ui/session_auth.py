@@ -11,9 +11,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from corpus.accounts import AuthenticationFailed, PermissionDenied, Principal, authenticate, load_principal, require
-from corpus.db import Store, open_store
-from corpus.settings import Settings, enforce_offline, load_settings
+from store.accounts import AuthenticationFailed, PermissionDenied, Principal, authenticate, load_principal, require
+from store.db import Store, open_store
+from store.settings import Settings, enforce_offline, load_settings
 
 USER_KEY = "signed_in_user"
 

@@ -29,9 +29,9 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import Principal, require
-from corpus.audit import record_event
+from store import models
+from store.accounts import Principal, require
+from store.audit import record_event
 
 PRODUCTION = "annotate"
 GOLD = "gold"

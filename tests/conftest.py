@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from collection.synthetic import DIALOGUES_DIR
-from corpus.db import Store, open_store
-from corpus.settings import Settings, enforce_offline
+from store.db import Store, open_store
+from store.settings import Settings, enforce_offline
 from tests.pg_server import PostgresServer, start_postgres
 
 enforce_offline()

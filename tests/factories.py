@@ -11,8 +11,8 @@ import numpy as np
 import soundfile as sf
 
 from collection.consent import import_consents
-from corpus import models
-from corpus.db import Store
+from store import models
+from store.db import Store
 from protocols.loader import load_protocol, parse_protocol
 from protocols.registry import register_protocol
 from protocols.schema import Protocol

@@ -1,7 +1,7 @@
 """`corpus pull`: stream a release into one export format, a batch of recordings at a time.
 
 Only what one batch needs is in memory: the release's entry rows are read a batch at a
-time in position order (corpus.release.release_entry_batches), with their turns; when
+time in position order (corpus.releases.build.release_entry_batches), with their turns; when
 cutting or redacting, one recording's samples. The manifest header is never loaded (two
 of its fields are read by JSON path). Exporters append to their files. The turns of
 each entry are checked against the hash in the manifest before they are written, so a pull never
@@ -23,14 +23,14 @@ import soundfile as sf
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import Principal, require
-from corpus.audit import record_event
-from corpus.db import Store
-from corpus.exports.audio import place_cuts, place_whole
+from store import models
+from store.accounts import Principal, require
+from store.audit import record_event
+from store.db import Store
+from corpus.exports.audio_placement import place_cuts, place_whole
 from corpus.exports.base import AUDIO_MODES, Item
 from corpus.exports.registry import exporter_class
-from corpus.release import (FORMAT, ReleaseError, free_page_cache, manifest_field, release_entry_batches, release_header,
+from corpus.releases.build import (FORMAT, ReleaseError, free_page_cache, manifest_field, release_entry_batches, release_header,
                             sha256_json)
 
 BATCH = 200
@@ -45,7 +45,7 @@ class ReleaseDrift(PullError):
 
 
 class FrozenSpan(NamedTuple):
-    """A PII span as frozen in the manifest (the shape corpus.pii's functions take)."""
+    """A PII span as frozen in the manifest (the shape corpus.governance.pii's functions take)."""
 
     turn_index: int
     word_start: int
@@ -110,7 +110,7 @@ def _entries(store: Store, release_pk: int, report: PullReport) -> Iterator[tupl
 
 
 def _redaction(entry: dict[str, Any], turns: list[Any]) -> tuple[list[Any], list[tuple[float, float]]]:
-    from corpus.pii import redact_turns, redacted_intervals
+    from corpus.governance.pii import redact_turns, redacted_intervals
 
     spans = [FrozenSpan(*s) for s in entry.get("pii_spans") or []]
     if not spans:
@@ -178,7 +178,7 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
 
 def _write_about(out: Path, report: PullReport, card: dict[str, Any]) -> None:
     """`release.json` (what was pulled) and the dataset card beside the export."""
-    from corpus.card import render_markdown
+    from corpus.releases.card import render_markdown
 
     (out / "release.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     if card:

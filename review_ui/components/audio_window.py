@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from collection.audio import wav_bytes
+from collection.decoding import wav_bytes
 
 MAX_VIEW_S = 300.0  # the widest window drawn at once (about 10 MB of samples)
 

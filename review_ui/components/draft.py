@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from corpus.accounts import PermissionDenied, Principal
+from store.accounts import PermissionDenied, Principal
 from review_ui.editing import SaveConflict, TaskView, TurnValidationError, save_draft, submit
 from review_ui.session_auth import get_store
 

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from corpus.accounts import PermissionDenied, Principal
+from store.accounts import PermissionDenied, Principal
 from review_ui.components.draft import now_utc
 from review_ui.components.turn_tools import turn_label
 from review_ui.editing import TaskView, history

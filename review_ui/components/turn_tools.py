@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from corpus.accounts import Principal
+from store.accounts import Principal
 from review_ui import turn_ops
 from review_ui.components.draft import COLUMNS, save, set_turns
 from review_ui.components.shortcuts import ACCEPT_LABEL, NEXT_LABEL, PREV_LABEL

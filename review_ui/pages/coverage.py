@@ -7,7 +7,7 @@ import streamlit as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
+from store import models
 from review_ui.session_auth import get_store, require_page
 
 CHART_CELLS = 25

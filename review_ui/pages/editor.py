@@ -12,11 +12,11 @@ from typing import Any
 
 import streamlit as st
 
-from corpus.accounts import PermissionDenied
+from store.accounts import PermissionDenied
 from review_ui import turn_ops
 from review_ui.components.audio_window import clip_wav, envelope
 from review_ui.components.draft import conflict_panel, edit_state, fresh_state, save_bar, set_turns
-from review_ui.components.marks import marked_text_html
+from review_ui.components.unsure_words import marked_text_html
 from review_ui.components.panels import break_reminder, comments_panel, history_panel, review_panel
 from review_ui.components.shortcuts import SHORTCUT_HELP, editor_surface
 from review_ui.components.turn_tools import navigation, operations, turn_table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from corpus.accounts import AuthenticationFailed
+from store.accounts import AuthenticationFailed
 from review_ui.session_auth import current_principal, sign_in, sign_out
 
 

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from asr.batch import pending_recordings, pretranscribe
 from asr.evaluation import evaluate_store, normalize
 from asr.preannotate import Preannotator, PreannotationSettings
-from collection.audio import decode, to_working_rate
+from collection.decoding import decode, to_working_rate
 from collection.intake import ingest_manifest
 from collection.synthetic import DIALOGUES_DIR
-from corpus import models
-from corpus.db import Store
+from store import models
+from store.db import Store
 from tests.factories import import_consent_file, manifest_rows, register_en, write_manifest
 
 RATE = 16000

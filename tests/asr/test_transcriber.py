@@ -13,7 +13,7 @@ import soundfile as sf
 from asr.evaluation import normalize
 from asr.models import resolve_model
 from asr.transcriber import AsrOptions, Transcriber, collapse_loops
-from collection.audio import decode, to_working_rate
+from collection.decoding import decode, to_working_rate
 from collection.synthetic import DIALOGUES_DIR
 
 RATE = 16000

@@ -14,7 +14,7 @@ import soundfile as sf
 from collection.coverage import compute_coverage
 from collection.coverage_report import coverage_csv, coverage_heatmap, coverage_json
 from collection.intake import ingest_manifest
-from corpus.db import Store
+from store.db import Store
 from tests.factories import import_consent_file, manifest_rows, register_en
 
 

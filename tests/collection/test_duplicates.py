@@ -22,8 +22,8 @@ from collection.duplicates import THRESHOLD, find_duplicate_speakers
 from collection.duplicates_cli import register
 from collection.intake import ingest_manifest
 from collection.voices import RecordingVoices, attribute_voices, centre, recording_voices
-from corpus import models
-from corpus.db import Store
+from store import models
+from store.db import Store
 from tests.factories import import_consent_file, manifest_rows, register_en, write_manifest
 
 PROTOCOL = "en-dialogue-accents"

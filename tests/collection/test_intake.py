@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from collection.intake import ingest_manifest
-from corpus import models
-from corpus.db import Store
+from store import models
+from store.db import Store
 from tests.factories import (
     clipped_copy,
     import_consent_file,

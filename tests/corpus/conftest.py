@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from collection.intake import ingest_manifest
-from corpus import models
-from corpus.accounts import Principal, add_user, authenticate
-from corpus.db import Store
+from store import models
+from store.accounts import Principal, add_user, authenticate
+from store.db import Store
 from tests.factories import import_consent_file, register_en
 
 PROTOCOL_ID = "en-dialogue-accents"
@@ -99,7 +99,7 @@ def corpus(store: Store, dialogues: Path) -> Corpus:
 
 def stored_entries(store: Store, name: str) -> list[dict[str, Any]]:
     """Release `name`'s entries as stored (its release_entries rows, through the one reader pulls use)."""
-    from corpus.release import release_entries
+    from corpus.releases.build import release_entries
 
     with store.session() as session:
         release = session.scalar(select(models.Release.pk).where(models.Release.name == name))

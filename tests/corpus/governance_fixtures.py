@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select
 
 from collection.intake import ingest_manifest
-from corpus import models
-from corpus.accounts import Principal, add_user, principal_of
-from corpus.db import Store
+from store import models
+from store.accounts import Principal, add_user, principal_of
+from store.db import Store
 from protocols.schema import Protocol
 from tests.factories import import_consent_file, register_en
 from tests.review_ui.conftest import truth_turns

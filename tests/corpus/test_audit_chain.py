@@ -7,10 +7,10 @@ import threading
 import pytest
 from sqlalchemy import func, select, text
 
-from corpus import models
-from corpus.audit import GENESIS, blank_event, link_hash, record_event
-from corpus.audit_verify import verify_chain
-from corpus.db import Store
+from store import models
+from store.audit import GENESIS, blank_event, link_hash, record_event
+from corpus.governance.audit_verify import verify_chain
+from store.db import Store
 
 
 def _append(store: Store, n: int, actor: str = "alice") -> list[int]:

@@ -9,8 +9,8 @@ import pytest
 
 from asr.evaluation import normalize
 from collection.coverage import compute_coverage
-from corpus.card import render_markdown
-from corpus.release import build_release
+from corpus.releases.card import render_markdown
+from corpus.releases.build import build_release
 from protocols.registry import get_protocol
 from tests.corpus.conftest import PROTOCOL_ID, Corpus
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from collection.intake import ingest_manifest
-from corpus import models
-from corpus.accounts import PermissionDenied
-from corpus.audit_verify import verify_chain
-from corpus.erasure import ErasureError, erase_speaker
+from store import models
+from store.accounts import PermissionDenied
+from corpus.governance.audit_verify import verify_chain
+from corpus.governance.erasure import ErasureError, erase_speaker
 from tests.corpus.conftest import stored_entries
 from tests.corpus.governance_fixtures import GovStore, blob_files, dump_store, gov  # noqa: F401 - fixture
 from tests.factories import clipped_copy, manifest_rows, variant_row, write_manifest
@@ -124,8 +124,8 @@ def test_unknown_speaker_is_refused(gov: GovStore) -> None:  # noqa: F811
 
 
 def test_a_real_release_still_verifies_after_an_erasure_and_names_the_erased_entries(gov: GovStore) -> None:  # noqa: F811
-    from corpus.release import build_release
-    from corpus.release_verify import verify_release
+    from corpus.releases.build import build_release
+    from corpus.releases.verify import verify_release
 
     with gov.store.session() as session:
         for stem, model_pk in gov.revisions.items():
@@ -151,8 +151,8 @@ def test_a_real_release_still_verifies_after_an_erasure_and_names_the_erased_ent
 def test_a_numeric_speaker_id_blanks_only_the_events_that_name_it(store) -> None:  # type: ignore[no-untyped-def]
     import datetime as dt
 
-    from corpus.accounts import Principal
-    from corpus.audit import record_event
+    from store.accounts import Principal
+    from store.audit import record_event
 
     with store.session() as session:
         session.add(models.Speaker(id="17"))

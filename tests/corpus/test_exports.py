@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 from sqlalchemy import select, update
 
-from corpus import models
-from corpus.accounts import PermissionDenied, authenticate
+from store import models
+from store.accounts import PermissionDenied, authenticate
 from corpus.exports.pull import PullError, pull_release
 from corpus.exports.registry import UnknownFormat
-from corpus.release import build_release
+from corpus.releases.build import build_release
 from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus, store_entry, stored_entries
 
 ON = dt.date(2026, 11, 1)
@@ -242,8 +242,8 @@ def test_pull_skips_erased_entries_and_says_how_many(released: Corpus, tmp_path:
 
 
 def test_redacted_release_tags_text_and_silences_audio_copies_only(corpus: Corpus, tmp_path: Path) -> None:
-    from corpus.blobs import sha256_file
-    from corpus.pii import mark_span
+    from store.blobs import sha256_file
+    from corpus.governance.pii import mark_span
 
     with corpus.store.session() as session:
         annie = authenticate(session, "annie", PASSWORD)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from corpus.db import open_store
-from corpus.settings import Settings
+from store.db import open_store
+from store.settings import Settings
 from tests.corpus.governance_fixtures import PASSWORD, GovStore, build_gov_store
 from tests.factories import import_consent_file
 

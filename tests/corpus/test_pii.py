@@ -11,11 +11,11 @@ import pytest
 import soundfile as sf
 from sqlalchemy import func, select
 
-from corpus import models
-from corpus.accounts import PermissionDenied, Principal
-from corpus.blobs import BlobStore
-from corpus.db import Store
-from corpus.pii import (
+from store import models
+from store.accounts import PermissionDenied, Principal
+from store.blobs import BlobStore
+from store.db import Store
+from corpus.governance.pii import (
     PiiError,
     Span,
     detect_protocol,

@@ -8,10 +8,10 @@ import os
 import pytest
 from sqlalchemy import select, update
 
-from corpus import models
-from corpus.accounts import PermissionDenied
-from corpus.release import ReleaseError, build_release, release_id_of, sha256_json
-from corpus.release_verify import diff_releases, verify_release
+from store import models
+from store.accounts import PermissionDenied
+from corpus.releases.build import ReleaseError, build_release, release_id_of, sha256_json
+from corpus.releases.verify import diff_releases, verify_release
 from tests.corpus.conftest import PROTOCOL_ID, Corpus, approve, store_entry, stored_entries
 
 ON = dt.date(2026, 11, 1)
@@ -140,7 +140,7 @@ def test_diff_and_card_diff_against_the_previous_release(corpus: Corpus) -> None
 
 
 def test_a_real_erasure_leaves_old_releases_verifiable_and_pullable(corpus: Corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from corpus.erasure import erase_speaker
+    from corpus.governance.erasure import erase_speaker
     from corpus.exports.pull import pull_release
 
     first = _release(corpus, "v1").release
@@ -160,7 +160,7 @@ def test_a_real_erasure_leaves_old_releases_verifiable_and_pullable(corpus: Corp
 
 
 def test_entries_are_rows_in_position_order_read_a_batch_at_a_time(corpus: Corpus) -> None:
-    from corpus.release import count_entries, release_entry_batches
+    from corpus.releases.build import count_entries, release_entry_batches
 
     release = _release(corpus, "v1").release
     with corpus.store.session() as session:
@@ -194,11 +194,11 @@ def test_a_missing_entry_row_is_drift_for_verify_and_pull(corpus: Corpus, tmp_pa
 
 
 def _alembic(corpus: Corpus, action: str, target: str) -> None:
-    """Run an Alembic upgrade or downgrade on the test store, as corpus.db.migrate does."""
+    """Run an Alembic upgrade or downgrade on the test store, as store.db.migrate does."""
     from alembic import command
     from alembic.config import Config
 
-    from corpus.db import MIGRATIONS_DIR
+    from store.db import MIGRATIONS_DIR
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from corpus import models
+from store import models
 from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus, stored_entries
 
 BIN = Path(sys.executable).parent / "turnscribe"

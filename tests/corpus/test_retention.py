@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from corpus import models
-from corpus.accounts import PermissionDenied
-from corpus.audit_verify import verify_chain
-from corpus.retention import purge, purge_candidates
+from store import models
+from store.accounts import PermissionDenied
+from corpus.governance.audit_verify import verify_chain
+from corpus.governance.retention import purge, purge_candidates
 from tests.corpus.governance_fixtures import GovStore, blob_files, dump_store, gov  # noqa: F401 - fixture
 from tests.factories import import_consent_file
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from corpus.splits import SplitError, SplitUnit, assign_splits, parse_ratios
+from corpus.releases.splits import SplitError, SplitUnit, assign_splits, parse_ratios
 
 DIMS = ["gender", "accent"]
 

@@ -14,7 +14,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from collection.audio import decode, to_working_rate
+from collection.decoding import decode, to_working_rate
 from collection.synthetic import DIALOGUES_DIR
 from diarization.embedded import EmbeddedDiarizer, EmbeddedOptions
 from diarization.types import SAMPLE_RATE, DiarizationResult, exclusive_from

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import Principal
-from review_ui import workflow
+from store import models
+from store.accounts import Principal
+from review_ui import submission
 
 
 def turn(speaker: str, start: float, end: float, text: str) -> dict[str, Any]:
@@ -19,14 +19,14 @@ def turn(speaker: str, start: float, end: float, text: str) -> dict[str, Any]:
 
 def submit(session: Session, task: models.Task, turns: list[dict[str, Any]], author: str | None = None,
            at: dt.datetime | None = None) -> models.TranscriptRevision:
-    """What the editor's submit does to the store, without the editor: a submitted revision, then the workflow."""
+    """What the editor's submit does to the store, without the editor: a submitted revision, then the submission."""
     revision = models.TranscriptRevision(recording_pk=task.recording_pk, author_kind="person", author=author or task.assignee,
                                          turns=turns, stage="submitted", task_pk=task.pk,
                                          **({"created_at": at} if at is not None else {}))
     session.add(revision)
     session.flush()
     task.head_revision_pk, task.version = revision.pk, (task.version or 0) + 1
-    workflow.after_submit(session, task, revision, author or task.assignee or "test")
+    submission.after_submit(session, task, revision, author or task.assignee or "test")
     session.flush()
     return revision
 

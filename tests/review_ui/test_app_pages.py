@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from corpus import models
-from corpus.accounts import Principal, load_principal
+from store import models
+from store.accounts import Principal, load_principal
 from review_ui.editing import open_task, save_draft, submit
 from review_ui.review import accept, review_queue
 from review_ui.session_auth import USER_KEY
@@ -28,7 +28,7 @@ def sign_in_page() -> None:
 
 
 def queue_page() -> None:
-    from review_ui.pages.queue import render_queue
+    from review_ui.pages.my_tasks import render_queue
 
     render_queue()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from corpus import models
+from store import models
 from review_ui.assignment import AssignmentRules, assign_tasks, choose_reviewer, conflicts
 from review_ui.calibration import start_calibration
 from review_ui.tasks import cut_tasks

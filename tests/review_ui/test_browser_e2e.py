@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from corpus import models
-from corpus.db import Store, open_store
-from corpus.settings import Settings
+from store import models
+from store.db import Store, open_store
+from store.settings import Settings
 from review_ui.serve import REPO_ROOT
 from tests.review_ui.conftest import PASSWORD, ReviewStore
 

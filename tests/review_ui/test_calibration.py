@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from corpus import models
-from corpus.accounts import PermissionDenied
+from store import models
+from store.accounts import PermissionDenied
 from review_ui import calibration as cal
 from review_ui.assignment import AssignmentRules, assign_tasks
 from review_ui.tasks import cut_tasks

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from review_ui.components.audio_window import MAX_VIEW_S, clip_wav, envelope, read_window
-from review_ui.components.marks import marked_text_html
+from review_ui.components.unsure_words import marked_text_html
 from review_ui.components.waveform import waveform_svg
 
 RATE = 16000

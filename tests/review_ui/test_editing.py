@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from corpus import models
-from corpus.accounts import PermissionDenied
+from store import models
+from store.accounts import PermissionDenied
 from review_ui import turn_ops
 from review_ui.editing import SaveConflict, TurnValidationError, history, open_task, save_draft, validate_turns
 from tests.review_ui.conftest import ReviewStore

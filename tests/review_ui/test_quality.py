@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from collection.coverage import compute_coverage
-from corpus import models
-from review_ui import metrics, quality
+from store import models
+from review_ui import comparison, quality
 from review_ui.funnel import STAGES, coverage_funnel
 from tests.review_ui.helpers import approve_directly, make_gold, turn
 
@@ -19,23 +19,23 @@ REFERENCE = [turn("A", 0.0, 2.0, "Hello there."), turn("B", 2.0, 4.0, "Good morn
 # --- the comparisons themselves --------------------------------------------------------------------
 
 def test_word_counts_normalise_and_count_like_jiwer() -> None:
-    c = metrics.word_counts("A b, c.", "a x c d")
+    c = comparison.word_counts("A b, c.", "a x c d")
     assert (c.hits, c.substitutions, c.deletions, c.insertions) == (2, 1, 0, 1)
     assert c.wer == pytest.approx(2 / 3) and c.kept == pytest.approx(2 / 3)
-    assert metrics.word_counts("", "two words").errors == 2 and metrics.word_counts("", "").wer is None
-    assert metrics.word_counts("one two", "").wer == 1.0
+    assert comparison.word_counts("", "two words").errors == 2 and comparison.word_counts("", "").wer is None
+    assert comparison.word_counts("one two", "").wer == 1.0
 
 
 def test_frames_speaker_error_and_boundaries_by_hand() -> None:
     reference = [turn("A", 0.0, 2.0, ""), turn("B", 2.0, 4.0, "")]
     hypothesis = [turn("X", 0.0, 3.0, ""), turn("Y", 3.0, 4.0, "")]
-    ref = metrics.frame_labels(reference, 0.0, 4.0, 1.0)
-    hyp = metrics.frame_labels(hypothesis, 0.0, 4.0, 1.0)
+    ref = comparison.frame_labels(reference, 0.0, 4.0, 1.0)
+    hyp = comparison.frame_labels(hypothesis, 0.0, 4.0, 1.0)
     assert ref == ["A", "A", "B", "B"] and hyp == ["X", "X", "X", "Y"]
-    assert metrics.speaker_mapping(ref, hyp) == {"X": "A", "Y": "B"}  # 2 + 1 shared frames beat 1 + 0
-    assert metrics.speaker_error(ref, hyp) == (1, 4)
-    assert metrics.frame_labels([turn("A", 0, 2, ""), turn("B", 1, 3, "")], 0, 4, 1.0) == ["A", "A+B", "B", ""]
-    c = metrics.compare(reference, hypothesis, 0.0, 4.0, 1.0)
+    assert comparison.speaker_mapping(ref, hyp) == {"X": "A", "Y": "B"}  # 2 + 1 shared frames beat 1 + 0
+    assert comparison.speaker_error(ref, hyp) == (1, 4)
+    assert comparison.frame_labels([turn("A", 0, 2, ""), turn("B", 1, 3, "")], 0, 4, 1.0) == ["A", "A+B", "B", ""]
+    c = comparison.compare(reference, hypothesis, 0.0, 4.0, 1.0)
     assert c.speaker_error == 0.25
     # A [0,2] ~ X [0,3]: (0 + 1) / 2; B [2,4] ~ Y [3,4]: (1 + 0) / 2
     assert c.boundary_deviations == [0.5, 0.5] and c.boundary_s == 0.5

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from corpus import models
-from corpus.accounts import PermissionDenied
+from store import models
+from store.accounts import PermissionDenied
 from review_ui import review
 from review_ui.assignment import AssignmentRules, assign_tasks
 from review_ui.review import ReviewStateError, accept, comments_for, review_queue, send_back
@@ -195,8 +195,8 @@ def test_gold_submission_ends_like_production_work(review_store) -> None:
 
 
 def test_demo_accounts_queues_and_approval_through_the_review_path(review_store) -> None:
-    from corpus.accounts import authenticate, load_principal
-    from review_ui.demo_setup import approve_for_demo, queue_demo, seed_demo_accounts
+    from store.accounts import authenticate, load_principal
+    from demo.accounts import approve_for_demo, queue_demo, seed_demo_accounts
 
     rs = review_store
     with rs.store.session() as session:

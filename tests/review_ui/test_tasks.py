@@ -9,8 +9,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from corpus import models
-from corpus.accounts import PermissionDenied
+from store import models
+from store.accounts import PermissionDenied
 from review_ui import tasks
 from review_ui.assignment import AssignmentRules, assign_tasks
 from review_ui.tasks import chunk_bounds, cut_tasks, queue_for

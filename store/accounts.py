@@ -13,8 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.audit import record_event
+from store import models
+from store.audit import record_event
 
 ROLES = ("admin", "manager", "annotator", "reviewer", "consumer")
 

@@ -23,9 +23,9 @@ import numpy as np
 from sqlalchemy import literal, select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import PermissionDenied, Principal
-from corpus.audit import record_event
+from store import models
+from store.accounts import PermissionDenied, Principal
+from store.audit import record_event
 
 KINDS = ("phone", "email", "number", "name", "address", "id", "other")
 MAX_ANCESTORS = 500  # revision lineage walked to carry spans forward

@@ -9,9 +9,9 @@ no hash — and, in past releases, `{"erased": <tombstone id>}` where a recordin
 release_entries row is updated in place; the other rows, the manifest header and the
 card are scrubbed of the erased identifiers), so the ML teams know which releases to
 retrain. Audit events naming the speaker or the erased audio are blanked
-(`corpus.audit.blank_event`), which keeps the chain verifiable.
+(`store.audit.blank_event`), which keeps the chain verifiable.
 
-The retention purge (`corpus.retention`) erases recordings through the same machinery.
+The retention purge (`corpus.governance.retention`) erases recordings through the same machinery.
 
 Known limit: nothing remembers the erased audio, so re-ingesting the same manifest row
 would bring it back; the collection team must remove it from their source manifests.
@@ -31,10 +31,10 @@ from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import Principal, require
-from corpus.audit import blank_event, canonical_json, record_event
-from corpus.db import Store
+from store import models
+from store.accounts import Principal, require
+from store.audit import blank_event, canonical_json, record_event
+from store.db import Store
 
 CHUNK = 500  # IN-list size: far below PostgreSQL's and SQLite's bound-parameter limits
 SQL_PREFILTER_MAX = 40  # beyond this many identifiers the audit log is scanned once in Python
@@ -153,7 +153,7 @@ def _amend_entries(session: Session, release_pk: int, keys: set[str], digests: s
     Returns how many entries were erased, how many rows changed, and the speakers of the
     entries still live (their ReleaseSpeaker rows stay).
     """
-    from corpus.release import release_entries
+    from corpus.releases.build import release_entries
 
     erased, live_speakers, changes = 0, set(), []
     for position, entry in enumerate(release_entries(session, release_pk)):

@@ -30,7 +30,7 @@ def _write(path: Path, samples: np.ndarray, rate: int) -> Path:
 
 
 def _silenced(source: Path, intervals: list[tuple[float, float]], pii_audio: str) -> tuple[np.ndarray, int]:
-    from corpus.pii import silence_spans
+    from corpus.governance.pii import silence_spans
 
     samples, rate = sf.read(source, dtype="float32")
     return silence_spans(samples, rate, intervals, pii_audio), rate

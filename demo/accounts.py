@@ -8,14 +8,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import add_user, load_principal
-from corpus.audit import record_event
+from store import models
+from store.accounts import add_user, load_principal
+from store.audit import record_event
 from review_ui.assignment import AssignmentRules, assign_tasks
 from review_ui.calibration import PASSED, skills
 from review_ui.review import accept
 from review_ui.tasks import ACCEPTED, DONE, OPEN, PRODUCTION, SUBMITTED, cut_tasks, model_revision, utcnow
-from review_ui.workflow import after_submit, review_tasks_of
+from review_ui.submission import after_submit, review_tasks_of
 
 DEMO_ACCOUNTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("admin", "admin-demo-pass", ("admin",)),

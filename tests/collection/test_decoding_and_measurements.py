@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from collection.audio import AudioDecodeError, decode, to_working_rate
-from collection.quality import measure
+from collection.decoding import AudioDecodeError, decode, to_working_rate
+from collection.measurements import measure
 from collection.synthetic import DIALOGUES_DIR
 from tests.factories import ffmpeg
 

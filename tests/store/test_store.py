@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from corpus.blobs import BlobStore
-from corpus.db import Store
-from corpus.models import Base
+from store.blobs import BlobStore
+from store.db import Store
+from store.models import Base
 
 
 def test_migrations_create_exactly_the_models(store: Store) -> None:
@@ -22,7 +22,7 @@ def test_migrations_create_exactly_the_models(store: Store) -> None:
 
 
 def test_sqlite_default_is_wal_under_the_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from corpus.db import open_store
+    from store.db import open_store
 
     monkeypatch.setenv("TURNSCRIBE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("TURNSCRIBE_DATABASE_URL", raising=False)
@@ -36,7 +36,7 @@ def test_sqlite_default_is_wal_under_the_home(tmp_path: Path, monkeypatch: pytes
 def test_only_one_accepted_recording_per_content_hash(store: Store) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from corpus import models
+    from store import models
 
     with store.session() as session:
         protocol = models.Protocol(protocol_id="p", version=1, spec={}, spec_sha256="0" * 64)

@@ -31,14 +31,14 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from collection.audio import WORKING_RATE
+from collection.decoding import WORKING_RATE
 from collection.consent import consent_problems
-from corpus import models
-from corpus.accounts import Principal, require
-from corpus.audit import canonical_json, record_event
-from corpus.db import Store
-from corpus.pii import detect_revision
-from corpus.splits import DEFAULT_RATIOS, SplitUnit, assign_splits, check_ratios
+from store import models
+from store.accounts import Principal, require
+from store.audit import canonical_json, record_event
+from store.db import Store
+from corpus.governance.pii import detect_revision
+from corpus.releases.splits import DEFAULT_RATIOS, SplitUnit, assign_splits, check_ratios
 from protocols.registry import get_protocol
 from protocols.schema import Protocol
 
@@ -132,7 +132,7 @@ def _consents(session: Session) -> dict[str, models.Consent]:
 
 def _pii_spans(session: Session, revision_pk: int) -> list[list[Any]]:
     """The revision's PII spans frozen into the manifest, so every pull of the release redacts the same words."""
-    from corpus.pii import spans_for_revision
+    from corpus.governance.pii import spans_for_revision
 
     spans = spans_for_revision(session, revision_pk)
     return sorted([int(s.turn_index), int(s.word_start), int(s.word_end), str(s.kind)] for s in spans)
@@ -235,7 +235,7 @@ def build_release(store: Store, principal: Principal, protocol_id: str, name: st
                   seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
                   pii_audio: str = "silence", on: dt.date | None = None) -> ReleaseOutcome:
     """Snapshot the approved transcripts of a protocol into the immutable release `name` (managers only)."""
-    from corpus.card import build_card
+    from corpus.releases.card import build_card
 
     require(principal, "release")
     if not name or len(name) > 128 or any(c.isspace() or c in "/\\" for c in name):

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import webrtcvad
 
-from collection.audio import WORKING_RATE, DecodedAudio
+from collection.decoding import WORKING_RATE, DecodedAudio
 
 FRAME_MS = 30
 VAD_MODE = 2

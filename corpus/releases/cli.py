@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from corpus.cli_support import Exit, err, out, principal_for_cli, store_for_cli
+from store.console import Exit, err, out, principal_for_cli, store_for_cli
 
 app = typer.Typer(help="Versioned corpus releases.", no_args_is_help=True)
 
@@ -36,8 +36,8 @@ def release(
     date: Annotated[str | None, typer.Option(help="Judge consent on this date (YYYY-MM-DD; default today).")] = None,
 ) -> None:
     """Snapshot the approved transcripts of a protocol into an immutable release."""
-    from corpus.release import ReleaseError, build_release
-    from corpus.splits import SplitError, parse_ratios
+    from corpus.releases.build import ReleaseError, build_release
+    from corpus.releases.splits import SplitError, parse_ratios
     from protocols.registry import UnknownProtocol
 
     try:
@@ -76,7 +76,7 @@ def list_cmd() -> None:
     from sqlalchemy import select
     from sqlalchemy.orm import defer
 
-    from corpus import models
+    from store import models
 
     store = store_for_cli()
     principal_for_cli(store, "list_releases")
@@ -100,8 +100,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="The card as JSON.")] = False,
 ) -> None:
     """The dataset card of a release (Markdown, or JSON)."""
-    from corpus.card import render_markdown
-    from corpus.release import ReleaseError, get_release
+    from corpus.releases.card import render_markdown
+    from corpus.releases.build import ReleaseError, get_release
 
     store = store_for_cli()
     principal_for_cli(store, "list_releases")
@@ -120,8 +120,8 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """What changed between two releases: recordings, transcripts, splits, speakers, hours."""
-    from corpus.release import ReleaseError
-    from corpus.release_verify import diff_releases
+    from corpus.releases.build import ReleaseError
+    from corpus.releases.verify import diff_releases
 
     store = store_for_cli()
     principal_for_cli(store, "list_releases")
@@ -143,8 +143,8 @@ def diff(
 @app.command()
 def verify(name: Annotated[str, typer.Argument(help="Release name.")]) -> None:
     """Re-hash the manifest, every audio blob and every transcript of a release; report drift (exit 1) and erasures."""
-    from corpus.release import ReleaseError
-    from corpus.release_verify import verify_release
+    from corpus.releases.build import ReleaseError
+    from corpus.releases.verify import verify_release
 
     store = store_for_cli()
     principal_for_cli(store, "list_releases")
@@ -173,7 +173,7 @@ def pull(
     """Materialise a release in a format speech teams use (streamed a batch of recordings at a time)."""
     from corpus.exports.pull import PullError, ReleaseDrift, pull_release
     from corpus.exports.registry import FORMATS, UnknownFormat
-    from corpus.release import ReleaseError
+    from corpus.releases.build import ReleaseError
 
     if fmt not in FORMATS:
         _fail(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}", Exit.USAGE)

@@ -1,6 +1,6 @@
 """One relational store through SQLAlchemy: SQLite (WAL) by default, PostgreSQL by URL.
 
-The schema is owned by Alembic migrations (``corpus/migrations``); `open_store` brings a
+The schema is owned by Alembic migrations (``store/migrations``); `open_store` brings a
 database up to the newest revision before handing out sessions.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from corpus.blobs import BlobStore
-from corpus.settings import Settings, load_settings
+from store.blobs import BlobStore
+from store.settings import Settings, load_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

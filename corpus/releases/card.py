@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.splits import SPLITS
+from store import models
+from corpus.releases.splits import SPLITS
 from protocols.schema import RECORDING_DIMENSIONS, Protocol, Target
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,8 @@ def build_card(session: Session, protocol_row: models.Protocol, protocol: Protoc
 
     The diff against `parent` reads the parent's entries from its rows (release_entries).
     """
-    from corpus.release import release_entries
-    from corpus.release_verify import diff_entries
+    from corpus.releases.build import release_entries
+    from corpus.releases.verify import diff_entries
 
     entries = live_entries(all_entries)
     return {

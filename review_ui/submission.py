@@ -15,9 +15,9 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import users_with_role
-from corpus.audit import record_event
+from store import models
+from store.accounts import users_with_role
+from store.audit import record_event
 from review_ui.assignment import choose_reviewer
 from review_ui.calibration import notify_manager, record_gold_result
 from review_ui.tasks import CALIBRATION, DONE, GOLD, OPEN, PRODUCTION, REVIEW, SUBMITTED, utcnow

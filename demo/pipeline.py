@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from collection.synthetic import DIALOGUES_DIR
-from corpus.cli_support import Exit, err, out
-from corpus.db import open_store
-from corpus.settings import enforce_offline, load_settings
+from store.console import Exit, err, out
+from store.db import open_store
+from store.settings import enforce_offline, load_settings
 
 PROTOCOL_FILE = Path(__file__).resolve().parent.parent / "protocols" / "en_dialogue_accents.yaml"
 
@@ -77,7 +77,7 @@ release can be built and pulled, and leaves the other half queued for the workbe
 
 def _queue_for_people(store, row) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
     """Demo accounts (calibrated) and the pre-annotated dialogues cut into tasks and assigned."""
-    from review_ui.demo_setup import queue_demo, seed_demo_accounts
+    from demo.accounts import queue_demo, seed_demo_accounts
 
     with store.session() as session:
         accounts = seed_demo_accounts(session)
@@ -93,11 +93,11 @@ def _first_release(store, row, protocol) -> None:  # type: ignore[no-untyped-def
 
     from sqlalchemy import select
 
-    from corpus import models
-    from corpus.accounts import load_principal
+    from store import models
+    from store.accounts import load_principal
     from corpus.exports.pull import pull_release
-    from corpus.release import build_release, count_entries
-    from review_ui.demo_setup import approve_for_demo
+    from corpus.releases.build import build_release, count_entries
+    from demo.accounts import approve_for_demo
 
     with store.session() as session:
         pks = list(session.scalars(select(models.Recording.pk).where(

@@ -9,8 +9,8 @@ from enum import IntEnum
 from rich.console import Console
 from rich.logging import RichHandler
 
-from corpus.db import Store, open_store
-from corpus.settings import enforce_offline, load_settings
+from store.db import Store, open_store
+from store.settings import enforce_offline, load_settings
 
 
 class Exit(IntEnum):
@@ -55,18 +55,6 @@ def store_for_cli() -> Store:
         sys.exit(Exit.FAILED)
 
 
-def protocol_for_cli(store: Store, protocol_id: str, version: int | None):  # type: ignore[no-untyped-def]
-    """The registered protocol (row, spec), or exit 2 naming what is registered."""
-    from protocols.registry import UnknownProtocol, get_protocol
-
-    with store.session() as session:
-        try:
-            return get_protocol(session, protocol_id, version)
-        except UnknownProtocol as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            sys.exit(Exit.USAGE)
-
-
 def principal_for_cli(store: Store, permission: str):  # type: ignore[no-untyped-def]
     """Sign the CLI user in (TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, else a prompt) and check `permission`.
 
@@ -75,7 +63,7 @@ def principal_for_cli(store: Store, permission: str):  # type: ignore[no-untyped
     import getpass
     import os
 
-    from corpus.accounts import AuthenticationFailed, PermissionDenied, authenticate, require
+    from store.accounts import AuthenticationFailed, PermissionDenied, authenticate, require
 
     username = os.environ.get("TURNSCRIBE_USER") or (input("user: ") if sys.stdin.isatty() else "")
     password = os.environ.get("TURNSCRIBE_PASSWORD")

@@ -1,7 +1,7 @@
 """The append-only audit log: what entered the store, who changed what, and when.
 
 Every event is chained to the one before it by hash, so a changed, deleted or reordered
-row is detectable (`corpus.audit_verify.verify_chain`):
+row is detectable (`corpus.governance.audit_verify.verify_chain`):
 
     body_digest    = sha256(canonical JSON {subject, details})
     content_digest = sha256(canonical JSON {at, actor, action, body})
@@ -28,7 +28,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
-from corpus import models
+from store import models
 
 GENESIS = "0" * 64
 # pg_advisory_xact_lock key serialising appends to the chain ("TSAUDIT" as an int)

@@ -1,13 +1,13 @@
-"""Alembic environment: runs on the connection `corpus.db.migrate` hands over."""
+"""Alembic environment: runs on the connection `store.db.migrate` hands over."""
 
 from alembic import context
 
-from corpus.models import Base
+from store.models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # plain `alembic` CLI use: build an engine from Turnscribe's settings
-    from corpus.db import make_engine
-    from corpus.settings import load_settings
+    from store.db import make_engine
+    from store.settings import load_settings
 
     connection = make_engine(load_settings().database_url).connect()
 

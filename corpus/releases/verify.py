@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.blobs import sha256_file
-from corpus.db import Store
-from corpus.release import (ReleaseError, free_page_cache, manifest_header, release_entries, release_header, release_id_of,
+from store import models
+from store.blobs import sha256_file
+from store.db import Store
+from corpus.releases.build import (ReleaseError, free_page_cache, manifest_header, release_entries, release_header, release_id_of,
                             sha256_json)
 
 

@@ -3,7 +3,7 @@
 A recording goes when it is older than its protocol's `consent.retention.days` (counted
 from the session's recording date, else its ingest date), or when a participant's consent
 in force was withdrawn or has expired. It goes through the erasure machinery
-(`corpus.erasure.run_erasure`), one tombstone per reason; the speakers and their consent
+(`corpus.governance.erasure.run_erasure`), one tombstone per reason; the speakers and their consent
 history stay (a withdrawal is not an erasure request). Blob files no row references any
 more (left by an erasure interrupted after its commit) go too.
 """
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.accounts import Principal, require
-from corpus.db import Store
-from corpus.erasure import ErasureReport, ErasureTargets, delete_blobs, orphan_blobs, run_erasure
+from store import models
+from store.accounts import Principal, require
+from store.db import Store
+from corpus.governance.erasure import ErasureReport, ErasureTargets, delete_blobs, orphan_blobs, run_erasure
 
 WITHDRAWN, EXPIRED, RETENTION = "consent withdrawn", "consent expired", "retention"
 PRIORITY = (WITHDRAWN, EXPIRED, RETENTION)  # a recording with several reasons is listed under the first

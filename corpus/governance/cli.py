@@ -15,7 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from corpus.cli_support import Exit, err, out, principal_for_cli, protocol_for_cli, store_for_cli
+from protocols.cli import protocol_for_cli
+from store.console import Exit, err, out, principal_for_cli, store_for_cli
 
 app = typer.Typer(help="Consent, erasure, retention, PII and audit.", no_args_is_help=True)
 pii_app = typer.Typer(help="Personal information in transcripts.", no_args_is_help=True)
@@ -58,7 +59,7 @@ def erase(
     """Erase a speaker: every recording they are in, its transcripts and derived data, their consent and metadata."""
     import sys
 
-    from corpus.erasure import ErasureError, erase_speaker
+    from corpus.governance.erasure import ErasureError, erase_speaker
 
     store = store_for_cli()
     principal = principal_for_cli(store, "erase")
@@ -89,7 +90,7 @@ def purge(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Erase the recordings the protocol's retention period or a withdrawn or expired consent no longer allows."""
-    from corpus.retention import purge as run_purge
+    from corpus.governance.retention import purge as run_purge
 
     today = dt.date.today()
     if as_of is not None:
@@ -141,7 +142,7 @@ def audit(
     if not verify:
         out.print(ctx.get_help())
         raise typer.Exit(Exit.USAGE)
-    from corpus.audit_verify import verify_chain
+    from corpus.governance.audit_verify import verify_chain
 
     store = store_for_cli()
     principal_for_cli(store, "audit")
@@ -153,7 +154,7 @@ def audit(
     if expect_head is not None:
         from sqlalchemy import select
 
-        from corpus import models
+        from store import models
 
         with store.session() as session:
             present = session.scalar(select(models.AuditEvent.pk).where(models.AuditEvent.entry_hash == expect_head))
@@ -178,7 +179,7 @@ def audit_tail(n: Annotated[int, typer.Option("-n", min=1, help="How many of the
     """The newest entries of the audit log."""
     from sqlalchemy import select
 
-    from corpus import models
+    from store import models
 
     store = store_for_cli()
     principal_for_cli(store, "audit")
@@ -197,7 +198,7 @@ def audit_show(
     """Audit entries matching every filter given, oldest first."""
     from sqlalchemy import select
 
-    from corpus import models
+    from store import models
 
     store = store_for_cli()
     principal_for_cli(store, "audit")
@@ -218,7 +219,7 @@ def pii_detect(
     names: Annotated[Path | None, typer.Option("--names", help="Names to find, one per line.", dir_okay=False)] = None,
 ) -> None:
     """Mark phone numbers, e-mail addresses, spelled numbers and listed names in the revisions a release may take."""
-    from corpus.pii import PiiError, detect_protocol, load_names
+    from corpus.governance.pii import PiiError, detect_protocol, load_names
 
     try:
         name_list = load_names(names) if names is not None else []
@@ -240,8 +241,8 @@ def pii_show(revision: Annotated[int, typer.Option("--revision", help="Transcrip
     """The personal-information spans of a revision (with those carried from its ancestors) and their words."""
     from rich.table import Table
 
-    from corpus import models
-    from corpus.pii import PiiError, spans_for_revision, turn_tokens
+    from store import models
+    from corpus.governance.pii import PiiError, spans_for_revision, turn_tokens
 
     store = store_for_cli()
     principal_for_cli(store, "review")
@@ -265,7 +266,7 @@ def consent_show(speaker: Annotated[str, typer.Option("--speaker", help="Pseudon
     from rich.table import Table
     from sqlalchemy import func, select
 
-    from corpus import models
+    from store import models
 
     store = store_for_cli()
     principal_for_cli(store, "audit")

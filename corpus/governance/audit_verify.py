@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from corpus import models
-from corpus.audit import GENESIS, body_digest, content_digest, is_blanked, link_hash
+from store import models
+from store.audit import GENESIS, body_digest, content_digest, is_blanked, link_hash
 
 
 @dataclass

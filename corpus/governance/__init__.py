@@ -1,0 +1,1 @@
+"""Consent-driven erasure, retention purges, PII spans and audit-chain verification."""

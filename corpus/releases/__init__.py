@@ -1,0 +1,1 @@
+"""Immutable, versioned releases: building the manifest, splits, the dataset card, verification, the CLI."""
