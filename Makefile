@@ -29,6 +29,7 @@ demo: venv
 	TURNSCRIBE_HOME=$${TURNSCRIBE_HOME:-turnscribe-data} $(VENV)/bin/turnscribe demo $(DEMO_ARGS)
 
 test: venv
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 benchmarks: venv
