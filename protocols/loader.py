@@ -34,6 +34,32 @@ class ProtocolError(ValueError):
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
 
 
+MAX_BYTES = 1 << 20
+"""A collection plan is a few kilobytes; a megabyte is generous and keeps a hostile file cheap to refuse."""
+MAX_NODES = 100_000
+"""Nodes after aliases are expanded: anchors are fine, a "billion laughs" file is refused before it grows."""
+
+
+def expanded_size(node: yaml.Node) -> int:
+    """How many nodes the document has once every alias is followed (memoised: linear in the file)."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = MAX_NODES + 1  # a cycle counts as unbounded
+        if isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in n.value)
+        else:
+            total = 1
+        sizes[id(n)] = min(total, MAX_NODES + 1)
+        return sizes[id(n)]
+
+    return size(node)
+
+
 def _line_map(node: yaml.Node, loc: Loc = ()) -> dict[Loc, int]:
     """Field path -> 1-based line of every node of a composed YAML document."""
     lines: dict[Loc, int] = {loc: node.start_mark.line + 1}
@@ -65,9 +91,16 @@ def _dotted(loc: Loc) -> str:
 
 def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
     """Validate protocol YAML text; raise `ProtocolError` listing every problem."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise ProtocolError(source, [Problem("", None, f"file is larger than {MAX_BYTES // 1024} KiB; a protocol is a few KiB")])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and expanded_size(node) > MAX_NODES:
+            raise ProtocolError(source, [Problem("", 1, f"aliases expand to more than {MAX_NODES:,} nodes; "
+                                                        "refused (nested anchors that multiply, a 'billion laughs' file?)")])
         data: Any = yaml.safe_load(text)
+    except RecursionError:
+        raise ProtocolError(source, [Problem("", None, "nested too deeply to be a protocol")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -101,7 +134,13 @@ def _message(err: dict[str, Any]) -> str:
 def load_protocol(path: Path) -> Protocol:
     """Read and validate a protocol file."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise ProtocolError(str(path), [Problem("", None, f"file is larger than {MAX_BYTES // 1024} KiB; a protocol is a few KiB")])
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(str(path), [Problem("", None, f"not UTF-8 text (byte {exc.start})")]) from exc
     except OSError as exc:
         raise ProtocolError(str(path), [Problem("", None, f"cannot read file: {exc.strerror}")]) from exc
     return parse_protocol(text, str(path))

@@ -3,7 +3,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from protocols.loader import ProtocolError, load_protocol, parse_protocol
+import yaml
+
+from protocols.loader import ProtocolError, expanded_size, load_protocol, parse_protocol
 from tests.conftest import EN_PROTOCOL, PROTOCOLS
 from turnscribe import app
 
@@ -74,3 +76,35 @@ def test_validate_cli_exit_codes(tmp_path: Path) -> None:
     result = runner.invoke(app, ["protocol", "validate", str(bad)])
     assert result.exit_code == 1
     assert "version" in result.output and "bad.yaml:4" in result.output
+
+
+def _billion_laughs(levels: int = 12) -> str:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + f"\nid: *a{levels - 1}\n"
+
+
+def test_alias_bomb_is_refused_quickly_and_small_anchors_still_work(tmp_path: Path) -> None:
+    import time
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_billion_laughs())  # 10^12 strings once expanded
+    started = time.perf_counter()
+    with pytest.raises(ProtocolError) as info:
+        load_protocol(bomb)
+    assert time.perf_counter() - started < 1.0
+    assert "aliases expand to more than" in str(info.value)
+    # an ordinary anchor is counted once per use, not refused: mapping + 2 keys + 2 sequences of 2 = 9 nodes
+    assert expanded_size(yaml.compose("a: &x [1, 2]\nb: *x\n")) == 9
+
+
+def test_oversized_and_deeply_nested_files_are_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * (2 << 20) + b"\n")
+    with pytest.raises(ProtocolError, match="larger than 1024 KiB"):
+        load_protocol(big)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("id: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ProtocolError):
+        load_protocol(deep)
