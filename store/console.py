@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 from enum import IntEnum
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from store.db import Store, open_store
 from store.settings import enforce_offline, load_settings
@@ -22,10 +24,26 @@ class Exit(IntEnum):
     FAILED = 3  # the command could not do its job (store unreachable, internal error)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
+
+
+def shown(text: str) -> str:
+    """`text` with control characters written as visible escapes (`\\x1b`): user-supplied names, ids and
+    file contents can never move the cursor, recolour or rewrite the operator's terminal."""
+    return text.translate(_CONTROL)
+
+
+class _SafeConsole(Console):
+    """Every string printed goes through `shown` first, so no command can forget to escape user text."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:  # type: ignore[override]
+        return super().render_str(shown(text), **kwargs)
+
+
 def _console(stderr: bool) -> Console:
     """Wide enough for coverage tables when output goes to a pipe or a CI log."""
-    console = Console(stderr=stderr)
-    return console if console.is_terminal else Console(stderr=stderr, width=160)
+    console = _SafeConsole(stderr=stderr)
+    return console if console.is_terminal else _SafeConsole(stderr=stderr, width=160)
 
 
 out = _console(stderr=False)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,10 @@ SELECTION = "newest approved revision of each accepted recording whose every par
 PII_AUDIO = ("silence", "tone")
 _NOT_HASHED = ("recordings", "speakers", "recording_digests")
 ENTRY_BATCH = 500  # entries per query: one batch of JSON values in memory, a few hundred KiB
+
+
+RELEASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""Names become folder names and command-line arguments: no `..`, no leading `-`, no spaces or control codes."""
 
 
 class ReleaseError(ValueError):
@@ -231,6 +236,12 @@ def _previous(session: Session, protocol_row: models.Protocol) -> models.Release
                            .order_by(models.Release.pk.desc())).first()
 
 
+def check_release_name(name: str) -> None:
+    """Refuse a name that is unsafe as a folder name or a command-line argument."""
+    if not RELEASE_NAME.fullmatch(name):
+        raise ReleaseError(f"release name {name!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+
+
 def build_release(store: Store, principal: Principal, protocol_id: str, name: str, *, version: int | None = None,
                   seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
                   pii_audio: str = "silence", on: dt.date | None = None) -> ReleaseOutcome:
@@ -238,8 +249,7 @@ def build_release(store: Store, principal: Principal, protocol_id: str, name: st
     from corpus.releases.card import build_card
 
     require(principal, "release")
-    if not name or len(name) > 128 or any(c.isspace() or c in "/\\" for c in name):
-        raise ReleaseError(f"release name {name!r}: use 1-128 characters without spaces or slashes")
+    check_release_name(name)
     if pii_audio not in PII_AUDIO:
         raise ReleaseError(f"PII audio mode {pii_audio!r}: use {' or '.join(PII_AUDIO)}")
     on = on or dt.date.today()

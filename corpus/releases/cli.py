@@ -36,14 +36,15 @@ def release(
     date: Annotated[str | None, typer.Option(help="Judge consent on this date (YYYY-MM-DD; default today).")] = None,
 ) -> None:
     """Snapshot the approved transcripts of a protocol into an immutable release."""
-    from corpus.releases.build import ReleaseError, build_release
+    from corpus.releases.build import ReleaseError, build_release, check_release_name
     from corpus.releases.splits import SplitError, parse_ratios
     from protocols.registry import UnknownProtocol
 
     try:
+        check_release_name(name)
         ratios = parse_ratios(split)
         on = dt.date.fromisoformat(date) if date else None
-    except (SplitError, ValueError) as exc:
+    except (ReleaseError, SplitError, ValueError) as exc:
         _fail(str(exc), Exit.USAGE)
     store = store_for_cli()
     principal = principal_for_cli(store, "release")

@@ -70,3 +70,16 @@ def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> N
 
     missing = run(corpus, "connie", "diff", "v1", "v0")
     assert missing.returncode == 2 and "no release named 'v0'" in missing.stderr
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_unsafe_release_names_are_refused_and_never_reach_the_terminal_raw(corpus: Corpus) -> None:
+    for name in ("..", "-dash", "v1\x1b[2J\x1b]0;pwned\x07", "a/b", "x" * 129):
+        refused = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", name)
+        assert refused.returncode == 2, (name, refused.stderr)
+        assert "use 1-128 letters, digits" in " ".join(refused.stderr.split())
+        assert "\x1b" not in refused.stderr + refused.stdout and "\x07" not in refused.stderr
+    escaped = run(corpus, "manny", "show", "v1\x1b[2J")  # an unknown name is echoed, escaped
+    assert escaped.returncode == 2 and "\\x1b[2J" in escaped.stderr and "\x1b" not in escaped.stderr
+    with corpus.store.session() as session:
+        assert session.scalars(select(models.Release)).all() == []

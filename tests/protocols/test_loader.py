@@ -108,3 +108,12 @@ def test_oversized_and_deeply_nested_files_are_refused(tmp_path: Path) -> None:
     deep.write_text("id: " + "[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(ProtocolError):
         load_protocol(deep)
+
+
+def test_control_characters_in_user_text_are_shown_escaped(tmp_path: Path) -> None:
+    hostile = tmp_path / "plan\x1b[2J\x1b]0;pwned\x07.yaml"
+    hostile.write_text("id: [\n")
+    result = CliRunner().invoke(app, ["protocol", "validate", str(hostile)])
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "plan\\x1b[2J\\x1b]0;pwned\\x07.yaml" in result.output.replace("\n", "")
