@@ -52,14 +52,25 @@ def print_ingest_summary(report) -> None:  # type: ignore[no-untyped-def]
         table = Table("line", "file", "outcome", "why", title="Rows needing attention", title_justify="left")
         for o in attention:
             why = "; ".join(r.message for r in o.reasons) or o.note
-            style = {"rejected": "red", "skipped": "dim"}.get(o.status, "yellow")
+            style = {"rejected": "red", "fault": "bold red", "skipped": "dim"}.get(o.status, "yellow")
             table.add_row(str(o.line), o.path, o.status, why, style=style)
         err.print(table)
     hours = sum(o.duration_s or 0 for o in report.outcomes if o.status == "accepted") / 3600
-    summary = Table("accepted", "rejected", "skipped (already in store)", "hours accepted",
+    summary = Table("accepted", "rejected", "skipped (already in store)", "faults", "hours accepted",
                     title=f"Ingest under {report.protocol_id} v{report.protocol_version}", title_justify="left")
-    summary.add_row(str(report.count("accepted")), str(report.count("rejected")), str(report.count("skipped")), f"{hours:.3f}")
+    summary.add_row(str(report.count("accepted")), str(report.count("rejected")), str(report.count("skipped")),
+                    str(report.count("fault")), f"{hours:.3f}")
     out.print(summary)
+    if report.count("fault"):
+        err.print(f"[bold red]{report.count('fault')} row(s) hit a fault[/bold red] (disk, permissions or database): "
+                  "nothing of them was kept; fix the cause and run the same manifest again")
+
+
+def ingest_exit(report) -> Exit:  # type: ignore[no-untyped-def]
+    """Faults outrank refusals: a script must know the environment failed, not only that input was bad."""
+    if report.count("fault"):
+        return Exit.FAULT
+    return Exit.REJECTED if report.count("rejected") else Exit.OK
 
 
 @app.command()
@@ -90,7 +101,7 @@ def ingest(
             on_item=lambda o: progress.update(task, advance=1, description=o.path),
         )
     print_ingest_summary(report)
-    raise typer.Exit(Exit.OK if report.ok else Exit.REJECTED)
+    raise typer.Exit(ingest_exit(report))
 
 
 @app.command()

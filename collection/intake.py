@@ -2,18 +2,22 @@
 
 One bad row never stops the batch. Accepted files are stored content-addressed with a
 16 kHz mono working copy; rejected files are recorded with every reason (their audio
-is not copied in: it may lack consent) and never counted.
+is not copied in: it may lack consent) and never counted. A fault of the environment
+(disk full, read-only blobs or database, a write the database refuses) becomes that
+row's outcome, `fault`, with the reason; the blobs the row wrote are removed again
+unless a committed row refers to them, so no failure leaves an orphan blob.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from collection.decoding import WORKING_RATE, AudioDecodeError, decode, to_working_rate, wav_bytes
@@ -22,12 +26,14 @@ from collection.manifest import ManifestItem, UnsafePath, read_manifest, resolve
 from collection.measurements import Measurements, measure
 from store import models
 from store.audit import record_event
+from store.blob_refs import remove_unreferenced
 from store.blobs import sha256_file
+from store.console import fault_text
 from store.db import Store
 from protocols.registry import get_protocol
 from protocols.schema import Protocol
 
-ACCEPTED, REJECTED, SKIPPED = "accepted", "rejected", "skipped"
+ACCEPTED, REJECTED, SKIPPED, FAULT = "accepted", "rejected", "skipped", "fault"
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class Outcome:
 
     line: int
     path: str
-    status: str  # accepted | rejected | skipped
+    status: str  # accepted | rejected | skipped | fault
     reasons: tuple[Reason, ...] = ()
     recording_pk: int | None = None
     duration_s: float | None = None
@@ -54,7 +60,8 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
-        return self.count(REJECTED) == 0
+        """Nothing refused and nothing failed."""
+        return self.count(REJECTED) == 0 and self.count(FAULT) == 0
 
 
 @dataclass
@@ -81,7 +88,10 @@ def _prepare(item: ManifestItem, manifest_dir: Path, allow_absolute: bool) -> _P
     if not prepared.path.is_file():
         prepared.reasons.append(Reason("missing_file", f"no such file: {item.path}"))
         return prepared
-    prepared.sha256 = sha256_file(prepared.path)
+    try:
+        prepared.sha256 = sha256_file(prepared.path)
+    except OSError as exc:
+        prepared.reasons.append(Reason("unreadable", f"cannot read {item.path}: {exc.strerror}"))
     return prepared
 
 
@@ -110,11 +120,18 @@ def _previous(session: Session, sha256: str) -> models.Recording | None:
     ).first()
 
 
-def _store_accepted(session: Session, store: Store, protocol_row: models.Protocol, prepared: _Prepared) -> models.Recording:
+def _store_accepted(session: Session, store: Store, protocol_row: models.Protocol, prepared: _Prepared,
+                    written: set[str]) -> models.Recording:
+    """Blobs first (each one this call creates goes into `written`, for the clean-up on failure), then the rows."""
     item, measured = prepared.item, prepared.measured
-    assert measured is not None and prepared.path is not None and prepared.working is not None
-    store.blobs.put_file(prepared.path, prepared.sha256)
-    working_sha = store.blobs.put_bytes(prepared.working)
+    assert measured is not None and prepared.path is not None and prepared.working is not None and prepared.sha256
+    if not store.blobs.exists(prepared.sha256):
+        written.add(prepared.sha256)
+        store.blobs.put_file(prepared.path, prepared.sha256)
+    working_sha = hashlib.sha256(prepared.working).hexdigest()
+    if not store.blobs.exists(working_sha):
+        written.add(working_sha)
+        store.blobs.put_bytes(prepared.working)
     session_row = session.scalar(select(models.Session).where(models.Session.session_id == item.session_id))
     if session_row is None:
         session_row = models.Session(
@@ -165,9 +182,31 @@ def ingest_item(
     store: Store, protocol_row: models.Protocol, protocol: Protocol, item: ManifestItem, manifest_dir: Path,
     *, allow_absolute: bool = False, actor: str = "cli", today: dt.date | None = None,
 ) -> Outcome:
-    """Check and store one recording in its own transaction; never raises for bad input."""
-    today = today or dt.date.today()
-    prepared = _prepare(item, manifest_dir, allow_absolute)
+    """Check and store one recording in its own transaction; never raises for bad input or an environment fault.
+
+    A unique-key conflict means another process stored something this row needs at the
+    same moment: the same audio (then this row is skipped), or a shared speaker or
+    session (then the row is tried once more, and those rows are found stored).
+    """
+    written: set[str] = set()
+    for attempt in (1, 2):
+        prepared = _prepare(item, manifest_dir, allow_absolute)
+        try:
+            return _ingest(store, protocol_row, protocol, prepared, actor, today or dt.date.today(), written)
+        except IntegrityError as exc:
+            if prepared.sha256 is not None and _accepted(store, prepared.sha256):
+                _clean_up(store, written)  # keeps the blobs the other process's row refers to
+                return Outcome(item.line, item.path, SKIPPED, note="ingested concurrently by another process")
+            if attempt == 2:
+                return _fault(store, item, exc, written, actor)
+        except (OSError, SQLAlchemyError) as exc:
+            return _fault(store, item, exc, written, actor)
+    raise AssertionError("unreachable")
+
+
+def _ingest(store: Store, protocol_row: models.Protocol, protocol: Protocol, prepared: _Prepared,
+            actor: str, today: dt.date, written: set[str]) -> Outcome:
+    item = prepared.item
     previous: models.Recording | None = None
     with store.session() as session:
         if prepared.sha256 is not None:
@@ -184,25 +223,55 @@ def ingest_item(
             if previous.reasons == [r.as_dict() for r in prepared.reasons]:
                 return Outcome(item.line, item.path, SKIPPED, tuple(prepared.reasons), previous.pk,
                                note=f"already rejected as recording {previous.pk} for the same reasons")
-        try:
-            if prepared.reasons:
-                recording = _store_rejected(session, protocol_row, prepared)
-                status = REJECTED
-            else:
-                recording = _store_accepted(session, store, protocol_row, prepared)
-                recording.noise_mismatch = noise_mismatch(prepared.measured, item.noise_condition, protocol)  # type: ignore[arg-type]
-                status = ACCEPTED
-            record_event(session, actor, f"ingest_{status}", f"recording:{recording.pk}", {
-                "source": item.path, "manifest_line": item.line, "sha256": prepared.sha256,
-                "working_sha256": recording.working_sha256, "protocol": f"{protocol.id}@{protocol.version}",
-                "transforms": prepared.transforms, "reasons": recording.reasons,
-            })
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            return Outcome(item.line, item.path, SKIPPED, note="ingested concurrently by another process")
+        if prepared.reasons:
+            recording = _store_rejected(session, protocol_row, prepared)
+            status = REJECTED
+        else:
+            recording = _store_accepted(session, store, protocol_row, prepared, written)
+            recording.noise_mismatch = noise_mismatch(prepared.measured, item.noise_condition, protocol)  # type: ignore[arg-type]
+            status = ACCEPTED
+        record_event(session, actor, f"ingest_{status}", f"recording:{recording.pk}", {
+            "source": item.path, "manifest_line": item.line, "sha256": prepared.sha256,
+            "working_sha256": recording.working_sha256, "protocol": f"{protocol.id}@{protocol.version}",
+            "transforms": prepared.transforms, "reasons": recording.reasons,
+        })
+        session.commit()
     return Outcome(item.line, item.path, status, tuple(prepared.reasons), recording.pk, recording.duration_s,
                    note=recording.noise_mismatch or "")
+
+
+def _accepted(store: Store, sha256: str) -> bool:
+    try:
+        with store.session() as session:
+            return session.scalar(select(models.Recording.pk).where(
+                models.Recording.sha256 == sha256, models.Recording.status == ACCEPTED)) is not None
+    except SQLAlchemyError:
+        return False
+
+
+def _clean_up(store: Store, written: set[str]) -> set[str]:
+    """Remove the blobs this row wrote that no committed row refers to; the ones left behind."""
+    try:
+        with store.session() as session:
+            return written - remove_unreferenced(store.blobs, session, written)
+    except (OSError, SQLAlchemyError):
+        return {d for d in written if store.blobs.exists(d)}
+
+
+def _fault(store: Store, item: ManifestItem, exc: BaseException, written: set[str], actor: str) -> Outcome:
+    """The row's fault outcome, its new blobs cleaned up, audited when the store lets us."""
+    message = fault_text(exc)
+    notes = []
+    kept = _clean_up(store, written)
+    if kept:
+        notes.append(f"{len(kept)} new blob(s) kept: the store could not be asked whether a row refers to them")
+    try:
+        with store.session() as session:
+            record_event(session, actor, "ingest_fault", f"manifest_line:{item.line}", {"source": item.path, "fault": message})
+            session.commit()
+    except (OSError, SQLAlchemyError) as follow_up:
+        notes.append(f"not in the audit log: {fault_text(follow_up)}")
+    return Outcome(item.line, item.path, FAULT, (Reason("fault", message),), note="; ".join(notes))
 
 
 def ingest_manifest(
@@ -214,12 +283,17 @@ def ingest_manifest(
         protocol_row, protocol = get_protocol(session, protocol_id, version)
     items, problems = read_manifest(manifest)
     report = IngestReport(protocol.id, protocol.version)
-    with store.session() as session:
-        for problem in problems:
-            report.outcomes.append(Outcome(problem.line, problem.path, REJECTED, (Reason("manifest", problem.message),)))
-            record_event(session, actor, "ingest_manifest_problem", f"{manifest.name}:{problem.line}",
-                         {"path": problem.path, "message": problem.message})
-        session.commit()
+    refused = [Outcome(p.line, p.path, REJECTED, (Reason("manifest", p.message),)) for p in problems]
+    try:
+        with store.session() as session:
+            for problem in problems:
+                record_event(session, actor, "ingest_manifest_problem", f"{manifest.name}:{problem.line}",
+                             {"path": problem.path, "message": problem.message})
+            session.commit()
+    except (OSError, SQLAlchemyError) as exc:  # the refusals could not be audited: a fault, said per row
+        fault = Reason("fault", f"not in the audit log: {fault_text(exc)}")
+        refused = [Outcome(o.line, o.path, FAULT, (*o.reasons, fault)) for o in refused]
+    report.outcomes += refused
     for item in items:
         outcome = ingest_item(store, protocol_row, protocol, item, manifest.parent, allow_absolute=allow_absolute, actor=actor)
         report.outcomes.append(outcome)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from collection.tabular import read_rows
+from store import models
+from store.field_limits import MAX_CHANNEL, identifier_problem, text_problem
 
 RECORDING_FIELDS = ("path", "session_id", "device", "noise_condition", "scenario", "language", "recorded_on")
 SPEAKER_FIELDS = ("speaker_id", "consent_ref", "channel")
@@ -86,6 +88,13 @@ def _text(data: dict[str, Any], name: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _refuse(*problems: str | None) -> None:
+    """Raise the first field-limit problem (store.field_limits), so the row is refused before anything is stored."""
+    for problem in problems:
+        if problem:
+            raise ValueError(problem)
+
+
 def _speaker(data: dict[str, Any], demographics: dict[str, Any]) -> SpeakerEntry:
     speaker_id = _text(data, "speaker_id")
     if not speaker_id:
@@ -94,13 +103,29 @@ def _speaker(data: dict[str, Any], demographics: dict[str, Any]) -> SpeakerEntry
     try:
         channel = int(channel_text) if channel_text else None
     except ValueError:
-        raise ValueError(f"channel must be a 1-based integer, got {channel_text!r}") from None
-    return SpeakerEntry(
+        raise ValueError(f"channel must be a 1-based integer, got {channel_text[:40]!r}") from None
+    if channel is not None and not 1 <= channel <= MAX_CHANNEL:
+        raise ValueError(f"channel must be between 1 and {MAX_CHANNEL}, got {channel_text[:40]}")
+    entry = SpeakerEntry(
         speaker_id=speaker_id,
         consent_ref=_text(data, "consent_ref"),
-        demographics={str(k): str(v).strip() for k, v in demographics.items() if str(v).strip()},
+        demographics={str(k).strip(): str(v).strip() for k, v in demographics.items() if str(v).strip()},
         channel=channel,
     )
+    _refuse(identifier_problem("speaker_id", speaker_id, models.Speaker.__table__.c.id),
+            text_problem("consent_ref", entry.consent_ref, models.SessionParticipant.__table__.c.consent_id))
+    demographic = models.SpeakerDemographic.__table__.c
+    for dim, value in entry.demographics.items():
+        _refuse(text_problem("demographic dimension", dim, demographic.dimension),
+                text_problem(f"demographic {dim[:40]!r}", value, demographic.value))
+    return entry
+
+
+def _item_problems(item: ManifestItem) -> None:
+    session = models.Session.__table__.c
+    _refuse(text_problem("path", item.path, models.Recording.__table__.c.source_name),
+            identifier_problem("session_id", item.session_id, session.session_id),
+            *(text_problem(name, getattr(item, name), session[name]) for name in ("device", "noise_condition", "scenario", "language")))
 
 
 def _item(line: int, data: dict[str, Any]) -> ManifestItem:
@@ -112,11 +137,13 @@ def _item(line: int, data: dict[str, Any]) -> ManifestItem:
         recorded_on = dt.date.fromisoformat(recorded) if recorded else None
     except ValueError:
         raise ValueError(f"recorded_on must be YYYY-MM-DD, got {recorded!r}") from None
-    return ManifestItem(
+    item = ManifestItem(
         line=line, path=_text(data, "path"), session_id=_text(data, "session_id"),
         device=_text(data, "device"), noise_condition=_text(data, "noise_condition"),
         scenario=_text(data, "scenario"), language=_text(data, "language"), recorded_on=recorded_on,
     )
+    _item_problems(item)
+    return item
 
 
 def read_manifest(path: Path) -> tuple[list[ManifestItem], list[ManifestProblem]]:
@@ -143,6 +170,7 @@ def read_manifest(path: Path) -> tuple[list[ManifestItem], list[ManifestProblem]
                 if not isinstance(listed, list) or not listed:
                     raise ValueError("'speakers' must be a non-empty list")
                 speakers = [_speaker(s, s.get("demographics") or {}) for s in listed]
+                _refuse(_repeated_speaker(speakers))
         except (ValueError, AttributeError) as exc:
             problems.append(ManifestProblem(row.line, raw_path, str(exc)))
             continue
@@ -160,6 +188,16 @@ def read_manifest(path: Path) -> tuple[list[ManifestItem], list[ManifestProblem]
             continue
         previous.speakers.extend(speakers)
     return list(items.values()), problems
+
+
+def _repeated_speaker(speakers: list[SpeakerEntry]) -> str | None:
+    """A speaker listed twice in one recording's row (one person cannot take part twice)."""
+    seen: set[str] = set()
+    for speaker in speakers:
+        if speaker.speaker_id in seen:
+            return f"speaker {speaker.speaker_id} is listed twice in this row"
+        seen.add(speaker.speaker_id)
+    return None
 
 
 def _csv_conflict(previous: ManifestItem, item: ManifestItem, speakers: list[SpeakerEntry]) -> str | None:

@@ -25,7 +25,15 @@ def read_rows(path: Path) -> Iterator[Row]:
     if suffix == ".csv":
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            for record in reader:
+            while True:
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # a field over csv.field_size_limit() (128 KiB), a NUL byte
+                    # the reader has not counted the line it failed on
+                    yield Row(reader.line_num + 1, None, f"unreadable CSV row: {exc}")
+                    continue
                 if None in record:
                     yield Row(reader.line_num, None, "more fields than the header has columns")
                     continue

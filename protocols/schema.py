@@ -153,9 +153,9 @@ class ReviewSettings(Strict):
 
 
 class Protocol(Strict):
-    id: str = Field(pattern=SLUG)
-    version: int = Field(ge=1)
-    title: str = ""
+    id: str = Field(pattern=SLUG, max_length=128)  # the limits of models.Protocol's columns, on every database
+    version: int = Field(ge=1, le=2**31 - 1)
+    title: str = Field("", max_length=512)
     description: str = ""
     languages: list[str] = Field(min_length=1)
     session: SessionDesign = SessionDesign()

@@ -21,7 +21,18 @@ class Exit(IntEnum):
     OK = 0
     REJECTED = 1  # the command ran, but some input was refused (rejected rows, invalid protocol)
     USAGE = 2  # bad arguments or a missing file (Typer uses 2 as well)
-    FAILED = 3  # the command could not do its job (store unreachable, internal error)
+    FAILED = 3  # the command could not do its job (store unreachable, a release that drifted, internal error)
+    FAULT = 4  # the environment failed some of the work (disk full, read-only folder, database write refused)
+
+
+def fault_text(exc: BaseException) -> str:
+    """One line for an expected environment fault (OSError, a refused database write): no traceback."""
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    original = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
+    text = str(original if original is not None else exc).strip().splitlines()
+    return f"{type(original or exc).__name__}: {text[0] if text else ''}"
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}

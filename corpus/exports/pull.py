@@ -4,8 +4,9 @@ Only what one batch needs is in memory: the release's entry rows are read a batc
 time in position order (corpus.releases.build.release_entry_batches), with their turns; when
 cutting or redacting, one recording's samples. The manifest header is never loaded (two
 of its fields are read by JSON path). Exporters append to their files. The turns of
-each entry are checked against the hash in the manifest before they are written, so a pull never
-exports a transcript other than the one released. Entries an erasure replaced are
+each entry are checked against the hash in the manifest before they are written, and its audio
+is hashed as it is linked, copied or cut (corpus.exports.audio_placement), so a pull never
+exports a transcript or audio other than the one released: a mismatch removes the output. Entries an erasure replaced are
 skipped and counted. A release made with --redact-pii gets its frozen PII spans applied
 to the text, and the audio over them silenced (or toned) in the copies written here.
 """
@@ -27,7 +28,7 @@ from store import models
 from store.accounts import Principal, require
 from store.audit import record_event
 from store.db import Store
-from corpus.exports.audio_placement import place_cuts, place_whole
+from corpus.exports.audio_placement import AudioMismatch, place_cuts, place_whole
 from corpus.exports.base import AUDIO_MODES, Item
 from corpus.exports.registry import exporter_class
 from corpus.releases.build import (FORMAT, ReleaseError, free_page_cache, manifest_field, release_entry_batches, release_header,
@@ -146,12 +147,17 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
             source = store.blobs.path_for(entry["working_sha256"])
             if not source.is_file():
                 raise ReleaseDrift(f"{entry['recording']}: its audio blob is missing; run `turnscribe corpus verify`")
-            info = sf.info(source)
-            item = Item(entry["recording"], entry, turns, int(info.frames), int(info.samplerate))
-            if audio == "cut":
-                item.cuts = place_cuts(source, out, item.split, item.key, turns, intervals, pii_audio)
-            else:
-                item.audio = place_whole(source, out, item.split, item.key, audio, intervals, pii_audio)
+            item = Item(entry["recording"], entry, turns, 0, 0)
+            expected = entry["working_sha256"]
+            try:
+                if audio == "cut":
+                    item.cuts = place_cuts(source, expected, out, item.split, item.key, turns, intervals, pii_audio)
+                else:
+                    item.audio = place_whole(source, expected, out, item.split, item.key, audio, intervals, pii_audio)
+            except AudioMismatch as exc:
+                raise ReleaseDrift(f"{entry['recording']}: {exc}") from exc
+            info = sf.info(source)  # read after the hash check: a changed blob may not even parse
+            item.num_samples, item.sample_rate = int(info.frames), int(info.samplerate)
             exporter.add(item)
             report.recordings += 1
             report.turns += len(turns)
@@ -159,6 +165,7 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
             if on_item is not None:
                 on_item(item)
         report.files = exporter.close()
+        _write_about(out, report, card)
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
@@ -166,7 +173,6 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
             for child in out.iterdir():
                 shutil.rmtree(child, ignore_errors=True) if child.is_dir() and not child.is_symlink() else child.unlink()
         raise
-    _write_about(out, report, card)
     with store.session() as session:
         record_event(session, principal.username, "release_pull", f"release:{name}", {
             "release_id": release_id, "format": fmt, "audio": audio, "recordings": report.recordings,

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from store import models
 from store.accounts import Principal, require
 from store.audit import blank_event, canonical_json, record_event
+from store.blob_refs import unreferenced_blobs
 from store.db import Store
 
 CHUNK = 500  # IN-list size: far below PostgreSQL's and SQLite's bound-parameter limits
@@ -219,10 +220,7 @@ def _blank_audit(session: Session, names: set[str], subjects: set[str], tombston
 
 def _unreferenced(session: Session, digests: set[str]) -> set[str]:
     """The digests no remaining recording or voice profile points at."""
-    used = _pks(session, models.Recording.sha256, models.Recording.sha256, digests)
-    used |= _pks(session, models.Recording.working_sha256, models.Recording.working_sha256, digests)
-    used |= _pks(session, models.VoiceProfile.sha256, models.VoiceProfile.sha256, digests)
-    return digests - used
+    return unreferenced_blobs(session, digests)
 
 
 @dataclass

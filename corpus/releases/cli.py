@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from store.console import Exit, err, out, principal_for_cli, store_for_cli
+from store.console import Exit, err, fault_text, out, principal_for_cli, store_for_cli
 
 app = typer.Typer(help="Versioned corpus releases.", no_args_is_help=True)
 
@@ -186,6 +186,8 @@ def pull(
         _fail(str(exc), Exit.FAILED)
     except (PullError, ReleaseError, UnknownFormat) as exc:
         _fail(str(exc), Exit.USAGE)
+    except OSError as exc:
+        _fail(f"cannot write the pull into {out_dir}: {fault_text(exc)}; nothing was left half-written", Exit.FAULT)
     out.print(f"pulled {name} as {fmt} ({audio} audio) into {report.out}: {report.recordings} recordings, "
               f"{report.turns} turns, {report.files} files; splits {report.splits}")
     if report.erased_skipped:
