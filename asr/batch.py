@@ -1,17 +1,31 @@
-"""Pre-annotating a protocol's backlog in the store: resumable, one failure never stops the batch.
+"""Pre-annotating a protocol's backlog in the store: resumable, shared, one failure never stops the batch.
 
 A recording is pending while it has no model-authored revision. Each result is committed
 on its own, so a crash or Ctrl-C loses at most the recording in progress; the next run
 picks up where this one stopped. Failures are stored as audit events and shown.
+
+Runs at once (two shells, several machines) share the backlog: each claims one pending
+recording at a time with a lease row (`recording_leases`, primary key = recording) that
+expires after `LEASE_S`. On PostgreSQL the candidate is picked `FOR UPDATE SKIP LOCKED`,
+so claimers pass each other instead of colliding; on SQLite the database's single writer
+orders the claims. Either way the lease row's primary key refuses a second live lease,
+the result is stored and the lease dropped in one transaction, and a crashed run's
+leases expire, so its recordings are taken up again. A lease must outlast the
+pre-annotation of one recording (`--lease-minutes`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, select
+from sqlalchemy import delete, exists, select
+from sqlalchemy.exc import IntegrityError
 
 from asr.preannotate import Preannotator
 from collection.decoding import load_working_copy
@@ -22,12 +36,16 @@ from protocols.schema import Protocol
 
 log = logging.getLogger(__name__)
 
+LEASE_S = 30 * 60.0
+CLAIM_TRIES = 20  # conflicts with other claimers before giving up on this round
+
 
 @dataclass
 class BatchReport:
     done: list[tuple[int, float, float]] = field(default_factory=list)  # (recording, audio s, compute s)
     failed: list[tuple[int, str]] = field(default_factory=list)
     flags: list[tuple[int, str]] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)  # leases that expired while working; another run stored the result
 
     @property
     def audio_seconds(self) -> float:
@@ -39,14 +57,55 @@ class BatchReport:
         return sum(c for _, _, c in self.done) / audio if audio else 0.0
 
 
-def pending_recordings(store: Store, protocol_row: models.Protocol) -> list[models.Recording]:
+def _pending(protocol_row: models.Protocol):  # type: ignore[no-untyped-def]
     rec, rev = models.Recording, models.TranscriptRevision
     has_model_revision = exists().where(rev.recording_pk == rec.pk, rev.author_kind == "model")
+    return select(rec).where(rec.protocol_pk == protocol_row.pk, rec.status == "accepted", ~has_model_revision)
+
+
+def pending_recordings(store: Store, protocol_row: models.Protocol) -> list[models.Recording]:
     with store.session() as session:
-        return list(session.scalars(
-            select(rec).where(rec.protocol_pk == protocol_row.pk, rec.status == "accepted", ~has_model_revision)
-            .order_by(rec.pk)
-        ))
+        return list(session.scalars(_pending(protocol_row).order_by(models.Recording.pk)))
+
+
+def new_holder() -> str:
+    """Who holds a lease: host, process and a random part (one process may run several batches)."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def claim_recording(store: Store, protocol_row: models.Protocol, holder: str, *, lease_s: float = LEASE_S,
+                    skip: frozenset[int] = frozenset()) -> models.Recording | None:
+    """Lease the next pending recording no live lease covers (and not in `skip`); None when none is left."""
+    rec, lease = models.Recording, models.RecordingLease
+    for _ in range(CLAIM_TRIES):
+        now = models.utcnow()
+        live = exists().where(lease.recording_pk == rec.pk, lease.expires_at > now)
+        query = _pending(protocol_row).where(~live).order_by(rec.pk).limit(1)
+        if skip:
+            query = query.where(rec.pk.notin_(skip))
+        with store.session() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=rec)
+            recording = session.scalars(query).first()
+            if recording is None:
+                return None
+            session.execute(delete(lease).where(lease.recording_pk == recording.pk, lease.expires_at <= now))
+            session.add(lease(recording_pk=recording.pk, holder=holder, expires_at=now + dt.timedelta(seconds=lease_s)))
+            try:
+                session.commit()
+            except IntegrityError:  # another run leased it between our read and our write: take the next one
+                session.rollback()
+                continue
+            return recording
+    log.warning("could not claim a recording after %d conflicts; stopping this run", CLAIM_TRIES)
+    return None
+
+
+def release_lease(store: Store, recording_pk: int, holder: str) -> None:
+    with store.session() as session:
+        session.execute(delete(models.RecordingLease).where(
+            models.RecordingLease.recording_pk == recording_pk, models.RecordingLease.holder == holder))
+        session.commit()
 
 
 def speaker_count(protocol: Protocol) -> int | None:
@@ -56,20 +115,24 @@ def speaker_count(protocol: Protocol) -> int | None:
 
 def pretranscribe(
     store: Store, protocol_row: models.Protocol, protocol: Protocol, preannotator: Preannotator,
-    on_done: Callable[[models.Recording, float], None] | None = None, actor: str = "cli",
+    on_done: Callable[[models.Recording, float], None] | None = None, actor: str = "cli", lease_s: float = LEASE_S,
 ) -> BatchReport:
-    """Pre-annotate every pending accepted recording of a protocol version."""
+    """Pre-annotate pending accepted recordings of a protocol version until none is left unleased."""
     report = BatchReport()
     language = protocol.languages[0] if len(protocol.languages) == 1 else None
-    for recording in pending_recordings(store, protocol_row):
+    holder = new_holder()
+    tried: set[int] = set()  # failures are retried by the next run, not in a loop by this one
+    while (recording := claim_recording(store, protocol_row, holder, lease_s=lease_s, skip=frozenset(tried))) is not None:
+        tried.add(recording.pk)
         declared = recording.declared.get("language") or None
         try:
             audio = load_working_copy(store.blobs.path_for(recording.working_sha256 or ""))
             result = preannotator(audio, num_speakers=speaker_count(protocol), language=language,
                                   declared_languages=[declared] if declared else list(protocol.languages))
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one failing file never stops the batch
+        except BaseException as exc:
+            release_lease(store, recording.pk, holder)
+            if not isinstance(exc, Exception):  # Ctrl-C: the lease is handed back, finished work is stored
+                raise
             message = f"{type(exc).__name__}: {exc}"
             log.error("recording %s (%s) failed: %s", recording.pk, recording.source_name, message)
             with store.session() as session:
@@ -77,19 +140,36 @@ def pretranscribe(
                 session.commit()
             report.failed.append((recording.pk, message))
         else:
-            with store.session() as session:
-                revision = models.TranscriptRevision(
-                    recording_pk=recording.pk, parent_pk=None, author_kind="model", author=preannotator.author,
-                    author_params={**result.params, "flags": result.flags, "seconds": round(result.seconds, 3)},
-                    turns=result.turns,
-                )
-                session.add(revision)
-                session.flush()
-                record_event(session, actor, "pretranscribe", f"recording:{recording.pk}",
-                             {"revision": revision.pk, "author": preannotator.author, "flags": result.flags})
-                session.commit()
-            report.done.append((recording.pk, result.duration, result.seconds))
-            report.flags += [(recording.pk, f) for f in result.flags]
+            if not _store_result(store, recording, preannotator, result, holder, actor):
+                report.lost.append(recording.pk)
+            else:
+                report.done.append((recording.pk, result.duration, result.seconds))
+                report.flags += [(recording.pk, f) for f in result.flags]
         if on_done is not None:
             on_done(recording, recording.duration_s or 0.0)
     return report
+
+
+def _store_result(store: Store, recording: models.Recording, preannotator: Preannotator, result, holder: str,  # type: ignore[no-untyped-def]
+                  actor: str) -> bool:
+    """The revision stored and the lease dropped in one transaction; False if the lease expired and another run stored its own."""
+    rec, rev, lease = models.Recording, models.TranscriptRevision, models.RecordingLease
+    with store.session() as session:
+        if session.get_bind().dialect.name == "postgresql":  # serialise with a run that took over an expired lease
+            session.execute(select(rec.pk).where(rec.pk == recording.pk).with_for_update())
+        held = session.execute(delete(lease).where(lease.recording_pk == recording.pk, lease.holder == holder)).rowcount
+        if not held and session.scalar(select(rev.pk).where(rev.recording_pk == recording.pk, rev.author_kind == "model")):
+            log.warning("recording %s: the lease expired and another run stored its pre-annotation; dropping ours", recording.pk)
+            session.rollback()
+            return False
+        revision = rev(
+            recording_pk=recording.pk, parent_pk=None, author_kind="model", author=preannotator.author,
+            author_params={**result.params, "flags": result.flags, "seconds": round(result.seconds, 3)},
+            turns=result.turns,
+        )
+        session.add(revision)
+        session.flush()
+        record_event(session, actor, "pretranscribe", f"recording:{recording.pk}",
+                     {"revision": revision.pk, "author": preannotator.author, "flags": result.flags})
+        session.commit()
+    return True

@@ -39,8 +39,10 @@ def pretranscribe(
     version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
     model: ModelOpt = "tiny.en", diarizer: DiarizerOpt = "embedded", pipeline: PipelineOpt = None,
     device: DeviceOpt = "auto", fallback_to_cpu: FallbackOpt = False, batched: BatchedOpt = False,
+    lease_minutes: Annotated[float, typer.Option(min=0.1, help="How long a claimed recording stays this run's: "
+                                                 "longer than one recording takes; a crashed run's claims expire after it.")] = 30.0,
 ) -> None:
-    """Pre-annotate every accepted recording without a pre-annotation (resumable)."""
+    """Pre-annotate every accepted recording without a pre-annotation (resumable; runs at once share the work)."""
     import time
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -67,7 +69,7 @@ def pretranscribe(
             progress.update(task, completed=done, description=f"RTF {rtf:.3f}  {recording.source_name}")
 
         try:
-            report = run_batch(store, row, spec, preannotator, on_done=advance)
+            report = run_batch(store, row, spec, preannotator, on_done=advance, lease_s=lease_minutes * 60)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted: finished recordings are stored; run again to resume[/yellow]")
             raise typer.Exit(130) from None
@@ -78,6 +80,9 @@ def pretranscribe(
     out.print(table)
     for pk, message in report.failed:
         err.print(f"[red]recording {pk} failed[/red]: {message}")
+    for pk in report.lost:
+        err.print(f"[yellow]recording {pk}[/yellow]: its lease expired and another run stored the pre-annotation first "
+                  "(raise --lease-minutes); this run's result was dropped")
     for pk, flag in report.flags:
         err.print(f"[yellow]recording {pk}[/yellow]: {flag}")
     raise typer.Exit(Exit.REJECTED if report.failed else Exit.OK)

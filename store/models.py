@@ -161,6 +161,21 @@ class Recording(Base):
     ingested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class RecordingLease(Base):
+    """A pre-annotation run's claim on one recording, until `expires_at` (asr.batch).
+
+    Concurrent runs (processes, machines, Ray workers) skip leased recordings, so each is
+    pre-annotated once; a crashed run's leases simply expire. The primary key makes two
+    live leases on one recording impossible on any database.
+    """
+
+    __tablename__ = "recording_leases"
+
+    recording_pk: Mapped[int] = mapped_column(ForeignKey("recordings.pk", ondelete="CASCADE"), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class TranscriptRevision(Base):
     """The whole list of turns at one moment, its author and its parent (append-only)."""
 
