@@ -87,6 +87,12 @@ def consent_reasons(session: Session, item: ManifestItem, protocol: Protocol, to
     return reasons
 
 
+def duration_ceiling(protocol: Protocol) -> float | None:
+    """The longest recording the protocol accepts (the stricter of its gate and its session design), if any."""
+    highs = [h for h in (protocol.quality_gates.max_duration_s, protocol.session.max_duration_s) if h is not None]
+    return min(highs) if highs else None
+
+
 def gate_reasons(measured: Measurements, protocol: Protocol) -> list[Reason]:
     """The protocol's quality gates and session duration bounds against the measurements."""
     gates, design = protocol.quality_gates, protocol.session
@@ -102,12 +108,11 @@ def gate_reasons(measured: Measurements, protocol: Protocol) -> list[Reason]:
     silence = 1 - measured.speech_ratio
     if silence > gates.max_silence_ratio:
         reasons.append(Reason("silence", f"{silence:.0%} of the file is non-speech (maximum {gates.max_silence_ratio:.0%})"))
-    low = max(gates.min_duration_s, design.min_duration_s)
-    highs = [h for h in (gates.max_duration_s, design.max_duration_s) if h is not None]
+    low, high = max(gates.min_duration_s, design.min_duration_s), duration_ceiling(protocol)
     if measured.duration_s < low:
         reasons.append(Reason("duration", f"{measured.duration_s:.1f} s is shorter than the minimum {low:g} s"))
-    if highs and measured.duration_s > min(highs):
-        reasons.append(Reason("duration", f"{measured.duration_s:.1f} s is longer than the maximum {min(highs):g} s"))
+    if high is not None and measured.duration_s > high:
+        reasons.append(Reason("duration", f"{measured.duration_s:.1f} s is longer than the maximum {high:g} s"))
     return reasons
 
 

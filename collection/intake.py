@@ -11,7 +11,8 @@ unless a committed row refers to them, so no failure leaves an orphan blob.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from collection.decoding import WORKING_RATE, AudioDecodeError, decode, to_working_rate, wav_bytes
-from collection.checks import Reason, consent_reasons, gate_reasons, metadata_reasons, noise_mismatch
+from collection.decoding import WORKING_RATE, AudioDecodeError
+from collection.checks import Reason, consent_reasons, duration_ceiling, gate_reasons, metadata_reasons, noise_mismatch
 from collection.manifest import ManifestItem, UnsafePath, read_manifest, resolve_audio_path
-from collection.measurements import Measurements, measure
+from collection.measurements import Measurements, TooLong, measure_file
 from store import models
 from store.audit import record_event
 from store.blob_refs import remove_unreferenced
@@ -72,7 +73,7 @@ class _Prepared:
     path: Path | None = None
     sha256: str | None = None
     measured: Measurements | None = None
-    working: bytes | None = None
+    working: Path | None = None  # the 16 kHz mono working copy, a scratch file until stored
     container: str | None = None
     transforms: list[str] = field(default_factory=list)
     reasons: list[Reason] = field(default_factory=list)
@@ -95,22 +96,30 @@ def _prepare(item: ManifestItem, manifest_dir: Path, allow_absolute: bool) -> _P
     return prepared
 
 
-def _decode_and_measure(prepared: _Prepared) -> None:
+def _decode_and_measure(prepared: _Prepared, protocol: Protocol, scratch: Path) -> None:
+    """Header first (an over-long file is refused undecoded), then measure and write the working copy in blocks."""
     assert prepared.path is not None
+    scratch.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=scratch, prefix=".working-", suffix=".wav")
+    os.close(fd)
+    prepared.working = Path(name)
     try:
-        decoded = decode(prepared.path)
+        measured, header = measure_file(prepared.path, prepared.working, duration_ceiling(protocol))
+    except TooLong as exc:
+        prepared.reasons.append(Reason("duration", str(exc)))
+        return
     except AudioDecodeError as exc:
         prepared.reasons.append(Reason("decode", str(exc)))
         return
-    mono = to_working_rate(decoded.samples, decoded.sample_rate)
-    prepared.measured = measure(decoded, mono)
-    prepared.working = wav_bytes(mono)
-    prepared.container = decoded.container
-    prepared.transforms = [f"decode:{decoded.decoder}:{decoded.container}/{decoded.subtype}"]
-    if decoded.channels > 1:
-        prepared.transforms.append(f"downmix:mean:{decoded.channels}->1")
-    if decoded.sample_rate != WORKING_RATE:
-        prepared.transforms.append(f"resample:soxr-hq:{decoded.sample_rate}->{WORKING_RATE}")
+    prepared.measured = measured
+    prepared.container = header.container
+    prepared.transforms = [f"decode:{header.decoder}:{header.container}/{header.subtype}"]
+    if header.note:
+        prepared.transforms.append(f"length:{header.note}")
+    if header.channels > 1:
+        prepared.transforms.append(f"downmix:mean:{header.channels}->1")
+    if header.sample_rate != WORKING_RATE:
+        prepared.transforms.append(f"resample:soxr-hq:{header.sample_rate}->{WORKING_RATE}")
     prepared.transforms.append("encode:wav/pcm16")
 
 
@@ -128,10 +137,10 @@ def _store_accepted(session: Session, store: Store, protocol_row: models.Protoco
     if not store.blobs.exists(prepared.sha256):
         written.add(prepared.sha256)
         store.blobs.put_file(prepared.path, prepared.sha256)
-    working_sha = hashlib.sha256(prepared.working).hexdigest()
+    working_sha = sha256_file(prepared.working)
     if not store.blobs.exists(working_sha):
         written.add(working_sha)
-        store.blobs.put_bytes(prepared.working)
+        store.blobs.put_file(prepared.working, working_sha)
     session_row = session.scalar(select(models.Session).where(models.Session.session_id == item.session_id))
     if session_row is None:
         session_row = models.Session(
@@ -201,6 +210,9 @@ def ingest_item(
                 return _fault(store, item, exc, written, actor)
         except (OSError, SQLAlchemyError) as exc:
             return _fault(store, item, exc, written, actor)
+        finally:
+            if prepared.working is not None:
+                prepared.working.unlink(missing_ok=True)
     raise AssertionError("unreachable")
 
 
@@ -214,7 +226,7 @@ def _ingest(store: Store, protocol_row: models.Protocol, protocol: Protocol, pre
             if previous is not None and previous.status == ACCEPTED:
                 return Outcome(item.line, item.path, SKIPPED, recording_pk=previous.pk, duration_s=previous.duration_s,
                                note=f"already ingested as recording {previous.pk}; nothing changed")
-            _decode_and_measure(prepared)
+            _decode_and_measure(prepared, protocol, store.blobs.root)
         prepared.reasons += metadata_reasons(session, item, protocol)
         prepared.reasons += consent_reasons(session, item, protocol, today)
         if prepared.measured is not None:
