@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from collection.tabular import read_rows
 from store import models
 from store.audit import record_event
+from store.field_limits import identifier_problem, text_problem
 from protocols.schema import Protocol
 
 FIELDS = ("consent_id", "speaker_id", "form_version", "permitted_uses", "granted_on", "expires_on", "withdrawn_on")
@@ -43,6 +44,16 @@ def _uses(value: object) -> list[str]:
     return uses
 
 
+def _within_limits(data: dict[str, object]) -> None:
+    """The consent row's ids fit their columns on every database; a speaker id is a safe identifier."""
+    columns = models.Consent.__table__.c
+    for problem in (text_problem("consent_id", str(data["consent_id"]).strip(), columns.consent_id),
+                    identifier_problem("speaker_id", str(data["speaker_id"]).strip(), columns.speaker_id),
+                    text_problem("form_version", str(data["form_version"]).strip(), columns.form_version)):
+        if problem:
+            raise ValueError(problem)
+
+
 def parse_consent(data: dict[str, object]) -> dict[str, object]:
     """Validate one consent row into the columns of `models.Consent`."""
     unknown = sorted(set(data) - set(FIELDS))
@@ -51,6 +62,7 @@ def parse_consent(data: dict[str, object]) -> dict[str, object]:
     for name in ("consent_id", "speaker_id", "form_version"):
         if not str(data.get(name) or "").strip():
             raise ValueError(f"'{name}' is required")
+    _within_limits(data)
     granted = _date(data.get("granted_on"), "granted_on", True)
     expires = _date(data.get("expires_on"), "expires_on", False)
     withdrawn = _date(data.get("withdrawn_on"), "withdrawn_on", False)

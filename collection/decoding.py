@@ -20,7 +20,7 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +209,7 @@ def probe(path: Path) -> AudioHeader:
     if layout is not None and header.frames is not None:
         claimed = "an unknown length" if layout.declared is None else f"{layout.declared // _block_align(layout.fmt)} frames"
         note = f"WAV header declares {claimed}; the file holds {header.frames} frames: measured the file"
-        header = AudioHeader(**{**header.__dict__, "note": note})
+        header = replace(header, note=note)
     return header
 
 

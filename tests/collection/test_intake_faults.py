@@ -174,3 +174,20 @@ def test_ingest_with_a_full_disk_reports_faults_exits_4_and_leaves_no_orphan(rea
         fault = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "ingest_fault")).one()
     assert fault.subject == "manifest_line:1" and "File too large" in fault.details["fault"]
     assert json.dumps(fault.details).count("big.wav") == 1
+
+
+def test_consent_rows_over_the_limits_are_refused_and_the_rest_imported(store: Store, tmp_path: Path) -> None:
+    from collection.consent import import_consents
+
+    rows = ["consent_id,speaker_id,form_version,permitted_uses,granted_on",
+            f"c-long,{'s' * 200},v1,asr,2026-01-01",  # PostgreSQL refused it mid-file; SQLite stored it
+            "c-space,spk 9,v1,asr,2026-01-01",
+            "c-ok,spk-9,v1,asr,2026-01-01"]
+    (tmp_path / "consent.csv").write_text("\n".join(rows) + "\n")
+    with store.session() as session:
+        result = import_consents(session, tmp_path / "consent.csv")
+        session.commit()
+    assert result.added == 1
+    assert [(line, "limit is 128" in m or "whitespace" in m) for line, m in result.errors] == [(2, True), (3, True)]
+    with store.session() as session:
+        assert session.scalars(select(models.Consent.consent_id)).all() == ["c-ok"]
