@@ -1,14 +1,21 @@
 """Coverage: what was collected against the plan, per dimension and per crossed cell.
 
+This is the one coverage computation: the CLI, the review UI's funnel
+(`review_ui/funnel.py`) and the dataset card (`corpus/releases/card.py`) all call
+`compute_coverage`, the last two with a recording filter (the recordings that reached a
+review stage, or those a release holds) instead of grouping participations themselves.
+
 The participations (one row per speaker of an accepted recording) are joined in the
-database and read once; every view is then grouped in numpy, so the CLI, the benchmarks and the
-review UI's coverage page read the same numbers. A dialogue's duration is shared
-equally among its participants: a cell's hours are the speaker-hours of its members,
-and the cells of one dimension add up to the total hours.
+database and read once; every view is then grouped in numpy. A dialogue's duration is
+shared equally among its participants: a cell's hours are the speaker-hours of its
+members, and the cells of one dimension add up to the total hours.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,11 +84,46 @@ class CoverageReport:
         return [r for r in self.rows if r.scope == scope]
 
 
+STAGES = ("collected", "preannotated", "in_review", "approved")
+"""How far an accepted recording has come, each stage a subset of the one before: accepted at
+intake; a model revision exists; a person has worked on it (any person-authored revision but
+a reference); an ``approved`` revision exists (what a release can take)."""
+
+
+def recording_stages(session: Session, protocol_pk: int) -> dict[int, int]:
+    """Accepted recording pk -> the furthest stage it reached (an index into STAGES)."""
+    rec, rev = models.Recording, models.TranscriptRevision
+    stage = {pk: 0 for pk in session.scalars(select(rec.pk).where(rec.protocol_pk == protocol_pk, rec.status == "accepted"))}
+    rows = session.execute(
+        select(rev.recording_pk, rev.author_kind, rev.stage).join(rec, rec.pk == rev.recording_pk)
+        .where(rec.protocol_pk == protocol_pk, rec.status == "accepted").distinct()
+    ).all()
+    for pk, author_kind, revision_stage in rows:
+        if revision_stage == "approved":
+            reached = 3
+        elif author_kind == "person" and revision_stage != "reference":
+            reached = 2
+        elif author_kind == "model":
+            reached = 1
+        else:
+            reached = 0
+        stage[pk] = max(stage.get(pk, 0), reached)
+    return stage
+
+
+def recordings_at_stage(stages: dict[int, int], stage: str) -> frozenset[int]:
+    """The recordings of `recording_stages` that reached `stage` (a coverage filter)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
+    floor = STAGES.index(stage)
+    return frozenset(pk for pk, reached in stages.items() if reached >= floor)
+
+
 def _participants(protocol_pk: int) -> Select[Any]:
-    """One row per participant of an accepted recording: session, speaker and speaker-hours share."""
+    """One row per participant of an accepted recording: recording, session, speaker and speaker-hours share."""
     rec, sp = models.Recording, models.SessionParticipant
     return (
-        select(sp.session_pk, sp.speaker_id, (rec.duration_s / rec.n_speakers))
+        select(rec.pk, sp.session_pk, sp.speaker_id, (rec.duration_s / rec.n_speakers))
         .select_from(rec).join(sp, sp.session_pk == rec.session_pk)
         .where(rec.protocol_pk == protocol_pk, rec.status == "accepted")
         .order_by(sp.session_pk)
@@ -125,16 +167,19 @@ class _Facts:
     separately (narrow rows), joined by integer code, and each view costs a few bincounts.
     """
 
-    def __init__(self, session: Session, protocol_pk: int, dimensions: list[str]) -> None:
+    def __init__(self, session: Session, protocol_pk: int, dimensions: list[str],
+                 recordings: AbstractSet[int] | None = None) -> None:
         speaker_dims = [d for d in dimensions if d not in RECORDING_DIMENSIONS]
         session_dims = [d for d in dimensions if d in RECORDING_DIMENSIONS]
         rows = _fetch(session, _participants(protocol_pk))
-        frame = pd.DataFrame.from_records(rows, columns=["session", "speaker", "share"])
+        frame = pd.DataFrame.from_records(rows, columns=["recording", "session", "speaker", "share"])
+        if recordings is not None:  # masking keeps the rows ordered by session
+            frame = frame[frame["recording"].isin(list(recordings))]
         self.share = frame["share"].to_numpy(dtype=np.float64)
         self.sessions = pd.factorize(frame["session"])[0]  # rows come ordered by session
         self.speakers, speaker_ids = pd.factorize(frame["speaker"])
         self.n_speakers, self.n_sessions = len(speaker_ids), int(self.sessions.max(initial=-1)) + 1
-        self.max_participants = int(np.bincount(self.sessions).max(initial=0)) if len(rows) else 0
+        self.max_participants = int(np.bincount(self.sessions).max(initial=0)) if len(frame) else 0
         self.values: dict[str, tuple[np.ndarray, list[Any]]] = {}
         speakers = pd.DataFrame.from_records(_fetch(session, _speaker_values(speaker_dims)),
                                              columns=["speaker", *speaker_dims]).set_index("speaker")
@@ -215,18 +260,44 @@ def _behind_first(row: CoverageRow) -> tuple[float, float]:
     return (percent if percent is not None else float("inf"), -(row.gap_hours or 0))
 
 
-def compute_coverage(session: Session, protocol_row: models.Protocol, protocol: Protocol) -> CoverageReport:
-    """Coverage of one protocol version, most-behind first within each scope."""
+def coverage_targets(protocol: Protocol, cells: Sequence[str] | None = None
+                     ) -> list[tuple[str, list[str], dict[tuple[str, ...], Target | None]]]:
+    """(scope, dimensions, targets in the plan's order) of every view: the total, each dimension, the crossed cells.
+
+    The cells cross the protocol's target-cell dimensions; `cells` crosses other
+    dimensions instead (every combination of their values, untargeted unless they are
+    the target cells). No cells when the protocol sets none and `cells` is not given.
+    """
     allowed = protocol.allowed_values()
-    facts = _Facts(session, protocol_row.pk, list(allowed))
-    rows = _rows(facts, "total", [], {(): protocol.targets.total})
+    views: list[tuple[str, list[str], dict[tuple[str, ...], Target | None]]] = [("total", [], {(): protocol.targets.total})]
     marginal_targets = {m.dimension: {(v,): t for v, t in m.values.items()} for m in protocol.targets.marginals}
     for dim in allowed:
-        targets: dict[tuple[str, ...], Target | None] = dict(marginal_targets.get(dim) or {(v,): None for v in allowed[dim]})
-        rows += sorted(_rows(facts, "marginal", [dim], targets), key=_behind_first)
-    if protocol.targets.cells is not None:
-        cell_targets = dict(protocol.cell_targets())
-        rows += sorted(_rows(facts, "cell", list(protocol.targets.cells.dimensions), cell_targets), key=_behind_first)
+        views.append(("marginal", [dim], dict(marginal_targets.get(dim) or {(v,): None for v in allowed[dim]})))
+    target_cells = list(protocol.targets.cells.dimensions) if protocol.targets.cells is not None else None
+    crossed = list(cells) if cells is not None else target_cells
+    if crossed is not None:
+        if crossed == target_cells:
+            views.append(("cell", crossed, dict(protocol.cell_targets())))
+        else:
+            views.append(("cell", crossed, {combo: None for combo in itertools.product(*(allowed[d] for d in crossed))}))
+    return views
+
+
+def compute_coverage(session: Session, protocol_row: models.Protocol, protocol: Protocol,
+                     recordings: AbstractSet[int] | None = None, *, cells: Sequence[str] | None = None) -> CoverageReport:
+    """Coverage of one protocol version, most-behind first within each scope.
+
+    `recordings` restricts the count to those accepted recordings (pks), e.g.
+    `recordings_at_stage(...)` or a release's; None counts every accepted recording.
+    `cells` crosses other dimensions than the protocol's target cells (coverage_targets).
+    """
+    views = coverage_targets(protocol, cells)
+    dimensions = list(dict.fromkeys(d for _, dims, _ in views for d in dims))
+    facts = _Facts(session, protocol_row.pk, dimensions, recordings)
+    rows: list[CoverageRow] = []
+    for scope, dims, targets in views:
+        found = _rows(facts, scope, dims, targets)
+        rows += found if scope == "total" else sorted(found, key=_behind_first)
     return CoverageReport(
         protocol.id, protocol.version, rows,
         rejected=_rejections(session, protocol_row.pk), mismatches=_mismatches(session, protocol_row.pk),

@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store import models
+from collection.coverage import compute_coverage, coverage_targets
 from corpus.releases.splits import SPLITS
-from protocols.schema import RECORDING_DIMENSIONS, Protocol, Target
+from protocols.schema import RECORDING_DIMENSIONS, Protocol
+from store import models
 
 log = logging.getLogger(__name__)
 
@@ -35,52 +36,29 @@ def _value(entry: dict[str, Any], speaker: dict[str, Any], dim: str) -> str | No
     return entry.get(dim) if dim in RECORDING_DIMENSIONS else speaker["demographics"].get(dim)
 
 
-def _tally(entries: list[dict[str, Any]], dims: list[str]) -> dict[tuple[str, ...], dict[str, Any]]:
-    """Hours (a dialogue's duration shared among its participants, as in collection/coverage.py), speakers, sessions per key."""
-    acc: dict[tuple[str, ...], dict[str, Any]] = defaultdict(lambda: {"hours": 0.0, "speakers": set(), "sessions": set()})
-    for entry in entries:
-        share = entry["duration_s"] / 3600.0 / max(len(entry["speakers"]), 1)
-        for speaker in entry["speakers"]:
-            key = tuple(_value(entry, speaker, d) for d in dims)
-            if None in key:
-                continue
-            acc[key]["hours"] += share  # type: ignore[operator]
-            acc[key]["speakers"].add(speaker["speaker_id"])
-            acc[key]["sessions"].add(entry["session_id"])
-    return acc
+def _recording_pk(entry: dict[str, Any]) -> int:
+    """The store pk of a release entry's recording (its key is `rec-<pk>`, build.recording_key)."""
+    return int(entry["recording"].removeprefix("rec-"))
 
 
-def _coverage_rows(scope: str, dims: list[str], found: dict[tuple[str, ...], dict[str, Any]],
-                   targets: dict[tuple[str, ...], Target | None]) -> list[dict[str, Any]]:
+def coverage(session: Session, protocol_row: models.Protocol, protocol: Protocol,
+             entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The released recordings against the protocol's total, marginal and cell targets (collection/coverage.py).
+
+    Rows keep the plan's order (targeted keys, then the others sorted); a speaker without
+    a value for a dimension is not counted under it.
+    """
+    report = compute_coverage(session, protocol_row, protocol, {_recording_pk(e) for e in entries})
     rows = []
-    for key in list(targets) + sorted(k for k in found if k not in targets):
-        got = found.get(key, {"hours": 0.0, "speakers": set(), "sessions": set()})
-        target = targets.get(key)
-        shares = []
-        if target and target.hours:
-            shares.append(100 * got["hours"] / target.hours)
-        if target and target.speakers:
-            shares.append(100 * len(got["speakers"]) / target.speakers)
-        rows.append({
-            "scope": scope, "label": " × ".join(f"{d}={v}" for d, v in zip(dims, key)) or "total",
-            "hours": round(got["hours"], 4), "speakers": len(got["speakers"]), "sessions": len(got["sessions"]),
-            "target_hours": target.hours if target else None, "target_speakers": target.speakers if target else None,
-            "percent": round(min(shares), 1) if shares else None,
-        })
-    return rows
-
-
-def coverage(entries: list[dict[str, Any]], protocol: Protocol) -> list[dict[str, Any]]:
-    """The released recordings against the protocol's total, marginal and cell targets."""
-    rows = _coverage_rows("total", [], _tally(entries, []), {(): protocol.targets.total})
-    allowed = protocol.allowed_values()
-    marginal_targets = {m.dimension: {(v,): t for v, t in m.values.items()} for m in protocol.targets.marginals}
-    for dim, values in allowed.items():
-        targets = marginal_targets.get(dim) or {(v,): None for v in values}
-        rows += _coverage_rows("marginal", [dim], _tally(entries, [dim]), dict(targets))
-    if protocol.targets.cells is not None:
-        dims = list(protocol.targets.cells.dimensions)
-        rows += _coverage_rows("cell", dims, _tally(entries, dims), dict(protocol.cell_targets()))
+    for scope, dims, targets in coverage_targets(protocol):
+        found = {r.values: r for r in report.rows if (r.scope, r.dimensions) == (scope, tuple(dims)) and None not in r.values}
+        for key in list(targets) + sorted(k for k in found if k not in targets):
+            row = found[key]
+            rows.append({
+                "scope": scope, "label": row.label, "hours": round(row.hours, 4), "speakers": row.speakers,
+                "sessions": row.sessions, "target_hours": row.target_hours, "target_speakers": row.target_speakers,
+                "percent": None if row.percent is None else round(row.percent, 1),
+            })
     return rows
 
 
@@ -95,11 +73,13 @@ def distributions(entries: list[dict[str, Any]]) -> dict[str, dict[str, dict[str
     return out
 
 
-def split_summary(manifest: dict[str, Any], entries: list[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
+def split_summary(session: Session, protocol_row: models.Protocol, protocol: Protocol, manifest: dict[str, Any],
+                  entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Per split: sizes and share of hours, against the header's target ratios; per demographic value: the shares achieved."""
     entries = live_entries(entries)
     total = sum(e["duration_s"] for e in entries) or 1.0
     sizes = {}
+    marginals: dict[str, dict[tuple[str, str], float]] = {}
     for split in SPLITS:
         mine = [e for e in entries if e["split"] == split]
         hours = sum(e["duration_s"] for e in mine)
@@ -108,12 +88,14 @@ def split_summary(manifest: dict[str, Any], entries: list[dict[str, Any]], proto
             "speakers": len({s["speaker_id"] for e in mine for s in e["speakers"]}),
             "hours": round(hours / 3600.0, 4), "share": round(hours / total, 4),
         }
+        report = compute_coverage(session, protocol_row, protocol, {_recording_pk(e) for e in mine})
+        marginals[split] = {(r.dimensions[0], r.values[0]): r.hours for r in report.scope("marginal")
+                            if r.speakers and r.values[0] is not None}
     by_value: dict[str, dict[str, float]] = {}
     for dim in [d.name for d in protocol.demographics]:
-        found = {split: _tally([e for e in entries if e["split"] == split], [dim]) for split in SPLITS}
-        values = sorted({k[0] for f in found.values() for k in f})
+        values = sorted({value for found in marginals.values() for d, value in found if d == dim})
         for value in values:
-            hours = {split: found[split].get((value,), {"hours": 0.0})["hours"] for split in SPLITS}
+            hours = {split: marginals[split].get((dim, value), 0.0) for split in SPLITS}
             whole = sum(hours.values()) or 1.0
             by_value[f"{dim}={value}"] = {split: round(h / whole, 4) for split, h in hours.items()}
     return {"target_ratios": manifest["created_from"]["split_ratios"], "seed": manifest["seed"],
@@ -148,19 +130,19 @@ def preannotation(session: Session, entries: list[dict[str, Any]], protocol: Pro
     """Which models pre-annotated the release and their WER/DER against the approved transcripts, per group."""
     from asr.evaluation import Score, score_recording
 
-    pks = [int(e["recording"].removeprefix("rec-")) for e in entries]
+    pks = [_recording_pk(e) for e in entries]
     firsts = _first_model_revisions(session, pks)
     rev = models.TranscriptRevision
     used: dict[str, dict[str, Any]] = {}
     overall, groups = Score(), defaultdict(Score)
     cell_dims = list(protocol.targets.cells.dimensions) if protocol.targets.cells else []
     for start in range(0, len(entries), 500):
-        chunk = [e for e in entries[start:start + 500] if int(e["recording"].removeprefix("rec-")) in firsts]
+        chunk = [e for e in entries[start:start + 500] if _recording_pk(e) in firsts]
         if not chunk:
             continue
         approved = dict(session.execute(select(rev.pk, rev.turns).where(rev.pk.in_([e["revision_pk"] for e in chunk]))).all())
         for entry in chunk:
-            model = firsts.get(int(entry["recording"].removeprefix("rec-")))
+            model = firsts.get(_recording_pk(entry))
             if model is None:
                 continue
             info = used.setdefault(model.author, {"recordings": 0, "params": model.author_params})
@@ -221,8 +203,8 @@ def build_card(session: Session, protocol_row: models.Protocol, protocol: Protoc
         "totals": {"recordings": len(entries), "sessions": len({e["session_id"] for e in entries}),
                    "speakers": len(manifest["speakers"]), "hours": round(sum(e["duration_s"] for e in entries) / 3600.0, 4)},
         "excluded": excluded,
-        "splits": split_summary(manifest, entries, protocol),
-        "coverage": coverage(entries, protocol),
+        "splits": split_summary(session, protocol_row, protocol, manifest, entries),
+        "coverage": coverage(session, protocol_row, protocol, entries),
         "distributions": distributions(entries),
         "quality": quality_figures(session, protocol_row.pk),
         "preannotation": preannotation(session, entries, protocol),
