@@ -47,6 +47,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from collection.clustering import spectral_clustering, unit_rows
 from collection.decoding import WORKING_RATE, decode, load_working_copy, to_working_rate
 from collection.measurements import FRAME_MS, speech_frames
 from store import models
@@ -66,6 +67,7 @@ WINDOW_S = 1.0
 HOP_S = 0.25
 MIN_SPEECH = 0.7  # share of a window's VAD frames that must be speech
 MIN_WINDOWS_PER_VOICE = 3
+AFFINITY_KEEP = 0.3  # share of each window's nearest neighbours the clustering affinity keeps
 TURN_PURITY = 0.9  # a window belongs to a transcript speaker when their turns cover 90% of it
 ATTRIBUTION_MARGIN = 0.05  # cosine by which the best assignment must beat the next to be "certain"
 MAX_JOINT_ASSIGNMENTS = 50_000  # above this, attribution optimises one recording at a time
@@ -163,14 +165,9 @@ def window_embeddings(mono16k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 # --- windows to voices ------------------------------------------------------------------
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 def centroids(embeddings: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """One unit centroid per voice from the windows labelled 0..k-1 (-1: left out)."""
-    return _unit(np.stack([
+    return unit_rows(np.stack([
         embeddings[labels == j].mean(axis=0) if (labels == j).any() else np.zeros(embeddings.shape[1], np.float32)
         for j in range(k)
     ]))
@@ -185,30 +182,11 @@ def cluster_voices(embeddings: np.ndarray, k: int) -> np.ndarray:
     out of the profile: on the synthetic set that raised the purity of the worst voice
     (two voices of one espeak variant in one dialogue) from 82% to 87%.
     """
-    from scipy.cluster.vq import kmeans2
-
     if k <= 1 or len(embeddings) < MIN_WINDOWS_PER_VOICE * k:
         return np.zeros(len(embeddings), int)
-    affinity = np.clip(embeddings @ embeddings.T, 0.0, None)
-    keep = max(2, int(0.3 * len(affinity)))
-    pruned = np.zeros_like(affinity)
-    rows = np.arange(len(affinity))[:, None]
-    nearest = np.argsort(-affinity, axis=1)[:, :keep]
-    pruned[rows, nearest] = affinity[rows, nearest]
-    affinity = (pruned + pruned.T) / 2
-    degree = affinity.sum(axis=1)
-    laplacian = np.eye(len(affinity)) - affinity / np.sqrt(np.outer(degree, degree) + 1e-12)
-    _, vectors = np.linalg.eigh(laplacian)
-    points = _unit(vectors[:, :k])
-    best: tuple[float, np.ndarray] | None = None
-    for seed in range(5):  # fixed seeds: the same audio always gives the same profile
-        centres, labels = kmeans2(points, k, minit="++", seed=seed)
-        inertia = float(((points - centres[labels]) ** 2).sum())
-        if len(set(labels.tolist())) == k and (best is None or inertia < best[0]):
-            best = (inertia, labels)
-    if best is None:
+    labels = spectral_clustering(embeddings, k, AFFINITY_KEEP)
+    if labels is None:
         return np.zeros(len(embeddings), int)
-    labels = best[1].astype(int)
     scores = np.sort(embeddings @ centroids(embeddings, labels, k).T, axis=1)
     clarity = scores[:, -1] - scores[:, -2]
     labels[clarity < np.quantile(clarity, 0.5)] = -1
@@ -405,7 +383,7 @@ def centre(recordings: Sequence[RecordingVoices]) -> list[RecordingVoices]:
         return list(recordings)
     mean = np.concatenate(stacked).mean(axis=0)
     return [
-        RecordingVoices(r.recording_pk, r.session_id, r.participants, _unit(r.voices - mean) if len(r.voices) else r.voices,
+        RecordingVoices(r.recording_pk, r.session_id, r.participants, unit_rows(r.voices - mean) if len(r.voices) else r.voices,
                         r.ids, r.windows, r.source)
         for r in recordings
     ]

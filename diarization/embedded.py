@@ -91,6 +91,7 @@ from typing import Any
 
 import numpy as np
 
+from collection.clustering import pruned_laplacian, spectral_clustering, unit_rows
 from diarization.types import SAMPLE_RATE, DiarizationResult, ProgressHook, SpeakerSegment, exclusive_from
 
 FRAME_S = 0.01  # every decision is taken on this grid: Resemblyzer's mel hop
@@ -156,10 +157,6 @@ def _version(name: str) -> str | None:
         return package_version(name)
     except PackageNotFoundError:
         return None
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -407,7 +404,7 @@ class EmbeddedDiarizer:
         hi = max(lo, max_speakers or o.max_speakers)
         if num_speakers is not None:
             lo = hi = num_speakers
-        x = _unit(embeddings - embeddings.mean(axis=0)) if o.center_embeddings and len(embeddings) > 1 else embeddings
+        x = unit_rows(embeddings - embeddings.mean(axis=0)) if o.center_embeddings and len(embeddings) > 1 else embeddings
         sample = np.arange(len(x))
         if len(x) > o.max_cluster_windows:
             sample = np.linspace(0, len(x) - 1, o.max_cluster_windows).round().astype(int)
@@ -417,7 +414,7 @@ class EmbeddedDiarizer:
         k = lo if lo == hi else self._estimate_count(embeddings[sample], lo, hi)
         k = max(1, min(k, len(sample)))
         if k == 1:
-            centroids = _unit(embeddings.mean(axis=0, keepdims=True))
+            centroids = unit_rows(embeddings.mean(axis=0, keepdims=True))
             x = embeddings
         else:
             if o.clustering == "spectral":
@@ -487,7 +484,7 @@ class EmbeddedDiarizer:
         if o.clustering == "agglomerative":  # on the raw embeddings: the threshold is an absolute distance
             assignment = _agglomerative(embeddings, None, o.agglomerative_threshold)
             return int(min(hi, max(lo, len(np.unique(assignment)))))
-        values = np.linalg.eigvalsh(_laplacian(_unit(embeddings), o.affinity_keep))
+        values = np.linalg.eigvalsh(pruned_laplacian(unit_rows(embeddings), o.affinity_keep))
         top = min(hi, len(values) - 1)
         if top <= lo:
             return lo
@@ -664,35 +661,12 @@ def _fill_same_speaker_gaps(labels: np.ndarray, max_frames: int) -> None:
             labels[a:b] = runs[i - 1][2]
 
 
-def _laplacian(x: np.ndarray, keep_share: float) -> np.ndarray:
-    """Normalised Laplacian of the cosine affinity pruned to each row's nearest neighbours."""
-    n = len(x)
-    affinity = np.clip(x @ x.T, 0.0, None)
-    keep = max(2, min(n, int(keep_share * n)))
-    rows = np.arange(n)[:, None]
-    nearest = np.argpartition(-affinity, keep - 1, axis=1)[:, :keep]
-    pruned = np.zeros_like(affinity)
-    pruned[rows, nearest] = affinity[rows, nearest]
-    affinity = (pruned + pruned.T) / 2
-    degree = affinity.sum(axis=1)
-    return np.eye(n) - affinity / np.sqrt(np.outer(degree, degree) + 1e-12)
-
-
 def _spectral(x: np.ndarray, k: int, keep_share: float) -> np.ndarray:
-    """Spectral clustering: k-means (fixed seeds) on the first k eigenvectors of the Laplacian."""
-    from scipy.cluster.vq import kmeans2
-
+    """Spectral clustering (collection/clustering.py); round-robin labels when it cannot find k clusters."""
     if len(x) <= k:
         return np.arange(len(x)) % k
-    _, vectors = np.linalg.eigh(_laplacian(x, keep_share))
-    points = _unit(vectors[:, :k])
-    best: tuple[float, np.ndarray] | None = None
-    for seed in range(5):
-        centres, assignment = kmeans2(points, k, minit="++", seed=seed)
-        inertia = float(((points - centres[assignment]) ** 2).sum())
-        if len(np.unique(assignment)) == k and (best is None or inertia < best[0]):
-            best = (inertia, assignment)
-    return best[1].astype(int) if best is not None else np.arange(len(x)) % k
+    assignment = spectral_clustering(x, k, keep_share)
+    return assignment if assignment is not None else np.arange(len(x)) % k
 
 
 def _agglomerative(x: np.ndarray, k: int | None, threshold: float | None) -> np.ndarray:
@@ -709,7 +683,7 @@ def _agglomerative(x: np.ndarray, k: int | None, threshold: float | None) -> np.
 
 def _centroids(x: np.ndarray, assignment: np.ndarray, k: int) -> np.ndarray:
     """Unit centroids of the non-empty clusters."""
-    return _unit(np.stack([x[assignment == j].mean(axis=0) for j in range(k) if (assignment == j).any()]))
+    return unit_rows(np.stack([x[assignment == j].mean(axis=0) for j in range(k) if (assignment == j).any()]))
 
 
 def _viterbi(logits: np.ndarray, penalty: float) -> np.ndarray:
