@@ -31,7 +31,7 @@ from store.db import Store
 from corpus.exports.audio_placement import AudioMismatch, place_cuts, place_whole
 from corpus.exports.base import AUDIO_MODES, Item
 from corpus.exports.registry import exporter_class
-from corpus.releases.build import (FORMAT, ReleaseError, free_page_cache, manifest_field, release_entry_batches, release_header,
+from corpus.releases.build import (FORMAT, ReleaseError, find_release, free_page_cache, load_header_field, release_entry_batches,
                             sha256_json)
 
 BATCH = 200
@@ -127,9 +127,9 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
     if audio not in AUDIO_MODES:
         raise PullError(f"unknown audio mode {audio!r}; modes: {', '.join(AUDIO_MODES)}")
     with store.session() as session:
-        release = release_header(session, name)
+        release = find_release(session, name)
         release_pk, release_id, card = release.pk, release.release_id, release.card
-        form, created_from = manifest_field(session, release_pk, "format"), manifest_field(session, release_pk, "created_from")
+        form, created_from = load_header_field(session, release_pk, "format"), load_header_field(session, release_pk, "created_from")
     if form != FORMAT:
         raise PullError(f"release {name} has manifest format {form!r}; this version reads {FORMAT}")
     out = out.resolve()

@@ -3,10 +3,12 @@
 Spans are ranges of the words of one turn's text (`models.PiiSpan`): marked by annotators in the
 workbench (`mark_span`) or found by detectors (`detect_revision`): phone numbers (digits
 written or spelled, "five five five oh one two three"), e-mail addresses (written, or
-spoken: "john dot smith at example dot com"), long runs of number words (card and account
-numbers) and names from a configurable list. A release redacts with `redact_turns` (the
-words become one tag such as "[phone]") and `silence_spans` (silence or a tone over the
-words' times) — always on copies; stored originals are never changed.
+spoken: "john dot smith at example dot com"), longer numbers and long runs of number words
+(card and account numbers) and names from a configurable list. A release made with
+`--redact-pii` runs the detectors and freezes each revision's spans into its manifest;
+pulls then redact with `redact_turns` (the words become one tag such as "[phone]") and
+`redacted_intervals` + `silence_spans` (silence or a tone over the words' times) —
+always on copies; stored originals are never changed.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def _is_number_word(token: str) -> bool:
 
 
 def detect_numbers(tokens: list[str]) -> list[tuple[int, int, str]]:
-    """Phone numbers (7-15 digits, written or spelled) and long spelled numbers (cards, accounts)."""
+    """Phone numbers (7-15 digits, written or spelled), and longer digit strings or runs of number words (cards, accounts)."""
     found, i, n = [], 0, len(tokens)
     while i < n:
         if not (_digit_value(tokens, i) or _is_number_word(tokens[i])):
@@ -128,7 +130,7 @@ def _is_domain_end(token: str) -> bool:
 
 
 def detect_emails(tokens: list[str]) -> list[tuple[int, int, str]]:
-    """Written addresses, and spoken ones: <local> at <domain> dot <tld> ("dot"/"underscore" inside)."""
+    """Written addresses, and spoken ones: <local> at <domain> dot <tld> (the local part may be joined by "dot", "underscore", "dash"...)."""
     found = [(i, i + 1, "email") for i, t in enumerate(tokens) if _EMAIL_TOKEN.match(t)]
     n = len(tokens)
     for i, token in enumerate(tokens):
@@ -270,7 +272,8 @@ def spans_for_revision(session: Session, revision_pk: int) -> list[Span]:
 
     Annotators mark spans on their drafts; the approved revision a release takes is a
     descendant, so marks follow the words (a span whose words were edited away is dropped).
-    Detectors run by `detect_revision` (the `governance pii detect` command) before a release.
+    Detectors store their spans through `detect_revision`: the `governance pii detect` command
+    (`detect_protocol`), and a release made with `--redact-pii` for each revision it takes.
     """
     turns = _revision(session, revision_pk).turns or []
     rows = session.scalars(select(models.PiiSpan).where(models.PiiSpan.revision_pk.in_(_lineage(session, revision_pk)))).all()
@@ -433,7 +436,8 @@ def silence_spans(samples: np.ndarray, sample_rate: int, intervals: Iterable[tup
 
 
 def revisions_to_scan(session: Session, protocol_pk: int) -> list[int]:
-    """The revisions a release may take: approved and reference ones, and the newest of each recording."""
+    """The revisions `governance pii detect` scans: every approved one (a release takes the newest), every
+    reference transcript, and each recording's newest revision (the one review will approve next)."""
     recordings = select(models.Recording.pk).where(models.Recording.protocol_pk == protocol_pk,
                                                    models.Recording.status == "accepted")
     rows = session.execute(select(models.TranscriptRevision.pk, models.TranscriptRevision.recording_pk,

@@ -5,7 +5,7 @@ the hash of its turns, its split) with its speakers, their demographics and the 
 each cited. Nothing time-dependent is hashed, so releasing the same state twice gives
 the same id. The id commits to each recording entry through that entry's digest
 (`recording_digests`), not to the entry itself: an erasure that later replaces an entry
-by `{"erased": <tombstone>}` leaves the id verifiable (corpus/release_verify.py).
+by `{"erased": <tombstone>}` leaves the id verifiable (corpus/releases/verify.py).
 
 Storage: `releases.manifest` holds the header (format, protocol, seed, selection, speaker
 index, entry digests); each recording entry is a `release_entries` row at its position.
@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from collection.decoding import WORKING_RATE
 from collection.consent import consent_problems
@@ -307,33 +307,27 @@ def _describe(excluded: dict[str, int]) -> str:
     return ", ".join(f"{reason}: {n}" for reason, n in excluded.items()) or "no accepted recordings"
 
 
-def get_release(session: Session, name: str) -> models.Release:
-    """The release called `name`, or a ReleaseError listing the known names."""
-    release = session.scalar(select(models.Release).where(models.Release.name == name))
+def find_release(session: Session, name: str) -> models.Release:
+    """The release called `name`, its header deferred (`load_header` reads it), or a ReleaseError listing the known names.
+
+    Pulls and verify never need the whole header (a 10,000-recording release's speaker
+    index and entry digests run to megabytes); a caller that touches `.manifest` still gets it.
+    """
+    release = session.scalar(select(models.Release).options(defer(models.Release.manifest)).where(models.Release.name == name))
     if release is None:
         known = list(session.scalars(select(models.Release.name).order_by(models.Release.pk)))
         raise ReleaseError(f"no release named {name!r} (releases: {', '.join(known) or 'none'})")
     return release
 
 
-
-
-def release_header(session: Session, name: str) -> models.Release:
-    """The release row without its manifest header loaded (pulls read the two fields they need)."""
-    from sqlalchemy.orm import defer
-
-    release = session.scalar(select(models.Release).options(defer(models.Release.manifest)).where(models.Release.name == name))
-    return release if release is not None else get_release(session, name)
-
-
-def manifest_field(session: Session, release_pk: int, key: str) -> Any:
-    """One top-level field of a manifest header, read in the database (JSON path) rather than by loading the header."""
-    return session.scalar(select(models.Release.manifest[key]).where(models.Release.pk == release_pk))
-
-
-def manifest_header(session: Session, release_pk: int) -> dict[str, Any]:
-    """The stored manifest header: every field but the entries (speaker index and entry digests included)."""
+def load_header(session: Session, release_pk: int) -> dict[str, Any]:
+    """A release's stored header (`releases.manifest`): every field but the entries (speaker index and entry digests included)."""
     return dict(session.scalar(select(models.Release.manifest).where(models.Release.pk == release_pk)) or {})
+
+
+def load_header_field(session: Session, release_pk: int, key: str) -> Any:
+    """One top-level field of a release's header, read in the database (JSON path) rather than by loading the header."""
+    return session.scalar(select(models.Release.manifest[key]).where(models.Release.pk == release_pk))
 
 
 def release_entry_batches(session: Session, release_pk: int, batch: int = ENTRY_BATCH) -> Iterator[list[dict[str, Any]]]:
@@ -374,7 +368,7 @@ def free_page_cache(session: Session) -> None:
     """On SQLite, free the connection's cached pages (`PRAGMA shrink_memory`); elsewhere nothing.
 
     Pulls and verify read each entry and transcript page once, so SQLite's page cache
-    (up to 64 MiB per connection, corpus/db.py) would only grow with the release. Measured
+    (up to 64 MiB per connection, store/db.py) would only grow with the release. Measured
     on a 10,000-recording release: reading its entries and turns peaked at +57 MiB without
     this call between batches, +5 MiB with it. PostgreSQL caches server-side.
     """

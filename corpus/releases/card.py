@@ -6,7 +6,8 @@ recordings only; noise and device distributions; the split shares achieved; qual
 figures at release time; which pre-annotation models were used and where they were
 weak (their WER against the approved transcripts per demographic value, crossed cell,
 noise condition and device); consent scopes; what was left out and why; and the diff
-against the previous release. It names no speaker: erasure scrubs manifests, not cards.
+against the previous release. It names no speaker (erasure scrubs cards with the headers all
+the same, in case a value does).
 """
 
 from __future__ import annotations

@@ -102,13 +102,13 @@ def show(
 ) -> None:
     """The dataset card of a release (Markdown, or JSON)."""
     from corpus.releases.card import render_markdown
-    from corpus.releases.build import ReleaseError, get_release
+    from corpus.releases.build import ReleaseError, find_release
 
     store = store_for_cli()
     principal_for_cli(store, "list_releases")
     with store.session() as session:
         try:
-            card = get_release(session, name).card
+            card = find_release(session, name).card
         except ReleaseError as exc:
             _fail(str(exc), Exit.USAGE)
     sys.stdout.write(json.dumps(card, indent=2, ensure_ascii=False) + "\n" if as_json else render_markdown(card))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from store import models
 from store.blobs import sha256_file
 from store.db import Store
-from corpus.releases.build import (ReleaseError, free_page_cache, manifest_header, release_entries, release_header, release_id_of,
+from corpus.releases.build import (ReleaseError, find_release, free_page_cache, load_header, release_entries, release_id_of,
                             sha256_json)
 
 
@@ -114,9 +114,9 @@ def verify_release(store: Store, name: str, batch: int = 200) -> VerifyReport:
     read whole.
     """
     with store.session() as session:
-        release = release_header(session, name)
+        release = find_release(session, name)
         report = VerifyReport(name, release.release_id)
-        head = manifest_header(session, release.pk)
+        head = load_header(session, release.pk)
         digests = head.get("recording_digests") or []
         if release_id_of(head) != release.release_id:
             report.drift.append(Finding("release", "the manifest header or its entry digests no longer hash to the release id"))
@@ -199,5 +199,5 @@ def _order(key: str) -> tuple[int, str]:
 def diff_releases(store: Store, before: str, after: str) -> dict[str, Any]:
     """The diff summary of two stored releases, their entries read from their rows."""
     with store.session() as session:
-        a, b = release_header(session, before), release_header(session, after)
+        a, b = find_release(session, before), find_release(session, after)
         return diff_entries(release_entries(session, a.pk), release_entries(session, b.pk)).summary(before, after)
