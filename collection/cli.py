@@ -115,7 +115,7 @@ def coverage(
 ) -> None:
     """Collected vs target per dimension and crossed cell, most behind first."""
     from collection.coverage import compute_coverage
-    from collection.coverage_report import coverage_csv, coverage_heatmap, coverage_json, print_coverage
+    from collection.coverage_formats import coverage_csv, coverage_heatmap, coverage_json, print_coverage
 
     store = store_for_cli()
     row, spec = protocol_for_cli(store, protocol, version)

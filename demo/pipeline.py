@@ -20,7 +20,7 @@ def run_demo(serve: bool = True) -> int:
     from collection.cli import print_ingest_summary
     from collection.consent import import_consents
     from collection.coverage import compute_coverage
-    from collection.coverage_report import coverage_heatmap, print_coverage
+    from collection.coverage_formats import coverage_heatmap, print_coverage
     from collection.intake import ingest_manifest
     from protocols.loader import load_protocol
     from protocols.registry import register_protocol

@@ -22,14 +22,14 @@ if principal is None:
 else:
     work = []
     if principal.can("annotate"):
-        work.append(st.Page("pages/my_tasks.py", title="My queue", url_path="queue"))
+        work.append(st.Page("pages/my_queue.py", title="My queue", url_path="queue"))
     if principal.can("review"):
         work.append(st.Page("pages/review_queue.py", title="Review queue", url_path="review"))
     if principal.can("annotate") or principal.can("review"):
         work.append(st.Page("pages/editor.py", title="Editor", url_path="editor"))
     manage = []
     if principal.can("see_coverage"):
-        manage.append(st.Page("pages/coverage.py", title="Coverage", url_path="coverage"))
+        manage.append(st.Page("pages/coverage_funnel.py", title="Coverage", url_path="coverage"))
     if principal.can("see_quality"):
         manage.append(st.Page("pages/quality.py", title="Quality", url_path="quality"))
     sections = {"Account": [sign_in_page]}

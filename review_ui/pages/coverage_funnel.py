@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from store import models
+from review_ui.page_widgets import pick_protocol
 from review_ui.session_auth import get_store, require_page
 
 CHART_CELLS = 25
 
 
-def pick_protocol(session: Session) -> models.Protocol | None:
-    """A registered protocol version, chosen in the sidebar."""
-    rows = session.scalars(select(models.Protocol).order_by(models.Protocol.protocol_id, models.Protocol.version.desc())).all()
-    if not rows:
-        return None
-    return st.sidebar.selectbox("Protocol", rows, format_func=lambda r: f"{r.protocol_id} v{r.version}")
-
-
-def render_coverage() -> None:
+def render_coverage_funnel() -> None:
     from protocols.registry import get_protocol
     from review_ui.funnel import STAGES, coverage_funnel
 
@@ -54,4 +43,4 @@ def render_coverage() -> None:
 
 
 if __name__ == "__main__":
-    render_coverage()
+    render_coverage_funnel()

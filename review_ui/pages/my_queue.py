@@ -5,18 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from review_ui.page_widgets import EDITOR_PAGE, open_in_editor
 from review_ui.session_auth import get_store, require_page
 
-EDITOR_PAGE = "pages/editor.py"
 
-
-def open_in_editor(task_pk: int) -> None:
-    """Remember the task for the editor page (which checks again that it may be opened)."""
-    st.session_state["task_pk"] = task_pk
-    st.session_state["go_to_editor"] = True
-
-
-def render_queue() -> None:
+def render_my_queue() -> None:
     from review_ui.tasks import queue_for
 
     principal = require_page("annotate")
@@ -37,4 +30,4 @@ def render_queue() -> None:
 
 
 if __name__ == "__main__":
-    render_queue()
+    render_my_queue()

@@ -8,7 +8,7 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
-from review_ui.pages.coverage import pick_protocol
+from review_ui.page_widgets import pick_protocol
 from review_ui.session_auth import get_store, require_page
 
 

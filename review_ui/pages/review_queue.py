@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from review_ui.pages.my_tasks import EDITOR_PAGE, open_in_editor
+from review_ui.page_widgets import EDITOR_PAGE, open_in_editor
 from review_ui.session_auth import get_store, require_page
 
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from collection.coverage import compute_coverage
-from collection.coverage_report import coverage_csv, coverage_heatmap, coverage_json
+from collection.coverage_formats import coverage_csv, coverage_heatmap, coverage_json
 from collection.intake import ingest_manifest
 from store.db import Store
 from tests.factories import import_consent_file, manifest_rows, register_en

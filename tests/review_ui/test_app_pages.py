@@ -28,9 +28,9 @@ def sign_in_page() -> None:
 
 
 def queue_page() -> None:
-    from review_ui.pages.my_tasks import render_queue
+    from review_ui.pages.my_queue import render_my_queue
 
-    render_queue()
+    render_my_queue()
 
 
 def editor_page() -> None:
@@ -40,9 +40,9 @@ def editor_page() -> None:
 
 
 def coverage_page() -> None:
-    from review_ui.pages.coverage import render_coverage
+    from review_ui.pages.coverage_funnel import render_coverage_funnel
 
-    render_coverage()
+    render_coverage_funnel()
 
 
 def quality_page() -> None:

@@ -1,0 +1,25 @@
+"""Streamlit pieces that more than one workbench page uses: the protocol picker and opening a task in the editor."""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store import models
+
+EDITOR_PAGE = "pages/editor.py"
+
+
+def pick_protocol(session: Session) -> models.Protocol | None:
+    """A registered protocol version, chosen in the sidebar."""
+    rows = session.scalars(select(models.Protocol).order_by(models.Protocol.protocol_id, models.Protocol.version.desc())).all()
+    if not rows:
+        return None
+    return st.sidebar.selectbox("Protocol", rows, format_func=lambda r: f"{r.protocol_id} v{r.version}")
+
+
+def open_in_editor(task_pk: int) -> None:
+    """Remember the task for the editor page (which checks again that it may be opened)."""
+    st.session_state["task_pk"] = task_pk
+    st.session_state["go_to_editor"] = True
