@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from review_ui.page_widgets import EDITOR_PAGE, open_in_editor
+from review_ui.page_widgets import editor_buttons
 from review_ui.session_auth import get_store, require_page
 
 
@@ -23,10 +23,7 @@ def render_my_queue() -> None:
                            "due": i.due_at.strftime("%Y-%m-%d %H:%M") if i.due_at else "", "overdue": "⚠ overdue" if i.overdue else ""}
                           for i in items])
     st.dataframe(table, hide_index=True)
-    for item in items:
-        st.button(f"Open task {item.task_pk}: {item.title}", key=f"open-{item.task_pk}", on_click=open_in_editor, args=(item.task_pk,))
-    if st.session_state.pop("go_to_editor", False):
-        st.switch_page(EDITOR_PAGE)
+    editor_buttons(items, "Open")
 
 
 if __name__ == "__main__":

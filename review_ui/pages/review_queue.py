@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from review_ui.page_widgets import EDITOR_PAGE, open_in_editor
+from review_ui.page_widgets import editor_buttons
 from review_ui.session_auth import get_store, require_page
 
 
@@ -21,10 +21,7 @@ def render_review_queue() -> None:
         return
     st.dataframe(pd.DataFrame([{"task": i.task_pk, "recording": i.title, "audio (min)": round(i.audio_s / 60, 1), "state": i.state}
                                for i in items]), hide_index=True)
-    for item in items:
-        st.button(f"Review task {item.task_pk}: {item.title}", key=f"review-{item.task_pk}", on_click=open_in_editor, args=(item.task_pk,))
-    if st.session_state.pop("go_to_editor", False):
-        st.switch_page(EDITOR_PAGE)
+    editor_buttons(items, "Review")
 
 
 if __name__ == "__main__":
