@@ -38,7 +38,9 @@ from store import models
 from store.accounts import Principal, require
 from store.audit import canonical_json, record_event
 from store.db import Store
-from corpus.governance.pii import detect_revision
+from corpus.governance.pii import detect_revision, spans_for_revision
+from corpus.releases.card import build_card
+from corpus.releases.diff import diff_entries
 from corpus.releases.splits import DEFAULT_RATIOS, SplitUnit, assign_splits, check_ratios
 from protocols.registry import get_protocol
 from protocols.schema import Protocol
@@ -137,7 +139,6 @@ def _consents(session: Session) -> dict[str, models.Consent]:
 
 def _pii_spans(session: Session, revision_pk: int) -> list[list[Any]]:
     """The revision's PII spans frozen into the manifest, so every pull of the release redacts the same words."""
-    from corpus.governance.pii import spans_for_revision
 
     spans = spans_for_revision(session, revision_pk)
     return sorted([int(s.turn_index), int(s.word_start), int(s.word_end), str(s.kind)] for s in spans)
@@ -246,8 +247,6 @@ def build_release(store: Store, principal: Principal, protocol_id: str, name: st
                   seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
                   pii_audio: str = "silence", on: dt.date | None = None) -> ReleaseOutcome:
     """Snapshot the approved transcripts of a protocol into the immutable release `name` (managers only)."""
-    from corpus.releases.card import build_card
-
     require(principal, "release")
     check_release_name(name)
     if pii_audio not in PII_AUDIO:
@@ -269,8 +268,9 @@ def build_release(store: Store, principal: Principal, protocol_id: str, name: st
                                f"transcript with consent in force ({_describe(state.excluded)})")
         parent = _previous(session, protocol_row)
         same = _same_content(session, release_id, name)
+        diff = diff_entries(release_entries(session, parent.pk), state.entries).summary(parent.name, name) if parent else None
         card = build_card(session, protocol_row, protocol, state.manifest, state.entries, state.excluded,
-                          parent=parent, on=on, name=name, release_id=release_id, same_content_as=same)
+                          parent=parent, on=on, name=name, release_id=release_id, same_content_as=same, diff=diff)
         release = models.Release(name=name, release_id=release_id, protocol_pk=protocol_row.pk, manifest=state.manifest,
                                  card=card, parent_pk=parent.pk if parent else None, created_by=principal.username)
         session.add(release)

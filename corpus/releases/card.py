@@ -187,14 +187,11 @@ def consent_scopes(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 def build_card(session: Session, protocol_row: models.Protocol, protocol: Protocol, manifest: dict[str, Any],
                all_entries: list[dict[str, Any]], excluded: dict[str, int], *, parent: models.Release | None, on: dt.date,
-               name: str, release_id: str, same_content_as: list[str]) -> dict[str, Any]:
+               name: str, release_id: str, same_content_as: list[str], diff: dict[str, Any] | None) -> dict[str, Any]:
     """Everything the card states, computed from the manifest header, the entries and the store at release time.
 
-    The diff against `parent` reads the parent's entries from its rows (release_entries).
+    `diff` is the summary against `parent` (corpus.releases.diff), computed by the caller from the parent's rows.
     """
-    from corpus.releases.build import release_entries
-    from corpus.releases.verify import diff_entries
-
     entries = live_entries(all_entries)
     return {
         "release": {"name": name, "release_id": release_id, "protocol": manifest["protocol"], "title": protocol.title,
@@ -210,7 +207,7 @@ def build_card(session: Session, protocol_row: models.Protocol, protocol: Protoc
         "quality": quality_figures(session, protocol_row.pk),
         "preannotation": preannotation(session, entries, protocol),
         "consent": consent_scopes(entries),
-        "diff": diff_entries(release_entries(session, parent.pk), entries).summary(parent.name, name) if parent else None,
+        "diff": diff,
     }
 
 
