@@ -2,7 +2,9 @@
 
 The navigation only hides what a role cannot use; every page checks the permission
 again on the server (`session_auth.require_page`) and every action checks it once more
-in the domain function it calls.
+in the domain function it calls. Signed out, the editor's address still works: it shows
+the sign-in form and then opens the task it names (`/editor?task=N`). Signing in lands
+on the person's first work page (an annotator's queue).
 """
 
 from __future__ import annotations
@@ -10,36 +12,37 @@ from __future__ import annotations
 import streamlit as st
 
 from store.settings import enforce_offline
-from review_ui.session_auth import current_principal, sign_out
+from review_ui.session_auth import JUST_SIGNED_IN, current_principal, sign_out, write_session_cookie
 
 enforce_offline()
 st.set_page_config(page_title="Turnscribe workbench", layout="wide")
 
 principal = current_principal()
-sign_in_page = st.Page("pages/sign_in.py", title="Account", url_path="account", default=True)
 if principal is None:
-    pages = st.navigation([sign_in_page])
+    pages = st.navigation([st.Page("views/sign_in.py", title="Account", url_path="account", default=True),
+                           st.Page("views/editor.py", title="Editor", url_path="editor")], position="hidden")
 else:
-    work = []
-    if principal.can("annotate"):
-        work.append(st.Page("pages/my_queue.py", title="My queue", url_path="queue"))
-    if principal.can("review"):
-        work.append(st.Page("pages/review_queue.py", title="Review queue", url_path="review"))
-    if principal.can("annotate") or principal.can("review"):
-        work.append(st.Page("pages/editor.py", title="Editor", url_path="editor"))
-    manage = []
-    if principal.can("see_coverage"):
-        manage.append(st.Page("pages/coverage_funnel.py", title="Coverage", url_path="coverage"))
-    if principal.can("see_quality"):
-        manage.append(st.Page("pages/quality.py", title="Quality", url_path="quality"))
-    sections = {"Account": [sign_in_page]}
+    work = [spec for spec, allowed in (
+        (("views/my_queue.py", "My queue", "queue"), principal.can("annotate")),
+        (("views/review_queue.py", "Review queue", "review"), principal.can("review")),
+        (("views/editor.py", "Editor", "editor"), principal.can("annotate") or principal.can("review"))) if allowed]
+    manage = [spec for spec, allowed in (
+        (("views/coverage_funnel.py", "Coverage", "coverage"), principal.can("see_coverage")),
+        (("views/quality.py", "Quality", "quality"), principal.can("see_quality"))) if allowed]
+    landing = (work or manage or [None])[0]  # what "/" opens once signed in: the first work page
+    made = {spec: st.Page(spec[0], title=spec[1], url_path=spec[2], default=spec is landing) for spec in work + manage}
+    account = st.Page("views/sign_in.py", title="Account", url_path="account", default=landing is None)
+    sections = {"Account": [account]}
     if work:
-        sections["Work"] = work
+        sections["Work"] = [made[spec] for spec in work]
     if manage:
-        sections["Manage"] = manage
+        sections["Manage"] = [made[spec] for spec in manage]
     pages = st.navigation(sections)
+    if st.session_state.pop(JUST_SIGNED_IN, False) and pages is account and landing is not None:
+        st.switch_page(made[landing])
     st.sidebar.caption(f"Signed in as {principal.username}")
     if st.sidebar.button("Sign out"):
         sign_out()
         st.rerun()
+write_session_cookie()
 pages.run()

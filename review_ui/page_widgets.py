@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from store import models
 
-EDITOR_PAGE = "pages/editor.py"
+EDITOR_PAGE = "views/editor.py"
 
 
 def pick_protocol(session: Session) -> models.Protocol | None:

@@ -210,6 +210,22 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, the store only its SHA-256.
+
+    It survives reloads until `expires_at`; signing out sets `revoked_at` (the row is kept
+    so a stolen cookie that is replayed later is still refused and can be audited).
+    """
+
+    __tablename__ = "web_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class Calibration(Base):
     """Whether a person may take production work in one language/accent (a history, newest wins)."""
 

@@ -9,8 +9,7 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from store.accounts import PermissionDenied, Principal
-from review_ui.components.draft import now_utc
-from review_ui.components.turn_tools import turn_label
+from review_ui.editor_component.bridge import now_utc
 from review_ui.editing import TaskView, history
 from review_ui.session_auth import get_store
 
@@ -79,7 +78,8 @@ def review_panel(principal: Principal, view: TaskView, state: dict[str, Any]) ->
         review_action(lambda session: accept(session, principal, view.task_pk), "Accepted.")
     turns = state["turns"]
     pinned = back_col.selectbox("Pin the comment to turn", [None, *range(len(turns))],
-                                format_func=lambda i: "(the whole transcript)" if i is None else turn_label(i, turns[i]))
+                                format_func=lambda i: "(the whole transcript)" if i is None else
+                                f"{i}: {turns[i]['speaker']} {turns[i]['start']:.2f}-{turns[i]['end']:.2f}  {turns[i]['text'][:50]}")
     comment = back_col.text_area("Comment for the annotator")
     if back_col.button("Send back", disabled=not comment.strip()):
         review_action(lambda session: send_back(session, principal, view.task_pk, pinned, comment.strip()),

@@ -5,6 +5,8 @@ PostgreSQL: the pages open the store the environment names, as the real server d
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 
 import pytest
 from sqlalchemy import select
@@ -12,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from store import models
 from store.accounts import Principal, load_principal
-from review_ui.editing import open_task, save_draft, submit
+from review_ui.editing import open_task, submit
 from review_ui.review import accept, review_queue
-from review_ui.session_auth import USER_KEY
+from review_ui.session_auth import TOKEN_KEY, USER_KEY
 from tests.review_ui.conftest import PASSWORD, ReviewStore
 from tests.review_ui.test_editing import make_task
 
@@ -22,31 +24,31 @@ TIMEOUT = 60
 
 
 def sign_in_page() -> None:
-    from review_ui.pages.sign_in import render_sign_in
+    from review_ui.views.sign_in import render_sign_in
 
     render_sign_in()
 
 
 def queue_page() -> None:
-    from review_ui.pages.my_queue import render_my_queue
+    from review_ui.views.my_queue import render_my_queue
 
     render_my_queue()
 
 
 def editor_page() -> None:
-    from review_ui.pages.editor import render_editor
+    from review_ui.views.editor import render_editor
 
     render_editor()
 
 
 def coverage_page() -> None:
-    from review_ui.pages.coverage_funnel import render_coverage_funnel
+    from review_ui.views.coverage_funnel import render_coverage_funnel
 
     render_coverage_funnel()
 
 
 def quality_page() -> None:
-    from review_ui.pages.quality import render_quality
+    from review_ui.views.quality import render_quality
 
     render_quality()
 
@@ -82,10 +84,18 @@ def test_sign_in_refuses_a_wrong_password_and_remembers_only_the_username(app_en
     at.text_input[1].input(PASSWORD)
     at.button[0].click().run()
     assert at.session_state[USER_KEY] == "ann1"
+    token = at.session_state[TOKEN_KEY]
     with app_env.store.session() as session:
         actions = session.scalars(select(models.AuditEvent.action).where(models.AuditEvent.subject == "user:ann1")
                                   .order_by(models.AuditEvent.pk)).all()
-    assert actions[-2:] == ["sign_in_failed", "sign_in"]
+        (row,) = session.scalars(select(models.WebSession)).all()
+    assert actions[-3:] == ["sign_in_failed", "sign_in", "web_session_opened"]
+    assert row.username == "ann1" and row.token_sha256 == hashlib.sha256(token.encode()).hexdigest() != token, \
+        "the store keeps only the token's hash"
+    next(b for b in at.button if b.label == "Sign out").click().run()
+    assert USER_KEY not in at.session_state
+    with app_env.store.session() as session:
+        assert session.get(models.WebSession, row.token_sha256).revoked_at is not None, "signing out revokes the session"
 
 
 def test_an_annotator_sees_only_their_own_queue(app_env: ReviewStore) -> None:
@@ -154,44 +164,40 @@ def test_manager_pages_refuse_annotators_and_roles_are_reread_every_run(app_env:
     assert "Please sign in." in texts(page_as(queue_page, "nobody"))
 
 
-def test_the_editor_page_saves_a_revision_and_shows_a_conflict(app_env: ReviewStore) -> None:
-    ann1 = app_env.add_user("ann1", "annotator")
+def test_the_editor_page_draws_the_component_with_the_task_and_its_audio_window(app_env: ReviewStore) -> None:
+    app_env.add_user("ann1", "annotator")
     task_pk = make_task(app_env, "ann1")
-    at = page_as(editor_page, "ann1", task_pk=task_pk)
-    assert not at.error and at.title[0].value.startswith("dlg001.flac")
-    at.text_area(key=next(k for k in _keys(at) if k.startswith(f"text-{task_pk}-0-"))).input("Hello there.").run()
-    save = next(b for b in at.button if b.label == "Save draft")
-    save.click().run()
+    at = AppTest.from_function(editor_page, default_timeout=TIMEOUT)
+    at.session_state[USER_KEY] = "ann1"
+    at.query_params["task"] = str(task_pk)
+    at.query_params["turn"] = "3"
+    at.run()
+    assert not at.error and not at.exception and at.title[0].value.startswith("dlg001.flac")
+    (editor,) = [node for node in _walk(at.main) if node.type == "component_instance"]
+    args = json.loads(editor.proto.json_args)
     with app_env.store.session() as session:
-        drafts = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)).all()
-        assert [(d.stage, d.author, d.turns[0]["text"]) for d in drafts] == [("draft", "ann1", "Hello there.")]
-        view = open_task(session, ann1, app_env.store.blobs, task_pk)
-        # someone else's tab (same user, second browser) saves meanwhile
-        save_draft(session, ann1, task_pk, view.version, [{**view.turns[0], "text": "From the other tab."}, *view.turns[1:]])
-    at.text_area(key=next(k for k in _keys(at) if k.startswith(f"text-{task_pk}-0-"))).input("Mine again.").run()
-    next(b for b in at.button if b.label == "Save draft").click().run()
-    assert any("Conflict" in e.value for e in at.error), [e.value for kind in (at.error, at.warning, at.exception) for e in kind]
-    assert {b.label for b in at.button} >= {"Keep mine (save on top of theirs)", "Take theirs (discard mine)"}
-    next(b for b in at.button if b.label == "Keep mine (save on top of theirs)").click().run()
-    with app_env.store.session() as session:
-        texts_saved = [r.turns[0]["text"] for r in session.scalars(
-            select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk).order_by(models.TranscriptRevision.pk))]
-    assert texts_saved == ["Hello there.", "From the other tab.", "Mine again."], "nothing overwritten, nothing lost"
+        view = open_task(session, load_principal(session, "ann1"), app_env.store.blobs, task_pk)
+    assert args["task"]["pk"] == task_pk and args["task"]["editable"] and args["initial_turn"] == 3
+    assert args["doc"] == {"version": 0, "turns": view.turns}
+    span = min(30.0, view.duration_s)  # 30 s around the asked-for turn, inside the recording
+    start = max(0.0, min(view.turns[2]["start"] - 2.0, view.duration_s - span))
+    assert (args["window"]["start"], args["window"]["end"]) == (pytest.approx(start, abs=1e-3), pytest.approx(start + span, abs=1e-3))
+    assert len(args["window"]["peaks"]) == 2 * round(span * 100), "100 min/max pairs per second of the window"
+    (audio,) = [a for a in editor.proto.special_args if a.key == "audio"]
+    assert audio.bytes[:4] == b"RIFF", "the window's audio goes to the browser as WAV bytes, not a file path"
+    assert args["keymap"]["accept_next"] == ["Ctrl+Enter"]
 
 
-def _keys(at: AppTest) -> list[str]:
-    return [w.key for w in at.text_area if w.key]
+def _walk(node):  # type: ignore[no-untyped-def]
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)
 
 
 def _signature(at: AppTest, task_pk: int) -> list[tuple[str, str]]:
     """Every element's type and visible content, with the task number masked."""
-    def walk(node):  # type: ignore[no-untyped-def]
-        yield node
-        for child in getattr(node, "children", {}).values():
-            yield from walk(child)
-
     out = []
-    for node in walk(at.main):
+    for node in _walk(at.main):
         content = getattr(node, "value", None) if node.type not in ("button",) else None
         label = getattr(node, "label", None)
         key = getattr(node, "key", None)
@@ -243,7 +249,8 @@ def test_a_reviewer_sends_back_with_a_comment_pinned_to_a_turn_and_then_accepts(
         assert session.get(models.Task, task_pk).state == "sent_back"
     back = page_as(editor_page, "ann1", task_pk=task_pk)
     assert any(w.value == "Reviewer rev1 on turn 2: Speaker is wrong here." for w in back.warning)
-    next(b for b in back.button if b.label == "Submit").click().run()
+    with app_env.store.session() as session:
+        submit(session, ann1, task_pk, session.get(models.Task, task_pk).version, view.turns)
     with app_env.store.session() as session:
         (item,) = review_queue(session, rev1)
     again = page_as(editor_page, "rev1", task_pk=item.task_pk)

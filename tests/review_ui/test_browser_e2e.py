@@ -1,9 +1,14 @@
-"""End to end in a real browser against a real `streamlit run` server and a temporary SQLite store:
-an annotator edits, splits, saves and submits a task; a reviewer accepts it; the revisions are
-checked in the database. Screenshots of every page go to tmp_path and to test-artifacts/ui/.
+"""End to end in a real browser against a real `turnscribe ui` server and a temporary SQLite store.
+
+The turn editor is the bundled component (an iframe): corrections are typed and a shortcut
+is pressed at once (no blur, no Tab), the page is reloaded, the tab closed and reopened, and
+every time the correction must be in the store. Then the editing loop, a deep link signed out,
+the reviewer's accept and the managers' pages. Screenshots at 1440x900 go to tmp_path and to
+test-artifacts/ui/.
 
 Debian's chromium is driven by Python playwright (playwright's own browser download needs
-the internet); the browser runs with background networking off.
+the internet); the browser runs with background networking off, and every request the
+pages make is checked to stay on the server.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -30,6 +36,8 @@ from tests.review_ui.conftest import PASSWORD, ReviewStore
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 1440, "height": 900}
+EDITOR_FRAME = 'iframe[title*="turn_editor"]'
 
 
 @pytest.fixture
@@ -79,6 +87,27 @@ def server(review_store: ReviewStore, tmp_path: Path) -> Iterator[str]:
         urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)  # the server went down with `turnscribe ui`
 
 
+@pytest.fixture
+def browser(server: str) -> Iterator[Any]:
+    """Debian's chromium; every request any page makes is recorded to check that none leaves the server."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
+        chromium.requests = []  # type: ignore[attr-defined]
+        yield chromium
+        chromium.close()
+    outside = [u for u in chromium.requests if not u.startswith((server, "blob:", "data:", "about:"))]
+    assert outside == [], f"the workbench reached outside its server: {outside[:5]}"
+
+
+def new_context(browser: Any) -> Any:
+    context = browser.new_context(viewport=VIEWPORT)
+    context.on("request", lambda request: browser.requests.append(request.url))
+    context.on("console", lambda m: print("CONSOLE", m.type, m.text) if m.type in ("error", "log") else None)
+    return context
+
+
 def seed_task(rs: ReviewStore, assignee: str) -> tuple[int, int]:
     """A task on dlg001 whose newest pre-annotation was unsure of one word ("table", p=0.31); (task, model revision)."""
     with rs.store.session() as session:
@@ -94,37 +123,51 @@ def seed_task(rs: ReviewStore, assignee: str) -> tuple[int, int]:
         return task.pk, model.pk
 
 
-class Shots:
-    """Numbered screenshots under tmp_path, copied to test-artifacts/ui/ (git-ignored) for people to look at."""
+def head_turns(rs: ReviewStore, task_pk: int) -> list[dict[str, Any]]:
+    """The turns of the task's newest saved revision ([] before the first save)."""
+    with rs.store.session() as session:
+        task = session.get(models.Task, task_pk)
+        head = session.get(models.TranscriptRevision, task.head_revision_pk) if task.head_revision_pk else None
+        return list(head.turns) if head is not None else []
 
-    def __init__(self, page, folder: Path) -> None:  # type: ignore[no-untyped-def]
-        self.page, self.folder, self.n = page, folder, 0
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll the store until `check` holds (a save is acknowledged asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not stored within {timeout:.0f} s: {what}")
+        time.sleep(0.2)
+
+
+class Shots:
+    """Numbered screenshots under tmp_path, copied to test-artifacts/ui/ for people to look at."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.n = folder, 0
         folder.mkdir(parents=True, exist_ok=True)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, name: str) -> None:
+    def __call__(self, page: Any, name: str) -> None:
         self.n += 1
         path = self.folder / f"{self.n:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        shutil.copy(path, ARTIFACTS / path.name)
+        page.screenshot(path=str(path))
+        shutil.copy(path, ARTIFACTS / f"{name}.png")  # one name per view, so the committed set is replaced in place
 
 
-def wait_idle(page) -> None:  # type: ignore[no-untyped-def]
+def wait_idle(page: Any) -> None:
     """Wait until Streamlit finished the current script run (its status widget disappears)."""
     page.wait_for_timeout(300)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30000)
     page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')", timeout=30000)
 
 
-def turn_picker(page):  # type: ignore[no-untyped-def]
-    return page.get_by_role("combobox", name="Turn")
-
-
-def sign_in(page, url: str, username: str, shot: "Shots | None" = None) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page: Any, url: str, username: str) -> None:
     page.goto(url)
-    page.get_by_role("textbox", name="Username").wait_for()
-    if shot is not None:
-        shot("sign-in")
+    fill_sign_in(page, username)
+
+
+def fill_sign_in(page: Any, username: str) -> None:
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -132,112 +175,271 @@ def sign_in(page, url: str, username: str, shot: "Shots | None" = None) -> None:
     wait_idle(page)
 
 
-def test_annotate_submit_and_accept_in_a_browser(review_store: ReviewStore, server: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def editor(page: Any) -> Any:
+    """The editor component's frame, once it shows its turns."""
+    frame = page.frame_locator(EDITOR_FRAME)
+    frame.get_by_role("textbox", name="Turn 1 text").wait_for(timeout=30000)
+    return frame
+
+
+def wait_saved(frame: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect(frame.get_by_role("status")).to_contain_text("All changes saved", timeout=20000)
+
+
+def test_typed_corrections_survive_every_shortcut_next_reload_and_a_closed_tab(review_store: ReviewStore, server: str,
+                                                                               browser: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    review_store.add_user("ann1", "annotator")
+    task_pk, _ = seed_task(review_store, "ann1")
+    shot = Shots(tmp_path / "screenshots")
+    context = new_context(browser)
+    page = context.new_page()
+    sign_in(page, server, "ann1")
+    expect(page.get_by_role("heading", name="My queue")).to_be_visible()  # signing in lands on the queue
+    page.get_by_role("button", name=f"Open task {task_pk}").click()
+    frame = editor(page)
+    wait_idle(page)
+    expect(page).to_have_url(re.compile(rf"/editor\?task={task_pk}&turn=1$"))
+    expect(frame.locator(".words span.unsure")).to_have_text("table")
+    shot(page, "editor")
+    original = [t["text"] for t in head_turns(review_store, task_pk) or _model_turns(review_store, task_pk)]
+
+    # type, then at once press each advertised shortcut (no blur, no Tab): the typing is kept and saved
+    moves = {"Control+Enter": 1, "Alt+ArrowDown": 1, "Alt+ArrowUp": -1}
+    shortcuts = ["Control+Enter", "Alt+w", "Alt+q", "Alt+p", "Alt+o", "Alt+2", "Alt+1", "Control+Space", "Alt+r", "Alt+b",
+                 "Alt+l", "Control+s", "Alt+ArrowDown", "Alt+ArrowUp"]
+    corrections: dict[int, str] = {}
+    n = 1
+    frame.get_by_role("textbox", name="Turn 1 text").click()
+    for i, key in enumerate(shortcuts):
+        field = frame.get_by_role("textbox", name=f"Turn {n} text")
+        expect(field).to_be_focused()
+        field.press("End")
+        field.type(f" k{i}")
+        corrections[n] = f"{corrections.get(n, original[n - 1])} k{i}"
+        field.press(key)
+        expect(field).to_have_value(corrections[n])
+        n += moves.get(key, 0)
+    wait_saved(frame)
+    saved = head_turns(review_store, task_pk)
+    assert {n: saved[n - 1]["text"] for n in corrections} == corrections
+
+    # the Next button right after typing
+    field = frame.get_by_role("textbox", name="Turn 4 text")
+    field.click()
+    field.press("End")
+    field.type(" viaNext")
+    frame.get_by_role("button", name="Next turn").click()
+    expect(page).to_have_url(re.compile(rf"task={task_pk}&turn=5$"))
+    eventually(lambda: head_turns(review_store, task_pk)[3]["text"] == f"{original[3]} viaNext", "typed, then Next")
+
+    # keys that are shortcuts outside a field are text inside one
+    frame.locator("#player").evaluate("(a) => a.pause()")  # Ctrl+Space / Alt+R above played it
+    field = frame.get_by_role("textbox", name="Turn 5 text")
+    field.click()
+    field.press("End")
+    before = field.input_value()
+    field.type("jk r")
+    expect(field).to_have_value(before + "jk r")
+    expect(field).to_be_focused()
+    expect(frame.locator(".turn.selected .num")).to_have_text("5")
+    expect(page).to_have_url(re.compile(r"turn=5$"))
+    assert frame.locator("#player").evaluate("(a) => a.paused"), "space and r did not play"
+    wait_saved(frame)
+
+    # reload straight after typing (before the debounced save): restored from the browser and saved
+    field.type(" beforeReload")
+    page.reload()
+    frame = editor(page)
+    expect(frame.get_by_role("textbox", name="Turn 5 text")).to_have_value(before + "jk r beforeReload")
+    wait_saved(frame)
+    assert head_turns(review_store, task_pk)[4]["text"] == f"{original[4]}jk r beforeReload"
+
+    # close the tab straight after typing, open the task again: still signed in, the typing is there and saved
+    field = frame.get_by_role("textbox", name="Turn 6 text")
+    field.click()
+    field.press("End")
+    field.type(" closedTab")
+    page.close()
+    page = context.new_page()
+    page.goto(f"{server}/editor?task={task_pk}&turn=6")
+    frame = editor(page)
+    expect(frame.get_by_role("textbox", name="Turn 6 text")).to_have_value(f"{original[5]} closedTab")
+    expect(frame.locator(".turn.selected .num")).to_have_text("6")
+    wait_saved(frame)
+    assert head_turns(review_store, task_pk)[5]["text"] == f"{original[5]} closedTab"
+    shot(page, "editor-after-reopen")
+    context.close()
+
+
+def _model_turns(rs: ReviewStore, task_pk: int) -> list[dict[str, Any]]:
+    with rs.store.session() as session:
+        task = session.get(models.Task, task_pk)
+        model = session.scalars(select(models.TranscriptRevision).where(
+            models.TranscriptRevision.recording_pk == task.recording_pk, models.TranscriptRevision.stage == "model")
+            .order_by(models.TranscriptRevision.pk.desc())).first()
+        return list(model.turns)
+
+
+def test_deep_link_signed_out_then_the_session_survives_a_reload_until_signing_out(review_store: ReviewStore, server: str,
+                                                                                   browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    review_store.add_user("ann1", "annotator")
+    task_pk, _ = seed_task(review_store, "ann1")
+    context = new_context(browser)
+    page = context.new_page()
+    page.goto(f"{server}/editor?task={task_pk}&turn=3")
+    expect(page.get_by_text("Please sign in.")).to_be_visible()
+    fill_sign_in(page, "ann1")
+    frame = editor(page)
+    expect(frame.locator(".turn.selected .num")).to_have_text("3")
+    expect(frame.get_by_role("textbox", name="Turn 3 text")).to_be_focused()
+    expect(page).to_have_url(f"{server}/editor?task={task_pk}&turn=3")
+    frame.get_by_role("textbox", name="Turn 3 text").press("Alt+ArrowDown")
+    expect(page).to_have_url(f"{server}/editor?task={task_pk}&turn=4")  # the address bar follows the open turn
+    page.reload()
+    frame = editor(page)  # still signed in: no sign-in form
+    expect(frame.locator(".turn.selected .num")).to_have_text("4")
+    second = context.new_page()  # another tab of the same browser shares the session
+    second.goto(f"{server}/editor?task={task_pk}")
+    editor(second)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("Please sign in.")).to_be_visible()
+    second.reload()
+    expect(second.get_by_text("Please sign in.")).to_be_visible()  # signed out everywhere: the session was revoked
+    page.reload()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    with review_store.store.session() as session:
+        (row,) = session.scalars(select(models.WebSession)).all()
+        assert row.revoked_at is not None
+    context.close()
+
+
+def canvas_point(frame: Any, t: float, lane: int) -> tuple[float, float]:
+    """Where time `t` in speaker lane `lane` is on the waveform, in page coordinates (from the window it shows)."""
+    canvas = frame.locator("canvas#wave")
+    box = canvas.bounding_box()
+    start, end = (float(canvas.get_attribute(f"data-{edge}")) for edge in ("start", "end"))
+    return box["x"] + (t - start) / (end - start) * box["width"], box["y"] + 90 + 18 * lane + 9
+
+
+def test_the_editing_loop_then_submit_review_and_the_managers_pages(review_store: ReviewStore, server: str, browser: Any,
+                                                                    tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    from tests.review_ui.conftest import words_for
 
     review_store.add_user("ann1", "annotator")
     review_store.add_user("rev1", "reviewer")
     review_store.add_user("mgr1", "manager")
-    task_pk, model_pk = seed_task(review_store, "ann1")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        shot = Shots(page, tmp_path / "screenshots")
-        sign_in(page, server, "ann1", shot)
-        page.get_by_role("link", name="My queue").click()
-        page.get_by_role("button", name=f"Open task {task_pk}").wait_for()
-        wait_idle(page)
-        shot("queue")
-        page.get_by_role("button", name=f"Open task {task_pk}").click()
-        page.get_by_text("Text of the selected turn").wait_for()
-        wait_idle(page)
-        unsure = page.locator("mark.ts-unsure")
-        expect(unsure).to_have_text("table")
-        assert unsure.get_attribute("title") == "model probability 0.31"
-        shot("editor")
+    task_pk, _ = seed_task(review_store, "ann1")
+    truth = _model_turns(review_store, task_pk)
+    shot = Shots(tmp_path / "screenshots")
+    context = new_context(browser)
+    page = context.new_page()
+    page.goto(f"{server}/editor?task={task_pk}")
+    fill_sign_in(page, "ann1")
+    frame = editor(page)
+    turn = lambda n: frame.get_by_role("textbox", name=f"Turn {n} text")  # noqa: E731
 
-        text = page.get_by_label("Text of the selected turn")
-        text.fill("Hello, I would like to book a table for five, please.")
-        text.press("Tab")
-        wait_idle(page)
-        page.get_by_label("…or a new speaker label").fill("spk-corrected")
-        page.get_by_label("…or a new speaker label").press("Tab")
-        wait_idle(page)
-        page.get_by_role("button", name="Relabel").click()
-        wait_idle(page)
-        page.get_by_role("button", name="Split at time").click()
-        wait_idle(page)
-        shot("edited")
-        page.get_by_role("button", name="Save draft").click()
-        wait_idle(page)
-        page.get_by_text("All changes saved").wait_for()
-        shot("draft-saved")
-        # the keyboard loop: play / pause, replay, next / previous turn, then ctrl+enter = accept (save) and move on
-        page.evaluate("document.activeElement && document.activeElement.blur()")
-        page.keyboard.press(" ")
-        page.wait_for_function("!document.querySelector('audio').paused", timeout=10000)
-        page.keyboard.press(" ")
-        page.wait_for_function("document.querySelector('audio').paused", timeout=10000)
-        page.evaluate("document.querySelector('audio').currentTime = 3.5")
-        page.keyboard.press("r")
-        replay_at = page.evaluate("window.__turnscribeCfg.replayAt")
-        assert page.evaluate("document.querySelector('audio').currentTime") == pytest.approx(replay_at, abs=0.5)
-        page.keyboard.press(" ")
-        for key, expected in (("j", "1: spk-corrected"), ("j", "2: "), ("k", "1: spk-corrected")):
-            page.keyboard.press(key)
-            expect(turn_picker(page)).to_have_value(re.compile("^" + re.escape(expected)), timeout=15000)
-            wait_idle(page)
-        page.get_by_label("…or a new speaker label").fill("spk-0002")
-        page.get_by_role("button", name="Relabel").click()
-        wait_idle(page)
-        page.evaluate("document.activeElement && document.activeElement.blur()")
-        page.keyboard.press("Control+Enter")
-        wait_idle(page)
-        page.get_by_text("All changes saved").wait_for()
-        expect(turn_picker(page)).to_have_value(re.compile("^2: "), timeout=15000)  # accepted turn 1 and moved on
-        page.get_by_role("button", name="Submit").click()
-        page.get_by_text("Submitted. Thank you!").wait_for()
-        shot("submitted")
+    # split turn 1 at the text cursor (after "Hello,"): at the start of the second word's timing
+    turn(1).click()
+    turn(1).evaluate("(el) => el.setSelectionRange(6, 6)")
+    turn(1).press("Alt+Enter")
+    expect(turn(1)).to_have_value("Hello,")
+    expect(turn(2)).to_have_value("I'd like to book a table for three, please.")
+    expect(turn(2)).to_be_focused()
+    # speaker by number, undo and redo
+    turn(2).press("Alt+2")
+    expect(frame.get_by_role("combobox", name="Turn 2 speaker")).to_have_value("spk-0002")
+    turn(2).press("Control+z")
+    expect(frame.get_by_role("combobox", name="Turn 2 speaker")).to_have_value("spk-0001")
+    turn(2).press("Control+Shift+z")
+    expect(frame.get_by_role("combobox", name="Turn 2 speaker")).to_have_value("spk-0002")
+    # merge with the previous turn, then undo it
+    turn(2).press("Alt+Backspace")
+    expect(turn(1)).to_have_value("Hello, I'd like to book a table for three, please.")
+    expect(frame.locator(".turn")).to_have_count(len(truth))
+    frame.get_by_role("button", name="Undo").click()
+    expect(frame.locator(".turn")).to_have_count(len(truth) + 1)
+    # nudge turn 4's start (0.1 s later), drag turn 5's end (lane 2) on the waveform to 11.0 s
+    turn(4).click()
+    turn(4).press("Alt+w")
+    x0, y = canvas_point(frame, truth[3]["end"], lane=1)
+    x1, _ = canvas_point(frame, 11.0, lane=1)
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, y)
+    page.mouse.move(x1, y)
+    page.mouse.up()
+    expect(frame.locator('.turn[data-i="4"] .meta')).to_contain_text(re.compile(r"–(10\.9[5-9]|11\.0[0-5]) s"))
+    # find / replace across the task, rename a speaker everywhere
+    frame.get_by_role("textbox", name="Find").fill("three")
+    frame.get_by_role("textbox", name="Replace with").fill("five")
+    frame.get_by_role("button", name="Replace all").click()
+    expect(turn(2)).to_have_value("I'd like to book a table for five, please.")
+    frame.get_by_role("combobox", name="Speaker to rename").select_option("spk-0001")
+    frame.get_by_role("textbox", name="New speaker name").fill("Guest")
+    frame.get_by_role("button", name="Rename speaker").click()
+    expect(frame.get_by_role("combobox", name="Turn 1 speaker")).to_have_value("Guest")
+    # playback speed, then play from a click on the waveform
+    frame.get_by_role("combobox", name="Playback speed").select_option("1.5")
+    x, y = canvas_point(frame, 2.0, lane=0)
+    page.mouse.click(x, y - 60)
+    frame.locator("#player").evaluate("(a) => new Promise((ok) => a.addEventListener('timeupdate', ok, {once: true}))")
+    assert frame.locator("#player").evaluate("(a) => [a.playbackRate, a.paused]") == [1.5, False]
+    assert frame.locator("#player").evaluate("(a) => a.currentTime") >= 1.9, "played from the clicked time"
+    frame.get_by_role("button", name="Play or pause").click()
+    wait_saved(frame)
+    shot(page, "editor-edited")
 
-        page.get_by_role("button", name="Sign out").click()
-        wait_idle(page)
-        sign_in(page, server, "rev1")
-        page.get_by_role("link", name="Review queue").click()
-        page.get_by_role("button", name="Review task").first.wait_for()
-        wait_idle(page)
-        shot("review-queue")
-        page.get_by_role("button", name="Review task").first.click()
-        page.get_by_role("button", name="Accept transcript").wait_for()
-        wait_idle(page)
-        shot("review")
-        page.get_by_role("button", name="Accept transcript").click()
-        page.get_by_text("Accepted.").wait_for()
-        shot("accepted")
+    # what the store holds, derived from the model's turns by the edits above
+    split_at = words_for(truth[0])[1]["start"]
+    expected = [dict(truth[0], speaker="Guest", end=split_at, text="Hello,"),
+                dict(truth[0], speaker="spk-0002", start=split_at, text="I'd like to book a table for five, please."),
+                dict(truth[1]), dict(truth[2], speaker="Guest", start=round(truth[2]["start"] + 0.1, 3)), dict(truth[3]),
+                *[dict(t, speaker="Guest" if t["speaker"] == "spk-0001" else t["speaker"]) for t in truth[4:]]]
+    saved = head_turns(review_store, task_pk)
+    assert [(t["speaker"], t["start"], t["text"]) for t in saved] == [(t["speaker"], t["start"], t["text"]) for t in expected]
+    assert [t["end"] for t in saved[:4]] == [e["end"] for e in expected[:4]]
+    assert abs(saved[4]["end"] - 11.0) < 0.05, "dragged to 11.0 s (one pixel is about 0.02 s here)"
+    assert saved[2]["words"] == truth[1]["words"], "untouched turns keep their word timings"
 
-        page.get_by_role("button", name="Sign out").click()
-        wait_idle(page)
-        sign_in(page, server, "mgr1")
-        for link, heading in (("Coverage", "Coverage funnel"), ("Quality", "Quality")):
-            page.get_by_role("link", name=link).click()
-            page.get_by_role("heading", name=heading).wait_for()
-            wait_idle(page)
-            assert page.locator('[data-testid="stException"]').count() == 0, f"the {link} page raised"
-            page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').first.wait_for()
-            shot(link.lower())
-        browser.close()
+    frame.get_by_role("button", name="Submit").click()
+    expect(frame.get_by_role("status")).to_have_text("Submitted. Thank you!")
+    expect(page.get_by_text("Submitted. Thank you!").first).to_be_visible()
+    expect(turn(1)).not_to_be_editable()
+    shot(page, "submitted")
+    page.get_by_role("button", name="Sign out").click()
+    wait_idle(page)
 
+    sign_in(page, server, "rev1")
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    page.get_by_role("button", name="Review task").first.click()
+    frame = editor(page)
+    expect(frame.get_by_role("textbox", name="Turn 2 text")).to_have_value("I'd like to book a table for five, please.")
+    expect(frame.get_by_role("textbox", name="Turn 2 text")).not_to_be_editable()
+    expect(frame.get_by_role("button", name="Submit")).to_be_hidden()
+    shot(page, "review")
+    page.get_by_role("button", name="Accept transcript").click()
+    page.get_by_text("Accepted.").wait_for()
+    page.get_by_role("button", name="Sign out").click()
+    wait_idle(page)
+
+    sign_in(page, server, "mgr1")
+    for link, heading in (("Coverage", "Coverage funnel"), ("Quality", "Quality")):
+        page.get_by_role("link", name=link).click()
+        page.get_by_role("heading", name=heading).wait_for()
+        wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, f"the {link} page raised"
+        page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').first.wait_for()
+        shot(page, link.lower())
+    context.close()
     with review_store.store.session() as session:
-        revisions = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)
-                                    .order_by(models.TranscriptRevision.pk)).all()
-        task = session.get(models.Task, task_pk)
-    stages = [r.stage for r in revisions]
-    assert stages[-2:] == ["submitted", "approved"] and "draft" in stages and task.state == "accepted"
-    first_draft = revisions[0]
-    assert first_draft.parent_pk == model_pk and first_draft.author == "ann1"
-    submitted = revisions[-2].turns
-    assert submitted[0]["speaker"] == "spk-corrected" and submitted[1]["speaker"] == "spk-0002", "relabelled, split, relabelled"
-    assert len([r for r in revisions if r.stage == "draft"]) == 2, "one draft from 'Save draft', one from ctrl+enter"
-    assert submitted[0]["end"] == submitted[1]["start"]
-    assert " ".join(t["text"] for t in submitted[:2]) == "Hello, I would like to book a table for five, please."
-    assert revisions[-1].author == "rev1" and revisions[-1].turns == submitted
-    assert len(list((tmp_path / "screenshots").glob("*.png"))) == 11
+        stages = session.scalars(select(models.TranscriptRevision.stage).where(models.TranscriptRevision.task_pk == task_pk)
+                                 .order_by(models.TranscriptRevision.pk)).all()
+        assert stages[-2:] == ["submitted", "approved"] and session.get(models.Task, task_pk).state == "accepted"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from store.accounts import AuthenticationFailed
-from review_ui.session_auth import current_principal, sign_in, sign_out
+from review_ui.session_auth import current_principal, sign_in_form, sign_out
 
 
 def render_sign_in() -> None:
@@ -18,17 +17,7 @@ def render_sign_in() -> None:
             st.rerun()
         return
     st.title("Sign in")
-    with st.form("sign-in"):
-        username = st.text_input("Username")
-        password = st.text_input("Password", type="password")
-        submitted = st.form_submit_button("Sign in")
-    if submitted:
-        try:
-            sign_in(username, password)
-        except AuthenticationFailed:
-            st.error("Unknown user or wrong password.")
-            return
-        st.rerun()
+    sign_in_form()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,135 @@
+"""What the server does with the editor component's messages: save, submit, and the audio window.
+
+The browser holds the working turns; it sends one message at a time and waits for the
+acknowledgement before the next (so its own saves never race), and repeats a message the
+server did not answer. A message is therefore handled at most once, by its (mount, seq):
+a repeat gets the stored acknowledgement again. Saves go through `editing.save_draft` /
+`editing.submit` with the optimistic version check; a conflict is answered with their
+version, never stored over it. No Streamlit here, so this is tested on both databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from store.accounts import PermissionDenied, Principal
+from store.db import Store
+from review_ui.components.audio_window import clip_wav, envelope
+from review_ui.editing import SaveConflict, TaskView, TurnValidationError, save_draft, submit
+
+MAX_WINDOW_S = 120.0  # the most audio the browser is sent at once
+DEFAULT_WINDOW_S = 30.0
+PEAKS_PER_S = 100  # min/max pairs per second of the window
+MAX_INTERVAL = dt.timedelta(minutes=5)  # longer gaps between saves are not counted as work
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class EditorSession:
+    """The server's side of one task open in one browser tab."""
+
+    task_pk: int
+    window: tuple[float, float]
+    handled: dict[str, int] = field(default_factory=dict)  # mount -> newest seq handled
+    ack: dict[str, Any] | None = None
+    since: dt.datetime = field(default_factory=now_utc)  # start of the current stretch of work
+    have: str | None = None  # the audio window the tab says it holds (`window_key`); not sent again
+    doc_version: int | None = None  # the saved version the tab says it holds; its turns are not sent again
+
+    def needs_audio(self, window: dict[str, Any]) -> bool:
+        return self.have != window_key(window)
+
+    def needs_turns(self, version: int) -> bool:
+        return self.doc_version != version
+
+
+def _js_number(x: float) -> str:
+    """A number as JavaScript's String() writes it (3.0 -> "3", 2.5 -> "2.5")."""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def window_key(window: dict[str, Any]) -> str:
+    """How the browser names the audio window it holds: "start-end"."""
+    return f"{_js_number(window['start'])}-{_js_number(window['end'])}"
+
+
+def clamp_window(view: TaskView, start: float, end: float) -> tuple[float, float]:
+    """The asked-for window inside the task's audio (its context), at most MAX_WINDOW_S long."""
+    lo = view.context_start_s
+    hi = min(view.context_end_s, view.duration_s) if view.duration_s else view.context_end_s
+    span = min(max(end - start, 1.0), MAX_WINDOW_S, max(hi - lo, 0.0))
+    start = min(max(start, lo), max(lo, hi - span))
+    return round(start, 3), round(start + span, 3)
+
+
+def first_window(view: TaskView, turn_index: int) -> tuple[float, float]:
+    """The window the editor opens on: around the turn it opens at."""
+    turn = view.turns[turn_index] if 0 <= turn_index < len(view.turns) else None
+    at = (turn["start"] if turn else view.start_s) - 2.0
+    return clamp_window(view, at, at + DEFAULT_WINDOW_S)
+
+
+@functools.lru_cache(maxsize=16)
+def window_audio(path: Path, start: float, end: float) -> tuple[bytes, dict[str, Any]]:
+    """The window's WAV and its min/max peaks (int8 scale, min and max interleaved), read by seeking."""
+    columns = max(1, int(round((end - start) * PEAKS_PER_S)))
+    env = envelope(path, start, end, columns=columns)
+    pairs = np.empty(2 * len(env.mins), dtype=np.int16)
+    pairs[0::2] = np.clip(np.round(env.mins * 127), -127, 127)
+    pairs[1::2] = np.clip(np.round(env.maxs * 127), -127, 127)
+    covered = max(env.end_s - env.start_s, 1e-6)
+    peaks = {"start": env.start_s, "end": env.end_s, "peaks": pairs.tolist(), "per_second": len(env.mins) / covered}
+    return clip_wav(path, start, end), peaks
+
+
+def handle(store: Store, principal: Principal, view: TaskView, state: EditorSession, message: Any) -> bool:
+    """Apply one message from the component and remember its acknowledgement in `state`; False for a repeat."""
+    if not isinstance(message, dict) or not isinstance(message.get("seq"), int) or not isinstance(message.get("mount"), str):
+        return False
+    mount, seq = message["mount"], message["seq"]
+    if seq <= state.handled.get(mount, 0):
+        return False  # a repeat (the browser did not see our answer yet): the stored ack answers it
+    if isinstance(message.get("have"), str):
+        state.have = message["have"]
+    if isinstance(message.get("doc_version"), int):
+        state.doc_version = message["doc_version"]
+    window = message.get("window")
+    if isinstance(window, dict) and all(isinstance(window.get(k), (int, float)) for k in ("start", "end")):
+        state.window = clamp_window(view, float(window["start"]), float(window["end"]))
+    op = message.get("op")
+    ack: dict[str, Any] = {"mount": mount, "seq": seq, "op": op, "ok": True}
+    if op in ("save", "submit"):
+        ack.update(_save(store, principal, view, state, op, message))
+    state.handled[mount] = seq
+    state.ack = ack
+    return True
+
+
+def _save(store: Store, principal: Principal, view: TaskView, state: EditorSession, op: str,
+          message: dict[str, Any]) -> dict[str, Any]:
+    base = message.get("base_version")
+    if not isinstance(base, int):
+        return {"ok": False, "error": "the save names no base version"}
+    started = max(state.since, now_utc() - MAX_INTERVAL)
+    action = submit if op == "submit" else save_draft
+    with store.session() as session:
+        try:
+            revision = action(session, principal, view.task_pk, base, message.get("turns"), started_at=started)
+        except SaveConflict as conflict:
+            return {"ok": False, "conflict": {"theirs_version": conflict.theirs_version, "theirs_author": conflict.theirs_author,
+                                              "theirs_turns": conflict.theirs_turns}}
+        except (TurnValidationError, PermissionDenied) as problem:
+            session.rollback()
+            return {"ok": False, "error": str(problem)}
+        version = int(revision.author_params["task_version"])
+    state.since = now_utc()
+    return {"ok": True, "version": version, "submitted": op == "submit"}

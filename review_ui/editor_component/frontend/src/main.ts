@@ -1,0 +1,681 @@
+// The turn editor: the whole editing loop runs here, in the browser; the server (Python) is asked only
+// to save (with the optimistic version check), to submit, and for the audio window in view.
+//
+// Nothing typed is lost: every keystroke updates the turns at once (no blur needed), the draft is kept
+// in localStorage under task+version, saves are debounced and retried until the server acknowledges
+// them, and leaving with unsaved edits asks first.
+
+import { onRender, setComponentValue, setFrameHeight } from "./streamlit";
+import * as T from "./turns";
+import { Turn } from "./turns";
+import { KeyMap, actionFor } from "./keymap";
+import { dropDraft, draftsOf, keepDraft } from "./drafts";
+import { AudioWindow, PALETTE, Waveform } from "./waveform";
+
+interface TaskInfo { pk: number; title: string; editable: boolean; duration: number; lo: number; hi: number }
+interface Conflict { theirs_version: number; theirs_author: string; theirs_turns: Turn[] }
+interface Ack { mount: string; seq: number; op: string; ok: boolean; version?: number; error?: string; conflict?: Conflict }
+interface Message { mount: string; seq: number; attempt: number; op: "save" | "submit" | "window"; base_version: number;
+  turns: Turn[] | null; window: { start: number; end: number } | null; turn: number;
+  have: string; doc_version: number }  // the audio window and the saved version this tab holds (the server then skips them)
+
+const SAVE_DEBOUNCE_MS = 700;
+const RETRY_MS = 5000;
+const UNDO_COALESCE_MS = 1200;
+const NUDGE_S = 0.1;
+const DRAFT_WRITE_MS = 150;  // a one-hour task's draft is a few hundred KB: not rewritten on every key
+
+const $ = <E extends HTMLElement>(id: string): E => document.getElementById(id) as E;
+const mount = Math.random().toString(36).slice(2);
+
+let task: TaskInfo | null = null;
+let keymap: KeyMap = {};
+let turns: Turn[] = [];
+let saved: Turn[] = [];
+let base = 0;
+let selected = 0;
+let submitted = false;
+let conflict: Conflict | null = null;
+let undoStack: { turns: Turn[]; selected: number }[] = [];
+let redoStack: { turns: Turn[]; selected: number }[] = [];
+let lastTextEdit = { turn: -1, at: 0 };
+let seq = 0;
+let inflight: Message | null = null;
+let inflightAt = 0;
+let pendingOp: "save" | "submit" | null = null;
+let wantedWindow: { start: number; end: number } | null = null;
+let saveTimer = 0;
+let audioKey = "";
+let audioUrl = "";
+let playWhenLoaded: number | null = null;
+let statusError = "";
+
+const audio = new Audio();
+audio.preload = "auto";
+audio.id = "player";
+audio.setAttribute("aria-label", "Audio of the window in view");
+document.body.appendChild(audio);  // no controls of its own: the toolbar and the keys drive it
+const wave = new Waveform($<HTMLCanvasElement>("wave"), {
+  seek: (t) => playFrom(t),
+  select: (i) => select(i, true),
+  moveEdge: (i, edge, t) => edit(T.moveEdge(turns, i, edge, t, task!.duration), i),
+});
+
+// ---------------------------------------------------------------- state and saving
+
+let dirtyMemo = { turns: [] as Turn[], saved: [] as Turn[], value: false };
+/** Whether the working turns differ from the saved ones (memoised: edits replace the arrays, never mutate them). */
+function dirty(): boolean {
+  if (dirtyMemo.turns !== turns || dirtyMemo.saved !== saved) dirtyMemo = { turns, saved, value: !T.sameTurns(turns, saved) };
+  return dirtyMemo.value;
+}
+
+function setStatus(): void {
+  const el = $("status");
+  el.className = statusError ? "error" : dirty() ? "dirty" : "";
+  if (submitted) el.textContent = "Submitted. Thank you!";
+  else if (statusError) el.textContent = statusError;
+  else if (conflict) el.textContent = "Conflict: choose below";
+  else if (inflight) el.textContent = "Saving…";
+  else if (dirty()) el.textContent = "Unsaved changes";
+  else el.textContent = `All changes saved · version ${base}`;
+}
+
+let keepTimer = 0;
+
+/** Keep the draft in this browser within DRAFT_WRITE_MS of an edit (and at once when the page is hidden or left). */
+function keepLocally(now = false): void {
+  window.clearTimeout(keepTimer);
+  if (!now) { keepTimer = window.setTimeout(() => keepLocally(true), DRAFT_WRITE_MS); return; }
+  if (!task) return;
+  if (dirty()) keepDraft(task.pk, base, turns);
+  else dropDraft(task.pk, base);
+}
+
+function scheduleSave(delay = SAVE_DEBOUNCE_MS): void {
+  window.clearTimeout(saveTimer);
+  saveTimer = window.setTimeout(() => requestSave("save"), delay);
+}
+
+function requestSave(op: "save" | "submit"): void {
+  if (!task || !task.editable || submitted) return;
+  if (op === "submit" || pendingOp === null) pendingOp = op;
+  pump();
+}
+
+/** Send the next message when none is waiting for its acknowledgement (one in flight, so saves never race). */
+function pump(): void {
+  if (!task || inflight || conflict) return;
+  let op: Message["op"] | null = null;
+  if (pendingOp === "submit") op = "submit";
+  else if (pendingOp === "save" && dirty()) op = "save";
+  else if (wantedWindow) op = "window";
+  pendingOp = null;
+  if (op === null) { setStatus(); return; }
+  if (op !== "window") window.clearTimeout(saveTimer);  // this save carries every edit so far
+  const win = wantedWindow || currentWindow();
+  inflight = { mount, seq: ++seq, attempt: 0, op, base_version: base, turns: op === "window" ? null : T.normalised(turns),
+    window: win, turn: selected + 1, have: audioKey, doc_version: base };
+  inflightAt = Date.now();
+  setComponentValue(inflight);
+  setStatus();
+}
+
+window.setInterval(() => {
+  if (inflight && Date.now() - inflightAt > RETRY_MS) {  // the server did not answer (restarting, lost connection): ask again
+    inflight = { ...inflight, attempt: inflight.attempt + 1 };
+    inflightAt = Date.now();
+    setComponentValue(inflight);
+    statusError = "";
+    $("status").textContent = "Server not answering; your changes are kept in this browser and will be saved";
+  }
+}, 1000);
+
+function onAck(ack: Ack): void {
+  if (!inflight || ack.mount !== mount || ack.seq !== inflight.seq) return;
+  const sent = inflight;
+  inflight = null;
+  if (sent.op === "window") { wantedWindow = null; pump(); return; }
+  if (ack.ok && ack.version !== undefined) {
+    dropDraft(task!.pk, base);
+    base = ack.version;
+    saved = sent.turns!;
+    statusError = "";
+    if (sent.op === "submit") {
+      submitted = true;
+      task!.editable = false;
+      renderAll();
+    }
+    keepLocally(true);
+    if (dirty()) scheduleSave(0);
+  } else if (ack.conflict) {
+    conflict = ack.conflict;
+    if (sent.op === "submit") pendingOp = "submit";
+    renderNotice();
+  } else {
+    statusError = `Not saved: ${ack.error || "the server refused the save"}`;
+  }
+  setStatus();
+  pump();
+}
+
+// ---------------------------------------------------------------- edits and undo
+
+/** Edits never mutate a turn or the list, so a snapshot is the list itself. */
+function snapshot(): { turns: Turn[]; selected: number } { return { turns, selected }; }
+
+/** Apply an edit (undoable), keep it locally at once and save it soon. */
+function edit(next: Turn[], nextSelected = selected, textOf = -1): void {
+  const now = Date.now();
+  const coalesce = textOf >= 0 && lastTextEdit.turn === textOf && now - lastTextEdit.at < UNDO_COALESCE_MS;
+  if (!coalesce) { undoStack.push(snapshot()); redoStack = []; }
+  lastTextEdit = textOf >= 0 ? { turn: textOf, at: now } : { turn: -1, at: 0 };
+  const before = turns;
+  const typing = isTyping(), caret = caretOffset();
+  turns = next;
+  selected = Math.max(0, Math.min(nextSelected, turns.length - 1));
+  keepLocally();
+  scheduleSave();
+  if (textOf >= 0) renderWords(textOf);
+  else updateRows(before, typing, caret);
+  drawWave();
+  setStatus();
+}
+
+function tryEdit(make: () => Turn[], nextSelected = selected): void {
+  if (!task || !task.editable) return;
+  try {
+    edit(make(), nextSelected);
+    statusError = "";
+  } catch (problem) {
+    statusError = (problem as Error).message;
+  }
+  setStatus();
+}
+
+function undo(): void {
+  const step = undoStack.pop();
+  if (!step) return;
+  redoStack.push(snapshot());
+  restore(step);
+}
+
+function redo(): void {
+  const step = redoStack.pop();
+  if (!step) return;
+  undoStack.push(snapshot());
+  restore(step);
+}
+
+function restore(step: { turns: Turn[]; selected: number }): void {
+  const before = turns;
+  const typing = isTyping(), caret = caretOffset();
+  turns = step.turns;
+  selected = Math.min(step.selected, turns.length - 1);
+  lastTextEdit = { turn: -1, at: 0 };
+  keepLocally();
+  scheduleSave();
+  updateRows(before, typing, caret);
+  drawWave();
+  setStatus();
+}
+
+/** Redraw only the rows that changed from `before` (by reference) and renumber the rows after them. */
+function updateRows(before: Turn[], typing: boolean, caret: number | null): void {
+  if (speakers().join("\n") !== renderedSpeakers) { renderTurns(true); return; }
+  let head = 0;
+  while (head < before.length && head < turns.length && before[head] === turns[head]) head++;
+  let tail = 0;
+  while (tail < before.length - head && tail < turns.length - head &&
+         before[before.length - 1 - tail] === turns[turns.length - 1 - tail]) tail++;
+  const box = $("turns");
+  const names = speakers();
+  for (let k = before.length - tail - 1; k >= head; k--) box.children[k].remove();
+  const fresh = turns.slice(head, turns.length - tail).map((_, k) => rowHtml(head + k, names)).join("");
+  const after = box.children[head] || null;
+  if (after) after.insertAdjacentHTML("beforebegin", fresh);
+  else box.insertAdjacentHTML("beforeend", fresh);
+  if (before.length !== turns.length) {
+    for (let i = turns.length - tail; i < turns.length; i++) renumber(box.children[i] as HTMLElement, i);
+  }
+  wave.turns = turns;
+  select(selected, typing, typing ? caret : null);
+}
+
+function renumber(row: HTMLElement, i: number): void {
+  row.dataset.i = String(i);
+  row.classList.toggle("selected", i === selected);
+  row.querySelector(".num")!.textContent = String(i + 1);
+  row.querySelector("select")!.setAttribute("aria-label", `Turn ${i + 1} speaker`);
+  row.querySelector("textarea")!.setAttribute("aria-label", `Turn ${i + 1} text`);
+}
+
+// ---------------------------------------------------------------- audio
+
+function currentWindow(): { start: number; end: number } {
+  const w = wave.window;
+  return w ? { start: w.start, end: w.end } : windowAround(turns[selected] ? turns[selected].start : task!.lo);
+}
+
+function windowAround(t: number): { start: number; end: number } {
+  const span = Number(($("zoom") as HTMLSelectElement).value);
+  const lo = task!.lo, hi = task!.hi;
+  const start = Math.max(lo, Math.min(t - 2, hi - span));
+  return { start: Math.max(lo, start), end: Math.min(hi, Math.max(lo, start) + span) };
+}
+
+function inWindow(t: number): boolean {
+  const w = wave.window;
+  return !!w && t >= w.start && t < w.end - 0.05;
+}
+
+function askWindow(win: { start: number; end: number }): void {
+  wantedWindow = win;
+  pump();
+}
+
+function playFrom(t: number): void {
+  if (!inWindow(t)) { playWhenLoaded = t; askWindow(windowAround(t)); return; }
+  audio.currentTime = t - wave.window!.start;
+  void audio.play();
+}
+
+function togglePlay(): void {
+  if (!audio.paused) { audio.pause(); return; }
+  const w = wave.window;
+  const now = w ? w.start + audio.currentTime : -1;
+  const turn = turns[selected];
+  if (turn && !(now >= turn.start - 2 && now < turn.end + 2)) playFrom(turn.start);
+  else if (w) void audio.play();
+}
+
+function tick(): void {
+  const w = wave.window;
+  if (w) {
+    const now = w.start + audio.currentTime;
+    const turn = turns[selected];
+    if (turn && ($("loop") as HTMLInputElement).checked && !audio.paused && now >= turn.end) audio.currentTime = turn.start - w.start;
+    if (wave.playhead !== now) {
+      wave.playhead = now;
+      drawWave();
+      $("clock").textContent = `${now.toFixed(2)} s`;
+    }
+  }
+  const label = audio.paused ? "▶ Play" : "⏸ Pause";
+  if ($("play").textContent !== label) $("play").textContent = label;  // untouched DOM: no layout of the list per frame
+  window.requestAnimationFrame(tick);
+}
+
+function takeAudio(win: AudioWindow | null, bytes: unknown): void {
+  if (!win) return;
+  const key = `${win.start}-${win.end}`;
+  if (key === audioKey) return;
+  if (!(bytes instanceof Uint8Array || bytes instanceof ArrayBuffer)) {  // the server thinks this tab holds it: ask
+    if (!wantedWindow) askWindow({ start: win.start, end: win.end });
+    return;
+  }
+  audioKey = key;
+  wave.window = win;
+  if (audioUrl) URL.revokeObjectURL(audioUrl);
+  audioUrl = URL.createObjectURL(new Blob([bytes as BlobPart], { type: "audio/wav" }));
+  const rate = audio.playbackRate;
+  audio.src = audioUrl;
+  audio.playbackRate = rate;
+  audio.defaultPlaybackRate = rate;
+  if (playWhenLoaded !== null && inWindow(playWhenLoaded)) {
+    const t = playWhenLoaded;
+    playWhenLoaded = null;
+    audio.addEventListener("loadedmetadata", () => playFrom(t), { once: true });
+  }
+  drawWave();
+}
+
+// ---------------------------------------------------------------- selection and the address bar
+
+function select(i: number, focus: boolean, caret: number | null = null): void {
+  if (!turns.length) return;
+  selected = Math.max(0, Math.min(i, turns.length - 1));
+  document.querySelectorAll(".turn.selected").forEach((el) => el.classList.remove("selected"));
+  const row = rowAt(selected);
+  row?.classList.add("selected");
+  if (focus) {
+    const area = row?.querySelector("textarea") as HTMLTextAreaElement | null;
+    if (area) {
+      area.focus({ preventScroll: false });
+      const at = caret === null ? area.value.length : caret;
+      area.setSelectionRange(at, at);
+      area.scrollIntoView({ block: "nearest" });
+    }
+  }
+  const turn = turns[selected];
+  if (turn && !(inWindow(turn.start) && inWindow(Math.min(turn.end, turn.start + 1)))) askWindow(windowAround(turn.start));
+  drawWave();
+  nameInAddressBar();
+}
+
+function nameInAddressBar(): void {
+  if (!task) return;
+  try {
+    const top = window.parent;
+    const url = new URL(top.location.href);
+    url.searchParams.set("task", String(task.pk));
+    url.searchParams.set("turn", String(selected + 1));
+    if (url.href !== top.location.href) top.history.replaceState(top.history.state, "", url.href);
+  } catch { /* another origin: leave the address alone */ }
+}
+
+function move(delta: number): void {
+  if (dirty()) requestSave("save");
+  select(selected + delta, true);
+}
+
+// ---------------------------------------------------------------- rendering
+
+const escape = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+const fmt = (t: number): string => t.toFixed(2);
+
+function speakers(): string[] {
+  return [...new Set(turns.map((t) => t.speaker))].sort();
+}
+
+function wordsHtml(turn: Turn): string {
+  return T.wordsMatch(turn)
+    ? turn.words.map((w, j) => `<span data-w="${j}" class="${w.probability < 0.6 ? "unsure" : ""}" title="${fmt(w.start)} s · model probability ${w.probability.toFixed(2)}">${escape(w.text)}</span>`).join(" ")
+    : "";
+}
+
+function renderWords(i: number): void {
+  const row = rowAt(i)?.querySelector(".words");
+  if (row) row.innerHTML = wordsHtml(turns[i]);
+}
+
+let renderedSpeakers = "";
+
+function rowHtml(i: number, names: string[]): string {
+  const t = turns[i];
+  const readOnly = !task || !task.editable;
+  const options = names.map((s, k) => `<option value="${escape(s)}"${s === t.speaker ? " selected" : ""}>${k + 1} ${escape(s)}</option>`).join("");
+  const colour = PALETTE[names.indexOf(t.speaker) % PALETTE.length];
+  return `<div class="turn${i === selected ? " selected" : ""}" data-i="${i}" role="listitem">
+    <div class="num" style="border-left:4px solid ${colour};padding-left:4px">${i + 1}</div>
+    <div class="meta"><select aria-label="Turn ${i + 1} speaker"${readOnly ? " disabled" : ""}>${options}</select>
+      <div>${fmt(t.start)}–${fmt(t.end)} s</div></div>
+    <div><textarea rows="2" aria-label="Turn ${i + 1} text"${readOnly ? " readonly" : ""}>${escape(t.text)}</textarea>
+      <div class="words">${wordsHtml(t)}</div></div></div>`;
+}
+
+function rowAt(i: number): HTMLElement | null {
+  return ($("turns").children[i] as HTMLElement | undefined) || null;
+}
+
+const isTyping = (): boolean => !!document.activeElement && document.activeElement.tagName === "TEXTAREA";
+
+function renderTurns(keepFocus: boolean): void {
+  const box = $("turns");
+  const wasTyping = isTyping();
+  const caret = caretOffset();
+  const names = speakers();
+  renderedSpeakers = names.join("\n");
+  box.innerHTML = turns.map((_, i) => rowHtml(i, names)).join("");
+  wave.turns = turns;
+  wave.speakers = names;
+  const from = $<HTMLSelectElement>("rename-from");
+  from.innerHTML = names.map((s) => `<option>${escape(s)}</option>`).join("");
+  if (keepFocus) select(selected, wasTyping, wasTyping ? caret : null);
+}
+
+function drawWave(): void {
+  wave.selected = selected;
+  wave.turns = turns;
+  wave.draw();
+}
+
+function renderNotice(): void {
+  const box = $("notice");
+  box.className = "";
+  if (!conflict) { box.innerHTML = ""; return; }
+  box.className = "conflict";
+  const theirs = conflict.theirs_turns;
+  const sameShape = theirs.length === turns.length;
+  const rows = [];
+  const n = Math.max(theirs.length, turns.length, saved.length);
+  for (let i = 0; i < n; i++) {
+    const b = saved[i], m = turns[i], t = theirs[i];
+    const line = (x?: Turn) => (x ? `${escape(x.speaker)} ${fmt(x.start)}–${fmt(x.end)}: ${escape(x.text)}` : "—");
+    if (line(m) === line(t)) continue;
+    const pick = sameShape ? `<label><input type="radio" name="c${i}" value="mine" checked> mine</label> <label><input type="radio" name="c${i}" value="theirs"> theirs</label>` : "";
+    rows.push(`<div>${i + 1}</div><div>${line(b)}</div><div class="changed">${line(m)} ${pick}</div><div class="changed">${line(t)}</div>`);
+  }
+  box.innerHTML = `<b>Conflict:</b> ${escape(conflict.theirs_author)} saved version ${conflict.theirs_version} after the version ${base} your edits are based on.
+    Nothing was overwritten. Differences (base · mine · theirs):
+    <div class="diff"><b>turn</b><b>base</b><b>mine</b><b>theirs</b>${rows.join("")}</div>
+    ${sameShape ? '<button id="c-pick">Save my choices per turn</button>' : ""}
+    <button id="c-mine">Keep mine (save on top of theirs)</button> <button id="c-theirs">Take theirs (discard mine)</button>`;
+  const resolve = (chosen: Turn[]) => {
+    const c = conflict!;
+    conflict = null;
+    dropDraft(task!.pk, base);
+    base = c.theirs_version;
+    saved = T.clone(c.theirs_turns);
+    undoStack.push(snapshot());
+    turns = chosen;
+    keepLocally(true);
+    renderNotice();
+    renderTurns(false);
+    drawWave();
+    if (dirty() || pendingOp === "submit") requestSave(pendingOp === "submit" ? "submit" : "save");
+    setStatus();
+  };
+  $("c-mine").onclick = () => resolve(turns);
+  $("c-theirs").onclick = () => { pendingOp = null; resolve(T.clone(theirs)); };
+  if (sameShape) $("c-pick").onclick = () => resolve(turns.map((m, i) => {
+    const choice = (box.querySelector(`input[name="c${i}"]:checked`) as HTMLInputElement | null)?.value;
+    return choice === "theirs" ? theirs[i] : m;
+  }));
+}
+
+function showOlderDraft(): void {
+  if (!task) return;
+  const older = draftsOf(task.pk).filter((d) => d.version < base);
+  for (const d of older) if (T.sameTurns(d.turns, saved)) dropDraft(task.pk, d.version);
+  const left = older.find((d) => !T.sameTurns(d.turns, saved));
+  if (!left || !task.editable) return;
+  const box = $("notice");
+  box.innerHTML = `This browser holds unsaved edits made on version ${left.version} (the task is now at version ${base}).
+    <button id="d-restore">Restore my unsaved edits</button> <button id="d-discard">Discard them</button>`;
+  $("d-restore").onclick = () => { dropDraft(task!.pk, left.version); box.innerHTML = ""; edit(left.turns); };
+  $("d-discard").onclick = () => { dropDraft(task!.pk, left.version); box.innerHTML = ""; };
+}
+
+function renderKeys(): void {
+  const names: Record<string, string> = {
+    play_pause: "play / pause", replay_turn: "play the turn from its start", skip_back: "back 2 s", loop: "loop the turn on/off",
+    accept_next: "accept the turn and go to the next", next_turn: "next turn", prev_turn: "previous turn",
+    split: "split at the text cursor", merge_prev: "merge with the previous turn", undo: "undo", redo: "redo", save: "save now",
+    nudge_start_earlier: "start 0.1 s earlier", nudge_start_later: "start 0.1 s later", nudge_end_earlier: "end 0.1 s earlier",
+    nudge_end_later: "end 0.1 s later" };
+  const lines = Object.entries(keymap).filter(([a]) => !a.startsWith("speaker_"))
+    .map(([a, combos]) => `${combos.map((c) => `<kbd>${escape(c)}</kbd>`).join(" ")} ${names[a] || a}`);
+  lines.push(`<kbd>Alt+1</kbd>…<kbd>Alt+9</kbd> speaker by number`);
+  $("keys").innerHTML = lines.join(" · ") + "<br>Plain keys (space, j, k, r) act only when no text field has the focus.";
+}
+
+function renderAll(): void {
+  document.querySelectorAll<HTMLElement>(".edit").forEach((el) => (el.style.display = task && task.editable ? "" : "none"));
+  renderTurns(false);
+  renderNotice();
+  drawWave();
+  setStatus();
+}
+
+// ---------------------------------------------------------------- keys and controls
+
+function caretOffset(): number | null {
+  const el = document.activeElement as HTMLTextAreaElement | null;
+  return el && el.tagName === "TEXTAREA" ? el.selectionStart : null;
+}
+
+function nudge(edge: "start" | "end", delta: number): void {
+  tryEdit(() => T.moveEdge(turns, selected, edge, turns[selected][edge] + delta, task!.duration));
+}
+
+const actions: Record<string, () => void> = {
+  play_pause: togglePlay,
+  replay_turn: () => turns[selected] && playFrom(turns[selected].start),
+  skip_back: () => wave.window && playFrom(Math.max(wave.window.start, wave.window.start + audio.currentTime - 2)),
+  loop: () => { const box = $<HTMLInputElement>("loop"); box.checked = !box.checked; },
+  accept_next: () => { requestSave("save"); select(selected + 1, true); },
+  next_turn: () => move(1),
+  prev_turn: () => move(-1),
+  split: () => {
+    const at = caretOffset() ?? Math.floor(turns[selected].text.length / 2);
+    tryEdit(() => T.splitAt(turns, selected, at), selected + 1);
+    select(selected, true, 0);
+  },
+  merge_prev: () => {
+    const join = selected > 0 ? turns[selected - 1].text.trim().length + 1 : 0;
+    tryEdit(() => T.mergeWithPrevious(turns, selected), selected - 1);
+    select(selected, true, join);
+  },
+  undo, redo,
+  save: () => requestSave("save"),
+  nudge_start_earlier: () => nudge("start", -NUDGE_S),
+  nudge_start_later: () => nudge("start", NUDGE_S),
+  nudge_end_earlier: () => nudge("end", -NUDGE_S),
+  nudge_end_later: () => nudge("end", NUDGE_S),
+};
+for (let n = 1; n <= 9; n++) {
+  actions[`speaker_${n}`] = () => {
+    const name = speakers()[n - 1];
+    if (name) tryEdit(() => T.setSpeaker(turns, selected, name));
+  };
+}
+
+document.addEventListener("keydown", (e) => {
+  const target = e.target as HTMLElement;
+  const typing = ["TEXTAREA", "INPUT", "SELECT"].includes(target.tagName);
+  const action = actionFor(keymap, e, typing);
+  if (!action || !actions[action]) return;
+  const editing = !["play_pause", "replay_turn", "skip_back", "loop", "next_turn", "prev_turn"].includes(action);
+  if (editing && (!task || !task.editable)) return;
+  e.preventDefault();
+  e.stopPropagation();
+  actions[action]();
+});
+
+$("turns").addEventListener("input", (e) => {
+  const area = e.target as HTMLTextAreaElement;
+  if (area.tagName !== "TEXTAREA") return;
+  const i = Number(area.closest<HTMLElement>(".turn")!.dataset.i);
+  edit(T.withText(turns, i, area.value), i, i);
+});
+$("turns").addEventListener("change", (e) => {
+  const box = e.target as HTMLSelectElement;
+  if (box.tagName !== "SELECT") return;
+  const i = Number(box.closest<HTMLElement>(".turn")!.dataset.i);
+  selected = i;
+  tryEdit(() => T.setSpeaker(turns, i, box.value), i);
+});
+$("turns").addEventListener("focusin", (e) => {
+  const row = (e.target as HTMLElement).closest<HTMLElement>(".turn");
+  if (row && Number(row.dataset.i) !== selected) select(Number(row.dataset.i), false);
+});
+$("turns").addEventListener("click", (e) => {
+  const word = (e.target as HTMLElement).closest<HTMLElement>(".words span");
+  if (!word) return;
+  const i = Number(word.closest<HTMLElement>(".turn")!.dataset.i);
+  select(i, false);
+  playFrom(turns[i].words[Number(word.dataset.w)].start);
+});
+
+const click = (id: string, run: () => void) => $(id).addEventListener("click", run);
+click("play", togglePlay);
+click("back", actions.skip_back);
+click("save", () => requestSave("save"));
+click("submit", () => requestSave("submit"));
+click("undo", undo);
+click("redo", redo);
+click("split", actions.split);
+click("merge", actions.merge_prev);
+click("add", () => tryEdit(() => T.addTurnAfter(turns, selected, task!.duration), selected + 1));
+click("delete", () => tryEdit(() => T.deleteTurn(turns, selected), selected));
+click("start-earlier", actions.nudge_start_earlier);
+click("start-later", actions.nudge_start_later);
+click("end-earlier", actions.nudge_end_earlier);
+click("end-later", actions.nudge_end_later);
+click("prev", actions.prev_turn);
+click("next", actions.next_turn);
+click("earlier", () => { const w = currentWindow(); askWindow(windowAround(w.start - (w.end - w.start) * 0.8 + 2)); });
+click("later", () => { const w = currentWindow(); askWindow(windowAround(w.start + (w.end - w.start) * 0.8 + 2)); });
+click("replace-all", () => {
+  const [next, count] = T.replaceAll(turns, $<HTMLInputElement>("find").value, $<HTMLInputElement>("replace").value);
+  if (count) edit(next);
+  statusError = "";
+  $("status").textContent = `Replaced ${count}`;
+});
+click("rename", () => tryEdit(() => T.renameSpeaker(turns, $<HTMLSelectElement>("rename-from").value, $<HTMLInputElement>("rename-to").value)));
+$("speed").addEventListener("change", () => {
+  audio.playbackRate = audio.defaultPlaybackRate = Number($<HTMLSelectElement>("speed").value);
+});
+$("zoom").addEventListener("change", () => turns[selected] && askWindow(windowAround(turns[selected].start)));
+
+// Leaving with unsaved edits asks first; a hidden tab saves at once (the draft is in localStorage either way).
+try {
+  window.parent.addEventListener("beforeunload", (e) => {
+    keepLocally(true);
+    if (task && task.editable && (dirty() || inflight)) { e.preventDefault(); e.returnValue = ""; }
+  });
+  window.parent.document.addEventListener("visibilitychange", () => {
+    if (window.parent.document.visibilityState === "hidden") { keepLocally(true); if (dirty()) requestSave("save"); }
+  });
+  window.parent.addEventListener("pagehide", () => keepLocally(true));
+} catch { /* another origin */ }
+
+// ---------------------------------------------------------------- what the server sends
+
+onRender((args) => {
+  const info = args.task as TaskInfo;
+  const doc = args.doc as { version: number; turns: Turn[] | null };
+  keymap = (args.keymap as KeyMap) || keymap;
+  if ((!task || task.pk !== info.pk) && !doc.turns) {  // a new tab where the server thought one was open: ask for the turns
+    if (!inflight) {
+      inflight = { mount, seq: ++seq, attempt: 0, op: "window", base_version: -1, turns: null,
+        window: null, turn: 1, have: "", doc_version: -1 };
+      inflightAt = Date.now();
+      setComponentValue(inflight);
+    }
+    return;
+  }
+  if (!task || task.pk !== info.pk) {
+    task = { ...info };
+    turns = T.clone(doc.turns!);
+    saved = T.clone(doc.turns!);
+    base = doc.version;
+    const exact = draftsOf(task.pk).find((d) => d.version === base);
+    if (exact && task.editable && !T.sameTurns(exact.turns, saved)) {
+      turns = exact.turns;  // typing from before a reload, a crash or a closed tab
+      scheduleSave(0);
+    }
+    const wanted = Number(args.initial_turn || 1) - 1;
+    selected = Math.max(0, Math.min(wanted, turns.length - 1));
+    renderKeys();
+    takeAudio(args.window as AudioWindow | null, args.audio);  // before selecting: the window already holds the turn
+    renderAll();
+    showOlderDraft();
+    select(selected, task.editable);
+  } else if (!task.editable && info.editable === false) {
+    task.editable = false;
+  } else if (doc.turns && !dirty() && !inflight && !conflict && doc.version > base) {
+    base = doc.version;  // saved elsewhere while nothing here was unsaved: show the newest
+    turns = T.clone(doc.turns);
+    saved = T.clone(doc.turns);
+    renderTurns(false);
+  }
+  takeAudio(args.window as AudioWindow | null, args.audio);
+  if (args.ack) onAck(args.ack as Ack);
+  setStatus();
+  setFrameHeight(document.body.scrollHeight + 4);
+});
+
+new ResizeObserver(() => { setFrameHeight(document.body.scrollHeight + 4); drawWave(); }).observe(document.body);
+window.requestAnimationFrame(tick);

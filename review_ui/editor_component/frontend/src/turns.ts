@@ -1,0 +1,126 @@
+// Turn edits as pure functions over the one turn shape
+// {speaker, start, end, text, words: [{text, start, end, probability}]}; each returns new turns.
+
+export interface Word { text: string; start: number; end: number; probability: number }
+export interface Turn { speaker: string; start: number; end: number; text: string; words: Word[] }
+
+export const MIN_TURN_S = 0.01;
+
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+export const tokens = (text: string): string[] => text.split(/\s+/).filter(Boolean);
+
+export function clone(turns: Turn[]): Turn[] {
+  return turns.map((t) => ({ ...t, words: t.words.map((w) => ({ ...w })) }));
+}
+
+/** Whether the timed words still spell the text (false once a person retyped a word). */
+export function wordsMatch(turn: Turn): boolean {
+  const toks = tokens(turn.text);
+  return turn.words.length > 0 && turn.words.length === toks.length && turn.words.every((w, i) => w.text.trim() === toks[i]);
+}
+
+/** The turn with new text; timed words are kept only while they still spell it. */
+export function withText(turns: Turn[], i: number, text: string): Turn[] {
+  const out = turns.slice();
+  const changed = { ...turns[i], text };
+  out[i] = wordsMatch(changed) ? changed : { ...changed, words: [] };
+  return out;
+}
+
+/** Split turn i at a character offset of its text: timed words go with their tokens, else the time is shared by characters. */
+export function splitAt(turns: Turn[], i: number, offset: number): Turn[] {
+  const turn = turns[i];
+  const before = turn.text.slice(0, offset).trim();
+  const after = turn.text.slice(offset).trim();
+  if (!before || !after) throw new Error("put the text cursor between two words to split");
+  const cut = tokens(before).length;
+  let at: number;
+  const aligned = wordsMatch(turn);
+  if (aligned) at = turn.words[cut].start;
+  else at = turn.start + ((turn.end - turn.start) * before.length) / (before.length + after.length + 1);
+  at = Math.min(Math.max(at, turn.start + MIN_TURN_S), turn.end - MIN_TURN_S);
+  const first: Turn = { ...turn, end: r3(at), text: before, words: aligned ? turn.words.slice(0, cut) : [] };
+  const second: Turn = { ...turn, start: r3(at), text: after, words: aligned ? turn.words.slice(cut) : [] };
+  return [...turns.slice(0, i), first, second, ...turns.slice(i + 1)];
+}
+
+/** Join turn i onto the turn before it (the earlier turn's speaker is kept). */
+export function mergeWithPrevious(turns: Turn[], i: number): Turn[] {
+  if (i <= 0) throw new Error("the first turn has no previous turn to merge with");
+  const a = turns[i - 1], b = turns[i];
+  const aligned = wordsMatch(a) && wordsMatch(b);
+  const merged: Turn = { ...a, start: Math.min(a.start, b.start), end: Math.max(a.end, b.end),
+    text: [a.text.trim(), b.text.trim()].filter(Boolean).join(" "), words: aligned ? [...a.words, ...b.words] : [] };
+  return [...turns.slice(0, i - 1), merged, ...turns.slice(i + 1)];
+}
+
+export function deleteTurn(turns: Turn[], i: number): Turn[] {
+  return [...turns.slice(0, i), ...turns.slice(i + 1)];
+}
+
+export function addTurnAfter(turns: Turn[], i: number, duration: number): Turn[] {
+  const prev = turns[i];
+  const start = prev ? prev.end : 0;
+  const end = Math.min(start + 1, duration);
+  if (end - start < MIN_TURN_S) throw new Error("no room for a new turn after the end of the audio");
+  const turn: Turn = { speaker: prev ? prev.speaker : "spk-1", start: r3(start), end: r3(end), text: "", words: [] };
+  return [...turns.slice(0, i + 1), turn, ...turns.slice(i + 1)];
+}
+
+export function setSpeaker(turns: Turn[], i: number, speaker: string): Turn[] {
+  const out = turns.slice();
+  out[i] = { ...turns[i], speaker };
+  return out;
+}
+
+/** Move one edge of turn i to `at` seconds, kept inside 0..duration and at least MIN_TURN_S long. */
+export function moveEdge(turns: Turn[], i: number, edge: "start" | "end", at: number, duration: number): Turn[] {
+  const turn = turns[i];
+  const value = edge === "start" ? Math.min(Math.max(0, at), turn.end - MIN_TURN_S) : Math.max(Math.min(duration, at), turn.start + MIN_TURN_S);
+  const out = turns.slice();
+  out[i] = { ...turn, [edge]: r3(value) };
+  return out;
+}
+
+export function renameSpeaker(turns: Turn[], from: string, to: string): Turn[] {
+  if (!to.trim()) throw new Error("the new speaker name may not be empty");
+  return turns.map((t) => (t.speaker === from ? { ...t, speaker: to.trim() } : t));
+}
+
+/** Replace every occurrence of `find` in every turn's text; returns the turns and how many were replaced. */
+export function replaceAll(turns: Turn[], find: string, replacement: string): [Turn[], number] {
+  if (!find) return [turns, 0];
+  let count = 0;
+  let out = turns;
+  turns.forEach((t, i) => {
+    const parts = t.text.split(find);
+    if (parts.length > 1) {
+      count += parts.length - 1;
+      out = withText(out, i, parts.join(replacement));
+    }
+  });
+  return [out, count];
+}
+
+/** Whether two turn lists store the same (as the server would: text trimmed, times to the millisecond); no allocation. */
+export function sameTurns(a: Turn[], b: Turn[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i], y = b[i];
+    if (x === y) continue;
+    if (x.speaker !== y.speaker || r3(x.start) !== r3(y.start) || r3(x.end) !== r3(y.end) || x.text.trim() !== y.text.trim() ||
+        x.words.length !== y.words.length) return false;
+    for (let j = 0; j < x.words.length; j++) {
+      const v = x.words[j], w = y.words[j];
+      if (v.text !== w.text || v.start !== w.start || v.end !== w.end || v.probability !== w.probability) return false;
+    }
+  }
+  return true;
+}
+
+/** What the server stores: trimmed text, times in milliseconds precision. */
+export function normalised(turns: Turn[]): Turn[] {
+  return turns.map((t) => ({ speaker: t.speaker, start: r3(t.start), end: r3(t.end), text: t.text.trim(),
+    words: t.words.map((w) => ({ text: w.text, start: w.start, end: w.end, probability: w.probability })) }));
+}
