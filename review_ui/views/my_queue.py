@@ -8,10 +8,6 @@ import streamlit as st
 from review_ui.page_widgets import editor_buttons
 from review_ui.session_auth import get_store, require_page
 
-<<<<<<<< HEAD:review_ui/views/my_queue.py
-========
-EDITOR_PAGE = "views/editor.py"
->>>>>>>> 45d53d0 (Transcriber's editor (issue #11): a bundled bidirectional Streamlit component owns the editing loop in the browser (text, split at the cursor, merge, speaker 1-9, next/previous, nudge and drag boundaries, undo/redo, find/replace, rename speaker, speed, loop, seek); debounced acknowledged saves with the optimistic version check; drafts in localStorage by task+version; server-side web sessions (cookie token, hashed, expiry, revoked on sign-out); deep links /editor?task=N&turn=M signed out; address bar names task and turn; pages/ renamed views/ so Streamlit's folder discovery never bypasses app.py; browser tests (every shortcut right after typing, Next, reload, closed tab, jk r, deep link, session, editing loop, no request off the server); editor bench):review_ui/views/my_tasks.py
 
 def render_my_queue() -> None:
     from review_ui.tasks import queue_for
