@@ -1,1 +1,1 @@
-"""Pieces of the editor page that draw or play audio: windowed reading, the waveform, keyboard shortcuts."""
+"""Pieces of the editor page around the editor component: windowed audio reading and the side panels."""
