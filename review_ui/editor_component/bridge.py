@@ -109,6 +109,8 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
     ack: dict[str, Any] = {"mount": mount, "seq": seq, "op": op, "ok": True}
     if op in ("save", "submit"):
         ack.update(_save(store, principal, view, state, op, message))
+        if ack["ok"]:
+            state.doc_version = ack["version"]  # the tab holds what it just saved: its turns are not sent back
     state.handled[mount] = seq
     state.ack = ack
     return True

@@ -32,7 +32,7 @@ def _texts(rs: ReviewStore, task_pk: int) -> list[str]:
 
 def message(seq: int, op: str, base: int, turns: Any, mount: str = "tab-a", window: tuple[float, float] = (0.0, 10.0)) -> dict[str, Any]:
     return {"mount": mount, "seq": seq, "attempt": 0, "op": op, "base_version": base, "turns": turns,
-            "window": {"start": window[0], "end": window[1]}, "turn": 1}
+            "window": {"start": window[0], "end": window[1]}, "turn": 1, "have": "0-10", "doc_version": base}
 
 
 def test_saves_are_handled_once_and_a_conflict_stores_nothing_of_ours(review_store: ReviewStore) -> None:
@@ -43,6 +43,7 @@ def test_saves_are_handled_once_and_a_conflict_stores_nothing_of_ours(review_sto
     mine = [{**view.turns[0], "text": "Hello there."}, *view.turns[1:]]
     assert handle(review_store.store, ann1, view, state, message(1, "save", 0, mine))
     assert state.ack == {"mount": "tab-a", "seq": 1, "op": "save", "ok": True, "version": 1, "submitted": False}
+    assert state.doc_version == 1 and not state.needs_turns(1), "the tab holds what it saved: not sent back"
     assert not handle(review_store.store, ann1, view, state, {**message(1, "save", 0, mine), "attempt": 1}), "a repeat"
     assert _texts(review_store, task_pk) == ["Hello there."]
 
@@ -60,6 +61,8 @@ def test_saves_are_handled_once_and_a_conflict_stores_nothing_of_ours(review_sto
     other_tab = EditorSession(task_pk, first_window(view, 0))  # a new mount starts its own sequence
     assert handle(review_store.store, ann1, view, other_tab, message(1, "window", 3, None, mount="tab-b", window=(1.0, 5.0)))
     assert other_tab.ack == {"mount": "tab-b", "seq": 1, "op": "window", "ok": True} and other_tab.window == (1.0, 5.0)
+    assert not other_tab.needs_audio({"start": 0.0, "end": 10.0}) and other_tab.needs_audio({"start": 1.0, "end": 5.0}), \
+        "audio is sent again only for a window the tab does not hold (named as the browser names it)"
 
 
 def test_bad_turns_are_refused_with_the_reason_and_submit_hands_the_task_to_review(review_store: ReviewStore) -> None:
