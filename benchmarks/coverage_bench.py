@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert  # noqa: E402
 
 from collection.consent import import_consents  # noqa: E402
+from store.do_not_collect import DoNotCollect  # noqa: E402
 from collection.coverage import _fetch, _participants, compute_coverage  # noqa: E402
 from collection.intake import ingest_manifest  # noqa: E402
 from collection.synthetic import DIALOGUES_DIR  # noqa: E402
@@ -115,9 +116,10 @@ def ingest_throughput(home: Path, count: int) -> float:
     files = home / "files"
     files.mkdir()
     manifest = short_files(files, count)
+    blocked = DoNotCollect.for_store(store)
     with store.session() as session:
         register_protocol(session, parse_protocol(PROTOCOL.read_text(), "en"))
-        import_consents(session, DIALOGUES_DIR / "consent.csv")
+        import_consents(session, DIALOGUES_DIR / "consent.csv", blocked)
         session.commit()
     start = time.perf_counter()
     report = ingest_manifest(store, "en-dialogue-accents", manifest)

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, select, text  # noqa: E402
 
 from collection.consent import import_consents  # noqa: E402
+from store.do_not_collect import DoNotCollect  # noqa: E402
 from collection.intake import ingest_manifest  # noqa: E402
 from collection.synthetic import DIALOGUES_DIR  # noqa: E402
 from store import models  # noqa: E402
@@ -73,9 +74,10 @@ def prepare(store: Store, workdir: Path, people: int) -> tuple[list[tuple[Princi
     dialogues = workdir / "dialogues"
     shutil.copytree(DIALOGUES_DIR, dialogues)
     protocol = load_protocol(PROTOCOL)
+    blocked = DoNotCollect.for_store(store)
     with store.session() as session:
         register_protocol(session, protocol)
-        import_consents(session, dialogues / "consent.csv")
+        import_consents(session, dialogues / "consent.csv", blocked)
         session.commit()
     ingest_manifest(store, protocol.id, dialogues / "manifest.jsonl", actor="bench")
     with store.session() as session:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collection.consent import consent_problems, current_consent
+from collection.consent import consent_histories, judge_consent
 from collection.manifest import ManifestItem
 from collection.measurements import Measurements
 from store import models
@@ -76,14 +76,17 @@ def _session_reasons(session: Session, item: ManifestItem) -> list[Reason]:
 
 
 def consent_reasons(session: Session, item: ManifestItem, protocol: Protocol, today: dt.date) -> list[Reason]:
-    on = item.recorded_on or today
+    """Each speaker's consent must cover the recording on its date and still be in force at intake (`today`)."""
     reasons = []
+    refs = [s.consent_ref for s in item.speakers if s.consent_ref]
+    histories = consent_histories(session, refs) if refs else {}
     for speaker in item.speakers:
         if not speaker.consent_ref:
             reasons.append(Reason("consent", f"speaker {speaker.speaker_id} has no consent reference"))
             continue
-        record = current_consent(session, speaker.consent_ref)
-        reasons += [Reason("consent", m) for m in consent_problems(record, speaker.consent_ref, speaker.speaker_id, protocol, on)]
+        verdict = judge_consent(histories.get(speaker.consent_ref, []), speaker.consent_ref, speaker.speaker_id,
+                                on=today, protocol=protocol, recorded_on=item.recorded_on or today)
+        reasons += [Reason("consent", p.message) for p in verdict.problems]
     return reasons
 
 

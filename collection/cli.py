@@ -28,17 +28,25 @@ class CoverageFormat(str, Enum):
 def consent_import(file: Annotated[Path, typer.Argument(help="Consent records, CSV or JSONL.", exists=True, dir_okay=False)]) -> None:
     """Append consent records (a withdrawal is a new record for the same consent_id)."""
     from collection.consent import import_consents
+    from store.do_not_collect import DoNotCollect, DoNotCollectKeyError
 
     store = store_for_cli()
+    try:
+        blocked = DoNotCollect.for_store(store)
+    except DoNotCollectKeyError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(Exit.FAILED) from None
     with store.session() as session:
         try:
-            result = import_consents(session, file)
+            result = import_consents(session, file, blocked)
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(Exit.USAGE) from None
         session.commit()
     for line, message in result.errors:
         err.print(f"[red]{file.name}:{line}[/red]: {message}")
+    for line, message in result.not_in_force:
+        err.print(f"[yellow]{file.name}:{line}[/yellow]: {message}")
     out.print(f"consent: {result.added} record(s) added, {result.unchanged} unchanged, {len(result.errors)} refused")
     raise typer.Exit(Exit.REJECTED if result.errors else Exit.OK)
 
@@ -86,6 +94,8 @@ def ingest(
     from collection.intake import ingest_manifest
     from collection.manifest import read_manifest
 
+    from store.do_not_collect import DoNotCollectKeyError
+
     store = store_for_cli()
     protocol_for_cli(store, protocol, version)
     try:
@@ -96,10 +106,14 @@ def ingest(
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("", total=total)
-        report = ingest_manifest(
-            store, protocol, manifest, version=version, allow_absolute=allow_absolute_paths,
-            on_item=lambda o: progress.update(task, advance=1, description=o.path),
-        )
+        try:
+            report = ingest_manifest(
+                store, protocol, manifest, version=version, allow_absolute=allow_absolute_paths,
+                on_item=lambda o: progress.update(task, advance=1, description=o.path),
+            )
+        except DoNotCollectKeyError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.FAILED) from None
     print_ingest_summary(report)
     raise typer.Exit(ingest_exit(report))
 

@@ -5,7 +5,10 @@ One bad row never stops the batch. Accepted files are stored content-addressed w
 is not copied in: it may lack consent) and never counted. A fault of the environment
 (disk full, read-only blobs or database, a write the database refuses) becomes that
 row's outcome, `fault`, with the reason; the blobs the row wrote are removed again
-unless a committed row refers to them, so no failure leaves an orphan blob.
+unless a committed row refers to them, so no failure leaves an orphan blob. A row
+naming a speaker, a consent id or audio erased on request (the do-not-collect list) is
+refused before anything is decoded, and nothing about it is stored: no recording row,
+only an audit event with the manifest line and the reason.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ from store.blob_refs import remove_unreferenced
 from store.blobs import sha256_file
 from store.console import fault_text
 from store.db import Store
+from store.do_not_collect import AUDIO, CONSENT, SPEAKER, DoNotCollect
 from protocols.registry import get_protocol
 from protocols.schema import Protocol
 
 ACCEPTED, REJECTED, SKIPPED, FAULT = "accepted", "rejected", "skipped", "fault"
+DO_NOT_COLLECT = Reason("do_not_collect", "refused: a speaker, consent id or the audio of this row was erased on request "
+                                          "(do-not-collect list); nothing about it was stored")
 
 
 @dataclass(frozen=True)
@@ -187,9 +193,14 @@ def _store_rejected(session: Session, protocol_row: models.Protocol, prepared: _
     return recording
 
 
+def _erased_on_request(session: Session, blocked: DoNotCollect, item: ManifestItem, sha256: str | None) -> bool:
+    names = [(SPEAKER, s.speaker_id) for s in item.speakers] + [(CONSENT, s.consent_ref) for s in item.speakers]
+    return blocked.any_listed(session, names + ([(AUDIO, sha256)] if sha256 else []))
+
+
 def ingest_item(
     store: Store, protocol_row: models.Protocol, protocol: Protocol, item: ManifestItem, manifest_dir: Path,
-    *, allow_absolute: bool = False, actor: str = "cli", today: dt.date | None = None,
+    blocked: DoNotCollect, *, allow_absolute: bool = False, actor: str = "cli", today: dt.date | None = None,
 ) -> Outcome:
     """Check and store one recording in its own transaction; never raises for bad input or an environment fault.
 
@@ -201,7 +212,7 @@ def ingest_item(
     for attempt in (1, 2):
         prepared = _prepare(item, manifest_dir, allow_absolute)
         try:
-            return _ingest(store, protocol_row, protocol, prepared, actor, today or dt.date.today(), written)
+            return _ingest(store, protocol_row, protocol, prepared, blocked, actor, today or dt.date.today(), written)
         except IntegrityError as exc:
             if prepared.sha256 is not None and _accepted(store, prepared.sha256):
                 _clean_up(store, written)  # keeps the blobs the other process's row refers to
@@ -216,11 +227,16 @@ def ingest_item(
     raise AssertionError("unreachable")
 
 
-def _ingest(store: Store, protocol_row: models.Protocol, protocol: Protocol, prepared: _Prepared,
+def _ingest(store: Store, protocol_row: models.Protocol, protocol: Protocol, prepared: _Prepared, blocked: DoNotCollect,
             actor: str, today: dt.date, written: set[str]) -> Outcome:
     item = prepared.item
     previous: models.Recording | None = None
     with store.session() as session:
+        if _erased_on_request(session, blocked, item, prepared.sha256):
+            record_event(session, actor, "ingest_refused", f"manifest_line:{item.line}",
+                         {"manifest_line": item.line, "reasons": [DO_NOT_COLLECT.as_dict()]})
+            session.commit()
+            return Outcome(item.line, item.path, REJECTED, (DO_NOT_COLLECT,))
         if prepared.sha256 is not None:
             previous = _previous(session, prepared.sha256)
             if previous is not None and previous.status == ACCEPTED:
@@ -293,6 +309,7 @@ def ingest_manifest(
     """Ingest every row of `manifest` under a registered protocol; problems become outcomes."""
     with store.session() as session:
         protocol_row, protocol = get_protocol(session, protocol_id, version)
+    blocked = DoNotCollect.for_store(store)
     items, problems = read_manifest(manifest)
     report = IngestReport(protocol.id, protocol.version)
     refused = [Outcome(p.line, p.path, REJECTED, (Reason("manifest", p.message),)) for p in problems]
@@ -307,7 +324,8 @@ def ingest_manifest(
         refused = [Outcome(o.line, o.path, FAULT, (*o.reasons, fault)) for o in refused]
     report.outcomes += refused
     for item in items:
-        outcome = ingest_item(store, protocol_row, protocol, item, manifest.parent, allow_absolute=allow_absolute, actor=actor)
+        outcome = ingest_item(store, protocol_row, protocol, item, manifest.parent, blocked,
+                              allow_absolute=allow_absolute, actor=actor)
         report.outcomes.append(outcome)
         if on_item is not None:
             on_item(outcome)

@@ -19,6 +19,7 @@ def run_demo(serve: bool = True) -> int:
     """Register the example protocol, import consent, ingest the dialogues, show coverage."""
     from collection.cli import print_ingest_summary
     from collection.consent import import_consents
+    from store.do_not_collect import DoNotCollect
     from collection.coverage import compute_coverage
     from collection.coverage_formats import coverage_heatmap, print_coverage
     from collection.intake import ingest_manifest
@@ -30,9 +31,10 @@ def run_demo(serve: bool = True) -> int:
     store = open_store(settings)
     err.rule(f"Turnscribe demo in {settings.home}")
     protocol = load_protocol(PROTOCOL_FILE)
+    blocked = DoNotCollect.for_store(store)
     with store.session() as session:
         row = register_protocol(session, protocol).row
-        consent = import_consents(session, DIALOGUES_DIR / "consent.csv", actor="demo")
+        consent = import_consents(session, DIALOGUES_DIR / "consent.csv", blocked, actor="demo")
         session.commit()
     err.print(f"1. protocol {protocol.id} v{protocol.version} registered; consent: {consent.added} added, {consent.unchanged} unchanged")
     report = ingest_manifest(store, protocol.id, DIALOGUES_DIR / "manifest.jsonl", actor="demo")

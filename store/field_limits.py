@@ -27,7 +27,8 @@ def column_length(column: Column) -> int:  # type: ignore[type-arg]
 
 
 def _control_characters(value: str) -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value)
+    # Cs: a lone surrogate (JSON "\ud800") cannot be encoded for either database
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") for c in value)
 
 
 def text_problem(name: str, value: str, column: Column) -> str | None:  # type: ignore[type-arg]

@@ -401,3 +401,43 @@ class VoiceProfile(Base):
     source: Mapped[str] = mapped_column(String(64))  # "clusters", "channels" or "transcript:<revision pk>"
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Pull(Base):
+    """One pull of a release into a folder: an erasure rewrites the pulls under the home and lists the others."""
+
+    __tablename__ = "pulls"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_pk: Mapped[int] = mapped_column(ForeignKey("releases.pk", ondelete="CASCADE"), index=True)
+    format: Mapped[str] = mapped_column(String(32))
+    audio: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(4096))  # absolute, as resolved on `host`
+    host: Mapped[str] = mapped_column(String(255))
+    pulled_by: Mapped[str] = mapped_column(String(128))
+    pulled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # set when the folder was deleted or rewritten by Turnscribe (an erasure); why, without personal data
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    removed_reason: Mapped[str] = mapped_column(String(128), default="", server_default="")
+
+
+class DoNotCollectEntry(Base):
+    """A keyed hash (HMAC, store.do_not_collect) of an erased speaker id, consent id or audio hash: never the value."""
+
+    __tablename__ = "do_not_collect"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "speaker", "consent" or "audio"
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    tombstone_id: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StoreKey(Base):
+    """The fingerprint of a secret kept outside the database, so a missing or swapped key file is detected."""
+
+    __tablename__ = "store_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

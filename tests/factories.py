@@ -11,6 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from collection.consent import import_consents
+from store.do_not_collect import DoNotCollect
 from store import models
 from store.db import Store
 from protocols.loader import load_protocol, parse_protocol
@@ -29,7 +30,7 @@ def register_en(store: Store, text: str | None = None) -> tuple[models.Protocol,
 
 def import_consent_file(store: Store, path: Path) -> None:
     with store.session() as session:
-        import_consents(session, path)
+        import_consents(session, path, DoNotCollect.for_store(store))
         session.commit()
 
 

@@ -262,10 +262,11 @@ def pii_show(revision: Annotated[int, typer.Option("--revision", help="Transcrip
 
 @consent_app.command("show")
 def consent_show(speaker: Annotated[str, typer.Option("--speaker", help="Pseudonymous speaker id.")]) -> None:
-    """A speaker's consent history, oldest first; the record in force per consent id is marked."""
+    """A speaker's consent history, oldest first; the record in force today per consent id is marked with its state."""
     from rich.table import Table
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
+    from collection.consent import consent_histories, judge_consent
     from store import models
 
     store = store_for_cli()
@@ -273,14 +274,18 @@ def consent_show(speaker: Annotated[str, typer.Option("--speaker", help="Pseudon
     with store.session() as session:
         rows = session.scalars(select(models.Consent).where(models.Consent.speaker_id == speaker)
                                .order_by(models.Consent.pk)).all()
-        in_force = set(session.scalars(select(func.max(models.Consent.pk)).where(models.Consent.speaker_id == speaker)
-                                       .group_by(models.Consent.consent_id)))
+        histories = consent_histories(session, {c.consent_id for c in rows})
     if not rows:
         err.print(f"[red]error:[/red] no consent recorded for speaker {speaker!r} (never imported, or erased)")
         raise typer.Exit(Exit.USAGE)
+    state: dict[int, str] = {}
+    for consent_id, history in histories.items():
+        verdict = judge_consent(history, consent_id, speaker, on=dt.date.today())
+        if verdict.record is not None:
+            state[verdict.record.pk] = "yes" if verdict.ok else ", ".join(sorted(c.value for c in verdict.codes))
     table = Table("consent", "form", "permitted uses", "granted", "expires", "withdrawn", "recorded", "source", "in force",
                   title=f"Consent history of {speaker}", title_justify="left")
     for c in rows:
         table.add_row(c.consent_id, c.form_version, ", ".join(c.permitted_uses), str(c.granted_on), str(c.expires_on or ""),
-                      str(c.withdrawn_on or ""), str(c.recorded_at)[:19], c.source, "yes" if c.pk in in_force else "")
+                      str(c.withdrawn_on or ""), str(c.recorded_at)[:19], c.source, state.get(c.pk, ""))
     out.print(table)

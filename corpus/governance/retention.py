@@ -13,15 +13,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from collection.consent import ConsentCode, consent_histories, judge_consent
 from store import models
 from store.accounts import Principal, require
 from store.db import Store
 from corpus.governance.erasure import ErasureReport, ErasureTargets, delete_blobs, orphan_blobs, run_erasure
 
-WITHDRAWN, EXPIRED, RETENTION = "consent withdrawn", "consent expired", "retention"
+WITHDRAWN, EXPIRED, RETENTION = ConsentCode.WITHDRAWN.value, ConsentCode.EXPIRED.value, "retention"
 PRIORITY = (WITHDRAWN, EXPIRED, RETENTION)  # a recording with several reasons is listed under the first
 
 
@@ -62,22 +63,22 @@ def _retention_items(session: Session, today: dt.date) -> list[PurgeItem]:
 
 
 def _consent_items(session: Session, today: dt.date) -> list[PurgeItem]:
-    newest = (select(func.max(models.Consent.pk).label("pk")).group_by(models.Consent.consent_id)).subquery()
+    """Recordings a participant's consent no longer covers on `today` (collection.consent.judge_consent decides)."""
     rows = session.execute(
-        select(models.Recording.pk, models.Recording.source_name, models.SessionParticipant.speaker_id, models.Consent)
+        select(models.Recording.pk, models.Recording.source_name, models.SessionParticipant.speaker_id,
+               models.SessionParticipant.consent_id)
         .join(models.SessionParticipant, models.SessionParticipant.session_pk == models.Recording.session_pk)
-        .join(models.Consent, models.Consent.consent_id == models.SessionParticipant.consent_id)
-        .join(newest, newest.c.pk == models.Consent.pk)
-        .order_by(models.Recording.pk)
-    )
+        .order_by(models.Recording.pk, models.SessionParticipant.speaker_id)
+    ).all()
+    histories = consent_histories(session, {consent_id for *_, consent_id in rows})
     items = []
-    for pk, source, speaker_id, consent in rows:
-        if consent.withdrawn_on is not None and consent.withdrawn_on <= today:
-            items.append(PurgeItem(pk, source, WITHDRAWN,
-                                   f"speaker {speaker_id} withdrew consent {consent.consent_id} on {consent.withdrawn_on}"))
-        elif consent.expires_on is not None and consent.expires_on < today:
-            items.append(PurgeItem(pk, source, EXPIRED,
-                                   f"consent {consent.consent_id} of speaker {speaker_id} expired on {consent.expires_on}"))
+    for pk, source, speaker_id, consent_id in rows:
+        verdict = judge_consent(histories.get(consent_id, []), consent_id, speaker_id, on=today)
+        for code, reason in ((ConsentCode.WITHDRAWN, WITHDRAWN), (ConsentCode.EXPIRED, EXPIRED)):
+            problem = next((p for p in verdict.problems if p.code is code), None)
+            if problem is not None:
+                items.append(PurgeItem(pk, source, reason, problem.message))
+                break
     return items
 
 

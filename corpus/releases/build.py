@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from collection.decoding import WORKING_RATE
-from collection.consent import consent_problems
+from collection.consent import consent_histories, judge_consent
 from store import models
 from store.accounts import Principal, require
 from store.audit import canonical_json, record_event
@@ -79,17 +79,6 @@ def recording_key(pk: int) -> str:
     return f"rec-{pk}"
 
 
-def consent_code(problem: str) -> str:
-    """An id-free category for a consent problem (the card counts these; it names nobody)."""
-    for needle, code in (("withdrew", "consent withdrawn"), ("expired", "consent expired"),
-                         ("does not permit", "consent does not permit the protocol's uses"),
-                         ("on form", "consent on a form the protocol does not accept"),
-                         ("no consent record", "no consent record"), ("granted on", "consent granted too late")):
-        if needle in problem:
-            return code
-    return "consent problem"
-
-
 @dataclass
 class ReleaseState:
     """What a release would contain today, and what was left out (counts by reason).
@@ -131,12 +120,6 @@ def _demographics(session: Session, protocol_pk: int) -> dict[str, dict[str, str
     return out
 
 
-def _consents(session: Session) -> dict[str, models.Consent]:
-    """The record in force per consent id (the newest appended), as collection.consent defines it."""
-    newest = select(func.max(models.Consent.pk)).group_by(models.Consent.consent_id)
-    return {c.consent_id: c for c in session.scalars(select(models.Consent).where(models.Consent.pk.in_(newest)))}
-
-
 def _pii_spans(session: Session, revision_pk: int) -> list[list[Any]]:
     """The revision's PII spans frozen into the manifest, so every pull of the release redacts the same words."""
 
@@ -157,7 +140,7 @@ def collect_state(session: Session, protocol_row: models.Protocol, protocol: Pro
     approved = _approved_revisions(session, protocol_row.pk)
     participants = _participants(session, protocol_row.pk)
     demographics = _demographics(session, protocol_row.pk)
-    consents = _consents(session)
+    histories = consent_histories(session)
     entries: list[dict[str, Any]] = []
     rows = session.execute(
         select(rec.pk, rec.sha256, rec.working_sha256, rec.duration_s, rec.sample_rate, se.pk.label("session_pk"),
@@ -168,18 +151,19 @@ def collect_state(session: Session, protocol_row: models.Protocol, protocol: Pro
         if revision_pk is None:
             excluded["no approved transcript"] += 1
             continue
-        problems: list[str] = []
+        codes: set[str] = set()
         speakers = []
         for speaker_id, consent_id in participants.get(recording.session_pk, []):
-            consent = consents.get(consent_id)
-            problems += consent_problems(consent, consent_id, speaker_id, protocol, on)
+            verdict = judge_consent(histories.get(consent_id, []), consent_id, speaker_id, on=on, protocol=protocol)
+            codes |= {c.value for c in verdict.codes}
+            consent = verdict.record
             speakers.append({
                 "speaker_id": speaker_id, "demographics": dict(sorted(demographics.get(speaker_id, {}).items())),
                 "consent_id": consent_id, "form_version": consent.form_version if consent else None,
                 "permitted_uses": sorted(consent.permitted_uses) if consent else [],
             })
-        if problems:
-            for code in sorted({consent_code(p) for p in problems}):
+        if codes:  # counted by the codes' id-free labels: the card names nobody
+            for code in sorted(codes):
                 excluded[code] += 1
             continue
         entries.append({
