@@ -7,7 +7,9 @@ of its fields are read by JSON path). Exporters append to their files. The turns
 each entry are checked against the hash in the manifest before they are written, and its audio
 is hashed as it is linked, copied or cut (corpus.exports.audio_placement), so a pull never
 exports a transcript or audio other than the one released: a mismatch removes the output. Entries an erasure replaced are
-skipped and counted. A release made with --redact-pii gets its frozen PII spans applied
+skipped and counted. Every pull is recorded (a `pulls` row: release, format, folder,
+host, who, when) so an erasure can rewrite the pulls under the home and list the others.
+A release made with --redact-pii gets its frozen PII spans applied
 to the text, and the audio over them silenced (or toned) in the copies written here.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -174,9 +177,11 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
                 shutil.rmtree(child, ignore_errors=True) if child.is_dir() and not child.is_symlink() else child.unlink()
         raise
     with store.session() as session:
+        session.add(models.Pull(release_pk=release_pk, format=fmt, audio=audio, path=str(out), host=socket.gethostname()[:255],
+                                pulled_by=principal.username))
         record_event(session, principal.username, "release_pull", f"release:{name}", {
             "release_id": release_id, "format": fmt, "audio": audio, "recordings": report.recordings,
-            "erased_skipped": report.erased_skipped, "redacted_recordings": report.redacted_recordings,
+            "erased_skipped": report.erased_skipped, "redacted_recordings": report.redacted_recordings, "path": str(out),
         })
         session.commit()
     return report

@@ -46,6 +46,39 @@ def _print_erasure(report: Any, title: str) -> None:
         out.print(f"releases that contained it (retrain from a new release): {', '.join(report.releases_affected)}")
     else:
         out.print("no past release contained it")
+    _print_pulls(report.pulls)
+
+
+def _print_pulls(pulls: list[Any]) -> None:
+    """The pulls an erasure reached: rewritten under the home, or elsewhere (ask their holders to delete them)."""
+    from rich.table import Table
+
+    if not pulls:
+        return
+    table = Table("release", "format", "folder", "host", "pulled by", "pulled at", "done", title="Pulls of those releases",
+                  title_justify="left")
+    for p in pulls:
+        table.add_row(p.release, p.format, p.path, p.host, p.pulled_by, p.pulled_at, p.action + (f": {p.error}" if p.error else ""))
+    out.print(table)
+    elsewhere = [p for p in pulls if p.action == "elsewhere"]
+    if elsewhere:
+        out.print(f"{len(elsewhere)} pull(s) outside this home still hold the erased data: ask who pulled them to delete them")
+
+
+def _blob_failures(failed: dict[str, str], command: str) -> None:
+    """Blob files that could not be deleted: say so on stderr with the command that finishes the job, exit 3."""
+    if not failed:
+        return
+    for why in failed.values():
+        err.print(f"[red]could not delete[/red] {why}")
+    err.print(f"[red]{len(failed)} blob file(s) are still on disk.[/red] Fix the cause, then run:\n  {command}")
+    raise typer.Exit(Exit.FAILED)
+
+
+def _as_json(report: Any) -> str:
+    from dataclasses import asdict
+
+    return json.dumps(asdict(report))
 
 
 @app.command()
@@ -73,14 +106,14 @@ def erase(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(Exit.USAGE) from None
     if as_json:
-        out.print_json(json.dumps(report.__dict__))
-        return
-    if dry_run:
+        out.print_json(_as_json(report))
+    elif dry_run:
         _print_erasure(report, f"Dry run: erasing {speaker} would remove")
         out.print(f"{report.counts.get('blobs', 0)} blob file(s) would be deleted; nothing was changed")
     else:
         _print_erasure(report, f"Erased {speaker} (tombstone {report.tombstone_id})")
         out.print(f"{report.blobs_deleted} blob file(s) deleted")
+    _blob_failures(report.blobs_failed, report.finish_command())
 
 
 @app.command()
@@ -105,16 +138,20 @@ def purge(
     store = store_for_cli()
     principal = principal_for_cli(store, "purge")
     report = run_purge(store, principal, today=today, dry_run=dry_run)
+    failed = {d: why for e in report.erasures for d, why in e.blobs_failed.items()} | report.orphans_failed
+    finish = f"turnscribe governance delete-blobs {' '.join(sorted(failed))}"
     if as_json:
         out.print_json(json.dumps({"dry_run": dry_run, "as_of": today.isoformat(), "orphan_blobs": report.orphan_blobs,
                                    "items": [i.__dict__ for i in report.items],
-                                   "erasures": [e.__dict__ for e in report.erasures]}))
+                                   "erasures": [json.loads(_as_json(e)) for e in report.erasures]}))
+        _blob_failures(failed, finish)
         return
     if report.orphan_blobs:
         out.print(f"{report.orphan_blobs} orphaned blob file(s) no record refers to "
                   f"{'would be' if dry_run else 'were'} deleted")
     if not report.items:
         out.print(f"nothing to purge on {today}")
+        _blob_failures(failed, finish)
         return
     from rich.table import Table
 
@@ -128,6 +165,34 @@ def purge(
         _print_erasure(erasure, f"{erasure.reason} ({label})")
     if dry_run:
         out.print("nothing was changed (dry run)")
+    _blob_failures(failed, finish)
+
+
+@app.command("delete-blobs")
+def delete_blobs_cmd(
+    digests: Annotated[list[str], typer.Argument(help="The sha256 of each blob file an erasure could not delete.")],
+) -> None:
+    """Finish an erasure: delete the named blob files, if no record refers to them any more (exit 3 if one resists)."""
+    import re
+
+    from corpus.governance.erasure import delete_blobs
+
+    bad = [d for d in digests if not re.fullmatch(r"[0-9a-f]{64}", d)]
+    if bad:
+        err.print(f"[red]error:[/red] not a blob digest (64 lowercase hex characters): {', '.join(bad)}")
+        raise typer.Exit(Exit.USAGE)
+    store = store_for_cli()
+    principal = principal_for_cli(store, "erase")
+    deletion = delete_blobs(store, set(digests))
+    from store.audit import record_event
+
+    with store.session() as session:
+        record_event(session, principal.username, "delete_blobs", "blobs", {"deleted": deletion.deleted,
+                                                                            "failed": len(deletion.failed)})
+        session.commit()
+    kept = len(set(digests)) - deletion.deleted - len(deletion.failed)
+    out.print(f"{deletion.deleted} blob file(s) deleted" + (f"; {kept} kept (still referenced, or already gone)" if kept else ""))
+    _blob_failures(deletion.failed, f"turnscribe governance delete-blobs {' '.join(sorted(deletion.failed))}")
 
 
 @audit_app.callback(invoke_without_command=True)

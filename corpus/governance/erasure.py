@@ -13,8 +13,14 @@ retrain. Audit events naming the speaker or the erased audio are blanked
 
 The retention purge (`corpus.governance.retention`) erases recordings through the same machinery.
 
-Known limit: nothing remembers the erased audio, so re-ingesting the same manifest row
-would bring it back; the collection team must remove it from their source manifests.
+A speaker erasure puts the speaker id, their consent ids and the erased audio hashes on
+the do-not-collect list (keyed hashes only, `store.do_not_collect`), so intake and
+consent import refuse them when an old manifest or consent file is run again. Speakers
+left without any recording lose their demographic rows (data minimisation: they only
+served coverage and releases). After the commit, the pulls of the amended releases are
+rewritten under the home and listed elsewhere (`corpus.governance.erased_pulls`); a blob
+file that cannot be deleted is reported with the command that finishes the job
+(`turnscribe governance delete-blobs`).
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from corpus.governance.erased_pulls import PullNotice, settle_pulls
 from store import models
 from store.accounts import Principal, require
 from store.audit import blank_event, canonical_json, record_event
 from store.blob_refs import unreferenced_blobs
 from store.db import Store
+from store.do_not_collect import AUDIO, CONSENT, SPEAKER, DoNotCollect
 
 CHUNK = 500  # IN-list size: far below PostgreSQL's and SQLite's bound-parameter limits
 SQL_PREFILTER_MAX = 40  # beyond this many identifiers the audit log is scanned once in Python
@@ -56,6 +64,20 @@ class ErasureReport:
     counts: dict[str, int] = field(default_factory=dict)
     releases_affected: list[str] = field(default_factory=list)
     blobs_deleted: int = 0
+    blobs_failed: dict[str, str] = field(default_factory=dict)  # digest -> why its file is still there
+    pulls: list[PullNotice] = field(default_factory=list)
+
+    def finish_command(self) -> str:
+        """The command that deletes the blob files this erasure could not (empty when none)."""
+        return f"turnscribe governance delete-blobs {' '.join(sorted(self.blobs_failed))}" if self.blobs_failed else ""
+
+
+@dataclass
+class BlobDeletion:
+    """What happened to the blob files an erasure freed."""
+
+    deleted: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # digest -> the error
 
 
 @dataclass
@@ -232,6 +254,7 @@ class _Scope:
     revisions: set[int]
     tasks: set[int]
     consent_ids: set[str]
+    participants: set[str]  # every speaker of the erased recordings' sessions
 
     def names(self, targets: ErasureTargets) -> set[str]:
         """Identifiers that, written anywhere, point at the erased person or audio."""
@@ -249,15 +272,17 @@ def _scope(session: Session, targets: ErasureTargets) -> _Scope:
         select(models.Recording.sha256, models.Recording.working_sha256, models.Recording.session_pk)
         .where(models.Recording.pk.in_(chunk)))]
     participant = models.SessionParticipant
+    session_pks = ({r.session_pk for r in rows if r.session_pk is not None}
+                   | _pks(session, participant.session_pk, participant.speaker_id, speakers))
     return _Scope(
         digests={d for r in rows for d in (r.sha256, r.working_sha256) if d}
         | _pks(session, models.VoiceProfile.sha256, models.VoiceProfile.recording_pk, recs),
-        session_pks={r.session_pk for r in rows if r.session_pk is not None}
-        | _pks(session, participant.session_pk, participant.speaker_id, speakers),
+        session_pks=session_pks,
         revisions=_pks(session, models.TranscriptRevision.pk, models.TranscriptRevision.recording_pk, recs),
         tasks=_pks(session, models.Task.pk, models.Task.recording_pk, recs),
         consent_ids=_pks(session, models.Consent.consent_id, models.Consent.speaker_id, speakers)
         | _pks(session, participant.consent_id, participant.speaker_id, speakers),
+        participants=_pks(session, participant.speaker_id, participant.session_pk, session_pks),
     )
 
 
@@ -284,16 +309,21 @@ def _delete_rows(session: Session, targets: ErasureTargets, scope: _Scope) -> di
     counts["session_participants"] += _delete(session, m.SessionParticipant, m.SessionParticipant.session_pk, emptied)
     counts["sessions"] = _delete(session, m.Session, m.Session.pk, emptied)
     counts["consents"] = _delete(session, m.Consent, m.Consent.speaker_id, speakers)
-    _delete(session, m.SpeakerDemographic, m.SpeakerDemographic.speaker_id, speakers)
+    still_taking_part = _pks(session, m.SessionParticipant.speaker_id, m.SessionParticipant.speaker_id, scope.participants)
+    counts["speaker_demographics"] = _delete(session, m.SpeakerDemographic, m.SpeakerDemographic.speaker_id,
+                                             speakers | (scope.participants - still_taking_part))
     counts["speakers"] = _delete(session, m.Speaker, m.Speaker.id, speakers)
     return counts
 
 
-def erase_targets(session: Session, targets: ErasureTargets, tombstone: models.Tombstone) -> tuple[dict[str, int], set[str]]:
+def erase_targets(session: Session, targets: ErasureTargets, tombstone: models.Tombstone,
+                  blocked: DoNotCollect | None = None) -> tuple[dict[str, int], set[str]]:
     """Delete everything the targets cover in the caller's transaction, amend releases, blank the audit log.
 
-    Fills the tombstone's counts and releases; returns the counts and the blob digests
-    that no remaining row references (to delete after the commit).
+    With `blocked` (a speaker erasure), the speakers, their consent ids and the erased
+    audio go on the do-not-collect list. Fills the tombstone's counts and releases;
+    returns the counts and the blob digests no remaining row references (to delete
+    after the commit).
     """
     scope = _scope(session, targets)
     names = scope.names(targets)
@@ -305,6 +335,10 @@ def erase_targets(session: Session, targets: ErasureTargets, tombstone: models.T
     unreferenced = _unreferenced(session, scope.digests)
     counts["blobs"] = len(unreferenced)
     counts["blobs_shared_kept"] = len(scope.digests) - len(unreferenced)
+    if blocked is not None:
+        listed = ([(SPEAKER, s) for s in targets.speaker_ids] + [(CONSENT, c) for c in scope.consent_ids]
+                  + [(AUDIO, d) for d in scope.digests])
+        counts["do_not_collect"] = blocked.add(session, listed, tombstone.tombstone_id)
     tombstone.counts, tombstone.releases_affected = counts, releases
     return counts, unreferenced
 
@@ -322,17 +356,20 @@ def orphan_blobs(store: Store, min_age: dt.timedelta = ORPHAN_MIN_AGE) -> set[st
         return _unreferenced(session, found)
 
 
-def delete_blobs(store: Store, digests: set[str]) -> int:
-    """Delete the blob files no row references (checked again after the commit); how many went."""
+def delete_blobs(store: Store, digests: set[str]) -> BlobDeletion:
+    """Delete the blob files no row references (checked again after the commit); a file that resists is reported."""
     with store.session() as session:
         free = _unreferenced(session, digests)
-    deleted = 0
+    result = BlobDeletion()
     for digest in sorted(free):
         path = store.blobs.path_for(digest)
-        if path.exists():
-            path.unlink()
-            deleted += 1
-    return deleted
+        try:
+            if path.exists() or path.is_symlink():
+                path.unlink()
+                result.deleted += 1
+        except OSError as exc:
+            result.failed[digest] = f"{path}: {exc.strerror or exc}"
+    return result
 
 
 def new_tombstone(session: Session, principal: Principal, reason: str) -> models.Tombstone:
@@ -343,7 +380,7 @@ def new_tombstone(session: Session, principal: Principal, reason: str) -> models
 
 
 def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, ErasureTargets]], *,
-                dry_run: bool, action: str = "erase") -> list[ErasureReport]:
+                dry_run: bool, action: str = "erase", blocked: DoNotCollect | None = None) -> list[ErasureReport]:
     """Erase each (reason, targets) batch under its own tombstone, all in one transaction.
 
     A dry run does the same work and rolls it back, so what it reports is exactly what a
@@ -355,7 +392,7 @@ def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, Era
         try:
             for reason, targets in batches:
                 tombstone = new_tombstone(session, principal, reason)
-                counts, unreferenced = erase_targets(session, targets, tombstone)
+                counts, unreferenced = erase_targets(session, targets, tombstone, blocked)
                 report = ErasureReport(reason, dry_run, tombstone.tombstone_id, counts, list(tombstone.releases_affected))
                 reports.append((report, unreferenced))
                 if not dry_run:
@@ -365,6 +402,7 @@ def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, Era
                 session.rollback()
                 for report, _ in reports:
                     report.tombstone_id = ""
+                _settle_pulls(store, principal, [r for r, _ in reports], dry_run=True)
                 return [r for r, _ in reports]
             session.commit()
         except IntegrityError as exc:
@@ -372,8 +410,24 @@ def run_erasure(store: Store, principal: Principal, batches: list[tuple[str, Era
             raise ErasureError(f"nothing was erased: a record outside the erased recordings still refers to them "
                                f"({str(exc.orig).splitlines()[0]})") from exc
     for report, unreferenced in reports:
-        report.blobs_deleted = delete_blobs(store, unreferenced)
+        deletion = delete_blobs(store, unreferenced)
+        report.blobs_deleted, report.blobs_failed = deletion.deleted, deletion.failed
+    if any(r.blobs_failed for r, _ in reports):
+        with store.session() as session:
+            record_event(session, principal.username, "erase_blobs_failed", f"tombstone:{reports[0][0].tombstone_id}",
+                         {"files": sum(len(r.blobs_failed) for r, _ in reports)})
+            session.commit()
+    _settle_pulls(store, principal, [r for r, _ in reports], dry_run=False)
     return [r for r, _ in reports]
+
+
+def _settle_pulls(store: Store, principal: Principal, reports: list[ErasureReport], *, dry_run: bool) -> None:
+    """Each amended release's pulls go to the first report that names the release."""
+    seen: set[str] = set()
+    for report in reports:
+        fresh = [name for name in report.releases_affected if name not in seen]
+        seen.update(fresh)
+        report.pulls = settle_pulls(store, principal, fresh, report.tombstone_id, dry_run=dry_run)
 
 
 def erase_speaker(store: Store, principal: Principal, speaker_id: str, *, reason: str = "erasure request",
@@ -389,4 +443,6 @@ def erase_speaker(store: Store, principal: Principal, speaker_id: str, *, reason
                  or session.scalar(select(models.Consent.pk).where(models.Consent.speaker_id == speaker_id).limit(1)))
     if not known:
         raise ErasureError(f"no speaker {speaker_id!r} in the store (never ingested, or already erased)")
-    return run_erasure(store, principal, [(reason, ErasureTargets(recordings, {speaker_id}))], dry_run=dry_run)[0]
+    blocked = DoNotCollect.for_store(store)
+    return run_erasure(store, principal, [(reason, ErasureTargets(recordings, {speaker_id}))], dry_run=dry_run,
+                       blocked=blocked)[0]

@@ -2,9 +2,12 @@
 
 A recording goes when it is older than its protocol's `consent.retention.days` (counted
 from the session's recording date, else its ingest date), or when a participant's consent
-in force was withdrawn or has expired. It goes through the erasure machinery
-(`corpus.governance.erasure.run_erasure`), one tombstone per reason; the speakers and their consent
-history stay (a withdrawal is not an erasure request). Blob files no row references any
+in force was withdrawn or has expired (`collection.consent.judge_consent` decides). It goes
+through the erasure machinery (`corpus.governance.erasure.run_erasure`), one tombstone per
+reason; the speakers and their consent history stay (a withdrawal is not an erasure
+request: the history proves it was honoured), but a speaker left without any recording
+loses their demographic rows (data minimisation), and nothing goes on the do-not-collect
+list (re-ingest is refused by the consent check itself). Blob files no row references any
 more (left by an erasure interrupted after its commit) go too.
 """
 
@@ -41,6 +44,7 @@ class PurgeReport:
     items: list[PurgeItem] = field(default_factory=list)
     erasures: list[ErasureReport] = field(default_factory=list)
     orphan_blobs: int = 0  # blob files no row references (an interrupted erasure's leftovers)
+    orphans_failed: dict[str, str] = field(default_factory=dict)  # digest -> why its file could not be deleted
     dry_run: bool = False
 
 
@@ -104,5 +108,9 @@ def purge(store: Store, principal: Principal, *, today: dt.date | None = None, d
     if batches:
         report.erasures = run_erasure(store, principal, batches, dry_run=dry_run, action="purge")
     orphans = orphan_blobs(store)
-    report.orphan_blobs = len(orphans) if dry_run else delete_blobs(store, orphans)
+    if dry_run:
+        report.orphan_blobs = len(orphans)
+    else:
+        deletion = delete_blobs(store, orphans)
+        report.orphan_blobs, report.orphans_failed = deletion.deleted, deletion.failed
     return report
