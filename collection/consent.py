@@ -223,6 +223,8 @@ def _uses(value: object) -> list[str]:
     if any(not isinstance(u, str) for u in items):
         raise ValueError("'permitted_uses' must hold text only")
     uses = sorted({u.strip() for u in items if u.strip()})
+    if any(len(u) > MAX_FORM or any(c.isspace() or not c.isprintable() for c in u) for u in uses):
+        raise ValueError(f"'permitted_uses' must be names of at most {MAX_FORM} characters without whitespace or control characters")
     if not uses:
         raise ValueError("'permitted_uses' is empty")
     return uses
