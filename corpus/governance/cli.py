@@ -70,8 +70,9 @@ def _blob_failures(failed: dict[str, str], command: str) -> None:
     if not failed:
         return
     for why in failed.values():
-        err.print(f"[red]could not delete[/red] {why}")
-    err.print(f"[red]{len(failed)} blob file(s) are still on disk.[/red] Fix the cause, then run:\n  {command}")
+        err.print(f"[red]could not delete[/red] {why}", soft_wrap=True, highlight=False)
+    err.print(f"[red]{len(failed)} blob file(s) are still on disk.[/red] Fix the cause, then run:", soft_wrap=True)
+    err.print(command, soft_wrap=True, highlight=False, markup=False)
     raise typer.Exit(Exit.FAILED)
 
 
