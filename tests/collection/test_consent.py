@@ -137,6 +137,7 @@ _values = {"consent_id": _ids, "speaker_id": _ids, "form_version": st.one_of(st.
            "granted_on": _dates, "expires_on": _dates, "withdrawn_on": _dates}
 _json_junk = st.one_of(st.none(), st.integers(), st.booleans(), st.sampled_from(["\ud800", "a\x00b", "x" * 200, ["\ud800"]]), st.lists(st.integers(), max_size=2),
                        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+VALID = dict(zip(FIELDS, ["c-gen", "spk-gen", "v3", "model_training", "2026-09-01", "", ""]))
 _rows_strategy = st.lists(st.fixed_dictionaries(_values), min_size=1, max_size=6)
 
 
@@ -160,8 +161,8 @@ def test_generated_consent_files_are_accepted_or_refused_row_by_row(store: Store
         text, path, expected = _csv_text(rows), tmp_path / "gen.csv", len(rows)
     else:
         objects: list[object] = [dict(r) for r in rows]
-        for field, value in junk:
-            objects.append({**rows[0], field: value})
+        for field, value in junk:  # one odd value in an otherwise valid row, so the parser reaches it
+            objects.append({**VALID, field: value})
         lines = [json.dumps(o) for o in objects] + [g for g in garbage if g.strip()]
         text, path, expected = "\n".join(lines) + "\n", tmp_path / "gen.jsonl", len(lines)
     before = _rows(store)
