@@ -73,7 +73,7 @@ class SpeakerDemographic(Base):
 
 
 class Consent(Base):
-    """One consent event; the newest row per consent_id is in force (withdrawal = new row)."""
+    """One consent event, dated: a grant, or a withdrawal (= a new row); collection.consent says which is in force."""
 
     __tablename__ = "consents"
     __table_args__ = (Index("ix_consent_ref", "consent_id", "pk"),)

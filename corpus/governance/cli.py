@@ -1,7 +1,8 @@
 """`turnscribe governance`: erasure, retention purge, PII detection, consent history and the audit log.
 
 Every command signs in (TURNSCRIBE_USER / TURNSCRIBE_PASSWORD) and checks its permission
-first: erase and purge are the managers'; the audit log and consent history are for
+first: erase, purge and delete-blobs (which finishes an erasure whose blob files could not
+all be deleted) are the managers'; the audit log and consent history are for
 managers and admins; PII detection needs the review right.
 """
 
