@@ -67,14 +67,14 @@ def _print_pulls(pulls: list[Any]) -> None:
 
 
 def _blob_failures(failed: dict[str, str], command: str) -> None:
-    """Blob files that could not be deleted: say so on stderr with the command that finishes the job, exit 3."""
+    """Blob files that could not be deleted: say so on stderr with the command that finishes the job, exit 4 (a fault)."""
     if not failed:
         return
     for why in failed.values():
         err.print(f"[red]could not delete[/red] {why}", soft_wrap=True, highlight=False)
     err.print(f"[red]{len(failed)} blob file(s) are still on disk.[/red] Fix the cause, then run:", soft_wrap=True)
     err.print(command, soft_wrap=True, highlight=False, markup=False)
-    raise typer.Exit(Exit.FAILED)
+    raise typer.Exit(Exit.FAULT)
 
 
 def _as_json(report: Any) -> str:
@@ -174,7 +174,7 @@ def purge(
 def delete_blobs_cmd(
     digests: Annotated[list[str], typer.Argument(help="The sha256 of each blob file an erasure could not delete.")],
 ) -> None:
-    """Finish an erasure: delete the named blob files, if no record refers to them any more (exit 3 if one resists)."""
+    """Finish an erasure: delete the named blob files, if no record refers to them any more (exit 4 if one resists)."""
     import re
 
     from corpus.governance.erasure import delete_blobs

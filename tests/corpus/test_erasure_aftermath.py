@@ -175,7 +175,7 @@ def test_purge_after_a_withdrawal_removes_the_demographics_it_no_longer_needs(go
         assert session.scalar(select(func.count()).select_from(models.Consent).where(models.Consent.speaker_id == "spk-0003")) == 2
 
 
-def test_the_cli_exits_3_and_prints_the_command_that_deletes_a_stuck_blob(home: tuple[Path, GovStore]) -> None:  # noqa: F811
+def test_the_cli_exits_4_and_prints_the_command_that_deletes_a_stuck_blob(home: tuple[Path, GovStore]) -> None:  # noqa: F811
     path, g = home
     with g.store.session() as session:
         stuck = session.get(models.Recording, g.recordings["dlg003"]).sha256
@@ -184,7 +184,7 @@ def test_the_cli_exits_3_and_prints_the_command_that_deletes_a_stuck_blob(home: 
     blob.unlink()
     blob.mkdir()
     done = run(path, "erase", "--speaker", ERASED)
-    assert done.returncode == 3 and "5 blob file(s) deleted" in done.stdout
+    assert done.returncode == 4 and "5 blob file(s) deleted" in done.stdout
     command = f"turnscribe governance delete-blobs {stuck}"
     assert command in done.stderr.splitlines() and "Is a directory" in done.stderr
     blob.rmdir()
