@@ -62,15 +62,17 @@ def step_ingest(wav: Path, home: Path, limit_hours: float | None) -> dict[str, o
     from protocols.loader import parse_protocol
     from protocols.registry import register_protocol
     from store.db import open_store
+    from store.do_not_collect import DoNotCollect
     from store.settings import Settings
 
     store = open_store(Settings(home=home, database_url=f"sqlite:///{home / 'turnscribe.db'}"))
     text = PROTOCOL.read_text()
     if limit_hours is not None:
         text = text.replace("max_duration_s: 3600", f"max_duration_s: {int(limit_hours * 3600)}")
+    blocked = DoNotCollect.for_store(store)
     with store.session() as session:
         protocol = register_protocol(session, parse_protocol(text, "bench")).row
-        import_consents(session, DIALOGUES / "consent.csv")
+        import_consents(session, DIALOGUES / "consent.csv", blocked)
         session.commit()
     row = json.loads((DIALOGUES / "manifest.jsonl").read_text().splitlines()[0])
     row.update(path=wav.name, session_id="bench")

@@ -178,14 +178,16 @@ def test_ingest_with_a_full_disk_reports_faults_exits_4_and_leaves_no_orphan(rea
 
 def test_consent_rows_over_the_limits_are_refused_and_the_rest_imported(store: Store, tmp_path: Path) -> None:
     from collection.consent import import_consents
+    from store.do_not_collect import DoNotCollect
 
     rows = ["consent_id,speaker_id,form_version,permitted_uses,granted_on",
             f"c-long,{'s' * 200},v1,asr,2026-01-01",  # PostgreSQL refused it mid-file; SQLite stored it
             "c-space,spk 9,v1,asr,2026-01-01",
             "c-ok,spk-9,v1,asr,2026-01-01"]
     (tmp_path / "consent.csv").write_text("\n".join(rows) + "\n")
+    blocked = DoNotCollect.for_store(store)
     with store.session() as session:
-        result = import_consents(session, tmp_path / "consent.csv")
+        result = import_consents(session, tmp_path / "consent.csv", blocked)
         session.commit()
     assert result.added == 1
     assert [(line, "limit is 128" in m or "whitespace" in m) for line, m in result.errors] == [(2, True), (3, True)]
