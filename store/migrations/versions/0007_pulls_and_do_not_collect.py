@@ -4,16 +4,16 @@
 pulled them and when. `do_not_collect` holds HMACs (never raw ids or hashes) of what was
 erased on request; `store_keys` the fingerprint of the key file the HMACs need.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 09:00:00.000000
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
