@@ -15,16 +15,21 @@ from review_ui.session_auth import get_store
 
 
 def history_panel(principal: Principal, view: TaskView) -> None:
-    """Who saved what and when, each revision diffed against the pre-annotation."""
-    with st.expander("History (diff against the model's pre-annotation)"):
-        with get_store().session() as session:
-            entries = history(session, principal, view.task_pk)
-        if not entries:
-            st.write("No saved revisions yet.")
-        for entry in reversed(entries):
-            st.markdown(f"**{entry.stage}** by {entry.author} at {entry.created_at:%Y-%m-%d %H:%M:%S} "
-                        f"— revision {entry.revision_pk}, {entry.changed_lines} changed lines")
-            st.code("\n".join(entry.diff[2:]) or "(same as the model)", language="diff")
+    """Who saved what and when, each revision diffed against the pre-annotation.
+
+    Computed only while shown: every save re-runs the page, and diffing every revision of
+    an hour-long task on each run would cost the server more than the save itself.
+    """
+    if not st.toggle("History (diff against the model's pre-annotation)", key=f"history-{view.task_pk}"):
+        return
+    with get_store().session() as session:
+        entries = history(session, principal, view.task_pk)
+    if not entries:
+        st.write("No saved revisions yet.")
+    for entry in reversed(entries):
+        st.markdown(f"**{entry.stage}** by {entry.author} at {entry.created_at:%Y-%m-%d %H:%M:%S} "
+                    f"— revision {entry.revision_pk}, {entry.changed_lines} changed lines")
+        st.code("\n".join(entry.diff[2:]) or "(same as the model)", language="diff")
 
 
 def break_reminder(principal: Principal) -> None:

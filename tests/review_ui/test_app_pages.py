@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from store import models
 from store.accounts import Principal, load_principal
-from review_ui.editing import open_task, submit
+from review_ui.editing import open_task, save_draft, submit
 from review_ui.review import accept, review_queue
 from review_ui.session_auth import TOKEN_KEY, USER_KEY
 from tests.review_ui.conftest import PASSWORD, ReviewStore
@@ -186,6 +186,12 @@ def test_the_editor_page_draws_the_component_with_the_task_and_its_audio_window(
     (audio,) = [a for a in editor.proto.special_args if a.key == "audio"]
     assert audio.bytes[:4] == b"RIFF", "the window's audio goes to the browser as WAV bytes, not a file path"
     assert args["keymap"]["accept_next"] == ["Ctrl+Enter"]
+    assert not at.code, "the history is computed only when asked for"
+    with app_env.store.session() as session:
+        save_draft(session, load_principal(session, "ann1"), task_pk, 0, [{**view.turns[0], "text": "Hello there."}, *view.turns[1:]])
+    next(t for t in at.toggle if t.label.startswith("History")).set_value(True).run()
+    (diff,) = at.code
+    assert "+" + view.turns[0]["speaker"] in diff.value and "Hello there." in diff.value
 
 
 def _walk(node):  # type: ignore[no-untyped-def]
