@@ -192,6 +192,8 @@ def test_the_editor_page_draws_the_component_with_the_task_and_its_audio_window(
     next(t for t in at.toggle if t.label.startswith("History")).set_value(True).run()
     (diff,) = at.code
     assert "+" + view.turns[0]["speaker"] in diff.value and "Hello there." in diff.value
+    next(t for t in at.toggle if t.label.startswith("History")).set_value(False).run()
+    assert not at.code, "hidden again: not computed on the runs each save causes"
 
 
 def _walk(node):  # type: ignore[no-untyped-def]
