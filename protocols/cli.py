@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from protocols.registry import UnknownProtocol, get_protocol
-from store.console import Exit, err, out, store_for_cli
+from store.console import Exit, err, out, shown, store_for_cli
 from store.db import Store
+from store.listing import DocFormat, ListFormat
 
 
 def protocol_for_cli(store: Store, protocol_id: str, version: int | None):  # type: ignore[no-untyped-def]
@@ -71,28 +72,41 @@ def register(file: Annotated[Path, typer.Argument(help="Protocol YAML file.")]) 
 
 
 @app.command("list")
-def list_protocols() -> None:
+def list_protocols(
+    fmt: Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")] = ListFormat.table,
+) -> None:
     """Registered protocols and their versions."""
-    from rich.table import Table
     from sqlalchemy import select
 
     from store import models
+    from store.listing import Column, Listing, emit
 
     store = store_for_cli()
-    table = Table("id", "version", "title", "registered")
+    listing = Listing("protocol.list", [
+        Column("id", "id"), Column("version", "version"), Column("title", "title"),
+        Column("registered_at", "registered", lambda v: v[:16].replace("T", " ")),
+    ])
     with store.session() as session:
         for row in session.scalars(select(models.Protocol).order_by(models.Protocol.protocol_id, models.Protocol.version)):
-            table.add_row(row.protocol_id, str(row.version), row.title, f"{row.registered_at:%Y-%m-%d %H:%M}")
-    out.print(table)
+            listing.add(id=row.protocol_id, version=row.version, title=row.title,
+                        registered_at=row.registered_at.isoformat(timespec="seconds"))
+    emit(listing, fmt)
 
 
 @app.command()
 def show(
     protocol_id: Annotated[str, typer.Argument(help="Protocol id.")],
     version: Annotated[int | None, typer.Option(help="Version (default: newest).")] = None,
+    fmt: Annotated[DocFormat, typer.Option("--format", help="table (YAML, as registered) or json.")] = DocFormat.table,
 ) -> None:
-    """Print a registered protocol version as YAML."""
+    """Print a registered protocol version as YAML (or the same document as JSON)."""
     import yaml
 
+    from store.listing import json_text
+
     _, protocol = protocol_for_cli(store_for_cli(), protocol_id, version)
-    out.print(yaml.safe_dump(protocol.model_dump(mode="json", exclude_defaults=True), sort_keys=False), end="")
+    document = protocol.model_dump(mode="json", exclude_defaults=True)
+    if fmt is DocFormat.json:
+        sys.stdout.write(json_text(document))
+    else:
+        sys.stdout.write(shown(yaml.safe_dump(document, sort_keys=False, allow_unicode=True)))  # no markup parsing

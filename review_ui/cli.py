@@ -16,6 +16,8 @@ from typing import Annotated
 
 import typer
 
+from store.listing import ListFormat
+
 users_app = typer.Typer(help="Local accounts of the workbench.", no_args_is_help=True)
 review_app = typer.Typer(help="Cut and assign review tasks, approve transcripts.", no_args_is_help=True)
 
@@ -84,23 +86,32 @@ def users_add(
 
 
 @users_app.command("list")
-def users_list() -> None:
+def users_list(
+    fmt: Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")] = ListFormat.table,
+) -> None:
     """List accounts, their roles, groups and calibrations."""
-    from rich.table import Table
     from sqlalchemy import select
 
     from store import models
-    from store.console import out, store_for_cli
+    from store.console import store_for_cli
+    from store.listing import Column, Listing, emit
     from review_ui.calibration import skills
 
+    def calibration_text(calibrations: list[dict[str, str]]) -> str:
+        return ", ".join(f"{c['language']}/{c['accent'] or '*'}:{c['state']}" for c in calibrations)
+
     store = store_for_cli()
-    table = Table("user", "name", "roles", "groups", "calibration", "active")
+    listing = Listing("users.list", [
+        Column("username", "user"), Column("display_name", "name"), Column("roles", "roles"), Column("groups", "groups"),
+        Column("calibrations", "calibration", calibration_text), Column("active", "active"),
+    ])
     with store.session() as session:
         for user in session.scalars(select(models.User).order_by(models.User.username)):
-            calibrations = ", ".join(f"{lang}/{accent or '*'}:{row.state}" for (lang, accent), row in sorted(skills(session, user.username).items()))
-            table.add_row(user.username, user.display_name, ", ".join(user.roles or []), ", ".join(user.groups or []),
-                          calibrations, "yes" if user.active else "no")
-    out.print(table)
+            calibrations = [{"language": lang, "accent": accent or "", "state": row.state}
+                            for (lang, accent), row in sorted(skills(session, user.username).items())]
+            listing.add(username=user.username, display_name=user.display_name, roles=list(user.roles or []),
+                        groups=list(user.groups or []), calibrations=calibrations, active=bool(user.active))
+    emit(listing, fmt)
 
 
 def _protocol(store, protocol: str, version: int | None):  # type: ignore[no-untyped-def]
@@ -169,11 +180,14 @@ def review_assign(
 
 
 @review_app.command("status")
-def review_status(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
+def review_status(
+    protocol: ProtocolOpt,
+    version: VersionOpt = None,
+    fmt: Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")] = ListFormat.table,
+) -> None:
     """Task counts by kind and state."""
-    from rich.table import Table
-
-    from store.console import out, principal_for_cli, store_for_cli
+    from store.console import principal_for_cli, store_for_cli
+    from store.listing import Column, Listing, emit
     from review_ui.tasks import task_counts
 
     store = store_for_cli()
@@ -181,14 +195,14 @@ def review_status(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
     principal_for_cli(store, "see_quality")
     with store.session() as session:
         counts = task_counts(session, row.pk)
-    kinds = sorted({k for k, _ in counts})
     states = ["open", "in_progress", "submitted", "sent_back", "accepted", "done"]
     states += sorted({s for _, s in counts} - set(states))
-    table = Table("kind", *states, "total", title=f"tasks of {row.protocol_id} v{row.version}")
-    for kind in kinds:
-        cells = [counts.get((kind, s), 0) for s in states]
-        table.add_row(kind, *(str(c) for c in cells), str(sum(cells)))
-    out.print(table)
+    listing = Listing("review.status", [Column("kind", "kind"), *(Column(s, s) for s in states), Column("total", "total")],
+                      title=f"tasks of {row.protocol_id} v{row.version}")
+    for kind in sorted({k for k, _ in counts}):
+        cells = {s: counts.get((kind, s), 0) for s in states}
+        listing.add(kind=kind, **cells, total=sum(cells.values()))
+    emit(listing, fmt)
 
 
 @review_app.command("make-gold")

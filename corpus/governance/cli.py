@@ -18,6 +18,7 @@ import typer
 
 from protocols.cli import protocol_for_cli
 from store.console import Exit, err, out, principal_for_cli, store_for_cli
+from store.listing import ListFormat
 
 app = typer.Typer(help="Consent, erasure, retention, PII and audit.", no_args_is_help=True)
 pii_app = typer.Typer(help="Personal information in transcripts.", no_args_is_help=True)
@@ -232,17 +233,28 @@ def audit(
     out.print(report.summary())
 
 
-def _print_events(events: list[Any]) -> None:
-    from rich.table import Table
+def _print_events(events: list[Any], fmt: ListFormat) -> None:
+    from store.listing import Column, Listing, emit
 
-    table = Table("pk", "at", "actor", "action", "subject", "details", title="Audit log", title_justify="left")
+    listing = Listing("governance.audit", [
+        Column("pk", "pk"), Column("at", "at", lambda v: v[:19].replace("T", " ")), Column("actor", "actor"),
+        Column("action", "action"), Column("subject", "subject"),
+        Column("details", "details", lambda v: json.dumps(v, ensure_ascii=False)),
+    ], title="Audit log")
     for e in events:
-        table.add_row(str(e.pk), str(e.at)[:19], e.actor, e.action, e.subject, json.dumps(e.details, ensure_ascii=False))
-    out.print(table)
+        listing.add(pk=e.pk, at=e.at.isoformat(timespec="seconds"), actor=e.actor, action=e.action, subject=e.subject,
+                    details=e.details)
+    emit(listing, fmt)
+
+
+FormatOpt = Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")]
 
 
 @audit_app.command("tail")
-def audit_tail(n: Annotated[int, typer.Option("-n", min=1, help="How many of the newest entries.")] = 20) -> None:
+def audit_tail(
+    n: Annotated[int, typer.Option("-n", min=1, help="How many of the newest entries.")] = 20,
+    fmt: FormatOpt = ListFormat.table,
+) -> None:
     """The newest entries of the audit log."""
     from sqlalchemy import select
 
@@ -252,7 +264,7 @@ def audit_tail(n: Annotated[int, typer.Option("-n", min=1, help="How many of the
     principal_for_cli(store, "audit")
     with store.session() as session:
         events = session.scalars(select(models.AuditEvent).order_by(models.AuditEvent.pk.desc()).limit(n)).all()
-    _print_events(list(reversed(events)))
+    _print_events(list(reversed(events)), fmt)
 
 
 @audit_app.command("show")
@@ -261,6 +273,7 @@ def audit_show(
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. erase.")] = None,
     actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 200,
+    fmt: FormatOpt = ListFormat.table,
 ) -> None:
     """Audit entries matching every filter given, oldest first."""
     from sqlalchemy import select
@@ -276,7 +289,7 @@ def audit_show(
             query = query.where(column == value)
     with store.session() as session:
         events = session.scalars(query.order_by(models.AuditEvent.pk.desc()).limit(limit)).all()
-    _print_events(list(reversed(events)))
+    _print_events(list(reversed(events)), fmt)
 
 
 @pii_app.command("detect")

@@ -7,7 +7,6 @@ Exit 0: done; 1: refused (wrong role, name taken, drift found); 2: bad arguments
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +14,7 @@ from typing import Annotated
 import typer
 
 from store.console import Exit, err, fault_text, out, principal_for_cli, store_for_cli
+from store.listing import DocFormat, ListFormat
 
 app = typer.Typer(help="Versioned corpus releases.", no_args_is_help=True)
 
@@ -71,17 +71,24 @@ def release(
 
 
 @app.command("list")
-def list_cmd() -> None:
+def list_cmd(
+    fmt: Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")] = ListFormat.table,
+) -> None:
     """The releases, oldest first."""
-    from rich.table import Table
     from sqlalchemy import select
     from sqlalchemy.orm import defer
 
     from store import models
+    from store.listing import Column, Listing, emit
 
     store = store_for_cli()
     principal_for_cli(store, "list_releases")
-    table = Table("name", "release id", "protocol", "recordings", "speakers", "hours", "created", "by")
+    listing = Listing("corpus.list", [
+        Column("name", "name"), Column("release_id", "release id", lambda v: v[:16]), Column("protocol", "protocol"),
+        Column("protocol_version", "version"), Column("recordings", "recordings"), Column("speakers", "speakers"),
+        Column("hours", "hours"), Column("created_at", "created", lambda v: v[:16].replace("T", " ")),
+        Column("created_by", "by"),
+    ])
     with store.session() as session:
         for rel, protocol_id, version in session.execute(
             select(models.Release, models.Protocol.protocol_id, models.Protocol.version)
@@ -89,20 +96,21 @@ def list_cmd() -> None:
             .options(defer(models.Release.manifest)).order_by(models.Release.pk)
         ):
             totals = (rel.card or {}).get("totals", {})
-            table.add_row(rel.name, rel.release_id[:16], f"{protocol_id}@{version}", str(totals.get("recordings", "?")),
-                          str(totals.get("speakers", "?")), f"{totals.get('hours', 0):.3f}", f"{rel.created_at:%Y-%m-%d %H:%M}",
-                          rel.created_by)
-    out.print(table)
+            listing.add(name=rel.name, release_id=rel.release_id, protocol=protocol_id, protocol_version=version,
+                        recordings=totals.get("recordings"), speakers=totals.get("speakers"), hours=totals.get("hours"),
+                        created_at=rel.created_at.isoformat(timespec="seconds"), created_by=rel.created_by)
+    emit(listing, fmt)
 
 
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="Release name.")],
-    as_json: Annotated[bool, typer.Option("--json", help="The card as JSON.")] = False,
+    fmt: Annotated[DocFormat, typer.Option("--format", help="table (the Markdown card) or json.")] = DocFormat.table,
 ) -> None:
     """The dataset card of a release (Markdown, or JSON)."""
     from corpus.releases.card import render_markdown
     from corpus.releases.build import ReleaseError, find_release
+    from store.listing import json_text
 
     store = store_for_cli()
     principal_for_cli(store, "list_releases")
@@ -111,18 +119,19 @@ def show(
             card = find_release(session, name).card
         except ReleaseError as exc:
             _fail(str(exc), Exit.USAGE)
-    sys.stdout.write(json.dumps(card, indent=2, ensure_ascii=False) + "\n" if as_json else render_markdown(card))
+    sys.stdout.write(json_text(card) if fmt is DocFormat.json else render_markdown(card))
 
 
 @app.command()
 def diff(
     before: Annotated[str, typer.Argument(help="Older release.")],
     after: Annotated[str, typer.Argument(help="Newer release.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    fmt: Annotated[DocFormat, typer.Option("--format", help="table or json.")] = DocFormat.table,
 ) -> None:
     """What changed between two releases: recordings, transcripts, splits, speakers, hours."""
     from corpus.releases.build import ReleaseError
     from corpus.releases.verify import diff_releases
+    from store.listing import json_text
 
     store = store_for_cli()
     principal_for_cli(store, "list_releases")
@@ -130,8 +139,8 @@ def diff(
         result = diff_releases(store, before, after)
     except ReleaseError as exc:
         _fail(str(exc), Exit.USAGE)
-    if as_json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    if fmt is DocFormat.json:
+        sys.stdout.write(json_text(result))
         return
     out.print(f"{before} -> {after}")
     for label, count in result["counts"].items():
@@ -167,7 +176,7 @@ def verify(name: Annotated[str, typer.Argument(help="Release name.")]) -> None:
 @app.command()
 def pull(
     name: Annotated[str, typer.Argument(help="Release name.")],
-    fmt: Annotated[str, typer.Option("--format", help="lhotse, hf, nemo, kaldi, sctk (RTTM+STM+CTM), textgrid, webvtt, jsonl.")],
+    fmt: Annotated[str, typer.Option("--format", help="lhotse, hf, nemo, kaldi, sctk (RTTM+STM+CTM), textgrid, webvtt, eaf (ELAN), jsonl.")],
     out_dir: Annotated[Path, typer.Option("--out", help="A new or empty folder.")],
     audio: Annotated[str, typer.Option(help="link (symlinks to the store), include (copies) or cut (a WAV per turn).")] = "link",
 ) -> None:

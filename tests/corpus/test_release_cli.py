@@ -43,7 +43,7 @@ def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> N
     other = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v1", "--seed", "3")
     assert other.returncode == 1 and "immutable" in other.stderr
     assert run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v2", "--seed", "3").returncode == 0
-    changed = json.loads(run(corpus, "connie", "diff", "v1", "v2", "--json").stdout)
+    changed = json.loads(run(corpus, "connie", "diff", "v1", "v2", "--format", "json").stdout)
     splits = {name: {e["recording"]: e["split"] for e in stored_entries(corpus.store, name)} for name in ("v1", "v2")}
     moved = sorted((k for k in splits["v1"] if splits["v1"][k] != splits["v2"][k]), key=lambda k: int(k[4:]))
     assert changed["counts"]["recordings added"] == 0 and changed["recordings"]["split_changed"] == moved
@@ -52,7 +52,7 @@ def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> N
     assert listed.returncode == 0 and "v1" in listed.stdout and release_id[:16] in listed.stdout
     card = run(corpus, "connie", "show", "v1")
     assert card.returncode == 0 and card.stdout.startswith("# v1") and "## Coverage against the protocol" in card.stdout
-    as_json = json.loads(run(corpus, "connie", "show", "v1", "--json").stdout)
+    as_json = json.loads(run(corpus, "connie", "show", "v1", "--format", "json").stdout)
     assert as_json["release"]["release_id"] == release_id
 
     verified = run(corpus, "connie", "verify", "v1")
