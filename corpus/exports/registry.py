@@ -14,6 +14,7 @@ FORMATS: dict[str, tuple[str, str, str]] = {
     "sctk": ("corpus.exports.sctk", "SctkExporter", "RTTM + STM + CTM per split"),
     "textgrid": ("corpus.exports.textgrid", "TextGridExporter", "Praat TextGrid per recording, a tier per speaker"),
     "webvtt": ("corpus.exports.webvtt", "WebVttExporter", "WebVTT per recording with speaker voices"),
+    "eaf": ("corpus.exports.elan", "ElanExporter", "ELAN .eaf per recording, a tier per speaker and its personal-data tier"),
     "jsonl": ("corpus.exports.jsonl", "JsonlExporter", "plain JSONL, one line per turn"),
 }
 
