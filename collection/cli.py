@@ -149,6 +149,43 @@ def coverage(
         err.print(f"wrote {png}")
 
 
+@app.command("import-labelstudio")
+def import_labelstudio_cmd(
+    file: Annotated[Path, typer.Argument(help="Label Studio JSON export (a list of tasks).", exists=True, dir_okay=False)],
+    audio_root: Annotated[Path, typer.Option("--audio-root", help="Folder the tasks' audio paths are relative to.",
+                                             exists=True, file_okay=False)],
+    author: Annotated[list[str] | None, typer.Option("--author", help="LABEL_STUDIO_USER=USERNAME: a Label Studio user id "
+                                                     "or e-mail and the Turnscribe account it is (repeatable).")] = None,
+) -> None:
+    """Bring Label Studio annotations in as people's revisions of recordings already ingested. Exit 1 if any was refused."""
+    from collection.labelstudio import LabelStudioError, import_labelstudio
+    from store.console import principal_for_cli
+
+    authors: dict[str, str] = {}
+    for pair in author or []:
+        key, sep, username = pair.partition("=")
+        if not sep or not key.strip() or not username.strip():
+            err.print(f"[red]error:[/red] --author {pair!r}: write LABEL_STUDIO_USER=USERNAME")
+            raise typer.Exit(Exit.USAGE)
+        authors[key.strip()] = username.strip()
+    store = store_for_cli()
+    principal = principal_for_cli(store, "assign")
+    with store.session() as session:
+        try:
+            report = import_labelstudio(session, principal, file, audio_root, authors)
+        except LabelStudioError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        session.commit()
+    for o in report.outcomes:
+        if o.status == "refused":
+            where = f"task {o.task}" + (f" annotation {o.annotation}" if o.annotation is not None else "")
+            err.print(f"[red]refused[/red] {where}: {o.reason}")
+    out.print(f"Label Studio: {report.count('imported')} revision(s) imported, {report.count('unchanged')} unchanged, "
+              f"{report.count('refused')} refused")
+    raise typer.Exit(Exit.REJECTED if report.count("refused") else Exit.OK)
+
+
 @app.command()
 def synthesize(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the dialogues, truth and manifests.")],

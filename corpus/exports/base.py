@@ -53,6 +53,7 @@ class Exporter:
 
     name = ""
     needs_audio = True
+    audio_modes = AUDIO_MODES  # the --audio modes this format can point at
 
     def __init__(self, out: Path, audio_mode: str) -> None:
         self.root = out / self.name

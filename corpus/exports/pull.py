@@ -129,6 +129,8 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
     exporter_cls = exporter_class(fmt)
     if audio not in AUDIO_MODES:
         raise PullError(f"unknown audio mode {audio!r}; modes: {', '.join(AUDIO_MODES)}")
+    if audio not in exporter_cls.audio_modes:
+        raise PullError(f"{fmt} needs --audio {' or '.join(exporter_cls.audio_modes)}, not {audio}")
     with store.session() as session:
         release = find_release(session, name)
         release_pk, release_id, card = release.pk, release.release_id, release.card

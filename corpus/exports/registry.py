@@ -15,6 +15,7 @@ FORMATS: dict[str, tuple[str, str, str]] = {
     "textgrid": ("corpus.exports.textgrid", "TextGridExporter", "Praat TextGrid per recording, a tier per speaker"),
     "webvtt": ("corpus.exports.webvtt", "WebVttExporter", "WebVTT per recording with speaker voices"),
     "eaf": ("corpus.exports.elan", "ElanExporter", "ELAN .eaf per recording, a tier per speaker and its personal-data tier"),
+    "labelstudio": ("corpus.exports.labelstudio", "LabelStudioExporter", "Label Studio tasks with the turns as predictions, and the labeling config"),
     "jsonl": ("corpus.exports.jsonl", "JsonlExporter", "plain JSONL, one line per turn"),
 }
 
