@@ -46,6 +46,18 @@ def main(
 
 
 @app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Address to listen on (keep it inside the organisation's network).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+) -> None:
+    """Serve the workbench (Streamlit, headless, no usage statistics): review, coverage, quality and releases."""
+    from corpus.releases.workbench import PAGES
+    from review_ui.serve import serve
+
+    raise typer.Exit(serve(host, port, PAGES))
+
+
+@app.command()
 def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Run every step, then exit instead of serving the UI.")] = False,
 ) -> None:

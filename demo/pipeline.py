@@ -61,13 +61,14 @@ def run_demo(serve: bool = True) -> int:
     _first_release(store, row, protocol)
     store.close()
     if serve:
+        from corpus.releases.workbench import PAGES
         from review_ui.serve import serve as serve_workbench
 
         err.rule("9. review workbench")
         err.print(f"   http://{DEMO_HOST}:{DEMO_PORT}  (Ctrl-C stops it) — sign in as:")
         for username, password, role in accounts:
             err.print(f"   {role:<10} {username:<6} password {password}")
-        return serve_workbench(DEMO_HOST, DEMO_PORT)
+        return serve_workbench(DEMO_HOST, DEMO_PORT, PAGES)
     return Exit.OK if report.ok else Exit.REJECTED
 
 

@@ -9,9 +9,12 @@ on the person's first work page (an annotator's queue).
 
 from __future__ import annotations
 
+import sys
+
 import streamlit as st
 
 from store.settings import enforce_offline
+from review_ui.serve import ExtraPage
 from review_ui.session_auth import JUST_SIGNED_IN, current_principal, sign_out, write_session_cookie
 
 enforce_offline()
@@ -29,14 +32,19 @@ else:
     manage = [spec for spec, allowed in (
         (("views/coverage_funnel.py", "Coverage", "coverage"), principal.can("see_coverage")),
         (("views/quality.py", "Quality", "quality"), principal.can("see_quality"))) if allowed]
-    landing = (work or manage or [None])[0]  # what "/" opens once signed in: the first work page
-    made = {spec: st.Page(spec[0], title=spec[1], url_path=spec[2], default=spec is landing) for spec in work + manage}
+    # pages of higher floors (the releases), passed by `turnscribe ui` after `--`
+    data = [(str(page.path), page.title, page.url_path)
+            for page in map(ExtraPage.from_argument, sys.argv[1:]) if principal.can(page.permission)]
+    landing = (work or manage or data or [None])[0]  # what "/" opens once signed in: the first work page
+    made = {spec: st.Page(spec[0], title=spec[1], url_path=spec[2], default=spec is landing) for spec in work + manage + data}
     account = st.Page("views/sign_in.py", title="Account", url_path="account", default=landing is None)
     sections = {"Account": [account]}
     if work:
         sections["Work"] = [made[spec] for spec in work]
     if manage:
         sections["Manage"] = [made[spec] for spec in manage]
+    if data:
+        sections["Data"] = [made[spec] for spec in data]
     pages = st.navigation(sections)
     if st.session_state.pop(JUST_SIGNED_IN, False) and pages is account and landing is not None:
         st.switch_page(made[landing])

@@ -1,4 +1,4 @@
-"""`turnscribe users`, `turnscribe review` and `turnscribe ui`.
+"""`turnscribe users` and `turnscribe review`.
 
 Accounts: the first admin account may be created by whoever runs the command on the
 server (there is nobody to sign in as yet); after that `users add` needs an admin's sign-in
@@ -23,20 +23,10 @@ review_app = typer.Typer(help="Cut and assign review tasks, approve transcripts.
 
 
 def register(app: typer.Typer) -> None:
-    """Add the review stage's command groups to the root command."""
+    """Add the review stage's command groups to the root command (`turnscribe ui` is the top's: it adds the
+    releases page, which lives above this floor)."""
     app.add_typer(users_app, name="users")
     app.add_typer(review_app, name="review")
-    app.command("ui")(ui)
-
-
-def ui(
-    host: Annotated[str, typer.Option(help="Address to listen on (keep it inside the organisation's network).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
-) -> None:
-    """Serve the review workbench (Streamlit, headless, no usage statistics)."""
-    from review_ui.serve import serve
-
-    raise typer.Exit(serve(host, port))
 
 
 def _new_password() -> str:

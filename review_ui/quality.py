@@ -242,6 +242,7 @@ class Throughput:
     per_annotator: list[dict[str, Any]]
     trend: list[dict[str, Any]]  # one row per (period start, annotator) and per period for "all"
     period: str
+    team: dict[str, Any]  # the whole team over every period, by the same rule as each person
 
 
 def _period_start(moment: dt.datetime, period: str) -> dt.date:
@@ -272,22 +273,25 @@ def throughput(session: Session, protocol_pk: int | None = None, period: str = "
         hours = (aware(interval.ended_at) - aware(interval.started_at)).total_seconds() / 3600
         worked[(_period_start(aware(interval.started_at), period), interval.username)] += max(0.0, hours)
 
-    def row(minutes: float, hours: float, **key: Any) -> dict[str, Any]:
-        return {**key, "audio_minutes": round(minutes, 3), "hours_worked": round(hours, 4),
-                "minutes_per_hour": round(minutes / hours, 3) if hours > 0 else None}
+    def row(pairs: list[tuple[dt.date, str]], **key: Any) -> dict[str, Any]:
+        """Minutes per hour over the (period, person) pairs given. Minutes finished in a period where the person
+        logged no time (`unclocked_minutes`, part of `audio_minutes`) are left out of the rate, for a person and
+        the team alike: otherwise the team's rate counts work done in no time and beats every member's."""
+        hours = sum(worked.get(pair, 0.0) for pair in pairs)
+        clocked = sum(finished.get(pair, 0.0) for pair in pairs if worked.get(pair, 0.0) > 0)
+        unclocked = sum(finished.get(pair, 0.0) for pair in pairs if worked.get(pair, 0.0) <= 0)
+        return {**key, "audio_minutes": round(clocked + unclocked, 3), "hours_worked": round(hours, 4),
+                "minutes_per_hour": round(clocked / hours, 3) if hours > 0 else None,
+                "unclocked_minutes": round(unclocked, 3)}
 
-    people = sorted({who for _, who in finished} | {who for _, who in worked})
-    per_annotator = [row(sum(v for (_, w), v in finished.items() if w == who),
-                         sum(v for (_, w), v in worked.items() if w == who), annotator=who) for who in people]
-    periods = sorted({p for p, _ in finished} | {p for p, _ in worked})
+    pairs = sorted(set(finished) | set(worked))
+    people = sorted({who for _, who in pairs})
+    per_annotator = [row([pair for pair in pairs if pair[1] == who], annotator=who) for who in people]
     trend = []
-    for p in periods:
-        trend.append(row(sum(v for (q, _), v in finished.items() if q == p), sum(v for (q, _), v in worked.items() if q == p),
-                         period_start=p, annotator="all"))
-        for who in people:
-            if (p, who) in finished or (p, who) in worked:
-                trend.append(row(finished.get((p, who), 0.0), worked.get((p, who), 0.0), period_start=p, annotator=who))
-    return Throughput(per_annotator, trend, period)
+    for p in sorted({p for p, _ in pairs}):
+        trend.append(row([pair for pair in pairs if pair[0] == p], period_start=p, annotator="all"))
+        trend += [row([(p, who)], period_start=p, annotator=who) for who in people if (p, who) in pairs]
+    return Throughput(per_annotator, trend, period, row(pairs, annotator="all"))
 
 
 # --- automation bias ------------------------------------------------------------------------------

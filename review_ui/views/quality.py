@@ -16,6 +16,11 @@ def _figure(value: float | None, fmt: str = "{:.3f}") -> str:
     return "—" if value is None else fmt.format(value)
 
 
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing figures as "—", never "None" or "nan" (a manager reads them as data)."""
+    return frame.astype(object).where(frame.notna(), "—")
+
+
 def render_quality() -> None:
     from review_ui import quality
 
@@ -36,14 +41,14 @@ def render_quality() -> None:
 
     st.subheader("Notices")
     if notices:  # calibration failed, returned to calibration, work waiting without a free reviewer
-        st.dataframe(pd.DataFrame(notices), hide_index=True)
+        st.dataframe(readable(pd.DataFrame(notices)), hide_index=True)
     else:
         st.caption("Nothing needs your attention.")
 
     st.subheader("Gold accuracy per annotator")
     if gold:
         frame = pd.DataFrame([dataclasses.asdict(g) for g in gold]).set_index("annotator")
-        st.dataframe(frame)
+        st.dataframe(readable(frame))
         st.bar_chart(frame[["wer", "speaker_error"]], stack=False)
     else:
         st.caption("No gold items scored yet.")
@@ -54,11 +59,15 @@ def render_quality() -> None:
     right.metric("Krippendorff's α (speaker frames)", _figure(pairs.alpha))
     count.metric("double-annotated tasks", len(pairs.pairs))
     if pairs.pairs:
-        st.dataframe(pd.DataFrame([dataclasses.asdict(p) for p in pairs.pairs]), hide_index=True)
+        st.dataframe(readable(pd.DataFrame([dataclasses.asdict(p) for p in pairs.pairs])), hide_index=True)
 
     st.subheader(f"Throughput (audio minutes per hour worked, per {speed.period})")
     if speed.per_annotator:
-        st.dataframe(pd.DataFrame(speed.per_annotator), hide_index=True)
+        team, clocked = st.columns(2)
+        team.metric("team, minutes per hour worked", _figure(speed.team["minutes_per_hour"], "{:.1f}"))
+        clocked.metric("audio minutes finished with no time logged (not in the rates)",
+                       _figure(speed.team["unclocked_minutes"], "{:.1f}"))
+        st.dataframe(readable(pd.DataFrame(speed.per_annotator)), hide_index=True)
         trend = pd.DataFrame(speed.trend).dropna(subset=["minutes_per_hour"])
         if not trend.empty:
             trend["period_start"] = trend["period_start"].astype(str)
@@ -78,7 +87,7 @@ def render_quality() -> None:
     approved.metric("approved recordings", ttt.approved)
     pending.metric("not yet approved", ttt.pending)
     if ttt.rows:
-        st.dataframe(pd.DataFrame(ttt.rows), hide_index=True)
+        st.dataframe(readable(pd.DataFrame(ttt.rows)), hide_index=True)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from corpus.releases.build import build_release
 from review_ui.calibration import start_calibration
 from review_ui.tasks import cut_tasks
 from protocols.registry import get_protocol
+from store import models
 from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus
 from turnscribe import app
 
@@ -162,5 +164,10 @@ def test_audit_tail_json_matches_the_table(released: Corpus) -> None:
         assert (cells["actor"], cells["action"], cells["subject"]) == (row["actor"], row["action"], row["subject"])
         assert cells["at"] == row["at"][:19].replace("T", " ")
         assert "".join(cells["details"].split()) == "".join(json.dumps(row["details"], ensure_ascii=False).split())
+    with released.store.session() as session:  # the log itself, read independently of the command
+        stored = {e.pk: e for e in session.scalars(select(models.AuditEvent).where(models.AuditEvent.pk.in_(list(map(int, by_pk)))))}
+    assert [(r["actor"], r["action"], r["subject"], r["details"]) for r in rows] == [
+        (stored[r["pk"]].actor, stored[r["pk"]].action, stored[r["pk"]].subject, stored[r["pk"]].details) for r in rows]
+    assert any(r["details"] for r in rows), "some entry of the tail carries details"
     as_csv = csv_rows(released, "governance", "audit", "tail", "-n", "5")
     assert [json.loads(r["details"]) for r in as_csv[:4]] == [r["details"] for r in rows]

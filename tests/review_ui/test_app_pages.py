@@ -154,6 +154,9 @@ def test_manager_pages_refuse_annotators_and_roles_are_reread_every_run(app_env:
     assert quality.title[0].value == "Quality" and not quality.exception
     throughput = next(d.value for d in quality.dataframe if "minutes_per_hour" in d.value.columns)
     assert list(throughput["annotator"]) == ["ann2"] and throughput["audio_minutes"][0] > 0
+    # ann2 logged no time: no rate, shown as "—" like every missing figure (never "None" or "nan")
+    assert throughput["minutes_per_hour"][0] == "—" and throughput["unclocked_minutes"][0] == throughput["audio_minutes"][0]
+    assert all(not frame.value.isna().any().any() for frame in quality.dataframe)
     approved = next(m for m in quality.metric if m.label == "approved recordings")
     assert approved.value == "1"
     with app_env.store.session() as session:

@@ -431,12 +431,13 @@ def test_the_editing_loop_then_submit_review_and_the_managers_pages(review_store
     wait_idle(page)
 
     sign_in(page, server, "mgr1")
-    for link, heading in (("Coverage", "Coverage funnel"), ("Quality", "Quality")):
+    chart = '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg'
+    for link, heading, drawn in (("Coverage", "Coverage funnel", '[data-testid="stTable"] table'), ("Quality", "Quality", chart)):
         page.get_by_role("link", name=link).click()
         page.get_by_role("heading", name=heading).wait_for()
         wait_idle(page)
         assert page.locator('[data-testid="stException"]').count() == 0, f"the {link} page raised"
-        page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').first.wait_for()
+        page.locator(drawn).first.wait_for()
         shot(page, link.lower())
     context.close()
     with review_store.store.session() as session:

@@ -90,11 +90,12 @@ def test_review_cut_assign_status_and_approve_demo(review_store) -> None:
 
 def test_ui_command_calls_serve(review_store, monkeypatch: pytest.MonkeyPatch) -> None:
     import review_ui.serve
+    from corpus.releases.workbench import RELEASES_PAGE
 
     calls = []
-    monkeypatch.setattr(review_ui.serve, "serve", lambda host, port: calls.append((host, port)) or 0)
+    monkeypatch.setattr(review_ui.serve, "serve", lambda host, port, pages: calls.append((host, port, pages)) or 0)
     result = _invoke(review_store, "ui", "--port", "8601")
-    assert result.exit_code == 0 and calls == [("127.0.0.1", 8601)]
+    assert result.exit_code == 0 and calls == [("127.0.0.1", 8601, (RELEASES_PAGE,))]
     help_text = runner.invoke(app, ["--help"]).output
     assert all(group in help_text for group in ("users", "review", "ui"))
 

@@ -147,13 +147,37 @@ def test_throughput_and_its_weekly_trend(review_store) -> None:
         daily = quality.throughput(session, rs.protocol_row.pk, period="day")
     # 0.4 min of audio in 18 min = 0.3 h: 4/3 min per hour
     assert report.per_annotator == [{"annotator": "ann", "audio_minutes": 0.4, "hours_worked": 0.3,
-                                     "minutes_per_hour": pytest.approx(4 / 3, abs=1e-3)}]
+                                     "minutes_per_hour": pytest.approx(4 / 3, abs=1e-3), "unclocked_minutes": 0.0}]
     weeks = [r for r in report.trend if r["annotator"] == "all"]
     assert [r["period_start"] for r in weeks] == [dt.date(2030, 1, 7), dt.date(2030, 1, 14)]
     assert [r["minutes_per_hour"] for r in weeks] == [pytest.approx(2.0), pytest.approx(1.0)]  # 0.2/0.1 h, 0.2/0.2 h
     assert len([r for r in daily.trend if r["annotator"] == "all"]) == 3
     with pytest.raises(ValueError):
         quality.throughput(session, period="month")
+
+
+def test_team_throughput_counts_only_minutes_with_time_worked(review_store) -> None:
+    """The issue's case: one annotator's minutes were finished with no time logged. Counting them made the team
+    (0.6 min / 0.3 h = 2.0 min/h) faster than its only clocked member (0.4 min / 0.3 h = 1.33 min/h)."""
+    rs = review_store
+    r1 = rs.recording_pks[0]
+    monday = dt.datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+    with rs.store.session() as session:
+        clocked = _task(session, r1, "ann", start_s=0.0, end_s=24.0)  # 0.4 min of audio
+        unclocked = _task(session, r1, "bob", start_s=24.0, end_s=36.0)  # 0.2 min, no work interval
+        _submitted(session, clocked, [], at=monday + dt.timedelta(hours=1))
+        _submitted(session, unclocked, [], at=monday + dt.timedelta(hours=2))
+        session.add(models.WorkInterval(username="ann", task_pk=clocked.pk, started_at=monday,
+                                        ended_at=monday + dt.timedelta(minutes=18)))
+        session.commit()
+        report = quality.throughput(session, rs.protocol_row.pk, period="week")
+    ann, bob = report.per_annotator
+    assert ann["minutes_per_hour"] == pytest.approx(0.4 / 0.3, abs=1e-3) and ann["unclocked_minutes"] == 0.0
+    assert bob["minutes_per_hour"] is None and bob["audio_minutes"] == 0.2 and bob["unclocked_minutes"] == 0.2
+    assert report.team["minutes_per_hour"] == pytest.approx(0.4 / 0.3, abs=1e-3)
+    assert report.team["audio_minutes"] == pytest.approx(0.6) and report.team["unclocked_minutes"] == pytest.approx(0.2)
+    (week,) = [r for r in report.trend if r["annotator"] == "all"]
+    assert week["minutes_per_hour"] == report.team["minutes_per_hour"]
 
 
 def test_automation_bias_compares_acceptance_with_blind_agreement(review_store) -> None:

@@ -1,0 +1,168 @@
+"""The workbench's releases, coverage and quality pages in a real browser (Debian chromium, playwright),
+against `turnscribe ui` on a store with two releases: a consumer sees the releases and nothing else;
+a manager's coverage heatmap says what `collect coverage --format json` says; the quality page
+prints no "None". Screenshots at 1440x900 go to test-artifacts/ui/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from corpus.releases.build import build_release
+from corpus.releases.verify import diff_releases
+from review_ui.serve import REPO_ROOT
+from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus
+from tests.review_ui.test_browser_e2e import CHROMIUM, Shots, _free_port, wait_idle
+from turnscribe import app
+
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
+
+
+@pytest.fixture
+def server(corpus: Corpus, tmp_path: Path) -> Iterator[str]:
+    """`turnscribe ui` (the console script, with the releases page it adds) on a free port."""
+    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v1", seed=0)
+    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v2", seed=3)
+    settings = corpus.store.settings
+    env = dict(os.environ, TURNSCRIBE_HOME=str(settings.home), TURNSCRIBE_DATABASE_URL=settings.database_url)
+    port = _free_port()
+    log = open(tmp_path / "streamlit.log", "w")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "turnscribe"), "ui", "--port", str(port)],
+                               env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((tmp_path / "streamlit.log").read_text())
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(url)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text(f"Signed in as {username}").first.wait_for()
+    wait_idle(page)
+
+
+CELL = re.compile(r"(?P<percent>[\d.]+)% · (?P<amount>[\d.]+) (?P<unit>min|h) of (?P<target>[\d.]+) h · "
+                  r"(?:gap (?P<gap>[\d.]+) h|target met)")
+
+
+def read_cell(text: str) -> tuple[float, float, float, float]:
+    """(percent, hours, target hours, gap hours) as a heatmap cell prints them."""
+    found = CELL.fullmatch(text)
+    assert found, text
+    hours = float(found["amount"]) / (60 if found["unit"] == "min" else 1)
+    return float(found["percent"]), hours, float(found["target"]), float(found["gap"] or 0.0)
+
+
+def expected_heatmap(corpus: Corpus, rows: str, columns: str) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(hours, target, gap) per heatmap cell from `collect coverage --format json`: crossed cells summed over the
+    other dimension."""
+    settings = corpus.store.settings
+    result = CliRunner().invoke(app, ["collect", "coverage", "--protocol", PROTOCOL_ID, "--format", "json"],
+                                env={"TURNSCRIBE_HOME": str(settings.home), "TURNSCRIBE_DATABASE_URL": settings.database_url})
+    assert result.exit_code == 0, result.output
+    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for row in json.loads(result.stdout)["rows"]:
+        if row["scope"] == "cell":
+            where = dict(zip(row["dimensions"], row["values"]))
+            cell = sums[(where[rows], where[columns])]
+            cell[0] += row["hours"]
+            cell[1] += row["target_hours"]
+            cell[2] += row["gap_hours"]
+    return {key: (h, t, g) for key, (h, t, g) in sums.items()}
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the browser flow is about the pages; both databases are covered below them
+def test_releases_for_consumers_heatmap_and_quality_for_managers(corpus: Corpus, server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        shot = Shots(tmp_path / "screenshots")
+
+        sign_in(page, server, "connie")  # a consumer lands on the releases
+        page.get_by_role("heading", name="Releases", exact=True).wait_for()
+        links = sorted(page.get_by_role("link").all_inner_texts())
+        assert "Releases" in links and not {"Coverage", "Quality", "My queue", "Review queue", "Editor"} & set(links)
+        page.get_by_role("link", name="Releases").click()
+        page.get_by_role("heading", name="Releases", exact=True).wait_for()
+        wait_idle(page)
+        errors = page.locator('[data-testid="stException"]')
+        assert errors.count() == 0, errors.first.inner_text()
+        for fmt in ("lhotse", "kaldi", "eaf", "labelstudio"):
+            page.get_by_text(f"turnscribe corpus pull v2 --format {fmt} --out v2-{fmt}").wait_for()
+        page.get_by_role("heading", name="Coverage against the protocol").wait_for()  # the card, rendered
+        changes = diff_releases(corpus.store, "v1", "v2")
+        table = page.locator('[data-testid="stTable"] table').last
+        shown = dict(table.evaluate("t => [...t.querySelectorAll('tbody tr')].map(r => [...r.querySelectorAll('td')].map(c => c.innerText))"))
+        assert shown == {label: str(count) for label, count in changes["counts"].items()}
+        assert changes["counts"]["recordings split changed"] > 0
+        shot(page, "releases-consumer")
+        page.goto(f"{server}/coverage")  # not in a consumer's navigation: the app opens the consumer's landing page
+        wait_idle(page)
+        page.get_by_role("heading", name="Releases", exact=True).wait_for()
+        assert page.get_by_role("heading", name="Coverage funnel").count() == 0
+        page.get_by_role("button", name="Sign out").click()
+        wait_idle(page)
+        sign_in(page, server, "manny")
+        page.get_by_role("link", name="Coverage").click()
+        page.get_by_role("heading", name="Coverage heatmap").wait_for()
+        wait_idle(page)
+        heat = page.locator('[data-testid="stTable"] table').first
+        header = heat.evaluate("t => [...t.querySelectorAll('thead tr')].pop().innerText")
+        cells = heat.evaluate("t => [...t.querySelectorAll('tbody tr')].map(r => [r.querySelector('th').innerText, "
+                              "[...r.querySelectorAll('td')].map(c => c.innerText)])")
+        columns = [c.strip() for c in header.split("\t") if c.strip()]
+        want = expected_heatmap(corpus, "accent", "age_band")
+        got = {(row, column): text for row, texts in cells for column, text in zip(columns[-len(texts):], texts, strict=True)}
+        assert set(got) == set(want) and len(got) == 6 * 4
+        for key, text in got.items():
+            percent, hours, target, gap = read_cell(text)
+            want_hours, want_target, want_gap = want[key]
+            assert target == want_target and gap == pytest.approx(want_gap, abs=0.005)
+            assert hours == pytest.approx(want_hours, abs=0.05 / 60) and percent == pytest.approx(100 * want_hours / want_target, abs=0.05)
+        assert sum(want[k][0] > 0 for k in want) >= 4, "the dialogues fill several cells"
+        shot(page, "coverage-heatmap")
+
+        page.get_by_role("link", name="Quality").click()
+        page.get_by_role("heading", name="Quality").wait_for()
+        wait_idle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert "None" not in page.locator("section.main, [data-testid='stMain']").first.inner_text()
+        shot(page, "quality-throughput")
+        page.get_by_role("link", name="Releases").click()
+        page.get_by_role("heading", name="Releases", exact=True).wait_for()
+        wait_idle(page)
+        shot(page, "releases-manager")
+        browser.close()
+    assert len(list((tmp_path / "screenshots").glob("*.png"))) == 4
