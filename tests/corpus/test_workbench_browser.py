@@ -128,10 +128,12 @@ def test_releases_for_consumers_heatmap_and_quality_for_managers(corpus: Corpus,
         assert shown == {label: str(count) for label, count in changes["counts"].items()}
         assert changes["counts"]["recordings split changed"] > 0
         shot(page, "releases-consumer")
-        page.goto(f"{server}/coverage")  # not in a consumer's navigation: the app opens the consumer's landing page
+        page.goto(f"{server}/coverage")  # not in a consumer's navigation: "page not found", then the landing page
         wait_idle(page)
         page.get_by_role("heading", name="Releases", exact=True).wait_for()
         assert page.get_by_role("heading", name="Coverage funnel").count() == 0
+        page.keyboard.press("Escape")  # Streamlit's "page not found" dialog
+        page.get_by_role("dialog").wait_for(state="detached")
         page.get_by_role("button", name="Sign out").click()
         wait_idle(page)
         sign_in(page, server, "manny")
