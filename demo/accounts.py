@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 from store import models
 from store.accounts import add_user, load_principal
 from store.audit import record_event
+from store.clock import utcnow
 from review_ui.assignment import AssignmentRules, assign_tasks
 from review_ui.calibration import PASSED, skills
 from review_ui.review import accept
-from review_ui.tasks import ACCEPTED, DONE, OPEN, PRODUCTION, SUBMITTED, cut_tasks, model_revision, utcnow
+from review_ui.tasks import ACCEPTED, DONE, OPEN, PRODUCTION, SUBMITTED, cut_tasks, model_revision
 from review_ui.submission import after_submit, review_tasks_of
 
 DEMO_ACCOUNTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (

@@ -29,12 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "PYANNOTE_METRICS_ENABLED": "false"}
+from store.settings import enforce_offline
 
 
 def _enforce_offline() -> None:
     """No hub downloads, no usage metrics: set before (and after) pyannote.audio is imported."""
-    os.environ.update(OFFLINE_ENV)
+    enforce_offline()
     hub = sys.modules.get("huggingface_hub.constants")
     if hub is not None:  # imported before us: its offline flag was read from the environment then
         hub.HF_HUB_OFFLINE = True

@@ -38,9 +38,10 @@ from sqlalchemy.orm import Session
 from store import models
 from store.accounts import users_with_role
 from store.audit import record_event
+from store.clock import utcnow
 from review_ui import calibration as cal
 from review_ui.tasks import (
-    CALIBRATION, GOLD, OPEN, PRODUCTION, QUEUE_STATES, REVIEW, _unit_hash, aware, gold_task, last_cut_settings, span_of, utcnow,
+    CALIBRATION, GOLD, OPEN, PRODUCTION, QUEUE_STATES, REVIEW, aware, gold_task, last_cut_settings, span_of, unit_hash,
 )
 
 
@@ -156,9 +157,9 @@ def _gold_task(session: Session, kind: str, recording: models.Recording, protoco
     """A gold or calibration task cut like the protocol's production tasks."""
     settings = last_cut_settings(session, protocol_pk)
     reference = cal.reference_revision(session, recording.pk)
-    blind = kind == GOLD and _unit_hash(seed, f"gold-blind:{username}", recording.pk, 0) < float(settings.get("blind_share", 0.0))
+    blind = kind == GOLD and unit_hash(seed, f"gold-blind:{username}", recording.pk, 0) < float(settings.get("blind_share", 0.0))
     return gold_task(session, kind, recording, reference.turns if reference else [], settings.get("max_chunk_s"),
-                     float(settings.get("context_s", 5.0)), _unit_hash(seed, f"gold:{username}", recording.pk, 0), blind)
+                     float(settings.get("context_s", 5.0)), unit_hash(seed, f"gold:{username}", recording.pk, 0), blind)
 
 
 def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | None = None, *, actor: str) -> list[models.Task]:
@@ -184,7 +185,7 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
             if need_skill is None and not cal.is_skilled(person.skills, language, accents):
                 continue
             out.append(pk)
-        return sorted(out, key=lambda pk: _unit_hash(rules.seed, f"pick:{person.user.username}", pk, 0))
+        return sorted(out, key=lambda pk: unit_hash(rules.seed, f"pick:{person.user.username}", pk, 0))
 
     # 1. calibration sets for people still calibrating
     for person in people.values():

@@ -24,6 +24,7 @@ from store import models
 from store.accounts import Principal, PermissionDenied
 from store.audit import record_event
 from store.blobs import BlobStore
+from store.clock import utcnow
 from review_ui.tasks import PRODUCTION, QUEUE_STATES, REVIEW, model_revision, span_of, title_of
 
 Turn = dict[str, Any]
@@ -90,10 +91,6 @@ class HistoryEntry:
     created_at: dt.datetime
     diff: list[str]  # unified diff of turn lines against the model pre-annotation
     changed_lines: int
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _task(session: Session, task_pk: int) -> models.Task:
@@ -269,7 +266,7 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
     if parent is None:
         model = model_revision(session, task.recording_pk)
         parent = model.pk if model is not None else None
-    now = _now()
+    now = utcnow()
     won = task.version == base_version and session.execute(
         update(models.Task).where(models.Task.pk == task_pk, models.Task.version == base_version)
         .values(version=models.Task.version + 1, updated_at=now).execution_options(synchronize_session=False)

@@ -24,11 +24,12 @@ from sqlalchemy.orm import Session
 from store import models
 from store.accounts import PermissionDenied, Principal, require
 from store.audit import record_event
+from store.clock import utcnow
 from review_ui import comparison
 from review_ui.assignment import conflicts, participants
 from review_ui.calibration import submitted_revision
 from review_ui.tasks import (
-    ACCEPTED, DONE, OPEN, PRODUCTION, REVIEW, SUBMITTED, SENT_BACK, aware, model_revision, span_of, title_of, utcnow,
+    ACCEPTED, DONE, OPEN, PRODUCTION, REVIEW, SUBMITTED, SENT_BACK, aware, model_revision, span_of, title_of,
 )
 from review_ui.submission import review_tasks_of
 

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from store import models
 from store.accounts import users_with_role
 from store.audit import record_event
+from store.clock import utcnow
 from review_ui.assignment import choose_reviewer
 from review_ui.calibration import notify_manager, record_gold_result
-from review_ui.tasks import CALIBRATION, DONE, GOLD, OPEN, PRODUCTION, REVIEW, SUBMITTED, utcnow
+from review_ui.tasks import CALIBRATION, DONE, GOLD, OPEN, PRODUCTION, REVIEW, SUBMITTED
 
 REVIEW_DUE = dt.timedelta(days=2)
 

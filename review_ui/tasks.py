@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from store import models
 from store.accounts import Principal, require
 from store.audit import record_event
+from store.clock import utcnow
 
 PRODUCTION = "annotate"
 GOLD = "gold"
@@ -46,10 +47,6 @@ FINISHED_STATES = (SUBMITTED, ACCEPTED, DONE)
 CUT_EVENT = "review_tasks_cut"
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def aware(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC."""
     if value is not None and value.tzinfo is None:
@@ -57,7 +54,7 @@ def aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def _unit_hash(seed: int, what: str, recording_pk: int, index: int) -> float:
+def unit_hash(seed: int, what: str, recording_pk: int, index: int) -> float:
     digest = hashlib.sha256(f"{seed}:{what}:{recording_pk}:{index}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
@@ -147,8 +144,8 @@ def cut_tasks(
     total = existing["units"] + len(units)
     n_double = max(0, round(double_share * total) - existing["double"])
     n_blind = max(0, round(blind_share * total) - existing["blind"])
-    by_double = sorted(range(len(units)), key=lambda k: _unit_hash(seed, "double", units[k][0].pk, units[k][1]))
-    by_blind = sorted(range(len(units)), key=lambda k: _unit_hash(seed, "blind", units[k][0].pk, units[k][1]))
+    by_double = sorted(range(len(units)), key=lambda k: unit_hash(seed, "double", units[k][0].pk, units[k][1]))
+    by_blind = sorted(range(len(units)), key=lambda k: unit_hash(seed, "blind", units[k][0].pk, units[k][1]))
     doubled, blind = set(by_double[:n_double]), set(by_blind[:n_blind])
 
     created: list[models.Task] = []
@@ -170,7 +167,7 @@ def cut_tasks(
     pool = _gold_pool(session, protocol_pk, round(gold_share * len(units)) if units else 0, max_chunk_s, context_s, seed,
                       blind_share)
     order = [(float(i), t) for i, t in enumerate(created)]
-    order += [(_unit_hash(seed, "gold-at", t.recording_pk, j) * len(created), t) for j, t in enumerate(pool)]
+    order += [(unit_hash(seed, "gold-at", t.recording_pk, j) * len(created), t) for j, t in enumerate(pool)]
     session.add_all([t for _, t in sorted(order, key=lambda kt: kt[0])])  # rows are inserted, and numbered, in this order
     session.flush()
     record_event(session, actor, CUT_EVENT, f"protocol:{protocol_pk}", {
@@ -205,8 +202,8 @@ def _gold_pool(session: Session, protocol_pk: int, n: int, max_chunk_s: float | 
         reference = session.scalars(select(rev).where(rev.recording_pk == recording.pk, rev.stage == "reference")
                                     .order_by(rev.pk.desc())).first()
         out.append(gold_task(session, GOLD, recording, reference.turns if reference else [], max_chunk_s, context_s,
-                             _unit_hash(seed, "gold-chunk", recording.pk, j),
-                             blind=_unit_hash(seed, "gold-blind", recording.pk, j) < blind_share))
+                             unit_hash(seed, "gold-chunk", recording.pk, j),
+                             blind=unit_hash(seed, "gold-blind", recording.pk, j) < blind_share))
     return out
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from store.accounts import PermissionDenied, Principal
-from review_ui.editor_component.bridge import now_utc
+from store.clock import utcnow
 from review_ui.editing import TaskView, history
 from review_ui.session_auth import get_store
 
@@ -39,7 +39,7 @@ def break_reminder(principal: Principal) -> None:
     except ImportError:
         return
     with get_store().session() as session:
-        if needs_break(session, principal.username, now_utc()):
+        if needs_break(session, principal.username, utcnow()):
             st.info("You have been working for 50 minutes without a pause. A short break helps your ears and your accuracy. ☕")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from store.accounts import PermissionDenied, Principal
+from store.clock import utcnow
 from store.db import Store
 from review_ui.components.audio_window import clip_wav, envelope
 from review_ui.editing import SaveConflict, TaskView, TurnValidationError, save_draft, submit
@@ -29,10 +30,6 @@ PEAKS_PER_S = 100  # min/max pairs per second of the window
 MAX_INTERVAL = dt.timedelta(minutes=5)  # longer gaps between saves are not counted as work
 
 
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 @dataclass
 class EditorSession:
     """The server's side of one task open in one browser tab."""
@@ -41,7 +38,7 @@ class EditorSession:
     window: tuple[float, float]
     handled: dict[str, int] = field(default_factory=dict)  # mount -> newest seq handled
     ack: dict[str, Any] | None = None
-    since: dt.datetime = field(default_factory=now_utc)  # start of the current stretch of work
+    since: dt.datetime = field(default_factory=utcnow)  # start of the current stretch of work
     have: str | None = None  # the audio window the tab says it holds (`window_key`); not sent again
     doc_version: int | None = None  # the saved version the tab says it holds; its turns are not sent again
 
@@ -121,7 +118,7 @@ def _save(store: Store, principal: Principal, view: TaskView, state: EditorSessi
     base = message.get("base_version")
     if not isinstance(base, int):
         return {"ok": False, "error": "the save names no base version"}
-    started = max(state.since, now_utc() - MAX_INTERVAL)
+    started = max(state.since, utcnow() - MAX_INTERVAL)
     action = submit if op == "submit" else save_draft
     with store.session() as session:
         try:
@@ -133,5 +130,5 @@ def _save(store: Store, principal: Principal, view: TaskView, state: EditorSessi
             session.rollback()
             return {"ok": False, "error": str(problem)}
         version = int(revision.author_params["task_version"])
-    state.since = now_utc()
+    state.since = utcnow()
     return {"ok": True, "version": version, "submitted": op == "submit"}
