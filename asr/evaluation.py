@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asr.turns import Turn
+from store.rttm_stm_ctm import read_rttm, read_stm
+from store.turns import Turn, turns_from_json
 
 _PUNCT = re.compile(r"[^\w\s']|(?<!\w)'|'(?!\w)")
 
@@ -28,11 +29,57 @@ def normalize(text: str) -> str:
 
 
 @dataclass
-class Score:
-    """Error counts that add up across recordings."""
+class WordCounts:
+    """Alignment counts of a hypothesis against a reference (errors = S + D + I): the one WER accumulator.
 
-    wer_errors: int = 0
-    wer_words: int = 0
+    Figures over many items add the counts first (a corpus WER, not a mean of WERs).
+    """
+
+    hits: int = 0
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+
+    @property
+    def reference_words(self) -> int:
+        return self.hits + self.substitutions + self.deletions
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
+    def wer(self) -> float | None:
+        return self.errors / self.reference_words if self.reference_words else None
+
+    @property
+    def kept(self) -> float | None:
+        """Share of the reference's words found unchanged in the hypothesis (hits / reference words)."""
+        return self.hits / self.reference_words if self.reference_words else None
+
+    def __add__(self, other: WordCounts) -> WordCounts:
+        return WordCounts(self.hits + other.hits, self.substitutions + other.substitutions,
+                          self.deletions + other.deletions, self.insertions + other.insertions)
+
+
+def word_counts(reference: str, hypothesis: str) -> WordCounts:
+    """jiwer's alignment of two normalised texts; empty sides handled (jiwer refuses an empty reference)."""
+    import jiwer
+
+    reference, hypothesis = normalize(reference), normalize(hypothesis)
+    if not reference:
+        return WordCounts(insertions=len(hypothesis.split()))
+    if not hypothesis:
+        return WordCounts(deletions=len(reference.split()))
+    out = jiwer.process_words(reference, hypothesis)
+    return WordCounts(out.hits, out.substitutions, out.deletions, out.insertions)
+
+
+@dataclass
+class Score:
+    """Error counts that add up across recordings (WER over recordings with reference text)."""
+
+    words: WordCounts = field(default_factory=WordCounts)
     cp_errors: int = 0
     cp_words: int = 0
     der_error: float = 0.0
@@ -47,11 +94,11 @@ class Score:
     def summary(self) -> dict[str, float | int | None]:
         return {
             "files": self.files,
-            "wer": self.wer_errors / self.wer_words if self.wer_words else None,
+            "wer": self.words.wer,
             "cpwer": self.cp_errors / self.cp_words if self.cp_words else None,
             "der": self.der_error / self.der_total if self.der_total else None,
             "jer": self.jer_sum / self.files if self.files else None,
-            "reference_words": self.wer_words, "reference_speech_s": round(self.der_total, 3),
+            "reference_words": self.words.reference_words, "reference_speech_s": round(self.der_total, 3),
         }
 
 
@@ -60,38 +107,35 @@ def _annotation(turns: list[Turn], uri: str):  # type: ignore[no-untyped-def]
 
     annotation = Annotation(uri=uri)
     for i, t in enumerate(turns):
-        if t["end"] > t["start"]:
-            annotation[Segment(t["start"], t["end"]), i] = t["speaker"]
+        if t.end > t.start:
+            annotation[Segment(t.start, t.end), i] = t.speaker
     return annotation
 
 
 def _speaker_texts(turns: list[Turn]) -> dict[str, str]:
     texts: dict[str, list[str]] = defaultdict(list)
-    for t in sorted(turns, key=lambda t: t["start"]):
-        if normalize(t["text"]):
-            texts[t["speaker"]].append(normalize(t["text"]))
+    for t in sorted(turns, key=lambda t: t.start):
+        if normalize(t.text):
+            texts[t.speaker].append(normalize(t.text))
     return {speaker: " ".join(parts) for speaker, parts in texts.items()}
 
 
 def score_recording(hypothesis: list[Turn], reference: list[Turn], uri: str) -> Score:
     """WER, cpWER, DER and JER of one recording's turns against its reference turns."""
-    import jiwer
     from meeteval.wer import cp_word_error_rate
     from pyannote.metrics.diarization import DiarizationErrorRate, JaccardErrorRate
 
-    ref_text = normalize(" ".join(t["text"] for t in sorted(reference, key=lambda t: t["start"])))
-    hyp_text = normalize(" ".join(t["text"] for t in sorted(hypothesis, key=lambda t: t["start"])))
+    ref_text = normalize(" ".join(t.text for t in sorted(reference, key=lambda t: t.start)))
+    hyp_text = normalize(" ".join(t.text for t in sorted(hypothesis, key=lambda t: t.start)))
     score = Score(files=1)
-    if ref_text:
-        out = jiwer.process_words(ref_text, hyp_text or "")
-        score.wer_errors = out.substitutions + out.deletions + out.insertions
-        score.wer_words = len(ref_text.split())
+    if ref_text:  # without reference text there are no words to score (DER still counts)
+        score.words = word_counts(ref_text, hyp_text)
         cp = cp_word_error_rate(_speaker_texts(reference), _speaker_texts(hypothesis) or {"none": ""})
         score.cp_errors, score.cp_words = int(cp.errors), int(cp.length)
     from pyannote.core import Segment, Timeline
 
     ref_ann, hyp_ann = _annotation(reference, uri), _annotation(hypothesis, uri)
-    extent = max([t["end"] for t in reference + hypothesis], default=0.0)
+    extent = max([t.end for t in [*reference, *hypothesis]], default=0.0)
     uem = Timeline([Segment(0.0, extent)], uri=uri)
     der = DiarizationErrorRate(collar=0.0, skip_overlap=False)
     components = der(ref_ann, hyp_ann, uem=uem, detailed=True)
@@ -106,20 +150,11 @@ def load_reference(directory: Path, stem: str) -> list[Turn] | None:
     turns_json = directory / f"{stem}.turns.json"
     if turns_json.is_file():
         data = json.loads(turns_json.read_text())
-        return data["turns"] if isinstance(data, dict) else data
-    stm = directory / f"{stem}.stm"
-    if stm.is_file():
-        turns = []
-        for line in stm.read_text().splitlines():
-            parts = line.split(maxsplit=5)
-            if len(parts) >= 5 and not line.startswith(";;"):
-                turns.append({"speaker": parts[2], "start": float(parts[3]), "end": float(parts[4]),
-                              "text": parts[5] if len(parts) > 5 else ""})
-        return turns
-    rttm = directory / f"{stem}.rttm"
-    if rttm.is_file():
-        return [{"speaker": p[7], "start": float(p[3]), "end": float(p[3]) + float(p[4]), "text": ""}
-                for p in (line.split() for line in rttm.read_text().splitlines()) if len(p) >= 8 and p[0] == "SPEAKER"]
+        return turns_from_json(data["turns"] if isinstance(data, dict) else data)
+    for suffix, read in ((".stm", read_stm), (".rttm", read_rttm)):
+        path = directory / f"{stem}{suffix}"
+        if path.is_file():  # every file id in it: the file is named after the recording
+            return [turn for turns in read(path.read_text()).values() for turn in turns]
     return None
 
 
@@ -164,7 +199,7 @@ def evaluate_store(store: Any, protocol_row: Any, reference_dir: Path, author_ki
         if reference is None:
             report.missing.append(stem)
             continue
-        score = score_recording(revision.turns, reference, stem)
+        score = score_recording(revision.as_turns(), reference, stem)
         report.per_file[stem] = score
         report.overall.add(score)
         keys = {("noise_condition", sess.noise_condition), ("device", sess.device), *demographics[str(sess.pk)]}

@@ -1,4 +1,4 @@
-"""Turns written as the files speech tools read: turns JSON, RTTM and STM (SCTK)."""
+"""What `turnscribe transcribe` writes per file: the turns JSON, RTTM and STM (SCTK)."""
 
 from __future__ import annotations
 
@@ -6,28 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from asr.turns import Turn
-from diarization.types import rttm_line
+from store.rttm_stm_ctm import turns_to_rttm, turns_to_stm
+from store.turns import TurnJson, turns_from_json
 
 
-def turns_to_rttm(turns: list[Turn], uri: str) -> str:
-    """RTTM: 10 fields, channel 1, one line per turn."""
-    return "".join(rttm_line(uri, t["start"], t["end"], t["speaker"]) for t in turns)
-
-
-def turns_to_stm(turns: list[Turn], uri: str) -> str:
-    """STM: `file channel speaker begin end text`, sorted by begin time; turns without text are skipped."""
-    return "".join(
-        f"{uri} 1 {t['speaker']} {t['start']:.3f} {t['end']:.3f} {t['text']}\n"
-        for t in sorted(turns, key=lambda t: t["start"]) if t["text"]
-    )
-
-
-def write_turn_files(turns: list[Turn], out_dir: Path, stem: str, extra: dict[str, Any] | None = None) -> list[Path]:
+def write_turn_files(turns: list[TurnJson], out_dir: Path, stem: str, extra: dict[str, Any] | None = None) -> list[Path]:
     """`<stem>.json`, `<stem>.rttm`, `<stem>.stm` in `out_dir`."""
+    checked = turns_from_json(turns)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.rttm", out_dir / f"{stem}.stm"]
-    paths[0].write_text(json.dumps({"turns": turns, **(extra or {})}, indent=2, default=str))
-    paths[1].write_text(turns_to_rttm(turns, stem))
-    paths[2].write_text(turns_to_stm(turns, stem))
+    paths[0].write_text(json.dumps({"turns": [t.to_json() for t in checked], **(extra or {})}, indent=2, default=str))
+    paths[1].write_text(turns_to_rttm(checked, stem))
+    paths[2].write_text(turns_to_stm(checked, stem))
     return paths

@@ -13,8 +13,7 @@ import bisect
 from typing import Any
 
 from diarization.types import SpeakerSegment
-
-Turn = dict[str, Any]
+from store.turns import Turn, TurnJson, Word
 
 
 def assign_speaker(word: dict[str, Any], exclusive: list[SpeakerSegment], starts: list[float] | None = None) -> str | None:
@@ -39,8 +38,8 @@ def assign_speaker(word: dict[str, Any], exclusive: list[SpeakerSegment], starts
     return best or nearest
 
 
-def _nearest_turn(word: dict[str, Any], turns: list[Turn]) -> Turn:
-    def closeness(turn: Turn) -> tuple[float, float]:
+def _nearest_turn(word: dict[str, Any], turns: list[TurnJson]) -> TurnJson:
+    def closeness(turn: TurnJson) -> tuple[float, float]:
         overlap = min(word["end"], turn["end"]) - max(word["start"], turn["start"])
         gap = max(turn["start"] - word["end"], word["start"] - turn["end"], 0.0)
         return (-overlap, gap)
@@ -49,18 +48,18 @@ def _nearest_turn(word: dict[str, Any], turns: list[Turn]) -> Turn:
 
 
 def build_turns(words: list[dict[str, Any]], segments: list[SpeakerSegment], exclusive: list[SpeakerSegment],
-                min_untranscribed: float = 0.3) -> list[Turn]:
-    """Turns `{speaker, start, end, text, words}` sorted by start (overlaps allowed).
+                min_untranscribed: float = 0.3) -> list[TurnJson]:
+    """Turns in the one JSON form (each checked as a `store.turns.Turn`), sorted by start (overlaps allowed).
 
     A turn is one diarized segment (the diarizer's boundaries are more precise than
     Whisper's word times), stretched to cover its words; its words are those the
     exclusive view gives to its speaker and that fall closest to it.
     """
-    turns: list[Turn] = [
+    turns: list[TurnJson] = [
         {"speaker": seg.speaker, "start": round(seg.start, 3), "end": round(seg.end, 3), "words": []}
         for seg in sorted(segments, key=lambda s: (s.start, s.speaker))
     ]
-    by_speaker: dict[str, list[Turn]] = {}
+    by_speaker: dict[str, list[TurnJson]] = {}
     for turn in turns:
         by_speaker.setdefault(turn["speaker"], []).append(turn)
     exclusive = sorted(exclusive, key=lambda s: s.start)
@@ -83,6 +82,6 @@ def build_turns(words: list[dict[str, Any]], segments: list[SpeakerSegment], exc
             turn["end"] = max(turn["end"], max(w["end"] for w in turn["words"]))
         elif turn["end"] - turn["start"] < min_untranscribed:
             continue
-        turn["text"] = " ".join(w["text"] for w in turn["words"]).strip()
-        out.append({k: turn[k] for k in ("speaker", "start", "end", "text", "words")})
+        words = tuple(Word.from_json(w) for w in turn["words"])
+        out.append(Turn(turn["speaker"], turn["start"], turn["end"], " ".join(w.text for w in words), words).to_json())
     return out

@@ -20,7 +20,6 @@ load and call. Audio is passed in memory, never as a file path, so no audio deco
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import threading
 import warnings

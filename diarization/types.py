@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from store.rttm_stm_ctm import rttm_line
+
 SAMPLE_RATE = 16000
 ProgressHook = Callable[[str, float], None]
 """Called as hook(step_name, fraction_done in [0, 1]); the CLI and the UI pass their own."""
@@ -39,13 +41,8 @@ class DiarizationResult:
         return sorted({s.speaker for s in self.segments})
 
     def to_rttm(self, uri: str) -> str:
-        """RTTM lines (10 fields, channel 1)."""
+        """RTTM lines (10 fields, channel 1), by start time."""
         return "".join(rttm_line(uri, s.start, s.end, s.speaker) for s in sorted(self.segments, key=lambda s: (s.start, s.speaker)))
-
-
-def rttm_line(uri: str, start: float, end: float, speaker: str) -> str:
-    """One RTTM line: 10 fields, channel 1, times in seconds with millisecond precision."""
-    return f"SPEAKER {uri} 1 {start:.3f} {max(0.0, end - start):.3f} <NA> <NA> {speaker} <NA> <NA>\n"
 
 
 class Diarizer(Protocol):

@@ -158,7 +158,7 @@ def _gold_task(session: Session, kind: str, recording: models.Recording, protoco
     settings = last_cut_settings(session, protocol_pk)
     reference = cal.reference_revision(session, recording.pk)
     blind = kind == GOLD and unit_hash(seed, f"gold-blind:{username}", recording.pk, 0) < float(settings.get("blind_share", 0.0))
-    return gold_task(session, kind, recording, reference.turns if reference else [], settings.get("max_chunk_s"),
+    return gold_task(session, kind, recording, reference.as_turn_json() if reference else [], settings.get("max_chunk_s"),
                      float(settings.get("context_s", 5.0)), unit_hash(seed, f"gold:{username}", recording.pk, 0), blind)
 
 

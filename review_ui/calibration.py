@@ -172,50 +172,19 @@ def score_task(session: Session, task: models.Task, revision: models.TranscriptR
     if revision is None or reference is None or recording is None:
         return None
     start, end = span_of(task, recording)
-    return comparison.compare(reference.turns, revision.turns, start, end, frame_s)
+    return comparison.compare(reference.as_turn_json(), revision.as_turn_json(), start, end, frame_s)
 
 
-@dataclass
-class Accuracy:
-    """Scores added up over several gold items."""
-
-    items: int = 0
-    words: comparison.WordCounts | None = None
-    speaker_frames_wrong: int = 0
-    speaker_frames: int = 0
-    deviations: list[float] | None = None
-
-    def add(self, scored: comparison.Comparison) -> None:
-        self.items += 1
-        self.words = scored.words if self.words is None else self.words + scored.words
-        self.speaker_frames_wrong += scored.speaker_frames_wrong
-        self.speaker_frames += scored.speaker_frames
-        self.deviations = (self.deviations or []) + scored.boundary_deviations
-
-    @property
-    def wer(self) -> float | None:
-        return self.words.wer if self.words is not None else None
-
-    @property
-    def speaker_error(self) -> float | None:
-        return self.speaker_frames_wrong / self.speaker_frames if self.speaker_frames else None
-
-    @property
-    def boundary_s(self) -> float | None:
-        return sum(self.deviations) / len(self.deviations) if self.deviations else None
-
-    def failures(self, limits: GoldThresholds) -> list[str]:
-        out = []
-        if self.wer is not None and self.wer > limits.max_wer:
-            out.append(f"WER {self.wer:.3f} > {limits.max_wer}")
-        if self.speaker_error is not None and self.speaker_error > limits.max_speaker_error:
-            out.append(f"speaker error {self.speaker_error:.3f} > {limits.max_speaker_error}")
-        if self.boundary_s is not None and self.boundary_s > limits.max_boundary_s:
-            out.append(f"boundary deviation {self.boundary_s:.3f} s > {limits.max_boundary_s} s")
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"items": self.items, "wer": self.wer, "speaker_error": self.speaker_error, "boundary_s": self.boundary_s}
+def failures(accuracy: comparison.Comparison, limits: GoldThresholds) -> list[str]:
+    """What in a person's summed gold or calibration scores is past the protocol's limits."""
+    out = []
+    if accuracy.wer is not None and accuracy.wer > limits.max_wer:
+        out.append(f"WER {accuracy.wer:.3f} > {limits.max_wer}")
+    if accuracy.speaker_error is not None and accuracy.speaker_error > limits.max_speaker_error:
+        out.append(f"speaker error {accuracy.speaker_error:.3f} > {limits.max_speaker_error}")
+    if accuracy.boundary_s is not None and accuracy.boundary_s > limits.max_boundary_s:
+        out.append(f"boundary deviation {accuracy.boundary_s:.3f} s > {limits.max_boundary_s} s")
+    return out
 
 
 def notify_manager(session: Session, actor: str, subject: str, message: str, details: dict[str, Any]) -> None:
@@ -282,20 +251,18 @@ def _judge_calibration_set(session: Session, username: str, key: tuple[str, str]
     scored = _scored_since(session, username, CALIBRATION, key, row)
     if len(scored) < limits.calibration_items:
         return
-    accuracy = Accuracy()
-    for item in scored[-limits.calibration_items:]:
-        accuracy.add(item)
-    failures = accuracy.failures(limits)
+    accuracy = comparison.total(scored[-limits.calibration_items:])
+    problems = failures(accuracy, limits)
     language, accent = key
-    if failures:
+    if problems:
         session.add(models.Calibration(username=username, language=language, accent=accent, state=CALIBRATING,
-                                       reason="calibration set failed: " + "; ".join(failures), details=accuracy.as_dict()))
+                                       reason="calibration set failed: " + "; ".join(problems), details=accuracy.figures()))
         notify_manager(session, actor, f"user:{username}", f"{username} failed calibration for {language}/{accent or '*'}: "
-                       + "; ".join(failures) + " (a new calibration set follows)", {"username": username, **accuracy.as_dict()})
+                       + "; ".join(problems) + " (a new calibration set follows)", {"username": username, **accuracy.figures()})
     else:
         session.add(models.Calibration(username=username, language=language, accent=accent, state=PASSED,
-                                       reason="calibration set passed", details=accuracy.as_dict()))
-        record_event(session, actor, "calibration_passed", f"user:{username}", {"language": language, "accent": accent, **accuracy.as_dict()})
+                                       reason="calibration set passed", details=accuracy.figures()))
+        record_event(session, actor, "calibration_passed", f"user:{username}", {"language": language, "accent": accent, **accuracy.figures()})
     session.flush()
 
 
@@ -304,16 +271,14 @@ def _judge_ongoing(session: Session, username: str, key: tuple[str, str], row: m
     scored = _scored_since(session, username, GOLD, key, row)[-limits.window:]
     if len(scored) < limits.min_items:
         return
-    accuracy = Accuracy()
-    for item in scored:
-        accuracy.add(item)
-    failures = accuracy.failures(limits)
-    if not failures:
+    accuracy = comparison.total(scored)
+    problems = failures(accuracy, limits)
+    if not problems:
         return
     language, accent = key
     session.add(models.Calibration(username=username, language=language, accent=accent, state=RETURNED,
-                                   reason="gold accuracy below threshold: " + "; ".join(failures), details=accuracy.as_dict()))
+                                   reason="gold accuracy below threshold: " + "; ".join(problems), details=accuracy.figures()))
     notify_manager(session, actor, f"user:{username}", f"{username} returned to calibration for {language}/{accent or '*'}: "
-                   + "; ".join(failures), {"username": username, **accuracy.as_dict()})
+                   + "; ".join(problems), {"username": username, **accuracy.figures()})
     session.flush()
 

@@ -16,15 +16,17 @@ Every figure is computed from turn lists (the one turn shape) restricted to a ti
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from asr.evaluation import normalize  # people and models are scored by the same rules
+from asr.evaluation import WordCounts, normalize, word_counts  # people and models are scored by the same rules
+from store.turns import TurnJson
 
-Turn = dict[str, Any]
-def in_span(turns: list[Turn], start: float | None, end: float | None) -> list[Turn]:
+
+def in_span(turns: list[TurnJson], start: float | None, end: float | None) -> list[TurnJson]:
     """The turns whose midpoint lies in [start, end) (all of them when no span is given), by start time."""
     if start is None and end is None:
         chosen = list(turns)
@@ -35,52 +37,8 @@ def in_span(turns: list[Turn], start: float | None, end: float | None) -> list[T
     return sorted(chosen, key=lambda t: (float(t["start"]), float(t["end"])))
 
 
-def text_of(turns: list[Turn]) -> str:
+def text_of(turns: list[TurnJson]) -> str:
     return normalize(" ".join(str(t.get("text") or "") for t in sorted(turns, key=lambda t: float(t["start"]))))
-
-
-@dataclass
-class WordCounts:
-    """Alignment counts of a hypothesis against a reference (errors = S + D + I)."""
-
-    hits: int = 0
-    substitutions: int = 0
-    deletions: int = 0
-    insertions: int = 0
-
-    @property
-    def reference_words(self) -> int:
-        return self.hits + self.substitutions + self.deletions
-
-    @property
-    def errors(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
-
-    @property
-    def wer(self) -> float | None:
-        return self.errors / self.reference_words if self.reference_words else None
-
-    @property
-    def kept(self) -> float | None:
-        """Share of the reference's words found unchanged in the hypothesis (hits / reference words)."""
-        return self.hits / self.reference_words if self.reference_words else None
-
-    def __add__(self, other: WordCounts) -> WordCounts:
-        return WordCounts(self.hits + other.hits, self.substitutions + other.substitutions,
-                          self.deletions + other.deletions, self.insertions + other.insertions)
-
-
-def word_counts(reference: str, hypothesis: str) -> WordCounts:
-    """jiwer's alignment of two normalised texts; empty sides handled (jiwer refuses an empty reference)."""
-    import jiwer
-
-    reference, hypothesis = normalize(reference), normalize(hypothesis)
-    if not reference:
-        return WordCounts(insertions=len(hypothesis.split()))
-    if not hypothesis:
-        return WordCounts(deletions=len(reference.split()))
-    out = jiwer.process_words(reference, hypothesis)
-    return WordCounts(out.hits, out.substitutions, out.deletions, out.insertions)
 
 
 @dataclass
@@ -99,7 +57,7 @@ class Activity:
         return out
 
 
-def activity(turns: list[Turn], start: float, end: float, frame_s: float = 0.01) -> Activity:
+def activity(turns: list[TurnJson], start: float, end: float, frame_s: float = 0.01) -> Activity:
     """Frames of `frame_s` seconds over [start, end); a frame belongs to a turn when its centre does."""
     n = max(0, int(round((end - start) / frame_s)))
     names = sorted({str(t["speaker"]) for t in turns})
@@ -116,7 +74,7 @@ def activity(turns: list[Turn], start: float, end: float, frame_s: float = 0.01)
     return Activity(names, np.cumsum(edges, axis=0)[:n] > 0)
 
 
-def frame_labels(turns: list[Turn], start: float, end: float, frame_s: float = 0.01) -> list[str]:
+def frame_labels(turns: list[TurnJson], start: float, end: float, frame_s: float = 0.01) -> list[str]:
     """One nominal label per frame of [start, end): speaker, "" for silence, "a+b" for overlap."""
     return activity(turns, start, end, frame_s).labels()
 
@@ -199,7 +157,7 @@ def nominal_codes(reference: Activity, hypothesis: Activity) -> tuple[np.ndarray
     return ref.astype(np.int64) @ weights, mapped.active.astype(np.int64) @ weights
 
 
-def boundary_deviations(reference: list[Turn], hypothesis: list[Turn], mapping: dict[str, str]) -> list[float]:
+def boundary_deviations(reference: list[TurnJson], hypothesis: list[TurnJson], mapping: dict[str, str]) -> list[float]:
     """Per matched reference turn, (|Δstart| + |Δend|) / 2 in seconds."""
     out = []
     for ref in reference:
@@ -218,12 +176,27 @@ def boundary_deviations(reference: list[Turn], hypothesis: list[Turn], mapping: 
 
 @dataclass
 class Comparison:
-    """One transcript against a reference over one span."""
+    """One transcript against a reference over one span, or (added up with `+`) over several items.
+
+    Words and frames add up, boundary deviations are pooled: the sum's figures are corpus
+    figures, not means of per-item figures.
+    """
 
     words: WordCounts
     speaker_frames_wrong: int
     speaker_frames: int
     boundary_deviations: list[float]
+    items: int = 1
+
+    @classmethod
+    def nothing(cls) -> Comparison:
+        """The sum of no comparisons (what a total starts from)."""
+        return cls(WordCounts(), 0, 0, [], items=0)
+
+    def __add__(self, other: Comparison) -> Comparison:
+        return Comparison(self.words + other.words, self.speaker_frames_wrong + other.speaker_frames_wrong,
+                          self.speaker_frames + other.speaker_frames, self.boundary_deviations + other.boundary_deviations,
+                          self.items + other.items)
 
     @property
     def wer(self) -> float | None:
@@ -234,11 +207,24 @@ class Comparison:
         return self.speaker_frames_wrong / self.speaker_frames if self.speaker_frames else None
 
     @property
+    def speaker_kept(self) -> float | None:
+        """Share of the reference's speech frames the other transcript reproduces (1 - speaker error)."""
+        return (self.speaker_frames - self.speaker_frames_wrong) / self.speaker_frames if self.speaker_frames else None
+
+    @property
     def boundary_s(self) -> float | None:
         return sum(self.boundary_deviations) / len(self.boundary_deviations) if self.boundary_deviations else None
 
+    def figures(self) -> dict[str, Any]:
+        return {"items": self.items, "wer": self.wer, "speaker_error": self.speaker_error, "boundary_s": self.boundary_s}
 
-def compare(reference: list[Turn], hypothesis: list[Turn], start: float, end: float, frame_s: float = 0.01) -> Comparison:
+
+def total(comparisons: Iterable[Comparison]) -> Comparison:
+    """The comparisons added up (`Comparison.nothing()` when there are none)."""
+    return sum(comparisons, Comparison.nothing())
+
+
+def compare(reference: list[TurnJson], hypothesis: list[TurnJson], start: float, end: float, frame_s: float = 0.01) -> Comparison:
     """Words, speakers and boundaries of `hypothesis` against `reference` over [start, end)."""
     ref, hyp = in_span(reference, start, end), in_span(hypothesis, start, end)
     wrong, frames, mapping = _speaker_error(activity(reference, start, end, frame_s), activity(hypothesis, start, end, frame_s))

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,10 @@ from store.accounts import Principal, PermissionDenied
 from store.audit import record_event
 from store.blobs import BlobStore
 from store.clock import utcnow
+from store.turns import TurnJson, TurnValidationError, turns_from_json
 from review_ui.tasks import PRODUCTION, QUEUE_STATES, REVIEW, model_revision, span_of, title_of
 
-Turn = dict[str, Any]
-
 EDITABLE_STATES = QUEUE_STATES  # open, in progress, sent back: the task is with the annotator
-TURN_FIELDS = {"speaker", "start", "end", "text", "words"}
-WORD_FIELDS = {"text", "start", "end", "probability"}
-TIME_TOLERANCE_S = 0.05  # a turn may end this far past the audio (rounding of model output)
-
-
-class TurnValidationError(ValueError):
-    """Turns that cannot be stored; the message names each bad turn and field."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 @dataclass
@@ -52,8 +39,8 @@ class SaveConflict(Exception):
     theirs_version: int
     theirs_author: str
     theirs_revision_pk: int | None
-    theirs_turns: list[Turn]
-    yours_turns: list[Turn]
+    theirs_turns: list[TurnJson]
+    yours_turns: list[TurnJson]
 
     def __str__(self) -> str:
         return (f"task {self.task_pk} was saved by {self.theirs_author} (version {self.theirs_version}) after "
@@ -72,7 +59,7 @@ class TaskView:
     end_s: float
     context_start_s: float  # audio around the chunk to listen to; equal to start/end for whole dialogues
     context_end_s: float
-    turns: list[Turn]
+    turns: list[TurnJson]
     version: int
     state: str
     editable: bool
@@ -129,7 +116,7 @@ def check_may_view(principal: Principal, task: models.Task) -> None:
     raise PermissionDenied(f"{principal.username} may not open task {task.pk}")
 
 
-def in_window(turns: list[Turn], start_s: float, end_s: float) -> list[Turn]:
+def in_window(turns: list[TurnJson], start_s: float, end_s: float) -> list[TurnJson]:
     """Turns overlapping a chunk task's window (a whole-dialogue task's window is the whole file)."""
     return [t for t in turns if t["end"] > start_s and t["start"] < end_s]
 
@@ -140,23 +127,23 @@ def _window(task: models.Task, recording: models.Recording) -> tuple[float, floa
     return start, min(end, duration) if duration else end
 
 
-def _head_turns(session: Session, task: models.Task, recording: models.Recording) -> list[Turn]:
+def _head_turns(session: Session, task: models.Task, recording: models.Recording) -> list[TurnJson]:
     """A review task shows the submitted work; an annotation task its newest draft, else the model's turns."""
     if task.kind == REVIEW:
         work = session.get(models.Task, (task.details or {}).get("annotate_task") or -1)
         revision_pk = (task.details or {}).get("revision") or (work.head_revision_pk if work is not None else None)
         head = session.get(models.TranscriptRevision, revision_pk) if revision_pk else None
-        return list(head.turns) if head is not None else []
+        return head.as_turn_json() if head is not None else []
     if task.head_revision_pk is not None:
         head = session.get(models.TranscriptRevision, task.head_revision_pk)
         if head is not None:
-            return list(head.turns)
+            return head.as_turn_json()
     if task.blind:
         return []
     model = model_revision(session, recording.pk)
     if model is None:
         return []
-    return in_window(list(model.turns), *_window(task, recording))
+    return in_window(model.as_turn_json(), *_window(task, recording))
 
 
 def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk: int) -> TaskView:
@@ -181,73 +168,22 @@ def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk:
                     language=language, speakers=sorted({t["speaker"] for t in turns}))
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+def validate_turns(turns: Any, duration_s: float) -> list[TurnJson]:
+    """A person's turns as the one turn type, inside the audio and each of positive length; JSON copies sorted by start.
+
+    Turn times are kept to the millisecond (what the editor shows and nudges by).
+    """
+    clean = [replace(t, start=round(t.start, 3), end=round(t.end, 3))
+             for t in turns_from_json(turns, duration_s=duration_s, positive_length=True)]
+    return [t.to_json() for t in sorted(clean, key=lambda t: (t.start, t.end))]
 
 
-def _validate_words(i: int, words: Any, problems: list[str]) -> list[dict[str, Any]]:
-    if not isinstance(words, list):
-        problems.append(f"turn {i}: 'words' must be a list")
-        return []
-    clean = []
-    for j, word in enumerate(words):
-        if not isinstance(word, dict) or not {"text", "start", "end"} <= set(word) or set(word) - WORD_FIELDS:
-            problems.append(f"turn {i} word {j}: needs text, start, end (and optionally probability), nothing else")
-            continue
-        start, end = _number(word["start"]), _number(word["end"])
-        if start is None or end is None or start > end:
-            problems.append(f"turn {i} word {j}: start/end must be numbers with start <= end")
-            continue
-        clean.append({"text": str(word["text"]), "start": start, "end": end,
-                      "probability": _number(word.get("probability", 1.0)) or 0.0})
-    return clean
-
-
-def validate_turns(turns: Any, duration_s: float) -> list[Turn]:
-    """Check turns against the one turn shape and the audio's length; return clean copies sorted by start."""
-    if not isinstance(turns, list):
-        raise TurnValidationError([f"turns must be a list, not {type(turns).__name__}"])
-    problems: list[str] = []
-    clean: list[Turn] = []
-    for i, turn in enumerate(turns):
-        if not isinstance(turn, dict):
-            problems.append(f"turn {i}: must be an object, not {type(turn).__name__}")
-            continue
-        unknown = sorted(set(turn) - TURN_FIELDS)
-        missing = sorted({"speaker", "start", "end", "text"} - set(turn))
-        if unknown or missing:
-            problems.append(f"turn {i}: " + "; ".join(
-                ([f"unknown field(s) {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])))
-            continue
-        start, end = _number(turn["start"]), _number(turn["end"])
-        speaker, text = turn["speaker"], turn["text"]
-        if not isinstance(speaker, str) or not speaker.strip():
-            problems.append(f"turn {i}: speaker must be a non-empty label")
-        if not isinstance(text, str):
-            problems.append(f"turn {i}: text must be a string")
-        if start is None or end is None:
-            problems.append(f"turn {i}: start and end must be finite numbers of seconds")
-            continue
-        if start < 0 or start >= end:
-            problems.append(f"turn {i}: start {start:.3f} s must be >= 0 and before end {end:.3f} s")
-        if end > duration_s + TIME_TOLERANCE_S:
-            problems.append(f"turn {i}: end {end:.3f} s is past the end of the audio ({duration_s:.3f} s)")
-        words = _validate_words(i, turn.get("words", []), problems)
-        if isinstance(speaker, str) and isinstance(text, str):
-            clean.append({"speaker": speaker.strip(), "start": round(start, 3), "end": round(end, 3), "text": text.strip(), "words": words})
-    if problems:
-        raise TurnValidationError(problems)
-    return sorted(clean, key=lambda t: (t["start"], t["end"]))
-
-
-def _conflict(session: Session, task_pk: int, base_version: int, yours: list[Turn]) -> SaveConflict:
+def _conflict(session: Session, task_pk: int, base_version: int, yours: list[TurnJson]) -> SaveConflict:
     task = _task(session, task_pk)
     head = session.get(models.TranscriptRevision, task.head_revision_pk) if task.head_revision_pk else None
     return SaveConflict(task_pk=task_pk, base_version=base_version, theirs_version=task.version,
                         theirs_author=head.author if head is not None else "?", theirs_revision_pk=task.head_revision_pk,
-                        theirs_turns=list(head.turns) if head is not None else [], yours_turns=yours)
+                        theirs_turns=head.as_turn_json() if head is not None else [], yours_turns=yours)
 
 
 def _store_revision(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *, stage: str,
@@ -318,7 +254,7 @@ def submit(session: Session, principal: Principal, task_pk: int, base_version: i
     return revision
 
 
-def turn_lines(turns: list[Turn]) -> list[str]:
+def turn_lines(turns: list[TurnJson]) -> list[str]:
     """One readable line per turn: what the history diff compares."""
     return [f"{t['speaker']} [{t['start']:.2f}-{t['end']:.2f}] {t['text']}" for t in turns]
 
@@ -332,13 +268,13 @@ def history(session: Session, principal: Principal, task_pk: int) -> list[Histor
         task = _task(session, (task.details or {}).get("annotate_task") or -1)
     recording = session.get(models.Recording, task.recording_pk)
     model = model_revision(session, task.recording_pk)
-    base = [] if model is None or task.blind else in_window(list(model.turns), *_window(task, recording))
+    base = [] if model is None or task.blind else in_window(model.as_turn_json(), *_window(task, recording))
     base_lines = turn_lines(base)
     entries = []
     revisions = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task.pk)
                                 .order_by(models.TranscriptRevision.pk)).all()
     for revision in revisions:
-        diff = list(difflib.unified_diff(base_lines, turn_lines(revision.turns), "model", f"revision {revision.pk}", lineterm="", n=0))
+        diff = list(difflib.unified_diff(base_lines, turn_lines(revision.as_turn_json()), "model", f"revision {revision.pk}", lineterm="", n=0))
         changed = sum(1 for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
         entries.append(HistoryEntry(revision.pk, revision.stage, revision.author, revision.author_kind, revision.created_at, diff, changed))
     return entries

@@ -36,6 +36,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from store import models
+from asr.evaluation import WordCounts, word_counts
 from review_ui import comparison
 from review_ui.tasks import CALIBRATION, GOLD, PRODUCTION, aware, span_of
 
@@ -109,10 +110,7 @@ class GoldAccuracy:
 
 def gold_accuracy(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> list[GoldAccuracy]:
     """Per annotator: submitted gold and calibration items against their references."""
-    words: dict[str, comparison.WordCounts] = defaultdict(comparison.WordCounts)
-    frames: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    deviations: dict[str, list[float]] = defaultdict(list)
-    items: dict[str, int] = defaultdict(int)
+    totals: dict[str, comparison.Comparison] = defaultdict(comparison.Comparison.nothing)
     rows = _tasks(session, (GOLD, CALIBRATION), protocol_pk)
     firsts = first_submissions(session, [t.pk for t, _ in rows])
     refs = references(session, [r.pk for _, r in rows])
@@ -122,18 +120,9 @@ def gold_accuracy(session: Session, protocol_pk: int | None = None, frame_s: flo
             continue
         who = task.assignee or revision.author
         start, end = span_of(task, recording)
-        c = comparison.compare(reference.turns, revision.turns, start, end, frame_s)
-        items[who] += 1
-        words[who] = words[who] + c.words
-        frames[who][0] += c.speaker_frames_wrong
-        frames[who][1] += c.speaker_frames
-        deviations[who] += c.boundary_deviations
-    return [
-        GoldAccuracy(who, items[who], words[who].reference_words, words[who].errors, words[who].wer,
-                     frames[who][0] / frames[who][1] if frames[who][1] else None,
-                     sum(deviations[who]) / len(deviations[who]) if deviations[who] else None)
-        for who in sorted(items)
-    ]
+        totals[who] = totals[who] + comparison.compare(reference.as_turn_json(), revision.as_turn_json(), start, end, frame_s)
+    return [GoldAccuracy(who, t.items, t.words.reference_words, t.words.errors, t.wer, t.speaker_error, t.boundary_s)
+            for who, t in sorted(totals.items())]
 
 
 # --- agreement ----------------------------------------------------------------------------------
@@ -208,7 +197,7 @@ def agreement(session: Session, protocol_pk: int | None = None, frame_s: float =
             pairs[task.pair_key].append((task, recording))
     firsts = first_submissions(session, [t.pk for members in pairs.values() for t, _ in members])
     report = Agreement(frame_s=frame_s)
-    total = comparison.WordCounts()
+    total = WordCounts()
     codes_a: list[np.ndarray] = []
     codes_b: list[np.ndarray] = []
     offset = 0
@@ -221,9 +210,10 @@ def agreement(session: Session, protocol_pk: int | None = None, frame_s: float =
         if ra is None or rb is None:
             continue
         start, end = span_of(ta, recording)
-        counts = comparison.word_counts(comparison.text_of(comparison.in_span(ra.turns, start, end)),
-                                     comparison.text_of(comparison.in_span(rb.turns, start, end)))
-        a, b = comparison.nominal_codes(comparison.activity(ra.turns, start, end, frame_s), comparison.activity(rb.turns, start, end, frame_s))
+        turns_a, turns_b = ra.as_turn_json(), rb.as_turn_json()
+        counts = word_counts(comparison.text_of(comparison.in_span(turns_a, start, end)),
+                             comparison.text_of(comparison.in_span(turns_b, start, end)))
+        a, b = comparison.nominal_codes(comparison.activity(turns_a, start, end, frame_s), comparison.activity(turns_b, start, end, frame_s))
         total = total + counts
         codes_a.append(a + offset * (a > 0))  # speakers of different pairs are different people: keep their codes apart
         codes_b.append(b + offset * (b > 0))
@@ -317,7 +307,7 @@ class AutomationBias:
 
 def automation_bias(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> AutomationBias:
     """How much of the model's suggestion survives when shown, against blind agreement with it."""
-    sums = {True: [0, comparison.WordCounts(), 0, 0], False: [0, comparison.WordCounts(), 0, 0]}  # blind -> tasks, words, kept, frames
+    sums = {True: comparison.Comparison.nothing(), False: comparison.Comparison.nothing()}  # blind -> summed comparisons
     rows = _tasks(session, (PRODUCTION,), protocol_pk)
     firsts = first_submissions(session, [t.pk for t, _ in rows])
     suggestions = models_of(session, [r.pk for _, r in rows])
@@ -326,16 +316,12 @@ def automation_bias(session: Session, protocol_pk: int | None = None, frame_s: f
         if revision is None or model is None:
             continue
         start, end = span_of(task, recording)
-        c = comparison.compare(model.turns, revision.turns, start, end, frame_s)
-        entry = sums[bool(task.blind)]
-        entry[0] += 1
-        entry[1] = entry[1] + c.words
-        entry[2] += c.speaker_frames - c.speaker_frames_wrong
-        entry[3] += c.speaker_frames
-    shown, blind = sums[False], sums[True]
+        blind = bool(task.blind)
+        sums[blind] = sums[blind] + comparison.compare(model.as_turn_json(), revision.as_turn_json(), start, end, frame_s)
+    shown, blind_sum = sums[False], sums[True]
     return AutomationBias(
-        shown_tasks=shown[0], shown_word_acceptance=shown[1].kept, shown_speaker_acceptance=shown[2] / shown[3] if shown[3] else None,
-        blind_tasks=blind[0], blind_word_agreement=blind[1].kept, blind_speaker_agreement=blind[2] / blind[3] if blind[3] else None,
+        shown_tasks=shown.items, shown_word_acceptance=shown.words.kept, shown_speaker_acceptance=shown.speaker_kept,
+        blind_tasks=blind_sum.items, blind_word_agreement=blind_sum.words.kept, blind_speaker_agreement=blind_sum.speaker_kept,
     )
 
 

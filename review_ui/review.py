@@ -25,6 +25,7 @@ from store import models
 from store.accounts import PermissionDenied, Principal, require
 from store.audit import record_event
 from store.clock import utcnow
+from store.turns import TurnJson
 from review_ui import comparison
 from review_ui.assignment import conflicts, participants
 from review_ui.calibration import submitted_revision
@@ -122,7 +123,7 @@ def _submitted(session: Session, review: models.Task, annotate: models.Task) -> 
     return revision
 
 
-def merge_span(base: list[dict[str, Any]], part: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
+def merge_span(base: list[TurnJson], part: list[TurnJson], start: float, end: float) -> list[TurnJson]:
     """`base` with its turns in [start, end) (by midpoint) replaced by `part`'s turns there."""
     keep = [t for t in base if not start <= (float(t["start"]) + float(t["end"])) / 2 < end]
     return sorted(keep + comparison.in_span(part, start, end), key=lambda t: (float(t["start"]), float(t["end"])))
@@ -157,7 +158,7 @@ def accept(session: Session, principal: Principal, task_pk: int) -> models.Trans
             select(rev).where(rev.recording_pk == annotate.recording_pk, rev.stage.in_(("accepted", "approved")))
             .order_by(rev.pk.desc())
         ).first() or model_revision(session, annotate.recording_pk)
-        turns = merge_span(base.turns if base else [], submitted.turns, start, end)
+        turns = merge_span(base.as_turn_json() if base else [], submitted.as_turn_json(), start, end)
         stage = "approved" if _recording_complete(session, annotate.recording_pk) else "accepted"
     approved = rev(
         recording_pk=annotate.recording_pk, parent_pk=submitted.pk, author_kind="person", author=principal.username,

@@ -33,6 +33,7 @@ from store import models
 from store.accounts import Principal, require
 from store.audit import record_event
 from store.clock import utcnow
+from store.turns import TurnJson
 
 PRODUCTION = "annotate"
 GOLD = "gold"
@@ -67,7 +68,7 @@ def model_revision(session: Session, recording_pk: int) -> models.TranscriptRevi
     ).first()
 
 
-def chunk_bounds(duration: float, turns: list[dict[str, Any]], max_chunk_s: float | None) -> list[tuple[float, float]]:
+def chunk_bounds(duration: float, turns: list[TurnJson], max_chunk_s: float | None) -> list[tuple[float, float]]:
     """Chunks of at most `max_chunk_s`, each cut in the longest pause of its last third (else at the limit)."""
     if not max_chunk_s or duration <= max_chunk_s:
         return [(0.0, round(duration, 3))]
@@ -137,7 +138,7 @@ def cut_tasks(
     for recording in recordings:
         model = model_revision(session, recording.pk)
         duration = float(recording.duration_s or 0.0)
-        for i, (start, end) in enumerate(chunk_bounds(duration, model.turns if model else [], max_chunk_s)):
+        for i, (start, end) in enumerate(chunk_bounds(duration, model.as_turn_json() if model else [], max_chunk_s)):
             units.append((recording, i, start, end))
 
     existing = _existing_units(session, protocol_pk)
@@ -177,7 +178,7 @@ def cut_tasks(
     return created
 
 
-def gold_task(session: Session, kind: str, recording: models.Recording, reference_turns: list[dict[str, Any]],
+def gold_task(session: Session, kind: str, recording: models.Recording, reference_turns: list[TurnJson],
               max_chunk_s: float | None, context_s: float, pick: float, blind: bool = False) -> models.Task:
     """An unassigned gold or calibration task on a gold recording, cut like production work (`pick` in [0, 1) picks the chunk).
 
@@ -201,7 +202,7 @@ def _gold_pool(session: Session, protocol_pk: int, n: int, max_chunk_s: float | 
         recording = session.get(models.Recording, golds[j % len(golds)])
         reference = session.scalars(select(rev).where(rev.recording_pk == recording.pk, rev.stage == "reference")
                                     .order_by(rev.pk.desc())).first()
-        out.append(gold_task(session, GOLD, recording, reference.turns if reference else [], max_chunk_s, context_s,
+        out.append(gold_task(session, GOLD, recording, reference.as_turn_json() if reference else [], max_chunk_s, context_s,
                              unit_hash(seed, "gold-chunk", recording.pk, j),
                              blind=unit_hash(seed, "gold-blind", recording.pk, j) < blind_share))
     return out

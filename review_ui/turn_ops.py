@@ -1,4 +1,4 @@
-"""Turn edits as pure functions: each returns a new, start-sorted list and never mutates its input.
+"""TurnJson edits as pure functions: each returns a new, start-sorted list and never mutates its input.
 
 The editor page applies these to the turns held in the browser session and saves the
 result as a whole new revision, so an edit can be tested without Streamlit or a store.
@@ -10,9 +10,8 @@ joined with it.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
-Turn = dict[str, Any]
+from store.turns import TurnJson
 
 # A word below this model probability is shown as one the model was unsure of.
 UNSURE_BELOW = 0.6
@@ -23,15 +22,15 @@ class EditError(ValueError):
     """An edit that cannot apply to these turns (no such turn, a time outside the turn, ...)."""
 
 
-def _copy(turns: list[Turn]) -> list[Turn]:
+def _copy(turns: list[TurnJson]) -> list[TurnJson]:
     return copy.deepcopy(turns)
 
 
-def _sorted(turns: list[Turn]) -> list[Turn]:
+def _sorted(turns: list[TurnJson]) -> list[TurnJson]:
     return sorted(turns, key=lambda t: (t["start"], t["end"]))
 
 
-def _at(turns: list[Turn], index: int) -> Turn:
+def _at(turns: list[TurnJson], index: int) -> TurnJson:
     if not 0 <= index < len(turns):
         raise EditError(f"turn {index} does not exist (there are {len(turns)} turns)")
     return turns[index]
@@ -41,20 +40,20 @@ def _tokens(text: str) -> list[str]:
     return text.split()
 
 
-def words_match_text(turn: Turn) -> bool:
+def words_match_text(turn: TurnJson) -> bool:
     """Whether the timed words still spell the turn's text (false once a person retyped it)."""
     words = turn.get("words") or []
     return bool(words) and [w["text"].strip() for w in words] == _tokens(turn.get("text", ""))
 
 
-def unsure_words(turn: Turn, below: float = UNSURE_BELOW) -> list[int]:
+def unsure_words(turn: TurnJson, below: float = UNSURE_BELOW) -> list[int]:
     """Indices of the text's words the model gave a probability under `below`."""
     if not words_match_text(turn):
         return []
     return [i for i, w in enumerate(turn["words"]) if float(w.get("probability", 1.0)) < below]
 
 
-def _split_parts(turn: Turn, cut_token: int, cut_time: float) -> tuple[Turn, Turn]:
+def _split_parts(turn: TurnJson, cut_token: int, cut_time: float) -> tuple[TurnJson, TurnJson]:
     tokens = _tokens(turn.get("text", ""))
     aligned = words_match_text(turn)
     first = {**turn, "end": round(cut_time, 3), "text": " ".join(tokens[:cut_token]),
@@ -64,7 +63,7 @@ def _split_parts(turn: Turn, cut_token: int, cut_time: float) -> tuple[Turn, Tur
     return first, second
 
 
-def split_at_time(turns: list[Turn], index: int, at: float) -> list[Turn]:
+def split_at_time(turns: list[TurnJson], index: int, at: float) -> list[TurnJson]:
     """Split turn `index` at time `at`: timed words go by their midpoint, else the text by time share."""
     turns = _copy(turns)
     turn = _at(turns, index)
@@ -80,7 +79,7 @@ def split_at_time(turns: list[Turn], index: int, at: float) -> list[Turn]:
     return _sorted(turns[:index] + [first, second] + turns[index + 1 :])
 
 
-def split_at_word(turns: list[Turn], index: int, word: int) -> list[Turn]:
+def split_at_word(turns: list[TurnJson], index: int, word: int) -> list[TurnJson]:
     """Split turn `index` before its `word`-th word (0-based), at that word's start time when known."""
     turns = _copy(turns)
     turn = _at(turns, index)
@@ -96,7 +95,7 @@ def split_at_word(turns: list[Turn], index: int, word: int) -> list[Turn]:
     return _sorted(turns[:index] + [first, second] + turns[index + 1 :])
 
 
-def merge_with_next(turns: list[Turn], index: int) -> list[Turn]:
+def merge_with_next(turns: list[TurnJson], index: int) -> list[TurnJson]:
     """Join turn `index` and the one after it into one turn of the first one's speaker."""
     turns = _copy(turns)
     first, second = _at(turns, index), None
@@ -110,7 +109,7 @@ def merge_with_next(turns: list[Turn], index: int) -> list[Turn]:
     return _sorted(turns[:index] + [merged] + turns[index + 2 :])
 
 
-def add_turn(turns: list[Turn], speaker: str, start: float, end: float, text: str = "") -> list[Turn]:
+def add_turn(turns: list[TurnJson], speaker: str, start: float, end: float, text: str = "") -> list[TurnJson]:
     """Insert a new turn (sorted into place by its start)."""
     if not speaker.strip():
         raise EditError("a new turn needs a speaker label")
@@ -120,13 +119,13 @@ def add_turn(turns: list[Turn], speaker: str, start: float, end: float, text: st
     return _sorted(_copy(turns) + [new])
 
 
-def delete_turn(turns: list[Turn], index: int) -> list[Turn]:
+def delete_turn(turns: list[TurnJson], index: int) -> list[TurnJson]:
     turns = _copy(turns)
     _at(turns, index)
     return turns[:index] + turns[index + 1 :]
 
 
-def relabel(turns: list[Turn], index: int, speaker: str) -> list[Turn]:
+def relabel(turns: list[TurnJson], index: int, speaker: str) -> list[TurnJson]:
     """Give turn `index` another speaker label."""
     if not speaker.strip():
         raise EditError("the speaker label may not be empty")
@@ -135,7 +134,7 @@ def relabel(turns: list[Turn], index: int, speaker: str) -> list[Turn]:
     return turns
 
 
-def nudge(turns: list[Turn], index: int, edge: str, delta: float, *, limit: float | None = None) -> list[Turn]:
+def nudge(turns: list[TurnJson], index: int, edge: str, delta: float, *, limit: float | None = None) -> list[TurnJson]:
     """Move the `edge` ("start" or "end") of turn `index` by `delta` seconds, inside 0..limit."""
     if edge not in ("start", "end"):
         raise EditError(f"edge must be 'start' or 'end', not {edge!r}")
@@ -150,7 +149,7 @@ def nudge(turns: list[Turn], index: int, edge: str, delta: float, *, limit: floa
     return _sorted(turns)
 
 
-def with_text(turn: Turn, text: str) -> Turn:
+def with_text(turn: TurnJson, text: str) -> TurnJson:
     """The turn with a person's text; timed words are dropped once they no longer spell it."""
     changed = {**copy.deepcopy(turn), "text": text.strip()}
     if not words_match_text(changed):

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.clock import utcnow
+from store.turns import Turn, TurnJson, load_stored, turns_to_json
 
 
 class Base(DeclarativeBase):
@@ -191,6 +192,14 @@ class TranscriptRevision(Base):
     stage: Mapped[str] = mapped_column(String(16), default="model", server_default="model", index=True)
     task_pk: Mapped[int | None] = mapped_column(ForeignKey("tasks.pk", name="fk_revisions_task"), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def as_turns(self) -> list[Turn]:
+        """Its turns as the one turn type, exactly as they were stored (older revisions included)."""
+        return load_stored(self.turns)
+
+    def as_turn_json(self) -> list[TurnJson]:
+        """`as_turns` in the JSON form, for code that works on the JSON (the editor, comparisons)."""
+        return turns_to_json(self.as_turns())
 
 
 class User(Base):

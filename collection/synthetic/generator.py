@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,8 @@ import soxr
 from scipy import signal
 
 from collection.synthetic import DIALOGUES_DIR
+from store.rttm_stm_ctm import turns_to_rttm, turns_to_stm
+from store.turns import Turn
 
 SAMPLE_RATE = 16000
 ESPEAK = "espeak-ng"
@@ -226,7 +228,7 @@ class DialoguePlan:
 
 
 @dataclass(frozen=True)
-class Turn:
+class PlacedTurn:
     """A placed turn; ``start`` and ``end`` are sample indices at 16 kHz."""
 
     speaker: str
@@ -307,7 +309,7 @@ def device_channel(audio: np.ndarray, device: str) -> np.ndarray:
     return signal.sosfiltfilt(sos, audio)
 
 
-def active_mask(turns: Sequence[Turn], n: int) -> np.ndarray:
+def active_mask(turns: Sequence[PlacedTurn], n: int) -> np.ndarray:
     """True on samples inside any turn."""
     mask = np.zeros(n, dtype=bool)
     for turn in turns:
@@ -436,7 +438,7 @@ def layout(
     main: list[tuple[str, np.ndarray, str]],
     backchannels: dict[str, list[tuple[np.ndarray, str]]],
     rng: np.random.Generator,
-) -> list[tuple[Turn, np.ndarray]]:
+) -> list[tuple[PlacedTurn, np.ndarray]]:
     """Place the main turns (gaps and a few overlaps) and then some backchannels.
 
     ``main`` holds (speaker, audio, text) in speaking order; ``backchannels`` maps each
@@ -447,7 +449,7 @@ def layout(
     n_overlaps = min(len(eligible), int(rng.integers(1, 4)))
     overlapping = set(rng.choice(eligible, size=n_overlaps, replace=False).tolist()) if eligible else set()
 
-    placed: list[tuple[Turn, np.ndarray]] = []
+    placed: list[tuple[PlacedTurn, np.ndarray]] = []
     cursor = int(rng.uniform(0.5, 1.0) * sr)
     for i, (speaker, audio, text) in enumerate(main):
         if i == 0:
@@ -456,7 +458,7 @@ def layout(
             start = cursor - int(rng.uniform(0.2, 0.5) * sr)
         else:
             start = cursor + int(rng.uniform(0.1, 0.6) * sr)
-        placed.append((Turn(speaker, start, start + len(audio), text), audio))
+        placed.append((PlacedTurn(speaker, start, start + len(audio), text), audio))
         cursor = start + len(audio)
 
     n_backchannels = int(rng.integers(1, 3))
@@ -478,7 +480,7 @@ def layout(
         if latest <= earliest:
             continue
         start = int(rng.integers(earliest, latest))
-        placed.append((Turn(listener, start, start + len(audio), text), audio))
+        placed.append((PlacedTurn(listener, start, start + len(audio), text), audio))
         added += 1
     placed.sort(key=lambda item: (item[0].start, item[0].end))
     return placed
@@ -490,7 +492,7 @@ def render_dialogue(
     turn_count: int,
     rng: np.random.Generator,
     workdir: Path,
-) -> tuple[np.ndarray, list[Turn], float]:
+) -> tuple[np.ndarray, list[PlacedTurn], float]:
     """Synthesize, lay out, channel and mix one dialogue; return audio, turns, real SNR."""
     speakers = {sid: persons[p] for sid, (p, _) in zip(plan.speaker_ids, plan.registrations)}
     lines = script_lines(plan.scenario, turn_count, rng)
@@ -537,18 +539,12 @@ def _seconds(samples: int) -> float:
     return round(samples / SAMPLE_RATE, 3)
 
 
-def write_ground_truth(out_dir: Path, dialogue_id: str, turns: Sequence[Turn]) -> None:
-    """Write ``<id>.rttm``, ``<id>.stm`` and ``<id>.turns.json`` (turns in start order)."""
-    rttm, stm, records = [], [], []
-    for turn in turns:
-        start, end = _seconds(turn.start), _seconds(turn.end)
-        duration = end - start
-        rttm.append(f"SPEAKER {dialogue_id} 1 {start:.3f} {duration:.3f} <NA> <NA> {turn.speaker} <NA> <NA>\n")
-        stm.append(f"{dialogue_id} 1 {turn.speaker} {start:.3f} {end:.3f} {normalise_text(turn.text)}\n")
-        records.append({"speaker": turn.speaker, "start": start, "end": end, "text": turn.text})
-    (out_dir / f"{dialogue_id}.rttm").write_text("".join(rttm))
-    (out_dir / f"{dialogue_id}.stm").write_text("".join(stm))
-    (out_dir / f"{dialogue_id}.turns.json").write_text(json.dumps(records, indent=1) + "\n")
+def write_ground_truth(out_dir: Path, dialogue_id: str, placed: Sequence[PlacedTurn]) -> None:
+    """Write ``<id>.rttm``, ``<id>.stm`` (normalised text) and ``<id>.turns.json`` (turns in start order)."""
+    turns = [Turn(p.speaker, _seconds(p.start), _seconds(p.end), p.text) for p in placed]
+    (out_dir / f"{dialogue_id}.rttm").write_text(turns_to_rttm(turns, dialogue_id))
+    (out_dir / f"{dialogue_id}.stm").write_text(turns_to_stm([replace(t, text=normalise_text(t.text)) for t in turns], dialogue_id))
+    (out_dir / f"{dialogue_id}.turns.json").write_text(json.dumps([t.to_json() for t in turns], indent=1) + "\n")
 
 
 def write_set_files(

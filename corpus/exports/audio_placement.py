@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.turns import Turn
+from store.turns import Turn
 
 from corpus.exports.base import AUDIO_MODES
 
@@ -112,8 +112,8 @@ def place_cuts(source: Path, expected_sha256: str, out: Path, split: str, key: s
     info = sf.info(source)
     paths: list[Path | None] = []
     for i, turn in enumerate(turns):
-        start = max(0, int(round(turn["start"] * info.samplerate)))
-        stop = min(info.frames, int(round(turn["end"] * info.samplerate)))
+        start = max(0, int(round(turn.start * info.samplerate)))
+        stop = min(info.frames, int(round(turn.end * info.samplerate)))
         if stop <= start:
             paths.append(None)
             continue

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from asr.turns import Turn
+from store.turns import Turn
 
 AUDIO_MODES = ("link", "include", "cut")
 
@@ -38,14 +38,14 @@ class Item:
 
     def speaker(self, turn: Turn) -> str:
         """A corpus-wide speaker label: the speaker id when the turn names one, else `<rec>_<label>`."""
-        label = str(turn.get("speaker") or "unknown")
+        label = turn.speaker
         known = {s["speaker_id"] for s in self.entry["speakers"]}
         return label if label in known else f"{self.key}_{label}".replace(" ", "_")
 
     def timed_turns(self) -> list[tuple[int, Turn]]:
         """(index, turn) for the turns with a positive duration inside the audio, in time order."""
-        out = [(i, t) for i, t in enumerate(self.turns) if t["end"] > t["start"] and t["start"] < self.duration]
-        return sorted(out, key=lambda it: (it[1]["start"], it[0]))
+        out = [(i, t) for i, t in enumerate(self.turns) if t.end > t.start and t.start < self.duration]
+        return sorted(out, key=lambda it: (it[1].start, it[0]))
 
 
 class Exporter:

@@ -58,10 +58,10 @@ class HfDatasetsExporter(Exporter):
         if item.audio is None:
             for i, turn in item.timed_turns():
                 out.write(json.dumps({**base, "id": f"{item.key}_{i:04d}", "recording": item.key, "audio_path": str(item.cuts[i]),
-                                      "speaker": item.speaker(turn), "start": turn["start"], "end": turn["end"],
-                                      "text": one_line(turn["text"])}, ensure_ascii=False) + "\n")
+                                      "speaker": item.speaker(turn), "start": turn.start, "end": turn.end,
+                                      "text": one_line(turn.text)}, ensure_ascii=False) + "\n")
             return
-        turns = [{"speaker": item.speaker(t), "start": t["start"], "end": t["end"], "text": one_line(t["text"])}
+        turns = [{"speaker": item.speaker(t), "start": t.start, "end": t.end, "text": one_line(t.text)}
                  for _, t in item.timed_turns()]
         out.write(json.dumps({**base, "id": item.key, "audio_path": str(item.audio), "duration": item.duration,
                               "speakers": sorted({t["speaker"] for t in turns}), "turns": turns}, ensure_ascii=False) + "\n")

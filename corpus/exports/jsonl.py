@@ -16,8 +16,8 @@ class JsonlExporter(Exporter):
             cut = item.cuts[i] if item.cuts else None
             out.write(json.dumps({
                 "recording": item.key, "split": item.split, "session_id": item.entry["session_id"], "turn": i,
-                "speaker": item.speaker(turn), "start": turn["start"], "end": turn["end"], "text": turn["text"],
-                "words": turn.get("words", []), "language": item.entry["language"],
+                "speaker": item.speaker(turn), "start": turn.start, "end": turn.end, "text": turn.text,
+                "words": [w.to_json() for w in turn.words], "language": item.entry["language"],
                 "audio": str(cut if cut is not None else item.audio) if (cut or item.audio) else None,
-                "audio_offset": 0.0 if cut is not None else turn["start"],
+                "audio_offset": 0.0 if cut is not None else turn.start,
             }, ensure_ascii=False) + "\n")

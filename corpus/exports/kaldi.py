@@ -76,19 +76,19 @@ class KaldiExporter(Exporter):
             wav.write(f"{item.key} {item.audio}\n")
             reco2dur.write(f"{item.key} {item.duration:.3f}\n")
         for i, turn in item.timed_turns():
-            words = one_line(turn["text"])
+            words = one_line(turn.text)
             if not words:
                 continue  # Kaldi's text needs a transcript; silent turns stay in the RTTM/STM exports
             speaker = item.speaker(turn)
             utt = f"{speaker}-{item.key}-{i:04d}"
-            end = min(turn["end"], item.duration)
+            end = min(turn.end, item.duration)
             if item.audio is None:
                 cut = item.cuts[i]
                 wav.write(f"{utt} {cut}\n")
-                reco2dur.write(f"{utt} {end - turn['start']:.3f}\n")
-                segments.write(f"{utt} {utt} 0.000 {end - turn['start']:.3f}\n")
+                reco2dur.write(f"{utt} {end - turn.start:.3f}\n")
+                segments.write(f"{utt} {utt} 0.000 {end - turn.start:.3f}\n")
             else:
-                segments.write(f"{utt} {item.key} {turn['start']:.3f} {end:.3f}\n")
+                segments.write(f"{utt} {item.key} {turn.start:.3f} {end:.3f}\n")
             text.write(f"{utt} {words}\n")
             utt2spk.write(f"{utt} {speaker}\n")
 

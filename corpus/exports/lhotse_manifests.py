@@ -47,21 +47,21 @@ class LhotseExporter(Exporter):
             if item.audio is None:
                 cut = item.cuts[i]
                 assert cut is not None
-                first = max(0, int(round(turn["start"] * rate)))  # the frames audio.place_cuts wrote
-                frames = min(item.num_samples, int(round(turn["end"] * rate))) - first
-                rec_id, offset = f"{item.key}_{i:04d}", turn["start"]
+                first = max(0, int(round(turn.start * rate)))  # the frames audio.place_cuts wrote
+                frames = min(item.num_samples, int(round(turn.end * rate))) - first
+                rec_id, offset = f"{item.key}_{i:04d}", turn.start
                 recording(rec_id, cut, frames)
                 start, duration = 0.0, frames / rate
             else:
                 rec_id, offset = item.key, 0.0
-                start = turn["start"]
-                duration = min(turn["end"], item.duration) - start
-            words = [AlignmentItem(symbol=w["text"], start=round(w["start"] - offset, 3),
-                                   duration=round(w["end"] - w["start"], 3), score=w.get("probability"))
-                     for w in turn.get("words", []) if w["end"] > w["start"]]
+                start = turn.start
+                duration = min(turn.end, item.duration) - start
+            words = [AlignmentItem(symbol=w.text, start=round(w.start - offset, 3),
+                                   duration=round(w.end - w.start, 3), score=w.probability)
+                     for w in turn.words if w.end > w.start]
             supervisions.write(SupervisionSegment(
                 id=f"{item.key}_{i:04d}", recording_id=rec_id, start=round(start, 3), duration=round(duration, 3),
-                channel=0, text=one_line(turn["text"]), language=item.entry["language"], speaker=item.speaker(turn),
+                channel=0, text=one_line(turn.text), language=item.entry["language"], speaker=item.speaker(turn),
                 custom={"session_id": item.entry["session_id"], "split": item.split},
                 alignment={"word": words} if words else None,
             ))

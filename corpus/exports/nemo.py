@@ -14,10 +14,10 @@ class NemoExporter(Exporter):
         out = self.handle(f"{item.split}_manifest.json")
         for i, turn in item.timed_turns():
             cut = item.cuts[i] if item.cuts else None
-            end = min(turn["end"], item.duration)
+            end = min(turn.end, item.duration)
             out.write(json.dumps({
                 "audio_filepath": str(cut if cut is not None else item.audio),
-                "offset": 0.0 if cut is not None else round(turn["start"], 3),
-                "duration": round(end - turn["start"], 3), "text": one_line(turn["text"]),
+                "offset": 0.0 if cut is not None else round(turn.start, 3),
+                "duration": round(end - turn.start, 3), "text": one_line(turn.text),
                 "speaker": item.speaker(turn), "lang": item.entry["language"], "recording": item.key,
             }, ensure_ascii=False) + "\n")

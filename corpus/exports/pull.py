@@ -31,6 +31,7 @@ from store import models
 from store.accounts import Principal, require
 from store.audit import record_event
 from store.db import Store
+from store.turns import load_stored
 from corpus.exports.audio_placement import AudioMismatch, place_cuts, place_whole
 from corpus.exports.base import AUDIO_MODES, Item
 from corpus.exports.registry import exporter_class
@@ -152,11 +153,11 @@ def pull_release(store: Store, principal: Principal, name: str, fmt: str, out: P
             source = store.blobs.path_for(entry["working_sha256"])
             if not source.is_file():
                 raise ReleaseDrift(f"{entry['recording']}: its audio blob is missing; run `turnscribe corpus verify`")
-            item = Item(entry["recording"], entry, turns, 0, 0)
+            item = Item(entry["recording"], entry, load_stored(turns), 0, 0)
             expected = entry["working_sha256"]
             try:
                 if audio == "cut":
-                    item.cuts = place_cuts(source, expected, out, item.split, item.key, turns, intervals, pii_audio)
+                    item.cuts = place_cuts(source, expected, out, item.split, item.key, item.turns, intervals, pii_audio)
                 else:
                     item.audio = place_whole(source, expected, out, item.split, item.key, audio, intervals, pii_audio)
             except AudioMismatch as exc:

@@ -15,15 +15,15 @@ from corpus.exports.base import Exporter, Item, one_line
 def _tiers(item: Item) -> dict[str, list[tuple[float, float, str]]]:
     tiers: dict[str, list[tuple[float, float, str]]] = {}
     for _, turn in item.timed_turns():
-        start, end = round(turn["start"], 3), round(min(turn["end"], item.duration), 3)
+        start, end = round(turn.start, 3), round(min(turn.end, item.duration), 3)
         if end <= start:
             continue
         entries = tiers.setdefault(item.speaker(turn), [])
         if entries and start < entries[-1][1]:
             prev = entries[-1]
-            entries[-1] = (prev[0], max(prev[1], end), one_line(f"{prev[2]} {turn['text']}"))
+            entries[-1] = (prev[0], max(prev[1], end), one_line(f"{prev[2]} {turn.text}"))
         else:
-            entries.append((start, end, one_line(turn["text"])))
+            entries.append((start, end, one_line(turn.text)))
     return tiers
 
 

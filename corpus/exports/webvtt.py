@@ -24,6 +24,6 @@ class WebVttExporter(Exporter):
     def add(self, item: Item) -> None:
         lines = ["WEBVTT", ""]
         for i, turn in item.timed_turns():
-            lines += [f"{item.key}-{i:04d}", f"{timestamp(turn['start'])} --> {timestamp(turn['end'])}",
-                      f"<v {escape(item.speaker(turn))}>{escape(one_line(turn['text']))}", ""]
+            lines += [f"{item.key}-{i:04d}", f"{timestamp(turn.start)} --> {timestamp(turn.end)}",
+                      f"<v {escape(item.speaker(turn))}>{escape(one_line(turn.text))}", ""]
         self.write_file(f"{item.split}/{item.key}.vtt", "\n".join(lines))

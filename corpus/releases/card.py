@@ -24,6 +24,7 @@ from collection.coverage import compute_coverage, coverage_targets
 from corpus.releases.splits import SPLITS
 from protocols.schema import RECORDING_DIMENSIONS, Protocol
 from store import models
+from store.turns import load_stored
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def preannotation(session: Session, entries: list[dict[str, Any]], protocol: Pro
                 continue
             info = used.setdefault(model.author, {"recordings": 0, "params": model.author_params})
             info["recordings"] += 1
-            score = score_recording(model.turns, approved[entry["revision_pk"]], entry["recording"])
+            score = score_recording(model.as_turns(), load_stored(approved[entry["revision_pk"]]), entry["recording"])
             overall.add(score)
             keys = {("noise_condition", entry["noise_condition"]), ("device", entry["device"])}
             for speaker in entry["speakers"]:

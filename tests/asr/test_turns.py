@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from asr.formats import turns_to_rttm, turns_to_stm
 from asr.turns import build_turns
 from diarization.types import SpeakerSegment, exclusive_from
+from store.rttm_stm_ctm import turns_to_rttm, turns_to_stm
+from store.turns import turns_from_json
 
 
 def w(text: str, start: float, end: float) -> dict:
@@ -38,8 +39,8 @@ def test_turn_boundaries_come_from_the_diarizer_and_stretch_to_cover_words() -> 
 
 
 def test_rttm_and_stm_lines() -> None:
-    turns = [{"speaker": "A", "start": 0.5, "end": 1.25, "text": "hi there", "words": []},
-             {"speaker": "B", "start": 1.0, "end": 1.4, "text": "", "words": []}]
+    turns = turns_from_json([{"speaker": "A", "start": 0.5, "end": 1.25, "text": "hi there", "words": []},
+                             {"speaker": "B", "start": 1.0, "end": 1.4, "text": "", "words": []}])
     assert turns_to_rttm(turns, "f").splitlines() == [
         "SPEAKER f 1 0.500 0.750 <NA> <NA> A <NA> <NA>", "SPEAKER f 1 1.000 0.400 <NA> <NA> B <NA> <NA>"]
     assert turns_to_stm(turns, "f") == "f 1 A 0.500 1.250 hi there\n"
