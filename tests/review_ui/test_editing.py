@@ -192,3 +192,26 @@ def test_history_diffs_each_revision_against_the_model(review_store: ReviewStore
     assert [(e.stage, e.author, e.changed_lines) for e in entries] == [("draft", "ann1", 4), ("draft", "ann1", 5)]
     assert any(line.startswith("+spk-x [") for line in entries[0].diff)
     assert any(line.startswith("+") and "something else entirely" in line for line in entries[0].diff)
+
+
+def test_an_old_draft_opens_as_saved_and_a_save_asks_for_a_well_formed_label(review_store: ReviewStore) -> None:
+    """A draft the editor saved before the turn type (label with a space, text with inner whitespace)."""
+    ann1 = review_store.add_user("ann1", "annotator")
+    task_pk = make_task(review_store, "ann1")
+    old = [{"speaker": "Speaker 2", "start": 1.0, "end": 2.0, "text": "well  then", "words": []}]
+    with review_store.store.session() as session:
+        task = session.get(models.Task, task_pk)
+        draft = models.TranscriptRevision(recording_pk=task.recording_pk, author_kind="person", author="ann1", turns=old,
+                                          stage="draft", task_pk=task_pk)
+        session.add(draft)
+        session.flush()
+        task.head_revision_pk, task.version, task.state = draft.pk, 1, "in_progress"
+        session.commit()
+    with review_store.store.session() as session:
+        view = open_task(session, ann1, review_store.store.blobs, task_pk)
+        assert view.turns == old and view.speakers == ["Speaker 2"]
+        with pytest.raises(TurnValidationError, match="speaker label 'Speaker 2' may not contain whitespace"):
+            save_draft(session, ann1, task_pk, view.version, view.turns)
+        session.rollback()
+        saved = save_draft(session, ann1, task_pk, view.version, turn_ops.relabel(view.turns, 0, "Speaker_2"))
+        assert saved.turns == [{**old[0], "speaker": "Speaker_2", "text": "well then"}]
