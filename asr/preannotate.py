@@ -16,6 +16,7 @@ import numpy as np
 from asr.models import resolve_model
 from asr.transcriber import AsrOptions, Transcriber
 from asr.turns import build_turns
+from store.turns import TurnJson
 from diarization.backends import load_diarizer
 from diarization.types import SAMPLE_RATE, ProgressHook
 
@@ -41,7 +42,7 @@ class PreannotationSettings:
 
 @dataclass
 class Preannotation:
-    turns: list[dict[str, Any]]
+    turns: list[TurnJson]  # the one JSON form, checked by build_turns
     language: str
     language_probability: float
     duration: float

@@ -28,7 +28,7 @@ import datetime as dt
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,18 @@ def models_of(session: Session, recording_pks: Iterable[int]) -> dict[int, model
     return _newest_per_recording(session, recording_pks, models.TranscriptRevision.author_kind == "model")
 
 
+def _first_submissions_against(session: Session, rows: list[tuple[models.Task, models.Recording]],
+                               against: dict[int, models.TranscriptRevision], frame_s: float,
+                               ) -> Iterator[tuple[models.Task, models.TranscriptRevision, comparison.Comparison]]:
+    """Each task's first submission compared with its recording's revision in `against`, over the task's span."""
+    firsts = first_submissions(session, [t.pk for t, _ in rows])
+    for task, recording in rows:
+        revision, reference = firsts.get(task.pk), against.get(recording.pk)
+        if revision is not None and reference is not None:
+            start, end = span_of(task, recording)
+            yield task, revision, comparison.compare(reference.as_turn_json(), revision.as_turn_json(), start, end, frame_s)
+
+
 # --- gold accuracy -------------------------------------------------------------------------------
 
 @dataclass
@@ -112,15 +124,9 @@ def gold_accuracy(session: Session, protocol_pk: int | None = None, frame_s: flo
     """Per annotator: submitted gold and calibration items against their references."""
     totals: dict[str, comparison.Comparison] = defaultdict(comparison.Comparison.nothing)
     rows = _tasks(session, (GOLD, CALIBRATION), protocol_pk)
-    firsts = first_submissions(session, [t.pk for t, _ in rows])
-    refs = references(session, [r.pk for _, r in rows])
-    for task, recording in rows:
-        revision, reference = firsts.get(task.pk), refs.get(recording.pk)
-        if revision is None or reference is None:
-            continue
+    for task, revision, compared in _first_submissions_against(session, rows, references(session, [r.pk for _, r in rows]), frame_s):
         who = task.assignee or revision.author
-        start, end = span_of(task, recording)
-        totals[who] = totals[who] + comparison.compare(reference.as_turn_json(), revision.as_turn_json(), start, end, frame_s)
+        totals[who] = totals[who] + compared
     return [GoldAccuracy(who, t.items, t.words.reference_words, t.words.errors, t.wer, t.speaker_error, t.boundary_s)
             for who, t in sorted(totals.items())]
 
@@ -309,15 +315,8 @@ def automation_bias(session: Session, protocol_pk: int | None = None, frame_s: f
     """How much of the model's suggestion survives when shown, against blind agreement with it."""
     sums = {True: comparison.Comparison.nothing(), False: comparison.Comparison.nothing()}  # blind -> summed comparisons
     rows = _tasks(session, (PRODUCTION,), protocol_pk)
-    firsts = first_submissions(session, [t.pk for t, _ in rows])
-    suggestions = models_of(session, [r.pk for _, r in rows])
-    for task, recording in rows:
-        revision, model = firsts.get(task.pk), suggestions.get(recording.pk)
-        if revision is None or model is None:
-            continue
-        start, end = span_of(task, recording)
-        blind = bool(task.blind)
-        sums[blind] = sums[blind] + comparison.compare(model.as_turn_json(), revision.as_turn_json(), start, end, frame_s)
+    for task, _, compared in _first_submissions_against(session, rows, models_of(session, [r.pk for _, r in rows]), frame_s):
+        sums[bool(task.blind)] = sums[bool(task.blind)] + compared
     shown, blind_sum = sums[False], sums[True]
     return AutomationBias(
         shown_tasks=shown.items, shown_word_acceptance=shown.words.kept, shown_speaker_acceptance=shown.speaker_kept,

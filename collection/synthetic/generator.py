@@ -529,7 +529,7 @@ def render_dialogue(
 # --------------------------------------------------------------------------- writing
 
 
-def normalise_text(text: str) -> str:
+def scoring_text(text: str) -> str:
     """Lower-case words without punctuation (apostrophes inside words are kept)."""
     words = re.sub(r"[^a-z0-9']+", " ", text.lower()).split()
     return " ".join(w.strip("'") for w in words if w.strip("'"))
@@ -543,7 +543,7 @@ def write_ground_truth(out_dir: Path, dialogue_id: str, placed: Sequence[PlacedT
     """Write ``<id>.rttm``, ``<id>.stm`` (normalised text) and ``<id>.turns.json`` (turns in start order)."""
     turns = [Turn(p.speaker, _seconds(p.start), _seconds(p.end), p.text) for p in placed]
     (out_dir / f"{dialogue_id}.rttm").write_text(turns_to_rttm(turns, dialogue_id))
-    (out_dir / f"{dialogue_id}.stm").write_text(turns_to_stm([replace(t, text=normalise_text(t.text)) for t in turns], dialogue_id))
+    (out_dir / f"{dialogue_id}.stm").write_text(turns_to_stm([replace(t, text=scoring_text(t.text)) for t in turns], dialogue_id))
     (out_dir / f"{dialogue_id}.turns.json").write_text(json.dumps([t.to_json() for t in turns], indent=1) + "\n")
 
 

@@ -87,7 +87,3 @@ class Exporter:
             handle.close()
         self._files.clear()
         return self.written
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from corpus.exports.base import Exporter, Item, one_line
+from corpus.exports.base import Exporter, Item
+from store.turns import normalise_text
 
 
 def _features(per_turn: bool, rate: int):  # type: ignore[no-untyped-def]
@@ -59,9 +60,9 @@ class HfDatasetsExporter(Exporter):
             for i, turn in item.timed_turns():
                 out.write(json.dumps({**base, "id": f"{item.key}_{i:04d}", "recording": item.key, "audio_path": str(item.cuts[i]),
                                       "speaker": item.speaker(turn), "start": turn.start, "end": turn.end,
-                                      "text": one_line(turn.text)}, ensure_ascii=False) + "\n")
+                                      "text": normalise_text(turn.text)}, ensure_ascii=False) + "\n")
             return
-        turns = [{"speaker": item.speaker(t), "start": t.start, "end": t.end, "text": one_line(t.text)}
+        turns = [{"speaker": item.speaker(t), "start": t.start, "end": t.end, "text": normalise_text(t.text)}
                  for _, t in item.timed_turns()]
         out.write(json.dumps({**base, "id": item.key, "audio_path": str(item.audio), "duration": item.duration,
                               "speakers": sorted({t["speaker"] for t in turns}), "turns": turns}, ensure_ascii=False) + "\n")

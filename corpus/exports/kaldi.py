@@ -15,7 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from corpus.exports.base import Exporter, Item, one_line
+from corpus.exports.base import Exporter, Item
+from store.turns import normalise_text
 
 FILES = ("wav.scp", "segments", "text", "utt2spk", "reco2dur")
 RUN_LINES = 50_000  # lines sorted in memory at once (a few MiB)
@@ -76,7 +77,7 @@ class KaldiExporter(Exporter):
             wav.write(f"{item.key} {item.audio}\n")
             reco2dur.write(f"{item.key} {item.duration:.3f}\n")
         for i, turn in item.timed_turns():
-            words = one_line(turn.text)
+            words = normalise_text(turn.text)
             if not words:
                 continue  # Kaldi's text needs a transcript; silent turns stay in the RTTM/STM exports
             speaker = item.speaker(turn)

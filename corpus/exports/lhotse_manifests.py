@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from corpus.exports.base import Exporter, Item, one_line
+from corpus.exports.base import Exporter, Item
+from store.turns import normalise_text
 
 
 class LhotseExporter(Exporter):
@@ -61,7 +62,7 @@ class LhotseExporter(Exporter):
                      for w in turn.words if w.end > w.start]
             supervisions.write(SupervisionSegment(
                 id=f"{item.key}_{i:04d}", recording_id=rec_id, start=round(start, 3), duration=round(duration, 3),
-                channel=0, text=one_line(turn.text), language=item.entry["language"], speaker=item.speaker(turn),
+                channel=0, text=normalise_text(turn.text), language=item.entry["language"], speaker=item.speaker(turn),
                 custom={"session_id": item.entry["session_id"], "split": item.split},
                 alignment={"word": words} if words else None,
             ))

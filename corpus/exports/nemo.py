@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from corpus.exports.base import Exporter, Item, one_line
+from corpus.exports.base import Exporter, Item
+from store.turns import normalise_text
 
 
 class NemoExporter(Exporter):
@@ -18,6 +19,6 @@ class NemoExporter(Exporter):
             out.write(json.dumps({
                 "audio_filepath": str(cut if cut is not None else item.audio),
                 "offset": 0.0 if cut is not None else round(turn.start, 3),
-                "duration": round(end - turn.start, 3), "text": one_line(turn.text),
+                "duration": round(end - turn.start, 3), "text": normalise_text(turn.text),
                 "speaker": item.speaker(turn), "lang": item.entry["language"], "recording": item.key,
             }, ensure_ascii=False) + "\n")

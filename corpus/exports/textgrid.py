@@ -9,7 +9,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from corpus.exports.base import Exporter, Item, one_line
+from corpus.exports.base import Exporter, Item
+from store.turns import normalise_text
 
 
 def _tiers(item: Item) -> dict[str, list[tuple[float, float, str]]]:
@@ -21,9 +22,9 @@ def _tiers(item: Item) -> dict[str, list[tuple[float, float, str]]]:
         entries = tiers.setdefault(item.speaker(turn), [])
         if entries and start < entries[-1][1]:
             prev = entries[-1]
-            entries[-1] = (prev[0], max(prev[1], end), one_line(f"{prev[2]} {turn.text}"))
+            entries[-1] = (prev[0], max(prev[1], end), normalise_text(f"{prev[2]} {turn.text}"))
         else:
-            entries.append((start, end, one_line(turn.text)))
+            entries.append((start, end, normalise_text(turn.text)))
     return tiers
 
 

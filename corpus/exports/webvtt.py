@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from corpus.exports.base import Exporter, Item, one_line
+from corpus.exports.base import Exporter, Item
+from store.turns import normalise_text
 
 
 def timestamp(seconds: float) -> str:
@@ -25,5 +26,5 @@ class WebVttExporter(Exporter):
         lines = ["WEBVTT", ""]
         for i, turn in item.timed_turns():
             lines += [f"{item.key}-{i:04d}", f"{timestamp(turn.start)} --> {timestamp(turn.end)}",
-                      f"<v {escape(item.speaker(turn))}>{escape(one_line(turn.text))}", ""]
+                      f"<v {escape(item.speaker(turn))}>{escape(normalise_text(turn.text))}", ""]
         self.write_file(f"{item.split}/{item.key}.vtt", "\n".join(lines))
