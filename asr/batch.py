@@ -31,6 +31,7 @@ from asr.preannotate import Preannotator
 from collection.decoding import load_working_copy
 from store import models
 from store.audit import record_event
+from store.clock import utcnow
 from store.db import Store
 from protocols.schema import Protocol
 
@@ -78,7 +79,7 @@ def claim_recording(store: Store, protocol_row: models.Protocol, holder: str, *,
     """Lease the next pending recording no live lease covers (and not in `skip`); None when none is left."""
     rec, lease = models.Recording, models.RecordingLease
     for _ in range(CLAIM_TRIES):
-        now = models.utcnow()
+        now = utcnow()
         live = exists().where(lease.recording_pk == rec.pk, lease.expires_at > now)
         query = _pending(protocol_row).where(~live).order_by(rec.pk).limit(1)
         if skip:

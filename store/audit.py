@@ -29,6 +29,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from store import models
+from store.clock import utcnow
 
 GENESIS = "0" * 64
 # pg_advisory_xact_lock key serialising appends to the chain ("TSAUDIT" as an int)
@@ -91,7 +92,7 @@ def record_event(session: Session, actor: str, action: str, subject: str, detail
     chain lock is held only for the commit itself, never while the caller still works.
     A rolled-back transaction leaves no event.
     """
-    at = models.utcnow()
+    at = utcnow()
     details = json.loads(json.dumps(details))
     entry = models.AuditEvent(
         at=at, actor=actor, action=action, subject=subject, details=details,
