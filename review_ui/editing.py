@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -173,9 +173,9 @@ def validate_turns(turns: Any, duration_s: float) -> list[TurnJson]:
 
     Turn times are kept to the millisecond (what the editor shows and nudges by).
     """
-    clean = [replace(t, start=round(t.start, 3), end=round(t.end, 3))
+    clean = [{**t.to_json(), "start": round(t.start, 3), "end": round(t.end, 3)}
              for t in turns_from_json(turns, duration_s=duration_s, positive_length=True)]
-    return [t.to_json() for t in sorted(clean, key=lambda t: (t.start, t.end))]
+    return sorted(clean, key=lambda t: (t["start"], t["end"]))
 
 
 def _conflict(session: Session, task_pk: int, base_version: int, yours: list[TurnJson]) -> SaveConflict:

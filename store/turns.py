@@ -31,6 +31,7 @@ TURN_FIELDS = ("speaker", "start", "end", "text", "words")
 WORD_FIELDS = ("text", "start", "end", "probability")
 REQUIRED_TURN_FIELDS = ("speaker", "start", "end", "text")
 REQUIRED_WORD_FIELDS = ("text", "start", "end")
+_WORD_KEYS, _REQUIRED_WORD_KEYS = frozenset(WORD_FIELDS), frozenset(REQUIRED_WORD_FIELDS)
 TIME_TOLERANCE_S = 0.05  # a turn may end this far past the audio (rounding of model output)
 
 
@@ -74,19 +75,21 @@ class Word:
     probability: float = 1.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.text, str):
-            object.__setattr__(self, "text", normalise_text(self.text))
-        problems = _word_problems(self.text, self.start, self.end, self.probability)
-        if problems:
-            raise TurnValidationError(problems)
+        start, end, probability = _seconds(self.start), _seconds(self.end), _seconds(self.probability)
+        if (not isinstance(self.text, str) or start is None or end is None or probability is None
+                or not 0.0 <= start <= end or not 0.0 <= probability <= 1.0):
+            raise TurnValidationError(_word_problems(self.text, self.start, self.end, self.probability))
+        object.__setattr__(self, "text", normalise_text(self.text))
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        object.__setattr__(self, "probability", probability)
 
     @classmethod
     def from_json(cls, data: Any) -> Word:
         """A word from its JSON form; `probability` may be left out (a person's word)."""
-        problems = _word_json_problems(data)
-        if problems:
-            raise TurnValidationError(problems)
-        return cls(data["text"], float(data["start"]), float(data["end"]), float(data.get("probability", 1.0)))
+        if not isinstance(data, Mapping) or not _REQUIRED_WORD_KEYS <= data.keys() or not data.keys() <= _WORD_KEYS:
+            raise TurnValidationError(["needs text, start, end (and optionally probability), nothing else"])
+        return cls(data["text"], data["start"], data["end"], data.get("probability", 1.0))
 
     def to_json(self) -> dict[str, Any]:
         return {"text": self.text, "start": self.start, "end": self.end, "probability": self.probability}
@@ -139,12 +142,6 @@ def _word_problems(text: Any, start: Any, end: Any, probability: Any) -> list[st
     if p is None or not 0.0 <= p <= 1.0:
         problems.append(f"probability must be a number from 0 to 1, not {probability!r}")
     return problems
-
-
-def _word_json_problems(data: Any) -> list[str]:
-    if not isinstance(data, Mapping) or not set(REQUIRED_WORD_FIELDS) <= set(data) or set(data) - set(WORD_FIELDS):
-        return ["needs text, start, end (and optionally probability), nothing else"]
-    return _word_problems(data["text"], data["start"], data["end"], data.get("probability", 1.0))
 
 
 def _turn_problems(speaker: Any, start: Any, end: Any, text: Any, *, stored: bool, positive_length: bool = False,
@@ -203,10 +200,10 @@ def turns_from_json(data: Any, *, duration_s: float | None = None, stored: bool 
             found.append(f"turn {i}: 'words' must be a list")
         else:
             for j, word in enumerate(words_json):
-                word_problems = _word_json_problems(word)
-                found += [f"turn {i} word {j}: {p}" for p in word_problems]
-                if not word_problems:
+                try:
                     words.append(Word.from_json(word))
+                except TurnValidationError as bad:
+                    found += [f"turn {i} word {j}: {p}" for p in bad.problems]
         problems += found
         if not found:
             turns.append(Turn(speaker, float(item["start"]), float(item["end"]), text, tuple(words), stored=stored))
