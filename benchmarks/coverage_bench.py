@@ -24,7 +24,7 @@ from sqlalchemy import insert  # noqa: E402
 
 from collection.consent import import_consents  # noqa: E402
 from store.do_not_collect import DoNotCollect  # noqa: E402
-from collection.coverage import _fetch, _participants, compute_coverage  # noqa: E402
+from collection.coverage import compute_coverage, fetch_rows, participants_query  # noqa: E402
 from collection.intake import ingest_manifest  # noqa: E402
 from collection.synthetic import DIALOGUES_DIR  # noqa: E402
 from store import models  # noqa: E402
@@ -88,7 +88,7 @@ def time_coverage(store: Store, row, protocol, repeats: int = 3) -> str:  # type
             compute_coverage(session, row, protocol)
             best = min(best, time.perf_counter() - start)
             start = time.perf_counter()
-            _fetch(session, _participants(row.pk))
+            fetch_rows(session, participants_query(row.pk))
             bare = min(bare, time.perf_counter() - start)
     return f"coverage {best:.3f} s (target < 1 s) = {best / bare:.1f}x reading the participations with the bare driver ({bare:.3f} s)"
 

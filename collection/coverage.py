@@ -119,7 +119,7 @@ def recordings_at_stage(stages: dict[int, int], stage: str) -> frozenset[int]:
     return frozenset(pk for pk, reached in stages.items() if reached >= floor)
 
 
-def _participants(protocol_pk: int) -> Select[Any]:
+def participants_query(protocol_pk: int) -> Select[Any]:
     """One row per participant of an accepted recording: recording, session, speaker and speaker-hours share."""
     rec, sp = models.Recording, models.SessionParticipant
     return (
@@ -147,7 +147,7 @@ def _session_values(protocol_pk: int, dimensions: list[str]) -> Select[Any]:
     )
 
 
-def _fetch(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
+def fetch_rows(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
     """Rows as plain tuples from the driver's cursor (no ORM rows for hundreds of thousands of rows)."""
     sql = str(query.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
     cursor = session.connection().connection.cursor()
@@ -171,7 +171,7 @@ class _Facts:
                  recordings: AbstractSet[int] | None = None) -> None:
         speaker_dims = [d for d in dimensions if d not in RECORDING_DIMENSIONS]
         session_dims = [d for d in dimensions if d in RECORDING_DIMENSIONS]
-        rows = _fetch(session, _participants(protocol_pk))
+        rows = fetch_rows(session, participants_query(protocol_pk))
         frame = pd.DataFrame.from_records(rows, columns=["recording", "session", "speaker", "share"])
         if recordings is not None:  # masking keeps the rows ordered by session
             frame = frame[frame["recording"].isin(list(recordings))]
@@ -181,12 +181,12 @@ class _Facts:
         self.n_speakers, self.n_sessions = len(speaker_ids), int(self.sessions.max(initial=-1)) + 1
         self.max_participants = int(np.bincount(self.sessions).max(initial=0)) if len(frame) else 0
         self.values: dict[str, tuple[np.ndarray, list[Any]]] = {}
-        speakers = pd.DataFrame.from_records(_fetch(session, _speaker_values(speaker_dims)),
+        speakers = pd.DataFrame.from_records(fetch_rows(session, _speaker_values(speaker_dims)),
                                              columns=["speaker", *speaker_dims]).set_index("speaker")
         speaker_rows = speakers.index.get_indexer(speaker_ids)
         for dim in speaker_dims:
             self.values[dim] = _per_row(speakers[dim], speaker_rows, self.speakers)
-        sessions = pd.DataFrame.from_records(_fetch(session, _session_values(protocol_pk, session_dims)),
+        sessions = pd.DataFrame.from_records(fetch_rows(session, _session_values(protocol_pk, session_dims)),
                                              columns=["session", *session_dims]).set_index("session")
         session_rows = sessions.index.get_indexer(pd.unique(frame["session"]))
         for dim in session_dims:
