@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from store import models
 from store.accounts import AuthenticationFailed, Principal, load_principal
 from store.audit import record_event
+from store.clock import utcnow
 
 SESSION_TTL = dt.timedelta(hours=12)
 
@@ -33,7 +34,7 @@ def _aware(moment: dt.datetime) -> dt.datetime:
 def open_web_session(session: Session, username: str, *, ttl: dt.timedelta = SESSION_TTL,
                      now: dt.datetime | None = None) -> str:
     """A new session for a user who just signed in; returns the token for the browser (caller commits)."""
-    now = now or models.utcnow()
+    now = now or utcnow()
     token = secrets.token_urlsafe(32)
     session.add(models.WebSession(token_sha256=_digest(token), username=username, created_at=now, expires_at=now + ttl))
     record_event(session, username, "web_session_opened", f"user:{username}", {"expires_at": (now + ttl).isoformat()})
@@ -45,7 +46,7 @@ def principal_for_token(session: Session, token: str | None, *, now: dt.datetime
     if not isinstance(token, str) or not token:
         return None
     row = session.get(models.WebSession, _digest(token))
-    now = now or models.utcnow()
+    now = now or utcnow()
     if row is None or row.revoked_at is not None or _aware(row.expires_at) <= now:
         return None
     try:
@@ -60,7 +61,7 @@ def revoke_web_session(session: Session, token: str | None, *, now: dt.datetime 
         return False
     done = session.execute(update(models.WebSession).where(models.WebSession.token_sha256 == _digest(token),
                                                            models.WebSession.revoked_at.is_(None))
-                           .values(revoked_at=now or models.utcnow())).rowcount == 1
+                           .values(revoked_at=now or utcnow())).rowcount == 1
     if done:
         username = session.get(models.WebSession, _digest(token)).username
         record_event(session, username, "web_session_revoked", f"user:{username}", {})
