@@ -29,6 +29,7 @@ from store import models
 from store.accounts import Principal, require
 from store.audit import record_event
 from store.blobs import sha256_file
+from store.turns import TIME_TOLERANCE_S, TurnValidationError, turns_from_json
 
 LOCAL_FILES = "/data/local-files/?d="
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -166,14 +167,17 @@ def turns_from_paragraphs(data: dict[str, Any], duration: float) -> list[dict[st
 
 def _checked(turns: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
     """Turns in time order, each inside the recording with a positive length and a speaker."""
-    tolerance = 0.05  # Label Studio's waveform rounds region ends; a region may end a hair past the audio
     for turn in turns:
         if not turn["speaker"].strip():
             raise TaskRefused("a turn has an empty speaker label")
-        if not 0.0 <= turn["start"] < turn["end"] <= duration + tolerance:
+        if not 0.0 <= turn["start"] < turn["end"] <= duration + TIME_TOLERANCE_S:  # Label Studio rounds region ends
             raise TaskRefused(f"turn {turn['start']:.3f}-{turn['end']:.3f} s is not inside the recording (0-{duration:.3f} s)")
         turn["end"] = min(turn["end"], duration)
-    return sorted(turns, key=lambda t: (t["start"], t["end"], t["speaker"]))
+    try:  # and the rest of the one turn type's rules (label form, finite times, text)
+        checked = turns_from_json(turns, duration_s=duration, positive_length=True)
+    except TurnValidationError as bad:
+        raise TaskRefused("; ".join(bad.problems)) from bad
+    return sorted((t.to_json() for t in checked), key=lambda t: (t["start"], t["end"], t["speaker"]))
 
 
 def _recording(session: Session, path: Path) -> models.Recording:

@@ -15,7 +15,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from corpus.exports.base import Exporter, Item, one_line
+from corpus.exports.base import Exporter, Item
+from store.turns import normalise_text
 
 UTTERANCE = "utterance"
 PERSONAL_DATA = "personal-data"
@@ -32,7 +33,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def xml_text(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", one_line(text))
+    return _NOT_XML.sub("\ufffd", normalise_text(text))
 
 
 @dataclass
@@ -45,7 +46,7 @@ class SpeakerTier:
     def add_turn(self, start: int, end: int, text: str) -> None:
         if self.turns and start < self.turns[-1][1]:
             prev = self.turns[-1]
-            self.turns[-1] = (prev[0], max(prev[1], end), one_line(f"{prev[2]} {text}"))
+            self.turns[-1] = (prev[0], max(prev[1], end), normalise_text(f"{prev[2]} {text}"))
         else:
             self.turns.append((start, end, text))
 
@@ -71,17 +72,17 @@ def speaker_tiers(item: Item) -> dict[str, SpeakerTier]:
     end_ms = _ms(item.duration)
     tiers: dict[str, SpeakerTier] = {}
     for index, turn in item.timed_turns():
-        start, end = _ms(turn["start"]), min(_ms(turn["end"]), end_ms)
+        start, end = _ms(turn.start), min(_ms(turn.end), end_ms)
         if end <= start:
             continue
         tier = tiers.setdefault(item.speaker(turn), SpeakerTier())
-        tier.add_turn(start, end, xml_text(turn["text"]))
+        tier.add_turn(start, end, xml_text(turn.text))
         tags = {f"[{kind}]": kind for kind in kinds_by_turn.get(index, ())}
-        for word in sorted(turn.get("words") or [], key=lambda w: float(w["start"])):
-            if word["text"] in tags:
-                mark_start, mark_end = max(_ms(word["start"]), start), min(_ms(word["end"]), end)
+        for word in sorted(turn.words, key=lambda w: w.start):
+            if word.text in tags:
+                mark_start, mark_end = max(_ms(word.start), start), min(_ms(word.end), end)
                 if mark_end > mark_start:
-                    tier.add_mark(mark_start, mark_end, tags[word["text"]])
+                    tier.add_mark(mark_start, mark_end, tags[word.text])
     return tiers
 
 

@@ -37,11 +37,11 @@ class LabelStudioExporter(Exporter):
             region = f"{item.key}-{index:04d}"
             speaker = item.speaker(turn)
             self.speakers.add(speaker)
-            where = {"start": float(turn["start"]), "end": float(turn["end"]), "channel": 0}
+            where = {"start": turn.start, "end": turn.end, "channel": 0}
             results.append({"id": region, "from_name": "speaker", "to_name": "audio", "type": "labels",
                             "origin": "prediction", "value": {**where, "labels": [speaker]}})
             results.append({"id": region, "from_name": "transcription", "to_name": "audio", "type": "textarea",
-                            "origin": "prediction", "value": {**where, "text": [turn["text"]]}})
+                            "origin": "prediction", "value": {**where, "text": [turn.text]}})
         audio = os.path.relpath(item.audio, self.pull_root) if item.audio is not None else ""
         return {
             "data": {"audio": LOCAL_FILES + audio, "recording": item.key, "split": item.split,
