@@ -152,6 +152,12 @@ class ReviewSettings(Strict):
     gold: GoldSettings = GoldSettings()
 
 
+class ReleaseSettings(Strict):
+    """How far a release's split shares of hours may drift from the target ratios before the card flags it."""
+
+    split_tolerance: float = Field(0.05, ge=0, le=1)
+
+
 class Protocol(Strict):
     id: str = Field(pattern=SLUG, max_length=128)  # the limits of models.Protocol's columns, on every database
     version: int = Field(ge=1, le=2**31 - 1)
@@ -167,6 +173,7 @@ class Protocol(Strict):
     consent: ConsentRequirements
     guidelines: str = ""
     review: ReviewSettings | None = None  # None: the workbench's default gold thresholds
+    release: ReleaseSettings = ReleaseSettings()
 
     def allowed_values(self) -> dict[str, list[str]]:
         """Every countable dimension (demographic and recording-level) and its values."""

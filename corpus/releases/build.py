@@ -13,6 +13,11 @@ Readers take entries through `release_entry_batches` / `release_entries` only: a
 at a time by primary key, so a pull or a verify never parses the whole release and the
 entries never accumulate in memory, on SQLite as on PostgreSQL.
 
+Splits are stable across releases: each speaker keeps the split of the first release of
+the protocol (any version) they appeared in (`earlier_splits`); a session that would join
+speakers kept in different splits is left out and counted. `reassign_splits` (a
+manager's explicit request) assigns everyone afresh from the seed; the card counts who moved.
+
 Same name again: refused unless the manifest is identical (then it *is* that release).
 Same state under a new name: allowed; both names carry the same release id and the
 card of the new one says which release it repeats.
@@ -41,7 +46,7 @@ from store.db import Store
 from corpus.governance.pii import detect_revision, spans_for_revision
 from corpus.releases.card import build_card
 from corpus.releases.diff import diff_entries
-from corpus.releases.splits import DEFAULT_RATIOS, SplitUnit, assign_splits, check_ratios
+from corpus.releases.splits import DEFAULT_RATIOS, SPLITS, SplitUnit, assign_splits, check_ratios
 from protocols.registry import get_protocol
 from protocols.schema import Protocol
 
@@ -90,6 +95,7 @@ class ReleaseState:
     manifest: dict[str, Any]
     entries: list[dict[str, Any]]
     excluded: dict[str, int] = field(default_factory=dict)
+    split_history: dict[str, Any] = field(default_factory=dict)  # for the card: kept, new and crossed speakers
 
 
 def _approved_revisions(session: Session, protocol_pk: int) -> dict[int, int]:
@@ -127,10 +133,35 @@ def _pii_spans(session: Session, revision_pk: int) -> list[list[Any]]:
     return sorted([int(s.turn_index), int(s.word_start), int(s.word_end), str(s.kind)] for s in spans)
 
 
+LINKS_KEPT_SPLITS = "session would join speakers kept in different splits"
+
+
+def earlier_splits(session: Session, protocol_id: str) -> tuple[dict[str, str], list[str]]:
+    """speaker -> the split of the first release of `protocol_id` (any version) they appeared in, or of the newest
+    release whose splits a manager reassigned since; and the names of those releases."""
+    rel, proto = models.Release, models.Protocol
+    kept: dict[str, str] = {}
+    names = []
+    for pk, name in session.execute(select(rel.pk, rel.name).join(proto, proto.pk == rel.protocol_pk)
+                                    .where(proto.protocol_id == protocol_id).order_by(rel.pk)):
+        names.append(name)
+        reassigned = (manifest_field(session, pk, "created_from") or {}).get("splits") == "reassigned"
+        for speaker_id, info in (manifest_field(session, pk, "speakers") or {}).items():
+            if isinstance(info, dict) and info.get("split"):
+                if reassigned:
+                    kept[speaker_id] = info["split"]
+                else:
+                    kept.setdefault(speaker_id, info["split"])
+    return kept, names
+
+
 def collect_state(session: Session, protocol_row: models.Protocol, protocol: Protocol, *, on: dt.date,
                   seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
-                  pii_audio: str = "silence") -> ReleaseState:
-    """The header and entries of everything releasable under `protocol` on date `on` (consent is judged on that date)."""
+                  pii_audio: str = "silence", reassign_splits: bool = False) -> ReleaseState:
+    """The header and entries of everything releasable under `protocol` on date `on` (consent is judged on that date).
+
+    Speakers keep the splits of earlier releases unless `reassign_splits`.
+    """
     ratios = check_ratios(ratios or DEFAULT_RATIOS)
     excluded: dict[str, int] = defaultdict(int)
     rec, se = models.Recording, models.Session
@@ -173,10 +204,23 @@ def collect_state(session: Session, protocol_row: models.Protocol, protocol: Pro
             "noise_condition": recording.noise_condition, "scenario": recording.scenario,
             "revision_pk": revision_pk, "speakers": speakers,
         })
-    _add_revision_hashes(session, entries, redact_pii)
     units = [SplitUnit(e["session_id"], e["duration_s"] / 3600.0, {s["speaker_id"]: s["demographics"] for s in e["speakers"]})
              for e in entries]
-    assignment = assign_splits(units, [d.name for d in protocol.demographics], ratios, seed)
+    earlier, earlier_names = earlier_splits(session, protocol.id)
+    assignment = assign_splits(units, [d.name for d in protocol.demographics], ratios, seed,
+                               kept=None if reassign_splits else earlier)
+    if assignment.left_out:
+        excluded[LINKS_KEPT_SPLITS] += sum(1 for e in entries if e["session_id"] in assignment.left_out)
+        entries = [e for e in entries if e["session_id"] not in assignment.left_out]
+    _add_revision_hashes(session, entries, redact_pii)
+    history = {
+        "earlier_releases": earlier_names, "reassigned": reassign_splits,
+        "kept_speakers": sum(1 for spk in assignment.by_speaker if spk in earlier),
+        "new_speakers": {s: sum(1 for spk, split in assignment.by_speaker.items() if split == s and spk not in earlier)
+                         for s in SPLITS},
+        "crossed": _moved(earlier, assignment.by_speaker),  # counted against the earlier releases, whatever the policy
+        "left_out_sessions": len(assignment.left_out),
+    }
     speakers_index: dict[str, dict[str, Any]] = {}
     for entry in entries:
         entry["split"] = assignment.by_session[entry["session_id"]]
@@ -187,12 +231,22 @@ def collect_state(session: Session, protocol_row: models.Protocol, protocol: Pro
         "protocol": {"id": protocol.id, "version": protocol.version},
         "seed": seed,
         "created_from": {"selection": SELECTION, "protocol_spec_sha256": protocol_row.spec_sha256,
-                         "split_ratios": ratios, "redact_pii": redact_pii, "pii_audio": pii_audio if redact_pii else None,
+                         "split_ratios": ratios, "splits": "reassigned" if reassign_splits else "kept from earlier releases",
+                         "redact_pii": redact_pii, "pii_audio": pii_audio if redact_pii else None,
                          "working_sample_rate": WORKING_RATE},
         "speakers": dict(sorted(speakers_index.items())),
     }
     manifest["recording_digests"] = [sha256_json(e) for e in entries]
-    return ReleaseState(manifest, entries, dict(sorted(excluded.items())))
+    return ReleaseState(manifest, entries, dict(sorted(excluded.items())), history)
+
+
+def _moved(earlier: dict[str, str], now: dict[str, str]) -> dict[str, int]:
+    """'from->to' -> how many speakers of earlier releases are in another split now."""
+    out: dict[str, int] = defaultdict(int)
+    for speaker, split in now.items():
+        if speaker in earlier and earlier[speaker] != split:
+            out[f"{earlier[speaker]}->{split}"] += 1
+    return dict(sorted(out.items()))
 
 
 def _add_revision_hashes(session: Session, entries: list[dict[str, Any]], redact_pii: bool, batch: int = 500) -> None:
@@ -229,8 +283,11 @@ def check_release_name(name: str) -> None:
 
 def build_release(store: Store, principal: Principal, protocol_id: str, name: str, *, version: int | None = None,
                   seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
-                  pii_audio: str = "silence", on: dt.date | None = None) -> ReleaseOutcome:
-    """Snapshot the approved transcripts of a protocol into the immutable release `name` (managers only)."""
+                  pii_audio: str = "silence", on: dt.date | None = None, reassign_splits: bool = False) -> ReleaseOutcome:
+    """Snapshot the approved transcripts of a protocol into the immutable release `name` (managers only).
+
+    `reassign_splits`: the manager asks for a fresh split assignment that may move speakers of earlier releases.
+    """
     require(principal, "release")
     check_release_name(name)
     if pii_audio not in PII_AUDIO:
@@ -239,7 +296,7 @@ def build_release(store: Store, principal: Principal, protocol_id: str, name: st
     with store.session() as session:
         protocol_row, protocol = get_protocol(session, protocol_id, version)
         state = collect_state(session, protocol_row, protocol, on=on, seed=seed, ratios=ratios,
-                              redact_pii=redact_pii, pii_audio=pii_audio)
+                              redact_pii=redact_pii, pii_audio=pii_audio, reassign_splits=reassign_splits)
         release_id = release_id_of(state.manifest)
         existing = session.scalar(select(models.Release).where(models.Release.name == name))
         if existing is not None:
@@ -254,7 +311,8 @@ def build_release(store: Store, principal: Principal, protocol_id: str, name: st
         same = _same_content(session, release_id, name)
         diff = diff_entries(release_entries(session, parent.pk), state.entries).summary(parent.name, name) if parent else None
         card = build_card(session, protocol_row, protocol, state.manifest, state.entries, state.excluded,
-                          parent=parent, on=on, name=name, release_id=release_id, same_content_as=same, diff=diff)
+                          parent=parent, on=on, name=name, release_id=release_id, same_content_as=same, diff=diff,
+                          split_history=state.split_history)
         release = models.Release(name=name, release_id=release_id, protocol_pk=protocol_row.pk, manifest=state.manifest,
                                  card=card, parent_pk=parent.pk if parent else None, created_by=principal.username)
         session.add(release)
@@ -269,6 +327,7 @@ def build_release(store: Store, principal: Principal, protocol_id: str, name: st
         record_event(session, principal.username, "release_created", f"release:{name}", {
             "release_id": release_id, "protocol": f"{protocol.id}@{protocol.version}", "recordings": len(state.entries),
             "speakers": len(state.manifest["speakers"]), "seed": seed, "redact_pii": redact_pii, "excluded": state.excluded,
+            "reassign_splits": reassign_splits, "speakers_moved": state.split_history.get("crossed", {}),
             "parent": parent.name if parent else None,
         })
         session.commit()

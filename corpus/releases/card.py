@@ -76,8 +76,12 @@ def distributions(entries: list[dict[str, Any]]) -> dict[str, dict[str, dict[str
 
 
 def split_summary(session: Session, protocol_row: models.Protocol, protocol: Protocol, manifest: dict[str, Any],
-                  entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per split: sizes and share of hours, against the header's target ratios; per demographic value: the shares achieved."""
+                  entries: list[dict[str, Any]], history: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per split: sizes and share of hours, against the header's target ratios; per demographic value: the shares achieved.
+
+    `history` (from the build): speakers kept from earlier releases, new to each split, and
+    any who crossed; a split with a target share but no recording is named in `empty`.
+    """
     entries = live_entries(entries)
     total = sum(e["duration_s"] for e in entries) or 1.0
     sizes = {}
@@ -100,8 +104,41 @@ def split_summary(session: Session, protocol_row: models.Protocol, protocol: Pro
             hours = {split: marginals[split].get((dim, value), 0.0) for split in SPLITS}
             whole = sum(hours.values()) or 1.0
             by_value[f"{dim}={value}"] = {split: round(h / whole, 4) for split, h in hours.items()}
-    return {"target_ratios": manifest["created_from"]["split_ratios"], "seed": manifest["seed"],
-            "speaker_disjoint": True, "sizes": sizes, "share_by_value": by_value}
+    targets = manifest["created_from"]["split_ratios"]
+    empty = [split for split in SPLITS if targets.get(split, 0) > 0 and sizes[split]["recordings"] == 0]
+    tolerance = protocol.release.split_tolerance
+    outside = [split for split in SPLITS if abs(sizes[split]["share"] - targets.get(split, 0)) > tolerance]
+    return {"target_ratios": targets, "seed": manifest["seed"], "tolerance": tolerance, "outside_tolerance": outside,
+            "speaker_disjoint": True, "sizes": sizes, "share_by_value": by_value, "empty": empty,
+            "history": history or {}}
+
+
+def split_notes(splits: dict[str, Any]) -> list[str]:
+    """What the card and the release command say about split stability and empty splits, in sentences."""
+    notes = []
+    history = splits.get("history") or {}
+    if history:
+        new = history.get("new_speakers") or {}
+        earlier = history.get("earlier_releases") or []
+        notes.append(f"Speakers new to each split: {', '.join(f'{s} {new.get(s, 0)}' for s in SPLITS)}; "
+                     f"{history.get('kept_speakers', 0)} kept the split of an earlier release"
+                     + (f" ({', '.join(earlier)})." if earlier else " (this is the first release)."))
+        crossed = history.get("crossed") or {}
+        if crossed:
+            notes.append(f"Splits reassigned at a manager's request (--reassign-splits): {sum(crossed.values())} speaker(s) "
+                         f"changed split ({', '.join(f'{k}: {v}' for k, v in crossed.items())}).")
+        else:
+            notes.append("No speaker changed split: every speaker of an earlier release is in the same split as before"
+                         + (" (reassigned at a manager's request, yet nobody moved)." if history.get("reassigned") else "."))
+        if history.get("left_out_sessions"):
+            notes.append(f"{history['left_out_sessions']} session(s) left out: each would join speakers kept in different splits.")
+    for split in splits.get("outside_tolerance") or []:
+        notes.append(f"The {split} split holds {splits['sizes'][split]['share']:.1%} of the hours against a target of "
+                     f"{splits['target_ratios'][split]:.0%} (tolerance {splits['tolerance']:g}).")
+    for split in splits.get("empty") or []:
+        notes.append(f"The {split} split is empty: too few speaker groups for its target share of "
+                     f"{splits['target_ratios'][split]:g}.")
+    return notes
 
 
 def quality_figures(session: Session, protocol_pk: int) -> dict[str, Any]:
@@ -188,7 +225,8 @@ def consent_scopes(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 def build_card(session: Session, protocol_row: models.Protocol, protocol: Protocol, manifest: dict[str, Any],
                all_entries: list[dict[str, Any]], excluded: dict[str, int], *, parent: models.Release | None, on: dt.date,
-               name: str, release_id: str, same_content_as: list[str], diff: dict[str, Any] | None) -> dict[str, Any]:
+               name: str, release_id: str, same_content_as: list[str], diff: dict[str, Any] | None,
+               split_history: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the card states, computed from the manifest header, the entries and the store at release time.
 
     `diff` is the summary against `parent` (corpus.releases.diff), computed by the caller from the parent's rows.
@@ -202,7 +240,7 @@ def build_card(session: Session, protocol_row: models.Protocol, protocol: Protoc
         "totals": {"recordings": len(entries), "sessions": len({e["session_id"] for e in entries}),
                    "speakers": len(manifest["speakers"]), "hours": round(sum(e["duration_s"] for e in entries) / 3600.0, 4)},
         "excluded": excluded,
-        "splits": split_summary(session, protocol_row, protocol, manifest, entries),
+        "splits": split_summary(session, protocol_row, protocol, manifest, entries, split_history),
         "coverage": coverage(session, protocol_row, protocol, entries),
         "distributions": distributions(entries),
         "quality": quality_figures(session, protocol_row.pk),
@@ -244,6 +282,8 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += _table(["split", "recordings", "sessions", "speakers", "hours", "share"],
                     [[s, v["recordings"], v["sessions"], v["speakers"], v["hours"], v["share"]] for s, v in splits["sizes"].items()])
     lines += _table(["value", *SPLITS], [[k, *(v[s] for s in SPLITS)] for k, v in splits["share_by_value"].items()])
+    notes = split_notes(splits)
+    lines += [*(f"- {n}" for n in notes), ""] if notes else []
     lines += ["## Coverage against the protocol", ""]
     lines += _table(["scope", "group", "hours", "target h", "speakers", "target spk", "sessions", "%"],
                     [[c["scope"], c["label"], c["hours"], c["target_hours"], c["speakers"], c["target_speakers"], c["sessions"], c["percent"]]

@@ -34,9 +34,11 @@ def release(
     redact_pii: Annotated[bool, typer.Option("--redact-pii", help="Pulls redact marked PII in text and audio copies.")] = False,
     pii_audio: Annotated[str, typer.Option(help="Redacted audio: silence or tone.")] = "silence",
     date: Annotated[str | None, typer.Option(help="Judge consent on this date (YYYY-MM-DD; default today).")] = None,
+    reassign_splits: Annotated[bool, typer.Option("--reassign-splits", help="Assign splits afresh, moving speakers of earlier releases (recorded in the card).")] = False,
 ) -> None:
     """Snapshot the approved transcripts of a protocol into an immutable release."""
     from corpus.releases.build import ReleaseError, build_release, check_release_name
+    from corpus.releases.card import split_notes
     from corpus.releases.splits import SplitError, parse_ratios
     from protocols.registry import UnknownProtocol
 
@@ -50,7 +52,7 @@ def release(
     principal = principal_for_cli(store, "release")
     try:
         outcome = build_release(store, principal, protocol, name, version=version, seed=seed, ratios=ratios,
-                                redact_pii=redact_pii, pii_audio=pii_audio, on=on)
+                                redact_pii=redact_pii, pii_audio=pii_audio, on=on, reassign_splits=reassign_splits)
     except UnknownProtocol as exc:
         _fail(str(exc), Exit.USAGE)
     except ReleaseError as exc:
@@ -64,6 +66,8 @@ def release(
     out.print(f"  {totals['recordings']} recordings, {totals['sessions']} sessions, {totals['speakers']} speakers, {totals['hours']:.3f} h")
     for split_name, size in rel.card["splits"]["sizes"].items():
         out.print(f"  {split_name}: {size['recordings']} recordings, {size['speakers']} speakers, {100 * size['share']:.1f}% of hours")
+    for note in split_notes(rel.card["splits"]):
+        out.print(f"  {note}")
     for reason, count in outcome.excluded.items():
         out.print(f"  left out: {count} ({reason})")
     if outcome.same_content_as:

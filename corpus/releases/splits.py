@@ -6,6 +6,14 @@ unit that goes to one split is a connected component of the speaker–session gr
 in a seeded random order, each to the split whose share of the component's demographic
 values (and of all hours) is furthest below its target ratio: iterative stratification
 for multi-valued groups. The same input and seed always give the same assignment.
+
+Across releases a speaker keeps the split of the first release they appeared in
+(`kept`): a model trained on a later release must never have heard an earlier release's
+dev or test voices. A component holding kept speakers goes where they are; its hours
+fill that split first, and only the new components are placed by deficit, so the shares
+and strata stay close to the targets as the corpus grows. A session that would join
+speakers kept in different splits cannot be placed without one of them crossing: it is
+left out (`SplitAssignment.left_out`) unless a manager asks for a fresh assignment.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ class SplitAssignment:
     ratios: dict[str, float]
     seed: int
     achieved: dict[str, dict[str, float]] = field(default_factory=dict)
+    left_out: dict[str, list[str]] = field(default_factory=dict)  # session id -> the kept splits it would join
+    kept: dict[str, str] = field(default_factory=dict)  # speaker -> split kept from earlier releases (those present)
 
 
 def parse_ratios(text: str) -> dict[str, float]:
@@ -72,27 +82,44 @@ def check_ratios(ratios: dict[str, float]) -> dict[str, float]:
     return {name: float(ratios.get(name, 0.0)) for name in SPLITS}
 
 
-def _components(units: list[SplitUnit]) -> list[list[SplitUnit]]:
-    """Sessions grouped so that no speaker is in two groups (union-find over speakers)."""
+def _components(units: list[SplitUnit], kept: dict[str, str]) -> tuple[list[tuple[str | None, list[SplitUnit]]], dict[str, list[str]]]:
+    """Sessions grouped so that no speaker is in two groups (union-find over speakers), each with its kept split.
+
+    Sessions are joined in session-id order; one that would join groups kept in different
+    splits is left out instead (returned with those splits).
+    """
     parent: dict[str, str] = {}
+    pin: dict[str, str] = {}  # root -> the split its kept speakers are in
 
     def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
+        if x not in parent:
+            parent[x] = x
+            if x in kept:
+                pin[x] = kept[x]
+        while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
+    left_out: dict[str, list[str]] = {}
+    placed: list[tuple[SplitUnit, str]] = []
     for unit in units:
         ids = sorted(unit.speakers) or [f"session:{unit.session_id}"]
-        for other in ids[1:]:
-            a, b = find(ids[0]), find(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
+        roots = sorted({find(i) for i in ids})
+        pins = sorted({pin[r] for r in roots if r in pin})
+        if len(pins) > 1:
+            left_out[unit.session_id] = pins
+            continue
+        root = roots[0]
+        for other in roots[1:]:
+            parent[other] = root
+        if pins:
+            pin[root] = pins[0]
+        placed.append((unit, ids[0]))
     groups: dict[str, list[SplitUnit]] = defaultdict(list)
-    for unit in units:
-        ids = sorted(unit.speakers) or [f"session:{unit.session_id}"]
-        groups[find(ids[0])].append(unit)
-    return [sorted(g, key=lambda u: u.session_id) for _, g in sorted(groups.items())]
+    for unit, first in placed:
+        groups[find(first)].append(unit)
+    return ([(pin.get(root), sorted(g, key=lambda u: u.session_id)) for root, g in sorted(groups.items())], left_out)
 
 
 def _keys(component: list[SplitUnit], dimensions: Iterable[str]) -> dict[tuple[str, str], float]:
@@ -109,11 +136,21 @@ def _keys(component: list[SplitUnit], dimensions: Iterable[str]) -> dict[tuple[s
 
 
 def assign_splits(units: list[SplitUnit], dimensions: list[str], ratios: dict[str, float] | None = None,
-                  seed: int = 0) -> SplitAssignment:
-    """Assign every session (and so every speaker) to a split; deterministic for (units, ratios, seed)."""
+                  seed: int = 0, kept: dict[str, str] | None = None) -> SplitAssignment:
+    """Assign every session (and so every speaker) to a split; deterministic for (units, ratios, seed, kept).
+
+    `kept`: speaker -> the split an earlier release gave them (None or empty: a fresh assignment).
+    """
     ratios = check_ratios(ratios or DEFAULT_RATIOS)
-    components = _components(sorted(units, key=lambda u: u.session_id))
-    random.Random(seed).shuffle(components)
+    kept = dict(kept or {})
+    unknown = sorted({split for split in kept.values() if split not in SPLITS})
+    if unknown:
+        raise SplitError(f"earlier split(s) {', '.join(unknown)} unknown; splits are {', '.join(SPLITS)}")
+    grouped, left_out = _components(sorted(units, key=lambda u: u.session_id), kept)
+    pinned = [(split, c) for split, c in grouped if split is not None]
+    free = [c for split, c in grouped if split is None]
+    random.Random(seed).shuffle(free)
+    components = [c for _, c in pinned] + free
     weights = [_keys(c, dimensions) for c in components]
     totals: dict[tuple[str, str], float] = defaultdict(float)
     for w in weights:
@@ -121,22 +158,26 @@ def assign_splits(units: list[SplitUnit], dimensions: list[str], ratios: dict[st
             totals[key] += hours
     filled: dict[str, dict[tuple[str, str], float]] = {s: defaultdict(float) for s in SPLITS}
     by_session: dict[str, str] = {}
-    for component, w in zip(components, weights):
+    for index, (component, w) in enumerate(zip(components, weights)):
         def deficit(split: str) -> float:
             # how far below target this split is, over the values this component carries
             return sum((ratios[split] * totals[k] - filled[split][k]) / totals[k] for k in w if totals[k] > 0)
 
-        candidates = [s for s in SPLITS if ratios[s] > 0]
-        best = max(candidates, key=lambda s: (deficit(s), -SPLITS.index(s)))
+        if index < len(pinned):
+            best = pinned[index][0]
+        else:
+            candidates = [s for s in SPLITS if ratios[s] > 0]
+            best = max(candidates, key=lambda s: (deficit(s), -SPLITS.index(s)))
         for key, hours in w.items():
             filled[best][key] += hours
         for unit in component:
             by_session[unit.session_id] = best
-    by_speaker = {spk: by_session[u.session_id] for u in units for spk in u.speakers}
+    by_speaker = {spk: by_session[u.session_id] for u in units if u.session_id in by_session for spk in u.speakers}
     achieved = {
         "hours": {s: (filled[s][("*", "*")] / totals[("*", "*")] if totals[("*", "*")] else 0.0) for s in SPLITS},
     }
     for (dim, value), total in sorted(totals.items()):
         if dim != "*" and total > 0:
             achieved[f"{dim}={value}"] = {s: filled[s][(dim, value)] / total for s in SPLITS}
-    return SplitAssignment(by_session, by_speaker, ratios, seed, achieved)
+    present = {spk: split for spk, split in kept.items() if spk in by_speaker}
+    return SplitAssignment(by_session, by_speaker, ratios, seed, achieved, left_out, present)

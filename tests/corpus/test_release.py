@@ -221,3 +221,81 @@ def test_migration_0004_moves_a_manifests_entries_into_rows_and_back(corpus: Cor
     assert stored_entries(corpus.store, "v1") == entries
     report = verify_release(corpus.store, "v1")
     assert report.ok and report.checked == 6, report.drift
+
+
+def _hold_back(corpus: Corpus, sessions: list[str], stage: str) -> None:
+    """Mark the approved revisions of `sessions` `stage` (a growing corpus: approvals arrive later)."""
+    with corpus.store.session() as session:
+        pks = [corpus.recordings[s] for s in sessions]
+        session.execute(update(models.TranscriptRevision).where(models.TranscriptRevision.recording_pk.in_(pks),
+                                                                models.TranscriptRevision.stage.in_(["approved", "held"]))
+                        .values(stage=stage))
+        session.commit()
+
+
+def _speaker_splits(release: models.Release) -> dict[str, str]:
+    return {spk: info["split"] for spk, info in release.manifest["speakers"].items()}
+
+
+def test_speakers_keep_their_split_across_growing_releases(corpus: Corpus) -> None:
+    """Three releases of 2, 4 and 6 dialogues, each with another seed: no speaker ever changes split.
+
+    (Assigned afresh each time, as before, these releases moved speakers for every seed tried.)
+    """
+    later = ["dlg003", "dlg004", "dlg005", "dlg006"]
+    _hold_back(corpus, later, "held")
+    first: dict[str, str] = {}
+    releases = []
+    for name, seed, now_approved in (("g1", 0, []), ("g2", 1, later[:2]), ("g3", 2, later[2:])):
+        _hold_back(corpus, now_approved, "approved")
+        release = _release(corpus, name, seed=seed, ratios={"train": 0.6, "dev": 0.2, "test": 0.2})
+        releases.append(release.release)
+        splits = _speaker_splits(release.release)
+        history = release.release.card["splits"]["history"]
+        new = {s for s in splits if s not in first}
+        assert history["crossed"] == {} and history["kept_speakers"] == len(splits) - len(new)
+        assert sum(history["new_speakers"].values()) == len(new)
+        assert history["new_speakers"] == {split: sum(1 for s in new if splits[s] == split) for split in ("train", "dev", "test")}
+        for speaker, split in splits.items():
+            assert first.setdefault(speaker, split) == split, f"{speaker} moved in {name}"
+        entries = stored_entries(corpus.store, name)
+        assert {e["split"] for e in entries for s in e["speakers"] if splits[s["speaker_id"]] != e["split"]} == set()
+    assert [len(_speaker_splits(r)) for r in releases] == [4, 7, 11]
+    card = releases[-1].card
+    assert card["splits"]["history"]["earlier_releases"] == ["g1", "g2"]
+    assert releases[-1].manifest["created_from"]["splits"] == "kept from earlier releases"
+    from corpus.releases.card import render_markdown
+
+    assert "No speaker changed split" in render_markdown(card) and "Speakers new to each split" in render_markdown(card)
+    # two dialogues (speaker groups) cannot fill three splits: the card says which are empty rather than staying silent
+    small = releases[0].card["splits"]
+    assert small["sizes"]["test"]["recordings"] == 0 and "test" in small["empty"]
+    assert "The test split is empty" in render_markdown(releases[0].card)
+
+
+def test_reassigning_splits_is_a_managers_explicit_choice_recorded_in_the_card(corpus: Corpus) -> None:
+    first = _speaker_splits(_release(corpus, "r1", seed=0).release)
+    for seed in range(1, 4):
+        assert _speaker_splits(_release(corpus, f"r-seed{seed}", seed=seed).release) == first, "a new seed alone moves nobody"
+    seed, moves = 0, {}
+    while not moves:  # the first seed whose fresh assignment moves someone
+        seed += 1
+        assert seed < 20, "no seed moves anyone"
+        fresh = _release(corpus, f"r-fresh{seed}", seed=seed, reassign_splits=True).release
+        after = _speaker_splits(fresh)
+        moves = {}
+        for speaker, split in first.items():
+            if after[speaker] != split:
+                moves[f"{split}->{after[speaker]}"] = moves.get(f"{split}->{after[speaker]}", 0) + 1
+        history = fresh.card["splits"]["history"]
+        assert history["reassigned"] is True and history["crossed"] == dict(sorted(moves.items()))
+        assert fresh.manifest["created_from"]["splits"] == "reassigned"
+        first = after  # a reassignment is the new layout the next releases keep
+    from corpus.releases.card import render_markdown
+
+    assert f"{sum(moves.values())} speaker(s) changed split" in render_markdown(fresh.card)
+    assert _speaker_splits(_release(corpus, "r-after", seed=0).release) == after
+    with corpus.store.session() as session:
+        details = [e.details for e in session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "release_created"))]
+    assert details[-2]["reassign_splits"] and details[-2]["speakers_moved"] == dict(sorted(moves.items()))
+    assert not details[-1]["reassign_splits"] and details[-1]["speakers_moved"] == {}

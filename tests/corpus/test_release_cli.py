@@ -38,11 +38,13 @@ def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> N
     with corpus.store.session() as session:
         release_id = session.scalar(select(models.Release.release_id).where(models.Release.name == "v1"))
     assert f"id {release_id}" in made.stdout and "6 recordings" in made.stdout and "11 speakers" in made.stdout
+    assert "Speakers new to each split" in made.stdout and "(this is the first release)" in made.stdout
     again = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v1", "--date", "2026-11-02", "--split", "0.6,0.2,0.2")
     assert again.returncode == 0 and "already holds exactly this state" in again.stdout
     other = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v1", "--seed", "3")
     assert other.returncode == 1 and "immutable" in other.stderr
-    assert run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v2", "--seed", "3").returncode == 0
+    second = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v2", "--seed", "3")
+    assert second.returncode == 0 and "No speaker changed split" in second.stdout and "11 kept the split" in second.stdout
     changed = json.loads(run(corpus, "connie", "diff", "v1", "v2", "--format", "json").stdout)
     splits = {name: {e["recording"]: e["split"] for e in stored_entries(corpus.store, name)} for name in ("v1", "v2")}
     moved = sorted((k for k in splits["v1"] if splits["v1"][k] != splits["v2"][k]), key=lambda k: int(k[4:]))

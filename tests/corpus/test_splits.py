@@ -66,3 +66,51 @@ def test_bad_ratios_are_refused_precisely(text: str, message: str) -> None:
     with pytest.raises(SplitError, match=message):
         parse_ratios(text)
     assert parse_ratios("train=0.7,dev=0.2,test=0.1") == {"train": 0.7, "dev": 0.2, "test": 0.1}
+
+
+# --- stability across releases ------------------------------------------------------------------------
+
+def test_three_growing_releases_never_move_a_speaker_and_stay_near_the_targets() -> None:
+    """Release 2 and 3 add sessions (new and returning speakers); every speaker keeps their first split."""
+    units = _corpus(3000, 6000, seed=4)
+    ratios = {"train": 0.8, "dev": 0.1, "test": 0.1}
+    tolerance = 0.05  # the protocol's default `release.split_tolerance`
+    first_split: dict[str, str] = {}
+    for n, seed in ((1000, 0), (2000, 1), (3000, 2)):  # a different seed each time: only new speakers may depend on it
+        result = assign_splits(units[:n], DIMS, ratios, seed, kept=dict(first_split))
+        for speaker, split in result.by_speaker.items():
+            assert first_split.setdefault(speaker, split) == split, f"{speaker} moved at release of {n} sessions"
+        placed = [u for u in units[:n] if u.session_id in result.by_session]
+        assert len(placed) + len(result.left_out) == n
+        for unit in placed:
+            assert {result.by_speaker[s] for s in unit.speakers} == {result.by_session[unit.session_id]}
+        assert all(len(splits) >= 2 for splits in result.left_out.values())  # left out: it would join two kept splits
+        assert len(result.left_out) < 0.05 * n
+        for split, target in ratios.items():
+            assert abs(result.achieved["hours"][split] - target) <= tolerance, (n, split, result.achieved["hours"])
+
+
+def test_without_kept_splits_a_larger_release_moves_speakers() -> None:
+    """The finding: a fresh assignment of a larger corpus moves earlier dev/test speakers (what `kept` prevents)."""
+    units = _corpus(2000, 4000, seed=4)
+    before = assign_splits(units[:1000], DIMS, None, seed=0).by_speaker
+    after = assign_splits(units, DIMS, None, seed=0).by_speaker
+    assert any(after[s] != split for s, split in before.items() if split in ("dev", "test"))
+    kept = assign_splits(units, DIMS, None, seed=0, kept=before).by_speaker
+    assert all(kept[s] == split for s, split in before.items() if s in kept)
+
+
+def test_a_session_joining_speakers_kept_in_different_splits_is_left_out() -> None:
+    kept = {"a": "dev", "b": "train", "c": "test"}
+    units = [SplitUnit("s1", 1.0, {"a": {}, "x": {}}),  # x joins a's group: dev
+             SplitUnit("s2", 1.0, {"x": {}, "b": {}}),  # would join dev (through x) and train: left out
+             SplitUnit("s3", 1.0, {"b": {}, "y": {}}),  # y joins train
+             SplitUnit("s4", 1.0, {"c": {}, "a": {}}),  # test and dev: left out
+             SplitUnit("s5", 1.0, {"z": {}, "w": {}})]  # new speakers, placed by deficit
+    result = assign_splits(units, [], None, seed=0, kept=kept)
+    assert result.left_out == {"s2": ["dev", "train"], "s4": ["dev", "test"]}
+    assert result.by_session == {"s1": "dev", "s3": "train", "s5": result.by_session["s5"]}
+    assert result.by_speaker["x"] == "dev" and result.by_speaker["y"] == "train" and "c" not in result.by_speaker
+    assert result.kept == {"a": "dev", "b": "train"}
+    with pytest.raises(SplitError, match="earlier split"):
+        assign_splits(units, [], None, 0, kept={"a": "validation"})
