@@ -16,6 +16,11 @@
   scores go to the audit log (``gold_scored``, readable by managers) and to the
   Calibration rows' details; decisions that need a person are *manager notices*
   (``manager_notice`` audit events, `manager_notices`).
+- Returning someone to calibration pauses their production work (`pause_unskilled_work`):
+  every open, in-progress or sent-back production or gold task they are no longer
+  skilled for goes back to the pool, unassigned, to start again from the pre-annotation;
+  their drafts stay in the task's history (revisions are append-only) and the manager's
+  notice says how many tasks went back.
 
 Thresholds (`GoldThresholds`) come from the protocol's stored spec, ``review.gold`` when
 present, else the defaults below.
@@ -33,7 +38,7 @@ from store import models
 from store.accounts import Principal, require
 from store.audit import record_event
 from review_ui import comparison
-from review_ui.tasks import CALIBRATION, FINISHED_STATES, GOLD, aware, span_of
+from review_ui.tasks import CALIBRATION, FINISHED_STATES, GOLD, OPEN, PRODUCTION, QUEUE_STATES, aware, span_of, utcnow
 
 CALIBRATING, PASSED, RETURNED = "calibrating", "passed", "returned"
 NOTICE = "manager_notice"
@@ -278,7 +283,39 @@ def _judge_ongoing(session: Session, username: str, key: tuple[str, str], row: m
     language, accent = key
     session.add(models.Calibration(username=username, language=language, accent=accent, state=RETURNED,
                                    reason="gold accuracy below threshold: " + "; ".join(problems), details=accuracy.figures()))
-    notify_manager(session, actor, f"user:{username}", f"{username} returned to calibration for {language}/{accent or '*'}: "
-                   + "; ".join(problems), {"username": username, **accuracy.figures()})
     session.flush()
+    paused = pause_unskilled_work(session, username, actor)
+    notify_manager(session, actor, f"user:{username}", f"{username} returned to calibration for {language}/{accent or '*'}: "
+                   + "; ".join(problems) + f"; {len(paused)} open task(s) went back to the pool"
+                   + (f" (tasks {', '.join(map(str, paused))}; their drafts stay in the history)" if paused else ""),
+                   {"username": username, "tasks_returned_to_pool": paused, **accuracy.figures()})
+    session.flush()
+
+
+def pause_unskilled_work(session: Session, username: str, actor: str) -> list[int]:
+    """Put the person's open production and gold tasks they are no longer skilled for back in the pool; their pks.
+
+    The task loses its assignee, due date and head revision (the next person starts from
+    the pre-annotation) and its version moves on, so an editor still open on the old
+    version can neither save nor submit; the drafts keep their task_pk in the history.
+    """
+    task = models.Task
+    person = skills(session, username)
+    held = session.scalars(select(task).where(task.assignee == username, task.kind.in_((PRODUCTION, GOLD)),
+                                              task.state.in_(QUEUE_STATES)).order_by(task.pk)).all()
+    now = utcnow()
+    paused = []
+    for t in held:
+        recording = session.get(models.Recording, t.recording_pk)
+        if is_skilled(person, recording_language(session, recording), recording_accents(session, recording)):
+            continue
+        was = t.state
+        t.assignee, t.state, t.due_at, t.head_revision_pk = None, OPEN, None, None
+        t.version, t.updated_at = (t.version or 0) + 1, now
+        t.details = {**(t.details or {}), "paused_from": [*(t.details or {}).get("paused_from", []), username]}
+        record_event(session, actor, "task_returned_to_pool", f"task:{t.pk}", {"from": username, "state_was": was,
+                                                                               "reason": "returned to calibration"})
+        paused.append(t.pk)
+    session.flush()
+    return paused
 

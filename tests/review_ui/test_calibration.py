@@ -158,3 +158,54 @@ def test_ongoing_gold_accuracy_below_threshold_returns_to_calibration(review_sto
         cut_tasks(session, rs.protocol_row.pk, double_share=0, blind_share=0, gold_share=0, actor="mgr")
         session.commit()
     assert [t for t in _assign(rs) if t.kind == "annotate"] == []  # no production work while returned
+
+
+def test_returning_someone_to_calibration_pauses_their_production_work(review_store) -> None:
+    """The finding: a returned annotator kept their open production tasks and could still submit them to review."""
+    from review_ui.editing import open_task, save_draft, submit as editor_submit
+
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    ann = rs.add_user("ann", "annotator")
+    rs.add_user("rev", "reviewer")
+    rs.calibrate("ann")
+    _set_thresholds(rs, min_items=1, window=1, max_wer=0.3)
+    gold_pk = rs.recording_pks[5]
+    with rs.store.session() as session:
+        make_gold(session, manager, gold_pk, REFERENCE)
+        cut_tasks(session, rs.protocol_row.pk, double_share=0, blind_share=0, gold_share=0, actor="mgr")
+        session.commit()
+    _assign(rs)
+    with rs.store.session() as session:
+        production = [t.pk for t in tasks_of(session, kind="annotate", assignee="ann")]
+        assert len(production) == 5
+        view = open_task(session, ann, rs.store.blobs, production[0])
+        draft = save_draft(session, ann, production[0], view.version, view.turns[:1])  # work in progress
+        stale = open_task(session, ann, rs.store.blobs, production[1])  # an editor left open on another task
+        [gold] = tasks_of(session, kind="gold", assignee="ann")  # mixed into her queue by the assignment
+        submit(session, gold, WRONG)  # WER 5/6 > 0.3 on the one-item window: returned
+        session.commit()
+        assert cal.skills(session, "ann")[("en", "")].state == "returned"
+        for pk in production:
+            task = session.get(models.Task, pk, populate_existing=True)
+            assert (task.assignee, task.state, task.head_revision_pk, task.due_at) == (None, "open", None, None), pk
+        kept = session.get(models.TranscriptRevision, draft.pk)
+        assert kept.task_pk == production[0] and kept.stage == "draft"  # the draft stays in the history
+        notice = _notices(session)[-1]
+        assert "ann returned to calibration" in notice and "5 open task(s) went back to the pool" in notice
+        with pytest.raises(PermissionDenied):
+            editor_submit(session, ann, production[1], stale.version, stale.turns)
+        assert not [t for t in tasks_of(session, kind="review")], "nothing of hers went to review after the return"
+        events = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "task_returned_to_pool")).all()
+        assert sorted(int(e.subject.split(":")[1]) for e in events) == production
+    rs.add_user("bea", "annotator")
+    rs.calibrate("bea")
+    given = _assign(rs)
+    assert sorted(t.pk for t in given if t.kind == "annotate") == production and {t.assignee for t in given} == {"bea"}
+    with rs.store.session() as session:
+        bea = session.get(models.User, "bea")
+        from store.accounts import principal_of
+
+        reopened = open_task(session, principal_of(bea), rs.store.blobs, production[0])
+        model_turns = session.get(models.TranscriptRevision, rs.model_revision_pks[rs.recording_pks[0]]).turns
+        assert reopened.turns != view.turns[:1] and len(reopened.turns) == len(model_turns)  # starts from the pre-annotation
