@@ -259,6 +259,7 @@ def review_quality(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
     from rich.table import Table
 
     from store.console import out, principal_for_cli, store_for_cli
+    from review_ui.automation_bias import automation_bias
     from review_ui.quality import corpus_summary, gold_accuracy
 
     def fmt(value: object) -> str:
@@ -270,9 +271,22 @@ def review_quality(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
     with store.session() as session:
         gold = gold_accuracy(session, row.pk)
         summary = corpus_summary(session, row.pk)
+        bias = automation_bias(session, row.pk)
     table = Table("annotator", "gold items", "WER", "speaker error", "boundary (s)", title="gold accuracy")
     for g in gold:
         table.add_row(g.annotator, str(g.items), fmt(g.wer), fmt(g.speaker_error), fmt(g.boundary_s))
     out.print(table)
+
+    def with_ci(ratio) -> str:  # type: ignore[no-untyped-def]
+        interval = f" [{ratio.low:.3f}, {ratio.high:.3f}]" if ratio.low is not None else ""
+        return f"{fmt(ratio.value)}{interval}"
+
+    table = Table("annotator", "shown items", "WER shown", "model errors accepted", "blind items", "WER blind",
+                  "model errors made blind", title="automation bias (gold items; 95% intervals)")
+    for f in [bias.overall, *bias.per_annotator]:
+        table.add_row(f.annotator, str(f.shown.items), with_ci(f.shown.wer), with_ci(f.shown.model_errors_repeated),
+                      str(f.blind.items), with_ci(f.blind.wer), with_ci(f.blind.model_errors_repeated))
+    out.print(table)
+    out.print(f"automation bias: {bias.overall.verdict}")
     for key, value in summary.items():
         out.print(f"{key:<26} {fmt(value)}")

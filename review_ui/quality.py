@@ -12,11 +12,8 @@ Definitions (`review_ui.comparison` for the comparisons themselves):
   (words added up; for alpha all frames together, speakers of different pairs kept apart).
 - **Throughput**: audio minutes finished (a task's first submission) per hour worked
   (WorkInterval rows), per annotator and as a daily or weekly trend.
-- **Automation bias**: on tasks shown with the model's suggestions, the share of the
-  model's words the annotator kept (hits / model words) and of its speaker frames; the
-  same on blind tasks (shown without suggestions) is the agreement an unprompted person
-  reaches with the model. Acceptance well above blind agreement means suggestions are
-  taken on trust.
+- **Automation bias**: `review_ui.automation_bias` (people's error against gold
+  references with and without the pre-annotation, and the model's errors that survive).
 - **Time to training**: from a recording's ingest to its first ``approved`` revision.
 - **Break reminder**: continuous work is a chain of WorkIntervals with gaps under
   `BREAK_GAP`; after `BREAK_AFTER` of it the workbench suggests a break.
@@ -45,7 +42,7 @@ BREAK_GAP = dt.timedelta(minutes=5)
 FRAME_S = 0.01
 
 
-def _tasks(session: Session, kinds: tuple[str, ...], protocol_pk: int | None) -> list[tuple[models.Task, models.Recording]]:
+def tasks_of_kinds(session: Session, kinds: tuple[str, ...], protocol_pk: int | None) -> list[tuple[models.Task, models.Recording]]:
     task, rec = models.Task, models.Recording
     query = select(task, rec).join(rec, rec.pk == task.recording_pk).where(task.kind.in_(kinds))
     if protocol_pk is not None:
@@ -123,7 +120,7 @@ class GoldAccuracy:
 def gold_accuracy(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> list[GoldAccuracy]:
     """Per annotator: submitted gold and calibration items against their references."""
     totals: dict[str, comparison.Comparison] = defaultdict(comparison.Comparison.nothing)
-    rows = _tasks(session, (GOLD, CALIBRATION), protocol_pk)
+    rows = tasks_of_kinds(session, (GOLD, CALIBRATION), protocol_pk)
     for task, revision, compared in _first_submissions_against(session, rows, references(session, [r.pk for _, r in rows]), frame_s):
         who = task.assignee or revision.author
         totals[who] = totals[who] + compared
@@ -198,7 +195,7 @@ def nominal_alpha(a: np.ndarray, b: np.ndarray, n_values: int) -> float:
 def agreement(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> Agreement:
     """Pairwise WER and frame-level speaker alpha on double-annotated tasks both annotators submitted."""
     pairs: dict[str, list[tuple[models.Task, models.Recording]]] = defaultdict(list)
-    for task, recording in _tasks(session, (PRODUCTION,), protocol_pk):
+    for task, recording in tasks_of_kinds(session, (PRODUCTION,), protocol_pk):
         if task.pair_key:
             pairs[task.pair_key].append((task, recording))
     firsts = first_submissions(session, [t.pk for members in pairs.values() for t, _ in members])
@@ -251,7 +248,7 @@ def throughput(session: Session, protocol_pk: int | None = None, period: str = "
     if period not in ("day", "week"):
         raise ValueError("period is 'day' or 'week'")
     finished: dict[tuple[dt.date, str], float] = defaultdict(float)
-    rows = _tasks(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk)
+    rows = tasks_of_kinds(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk)
     firsts = first_submissions(session, [t.pk for t, _ in rows])
     for task, recording in rows:
         revision = firsts.get(task.pk)
@@ -288,40 +285,6 @@ def throughput(session: Session, protocol_pk: int | None = None, period: str = "
         trend.append(row([pair for pair in pairs if pair[0] == p], period_start=p, annotator="all"))
         trend += [row([(p, who)], period_start=p, annotator=who) for who in people if (p, who) in pairs]
     return Throughput(per_annotator, trend, period, row(pairs, annotator="all"))
-
-
-# --- automation bias ------------------------------------------------------------------------------
-
-@dataclass
-class AutomationBias:
-    shown_tasks: int = 0
-    shown_word_acceptance: float | None = None  # model words kept / model words, with suggestions shown
-    shown_speaker_acceptance: float | None = None  # model speech frames kept, with suggestions shown
-    blind_tasks: int = 0
-    blind_word_agreement: float | None = None  # the same against the model, on blind tasks
-    blind_speaker_agreement: float | None = None
-
-    @property
-    def word_gap(self) -> float | None:
-        if self.shown_word_acceptance is None or self.blind_word_agreement is None:
-            return None
-        return self.shown_word_acceptance - self.blind_word_agreement
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "word_gap": self.word_gap}
-
-
-def automation_bias(session: Session, protocol_pk: int | None = None, frame_s: float = FRAME_S) -> AutomationBias:
-    """How much of the model's suggestion survives when shown, against blind agreement with it."""
-    sums = {True: comparison.Comparison.nothing(), False: comparison.Comparison.nothing()}  # blind -> summed comparisons
-    rows = _tasks(session, (PRODUCTION,), protocol_pk)
-    for task, _, compared in _first_submissions_against(session, rows, models_of(session, [r.pk for _, r in rows]), frame_s):
-        sums[bool(task.blind)] = sums[bool(task.blind)] + compared
-    shown, blind_sum = sums[False], sums[True]
-    return AutomationBias(
-        shown_tasks=shown.items, shown_word_acceptance=shown.words.kept, shown_speaker_acceptance=shown.speaker_kept,
-        blind_tasks=blind_sum.items, blind_word_agreement=blind_sum.words.kept, blind_speaker_agreement=blind_sum.speaker_kept,
-    )
 
 
 # --- time to training -------------------------------------------------------------------------------
@@ -363,7 +326,7 @@ def corpus_summary(session: Session, protocol_pk: int) -> dict[str, Any]:
     words = sum(g.reference_words for g in gold)
     errors = sum(g.word_errors for g in gold)
     pairs = agreement(session, protocol_pk)
-    worked = _tasks(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk)
+    worked = tasks_of_kinds(session, (PRODUCTION, GOLD, CALIBRATION), protocol_pk)
     firsts = first_submissions(session, [t.pk for t, _ in worked])
     annotators = {t.assignee for t, _ in worked if t.assignee and t.pk in firsts}
     reviewers = session.scalar(  # counted in SQL: a release of 10,000 recordings need not load their turns

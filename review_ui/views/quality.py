@@ -23,6 +23,7 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
 
 def render_quality() -> None:
     from review_ui import quality
+    from review_ui.automation_bias import automation_bias
 
     from review_ui.calibration import manager_notices
 
@@ -36,7 +37,7 @@ def render_quality() -> None:
         pairs = quality.agreement(session, pk)
         period = st.sidebar.radio("Throughput per", ["week", "day"], horizontal=True)
         speed = quality.throughput(session, pk, period=period)
-        bias = quality.automation_bias(session, pk)
+        bias = automation_bias(session, pk)
         ttt = quality.time_to_training(session, pk)
 
     st.subheader("Notices")
@@ -75,11 +76,15 @@ def render_quality() -> None:
     else:
         st.caption("No finished work yet.")
 
-    st.subheader("Automation bias")
-    shown, blind, gap = st.columns(3)
-    shown.metric(f"model words kept, suggestions shown ({bias.shown_tasks} tasks)", _figure(bias.shown_word_acceptance, "{:.1%}"))
-    blind.metric(f"agreement with the model, blind ({bias.blind_tasks} tasks)", _figure(bias.blind_word_agreement, "{:.1%}"))
-    gap.metric("gap (over-acceptance)", _figure(bias.word_gap, "{:+.1%}"))
+    st.subheader("Automation bias (gold items, with and without the pre-annotation)")
+    overall = bias.overall
+    shown, blind, accepted = st.columns(3)
+    shown.metric(f"WER with pre-annotation ({overall.shown.items} items)", _figure(overall.shown.wer.value))
+    blind.metric(f"WER blind ({overall.blind.items} items)", _figure(overall.blind.wer.value))
+    accepted.metric(f"model errors accepted ({overall.shown.model_errors_repeated.denominator} errors)",
+                    _figure(overall.shown.model_errors_repeated.value, "{:.1%}"))
+    st.write(overall.verdict[:1].upper() + overall.verdict[1:] + ".")
+    st.dataframe(pd.DataFrame([f.row() for f in [overall, *bias.per_annotator]]), hide_index=True)
 
     st.subheader("Time to training data (ingest → approved)")
     median, approved, pending = st.columns(3)

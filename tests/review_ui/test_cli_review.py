@@ -121,6 +121,7 @@ def test_gold_calibration_notices_and_quality_commands(review_store) -> None:
     assert _invoke(rs, "review", "notices", **signed).output.strip() == "no notices"
     quality = _invoke(rs, "review", "quality", "--protocol", "en-dialogue-accents", **signed)
     assert quality.exit_code == 0 and "gold_wer" in quality.output and "agreement_alpha" in quality.output
+    assert "automation bias: too few items to conclude" in quality.output
     denied = _invoke(rs, "review", "quality", "--protocol", "en-dialogue-accents",
                      TURNSCRIBE_USER="new", TURNSCRIBE_PASSWORD="correct horse battery")
     assert denied.exit_code == 1

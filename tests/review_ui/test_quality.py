@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import pytest
 
 from collection.coverage import compute_coverage
 from store import models
-from review_ui import comparison, quality
+from review_ui import automation_bias, comparison, quality
 from review_ui.funnel import STAGES, coverage_funnel
 from tests.review_ui.helpers import approve_directly, make_gold, turn
 
@@ -180,25 +181,92 @@ def test_team_throughput_counts_only_minutes_with_time_worked(review_store) -> N
     assert week["minutes_per_hour"] == report.team["minutes_per_hour"]
 
 
-def test_automation_bias_compares_acceptance_with_blind_agreement(review_store) -> None:
-    rs = review_store
+THEIR = [turn("A", 0.0, 2.0, "Hello their."), REFERENCE[1]]  # one substitution of six words
+
+
+def _bias_case(rs, model, shown, blind):  # type: ignore[no-untyped-def]
+    """Two gold items; ann sees r1 with the pre-annotation and r2 blind, bob the other way round."""
+    manager = rs.add_user("mgr", "manager")
     r1, r2 = rs.recording_pks[:2]
+    span = {"start_s": 0.0, "end_s": 4.0}
     with rs.store.session() as session:
-        # dlg001's model turn in 0-4 s: "Hello, I'd like to book a table for three, please." (10 words)
-        model_turn = next(t for t in session.get(models.TranscriptRevision, rs.model_revision_pks[r1]).turns if t["start"] < 1)
-        shown = _task(session, r1, "ann", start_s=0.0, end_s=4.2)
-        _submitted(session, shown, [model_turn])  # every suggested word kept
-        blind = _task(session, r1, "bob", start_s=0.0, end_s=4.2, blind=True)
-        # typed without suggestions: "i" for "i'd" and an inserted "would": 9 of the model's 10 words agree
-        _submitted(session, blind, [{**model_turn, "text": "hello i would like to book a table for three please"}])
+        for pk in (r1, r2):
+            make_gold(session, manager, pk, REFERENCE)
+            session.add(models.TranscriptRevision(recording_pk=pk, author_kind="model", author="m", turns=model, stage="model"))
+        for who, shown_pk, blind_pk in (("ann", r1, r2), ("bob", r2, r1)):
+            _submitted(session, _task(session, shown_pk, who, "gold", **span), shown)
+            _submitted(session, _task(session, blind_pk, who, "gold", blind=True, **span), blind)
         session.commit()
-        bias = quality.automation_bias(session, rs.protocol_row.pk)
-    assert bias.shown_tasks == 1 and bias.blind_tasks == 1
-    assert bias.shown_word_acceptance == 1.0 and bias.blind_word_agreement == pytest.approx(0.9)
-    assert bias.word_gap == pytest.approx(0.1)
-    assert bias.shown_speaker_acceptance == 1.0 and bias.blind_speaker_agreement == 1.0
-    assert bias.as_dict()["word_gap"] == pytest.approx(0.1)
-    del r2
+        return automation_bias.automation_bias(session, rs.protocol_row.pk, min_items=2)
+
+
+def _legacy_figures(model, shown, blind) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """What the old check reported: model words kept when shown, blind agreement with the model."""
+    text = comparison.text_of
+    return comparison.word_counts(text(model), text(shown)).kept, comparison.word_counts(text(model), text(blind)).kept
+
+
+def test_automation_bias_case_a_perfect_model_blind_people_err(review_store) -> None:
+    """(A) the model is perfect, people keep it when shown and make one error in six words blind."""
+    assert _legacy_figures(REFERENCE, REFERENCE, THEIR) == (1.0, pytest.approx(5 / 6))  # the finding: same as case B
+    bias = _bias_case(review_store, model=REFERENCE, shown=REFERENCE, blind=THEIR)
+    shown, blind = bias.overall.shown, bias.overall.blind
+    # shown: 0 errors in 6 + 6 reference words; blind: 1 + 1 errors in 12, each item 1/6, so no spread
+    assert (shown.items, shown.wer.numerator, shown.wer.denominator, shown.wer.value) == (2, 0, 12, 0.0)
+    assert (shown.wer.low, shown.wer.high) == (0.0, 0.0)
+    assert (blind.items, blind.wer.numerator, blind.wer.denominator) == (2, 2, 12)
+    assert blind.wer.value == pytest.approx(1 / 6) and blind.wer.low == pytest.approx(1 / 6) == blind.wer.high
+    # the model made no errors: nothing to accept or to repeat
+    assert shown.model_errors_repeated.value is None and shown.model_errors_repeated.items == 0
+    assert blind.model_errors_repeated.value is None
+    assert bias.overall.verdict == ("the model made no errors on the shown items, so acceptance of its errors cannot be judged; "
+                                    "the pre-annotation lowers people's WER (0.000 with, 0.167 without)")
+    ann = next(f for f in bias.per_annotator if f.annotator == "ann")
+    assert ann.shown.items == 1 and ann.shown.wer.value == 0.0 and ann.shown.wer.low is None  # one item: no interval
+    assert ann.blind.wer.value == pytest.approx(1 / 6) and ann.verdict.startswith("too few items to conclude: 1 shown and 1 blind")
+
+
+def test_automation_bias_case_b_wrong_model_accepted_blind_people_perfect(review_store) -> None:
+    """(B) the model errs once in six words, people keep its error when shown and are perfect blind."""
+    assert _legacy_figures(THEIR, THEIR, REFERENCE) == (1.0, pytest.approx(5 / 6))  # the finding: same as case A
+    bias = _bias_case(review_store, model=THEIR, shown=THEIR, blind=REFERENCE)
+    shown, blind = bias.overall.shown, bias.overall.blind
+    assert (shown.wer.numerator, shown.wer.denominator) == (2, 12) and shown.wer.value == pytest.approx(1 / 6)
+    assert (blind.wer.numerator, blind.wer.denominator, blind.wer.value) == (0, 12, 0.0)
+    # the model's 2 errors (one per item) both survive when shown; blind people repeat neither
+    assert (shown.model_errors_repeated.numerator, shown.model_errors_repeated.denominator) == (2, 2)
+    assert shown.model_errors_repeated.value == 1.0 and shown.model_errors_repeated.items == 2
+    assert (blind.model_errors_repeated.numerator, blind.model_errors_repeated.denominator) == (0, 2)
+    assert bias.overall.verdict == ("automation bias: 100% of the model's errors survive correction, while people working "
+                                    "blind make the same errors 0% of the time; the pre-annotation raises people's WER "
+                                    "(0.167 with, 0.000 without)")
+    row = bias.overall.row()
+    assert row["shown_items"] == 2 and row["shown_model_errors_repeated"] == 1.0 and row["blind_wer"] == 0.0
+
+
+def test_automation_bias_needs_enough_items_and_counts_only_repeated_errors(review_store) -> None:
+    # the person fixes the model's "their" but writes "thee": an error of their own, not the model's
+    bias = _bias_case(review_store, model=THEIR, shown=[turn("A", 0.0, 2.0, "hello thee"), REFERENCE[1]], blind=REFERENCE)
+    assert bias.overall.shown.model_errors_repeated.value == 0.0 and bias.overall.shown.wer.value == pytest.approx(1 / 6)
+    with review_store.store.session() as session:
+        default = automation_bias.automation_bias(session, review_store.protocol_row.pk)
+    assert default.min_items == automation_bias.MIN_ITEMS == 10
+    assert default.overall.verdict == ("too few items to conclude: 2 shown and 2 blind gold item(s); "
+                                       "at least 10 of each are needed")
+
+
+def test_error_events_and_the_ratio_interval_by_hand() -> None:
+    events = automation_bias.error_events("a b c d", "a x c e d")
+    assert events == Counter({("sub", 1, "x"): 1, ("ins", 3, "e"): 1})
+    other = automation_bias.error_events("a b c d", "A x, d")
+    assert other == Counter({("sub", 1, "x"): 1, ("del", 2): 1}) and (events & other) == Counter({("sub", 1, "x"): 1})
+    assert automation_bias.error_events("", "two words") == Counter({("ins", 0, "two"): 1, ("ins", 0, "words"): 1})
+    # items (1, 6), (3, 6), (0, 4): R = 4/16; residuals -0.5, 1.5, -1: Σ² = 3.5; var = 3/2 · 3.5 / 16² = 5.25/256
+    r = automation_bias.ratio_interval([(1, 6), (3, 6), (0, 4), (5, 0)])
+    half = 1.959963984540054 * (5.25 / 256) ** 0.5
+    assert (r.numerator, r.denominator, r.items, r.value) == (4, 16, 3, 0.25)
+    assert r.low == 0.0 and r.high == pytest.approx(0.25 + half)  # 0.25 - 0.2807 clipped at 0
+    assert automation_bias.ratio_interval([]).value is None
 
 
 def test_time_to_training(review_store) -> None:
