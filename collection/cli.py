@@ -97,9 +97,9 @@ def ingest(
     from store.do_not_collect import DoNotCollectKeyError
 
     store = store_for_cli()
-    protocol_for_cli(store, protocol, version)
+    _, plan = protocol_for_cli(store, protocol, version)
     try:
-        total = len(read_manifest(manifest)[0])
+        total = len(read_manifest(manifest, plan.session.session_attributes())[0])
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(Exit.USAGE) from None

@@ -310,7 +310,7 @@ def ingest_manifest(
     with store.session() as session:
         protocol_row, protocol = get_protocol(session, protocol_id, version)
     blocked = DoNotCollect.for_store(store)
-    items, problems = read_manifest(manifest)
+    items, problems = read_manifest(manifest, protocol.session.session_attributes())
     report = IngestReport(protocol.id, protocol.version)
     refused = [Outcome(p.line, p.path, REJECTED, (Reason("manifest", p.message),)) for p in problems]
     try:

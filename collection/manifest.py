@@ -3,21 +3,30 @@
 JSONL: one object per recording with a ``speakers`` list. CSV: one row per
 (recording, speaker); rows that share a ``path`` form one recording. Demographic
 columns are named after the protocol's dimensions.
+
+Session attributes (`recorded_by`, `site`, and those the protocol's `session.attributes`
+names) are fields of the recording in JSONL and columns in CSV (never demographics);
+assignment reads them to keep people away from sessions they have a conflict with. A
+value is 1-128 letters, digits, '.', '_', '+', '-' or '@', starting with a letter or digit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from collection.tabular import read_rows
+from protocols.schema import STANDARD_SESSION_ATTRIBUTES
 from store import models
+from store.accounts import GROUP_VALUE  # a declared value must be nameable as a person's group
 from store.field_limits import MAX_CHANNEL, identifier_problem, text_problem
 
 RECORDING_FIELDS = ("path", "session_id", "device", "noise_condition", "scenario", "language", "recorded_on")
 SPEAKER_FIELDS = ("speaker_id", "consent_ref", "channel")
+ATTRIBUTE_VALUE = re.compile(GROUP_VALUE)
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class ManifestItem:
     language: str = ""
     recorded_on: dt.date | None = None
     speakers: list[SpeakerEntry] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)  # session attributes (recorded_by, site, ...)
 
     def declared(self) -> dict[str, Any]:
         """The row as given, for the record kept with every recording (accepted or not)."""
@@ -48,6 +58,7 @@ class ManifestItem:
             "line": self.line, "path": self.path, "session_id": self.session_id, "device": self.device,
             "noise_condition": self.noise_condition, "scenario": self.scenario, "language": self.language,
             "recorded_on": self.recorded_on.isoformat() if self.recorded_on else None,
+            **dict(sorted(self.attributes.items())),
             "speakers": [
                 {"speaker_id": s.speaker_id, "consent_ref": s.consent_ref, "demographics": s.demographics,
                  **({"channel": s.channel} if s.channel is not None else {})}
@@ -128,7 +139,23 @@ def _item_problems(item: ManifestItem) -> None:
             *(text_problem(name, getattr(item, name), session[name]) for name in ("device", "noise_condition", "scenario", "language")))
 
 
-def _item(line: int, data: dict[str, Any]) -> ManifestItem:
+def _attributes(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    """The session attributes of a row, validated (an empty value is no value)."""
+    out = {}
+    for name in names:
+        value = data.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a text value, got {type(value).__name__}")
+        if not ATTRIBUTE_VALUE.fullmatch(value.strip()):
+            raise ValueError(f"{name} {value.strip()[:40]!r}: use 1-128 letters, digits, '.', '_', '+', '-' or '@', "
+                             "starting with a letter or digit")
+        out[name] = value.strip()
+    return out
+
+
+def _item(line: int, data: dict[str, Any], attributes: tuple[str, ...]) -> ManifestItem:
     missing = [name for name in ("path", "session_id", "device", "noise_condition") if not _text(data, name)]
     if missing:
         raise ValueError(f"missing required field(s): {', '.join(missing)}")
@@ -141,13 +168,17 @@ def _item(line: int, data: dict[str, Any]) -> ManifestItem:
         line=line, path=_text(data, "path"), session_id=_text(data, "session_id"),
         device=_text(data, "device"), noise_condition=_text(data, "noise_condition"),
         scenario=_text(data, "scenario"), language=_text(data, "language"), recorded_on=recorded_on,
+        attributes=_attributes(data, attributes),
     )
     _item_problems(item)
     return item
 
 
-def read_manifest(path: Path) -> tuple[list[ManifestItem], list[ManifestProblem]]:
-    """Parse a manifest; rows that cannot be understood are returned as problems, never dropped."""
+def read_manifest(path: Path, attributes: tuple[str, ...] = STANDARD_SESSION_ATTRIBUTES) -> tuple[list[ManifestItem], list[ManifestProblem]]:
+    """Parse a manifest; rows that cannot be understood are returned as problems, never dropped.
+
+    `attributes`: the session attributes a row may declare (the protocol's `session.session_attributes()`).
+    """
     items: dict[str, ManifestItem] = {}
     problems: list[ManifestProblem] = []
     is_csv = path.suffix.lower() == ".csv"
@@ -158,12 +189,12 @@ def read_manifest(path: Path) -> tuple[list[ManifestItem], list[ManifestProblem]
         data = row.data
         raw_path = _text(data, "path")
         try:
-            item = _item(row.line, data)
+            item = _item(row.line, data, attributes)
             if is_csv:
-                extra = {k: v for k, v in data.items() if k not in RECORDING_FIELDS + SPEAKER_FIELDS}
+                extra = {k: v for k, v in data.items() if k not in RECORDING_FIELDS + SPEAKER_FIELDS + attributes}
                 speakers = [_speaker(data, extra)]
             else:
-                unknown = sorted(set(data) - set(RECORDING_FIELDS) - {"speakers"})
+                unknown = sorted(set(data) - set(RECORDING_FIELDS) - set(attributes) - {"speakers"})
                 if unknown:
                     raise ValueError(f"unknown field(s) {unknown}")
                 listed = data.get("speakers")
@@ -204,6 +235,10 @@ def _csv_conflict(previous: ManifestItem, item: ManifestItem, speakers: list[Spe
     for name in ("session_id", "device", "noise_condition", "scenario", "language", "recorded_on"):
         if getattr(previous, name) != getattr(item, name):
             return f"'{item.path}' has {name}={getattr(item, name)!r} here but {getattr(previous, name)!r} on line {previous.line}"
+    for name in sorted(set(previous.attributes) | set(item.attributes)):
+        if previous.attributes.get(name) != item.attributes.get(name):
+            return (f"'{item.path}' has {name}={item.attributes.get(name)!r} here but {previous.attributes.get(name)!r} "
+                    f"on line {previous.line}")
     if any(s.speaker_id == speakers[0].speaker_id for s in previous.speakers):
         return f"duplicate row: speaker {speakers[0].speaker_id} of '{item.path}' is already listed (line {previous.line})"
     return None

@@ -14,6 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 RECORDING_DIMENSIONS = ("noise_condition", "device")
 SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+ATTRIBUTE_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+# session attributes every manifest may carry (conflict-of-interest inputs); a protocol declares others
+STANDARD_SESSION_ATTRIBUTES = ("recorded_by", "site")
+MANIFEST_FIELDS = ("path", "session_id", "device", "noise_condition", "scenario", "language", "recorded_on",
+                   "speakers", "speaker_id", "consent_ref", "channel", "line")
 
 
 class Strict(BaseModel):
@@ -28,6 +33,27 @@ class SessionDesign(Strict):
     style: Literal["scripted", "spontaneous", "mixed"] = "spontaneous"
     scenarios: list[str] = Field(default_factory=list)
     prompts: list[str] = Field(default_factory=list)
+    # further session attributes manifests may declare (e.g. group, room), beside recorded_by and site;
+    # a person in group "<attribute>:<value>" never gets a session that declared that value
+    attributes: list[str] = Field(default_factory=list)
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_names(cls, names: list[str]) -> list[str]:
+        import re
+
+        for name in names:
+            if not re.fullmatch(ATTRIBUTE_NAME, name):
+                raise ValueError(f"session attribute {name!r}: use lower-case letters, digits and '_', starting with a letter")
+            if name in MANIFEST_FIELDS or name in STANDARD_SESSION_ATTRIBUTES:
+                raise ValueError(f"session attribute {name!r} is already a manifest field")
+        if len(set(names)) != len(names):
+            raise ValueError("a session attribute is listed twice")
+        return names
+
+    def session_attributes(self) -> tuple[str, ...]:
+        """Every attribute a manifest may declare for a session: the standard ones, then the protocol's."""
+        return STANDARD_SESSION_ATTRIBUTES + tuple(self.attributes)
 
     @model_validator(mode="after")
     def _bounds(self) -> SessionDesign:
@@ -206,6 +232,10 @@ def semantic_problems(protocol: Protocol) -> list[tuple[Loc, str]]:
     problems += _repeats([d.name for d in protocol.demographics], ("demographics",), "name", "demographic dimension")
     problems += _repeats([n.name for n in protocol.noise_conditions], ("noise_conditions",), "name", "noise condition")
     problems += _repeats(protocol.devices, ("devices",), None, "device")
+    clashes = sorted(set(protocol.session.session_attributes()) & {d.name for d in protocol.demographics})
+    for name in clashes:
+        problems.append((("session", "attributes"), f"'{name}' is both a session attribute and a demographic dimension "
+                                                    "(their CSV columns would clash)"))
     allowed = protocol.allowed_values()
     for i, marginal in enumerate(protocol.targets.marginals):
         loc: Loc = ("targets", "marginals", i)

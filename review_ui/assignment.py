@@ -17,10 +17,15 @@ Conventions (what the store must say for the rules to bite):
   ``declared["recorded_by"]`` names the username who recorded the session: they never
   get it; a person who *is* a speaker carries the group ``speaker:<speaker id>`` and never
   gets a session that speaker takes part in; and for each key in
-  ``AssignmentRules.conflict_keys`` (default ``site`` and ``group``), a person in group
+  ``AssignmentRules.conflict_keys`` (default ``site`` and ``group``) and each session
+  attribute the protocol declares (``session.attributes``), a person in group
   ``<key>:<value>`` never gets a session whose ``declared[<key>]`` is that value (so
-  ``site:lyon`` keeps people away from sessions recorded at ``site: lyon``).
+  ``site:lyon`` keeps people away from sessions recorded at ``site: lyon``). Manifests
+  carry ``recorded_by``, ``site`` and the declared attributes (collection/manifest.py);
+  `users add/update --group` gives people their groups.
   The same rules apply to reviewers, who also never review their own work.
+- **Report**: given an `AssignmentReport`, assignment says which conflict rule kept which
+  task from whom, and for each task nobody got, what kept it from each annotator.
 - **Workload**: each task goes to the eligible person with the least open audio, then the
   fewest open tasks; nobody holds more than ``max_open_per_person`` open tasks, and the
   two tasks of a double-annotated pair never go to the same person.
@@ -55,6 +60,31 @@ class AssignmentRules:
     due_days: float | None = 7.0
     seed: int = 0
     exclude_users: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class KeptFrom:
+    """A conflict of interest kept a task from a person."""
+
+    task_pk: int
+    recording_pk: int
+    username: str
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class AssignmentReport:
+    """What an assignment run did not do, and why (the command prints it)."""
+
+    kept: list[KeptFrom] = field(default_factory=list)
+    unassigned: dict[int, list[str]] = field(default_factory=dict)  # task pk -> "<user>: <rule>" per annotator
+
+
+def conflict_keys_of(protocol_row: models.Protocol | None, rules: AssignmentRules) -> tuple[str, ...]:
+    """The rules' conflict keys plus every session attribute the protocol declares."""
+    session_spec = ((protocol_row.spec or {}).get("session") or {}) if protocol_row is not None else {}
+    declared = tuple(a for a in session_spec.get("attributes") or [] if a not in rules.conflict_keys)
+    return tuple(rules.conflict_keys) + declared
 
 
 def participants(session: Session, recording: models.Recording) -> set[str]:
@@ -162,13 +192,20 @@ def _gold_task(session: Session, kind: str, recording: models.Recording, protoco
                      float(settings.get("context_s", 5.0)), unit_hash(seed, f"gold:{username}", recording.pk, 0), blind)
 
 
-def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | None = None, *, actor: str) -> list[models.Task]:
-    """Give out calibration sets, open production tasks and gold items; returns the tasks given out now."""
+def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | None = None, *, actor: str,
+                 report: AssignmentReport | None = None) -> list[models.Task]:
+    """Give out calibration sets, open production tasks and gold items; returns the tasks given out now.
+
+    `report`, when given, collects which conflict rule kept which production task from whom
+    and why each task nobody got stayed open.
+    """
     rules = rules or AssignmentRules()
+    report = report if report is not None else AssignmentReport()
     now = utcnow()
     people = _people(session, "annotator", rules)
     recordings = _Recordings(session)
     protocol_row = session.get(models.Protocol, protocol_pk)
+    keys = conflict_keys_of(protocol_row, rules)
     limits = cal.thresholds_for(protocol_row)
     set_size = limits.calibration_items
     golds = [g.pk for g in cal.gold_recordings(session, protocol_pk)]
@@ -178,7 +215,7 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
         out = []
         for pk in golds:
             recording, language, accents, speakers = recordings.get(pk)
-            if pk in person.seen or conflicts(person.user, recording, speakers, rules.conflict_keys):
+            if pk in person.seen or conflicts(person.user, recording, speakers, keys):
                 continue
             if need_skill is not None and not cal.covers(need_skill, language, accents):
                 continue
@@ -218,15 +255,24 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
         partners.setdefault(t.pair_key, set()).add(t.assignee)
     for t in open_tasks:
         recording, language, accents, speakers = recordings.get(t.recording_pk)
-        candidates = [
-            p for p in people.values()
-            if p.open_tasks < rules.max_open_per_person
-            and cal.is_skilled(p.skills, language, accents)
-            and not conflicts(p.user, recording, speakers, rules.conflict_keys)
-            and p.user.username not in partners.get(t.pair_key or "", set())
-        ]
+        candidates, blocked = [], []
+        for p in people.values():
+            name = p.user.username
+            why = conflicts(p.user, recording, speakers, keys)
+            if why:
+                report.kept.append(KeptFrom(t.pk, recording.pk, name, tuple(why)))
+                blocked.append(f"{name}: conflict of interest ({'; '.join(why)})")
+            elif not cal.is_skilled(p.skills, language, accents):
+                blocked.append(f"{name}: not calibrated for {language}/{'+'.join(sorted(a or '*' for a in accents))}")
+            elif name in partners.get(t.pair_key or "", set()):
+                blocked.append(f"{name}: holds the other task of the pair")
+            elif p.open_tasks >= rules.max_open_per_person:
+                blocked.append(f"{name}: already holds {rules.max_open_per_person} open tasks")
+            else:
+                candidates.append(p)
         person = _least_loaded(candidates)
         if person is None:
+            report.unassigned[t.pk] = blocked or ["no active annotator"]
             continue
         _give(t, person, recording, rules, now)
         person.production += 1
@@ -268,8 +314,9 @@ def choose_reviewer(session: Session, recording: models.Recording, *, exclude: s
     people = _people(session, "reviewer", rules, history=False)
     language, accents = cal.recording_language(session, recording), cal.recording_accents(session, recording)
     speakers = participants(session, recording)
+    keys = conflict_keys_of(session.get(models.Protocol, recording.protocol_pk), rules)
     candidates = [p for p in people.values() if p.user.username not in exclude
-                  and not conflicts(p.user, recording, speakers, rules.conflict_keys)]
+                  and not conflicts(p.user, recording, speakers, keys)]
     skilled = [p for p in candidates if cal.is_skilled(p.skills, language, accents)]
     chosen = _least_loaded(skilled or candidates)
     return chosen.user.username if chosen is not None else None

@@ -75,6 +75,31 @@ def users_add(
     out.print(f"user {name} added with role(s) {', '.join(sorted(set(role)))}")
 
 
+@users_app.command("update")
+def users_update(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    group: Annotated[list[str] | None, typer.Option("--group", help="Add a conflict-of-interest group, e.g. site:lyon (repeatable).")] = None,
+    remove_group: Annotated[list[str] | None, typer.Option("--remove-group", help="Remove a group (repeatable).")] = None,
+) -> None:
+    """Change a person's conflict-of-interest groups (an admin's sign-in; audited)."""
+    from store.accounts import AccountError, update_groups
+    from store.console import Exit, err, out, principal_for_cli, store_for_cli
+
+    if not group and not remove_group:
+        err.print("[red]error:[/red] nothing to change: give --group or --remove-group")
+        raise typer.Exit(Exit.USAGE)
+    store = store_for_cli()
+    actor = principal_for_cli(store, "manage_users").username
+    with store.session() as session:
+        try:
+            user = update_groups(session, name, add=list(group or []), remove=list(remove_group or []), actor=actor)
+        except AccountError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(Exit.USAGE) from None
+        session.commit()
+        out.print(f"user {name}: groups {', '.join(user.groups) or 'none'}", markup=False)
+
+
 @users_app.command("list")
 def users_list(
     fmt: Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")] = ListFormat.table,
@@ -156,17 +181,23 @@ def review_assign(
     from collections import Counter
 
     from store.console import out, principal_for_cli, store_for_cli
-    from review_ui.assignment import AssignmentRules, assign_tasks
+    from review_ui.assignment import AssignmentReport, AssignmentRules, assign_tasks
 
     store = store_for_cli()
     row, _ = _protocol(store, protocol, version)
     principal = principal_for_cli(store, "assign")
+    report = AssignmentReport()
     with store.session() as session:
         tasks = assign_tasks(session, row.pk, AssignmentRules(max_open_per_person=max_open, gold_share=gold_share),
-                             actor=principal.username)
+                             actor=principal.username, report=report)
         session.commit()
         per_person = Counter(t.assignee for t in tasks)
     out.print(f"{len(tasks)} task(s) assigned" + (": " + ", ".join(f"{u} {n}" for u, n in sorted(per_person.items())) if tasks else ""))
+    for kept in report.kept:
+        out.print(f"  conflict of interest: task {kept.task_pk} (recording {kept.recording_pk}) kept from {kept.username}: "
+                  + "; ".join(kept.reasons), markup=False, soft_wrap=True)
+    for task_pk, why in sorted(report.unassigned.items()):
+        out.print(f"  task {task_pk} not assigned: " + "; ".join(why), markup=False, soft_wrap=True)
 
 
 @review_app.command("status")

@@ -6,6 +6,7 @@ role's rights never depend on which screen or command was used.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -35,6 +36,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 _hasher = PasswordHasher()
+
+GROUP_VALUE = r"[A-Za-z0-9][A-Za-z0-9._+@-]{0,127}"
+"""A site, group or speaker id as manifests declare it and as a person's group names it."""
+GROUP = re.compile(r"([a-z][a-z0-9_]{0,63}):(" + GROUP_VALUE + ")")
+"""A conflict-of-interest group: `<kind>:<value>`, e.g. site:lyon, speaker:spk-0001, group:acme."""
 
 
 class AccountError(ValueError):
@@ -79,11 +85,37 @@ def add_user(session: Session, username: str, password: str, roles: list[str], *
         raise AccountError("the password must be at least 8 characters long")
     if session.get(models.User, username) is not None:
         raise AccountError(f"user {username!r} already exists")
+    for group in groups or []:
+        check_group(group)
     user = models.User(username=username, display_name=display_name or username,
                        password_hash=hash_password(password), roles=sorted(set(roles)),
                        groups=sorted(set(groups or [])), active=True)
     session.add(user)
     record_event(session, actor, "user_added", f"user:{username}", {"roles": user.roles, "groups": user.groups})
+    return user
+
+
+def check_group(group: str) -> None:
+    """Refuse a group that no conflict rule could ever match."""
+    if not GROUP.fullmatch(group):
+        raise AccountError(f"group {group[:60]!r}: write <kind>:<value>, e.g. site:lyon, group:acme or speaker:spk-0001 "
+                           "(kind: lower-case letters, digits, '_'; value: letters, digits, '.', '_', '+', '-', '@')")
+
+
+def update_groups(session: Session, username: str, *, add: list[str], remove: list[str], actor: str) -> models.User:
+    """Add and remove a person's conflict-of-interest groups (audited with the groups before and after)."""
+    user = session.get(models.User, username)
+    if user is None:
+        raise AccountError(f"no user {username!r}")
+    for group in add:
+        check_group(group)
+    before = list(user.groups or [])
+    missing = sorted(set(remove) - set(before))
+    if missing:
+        raise AccountError(f"{username} is not in group(s) {', '.join(missing)} (groups: {', '.join(before) or 'none'})")
+    user.groups = sorted((set(before) | set(add)) - set(remove))
+    record_event(session, actor, "user_groups_changed", f"user:{username}",
+                 {"before": before, "after": user.groups, "added": sorted(set(add) - set(before)), "removed": sorted(set(remove))})
     return user
 
 

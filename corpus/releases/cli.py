@@ -67,7 +67,7 @@ def release(
     for split_name, size in rel.card["splits"]["sizes"].items():
         out.print(f"  {split_name}: {size['recordings']} recordings, {size['speakers']} speakers, {100 * size['share']:.1f}% of hours")
     for note in split_notes(rel.card["splits"]):
-        out.print(f"  {note}")
+        out.print(f"  {note}", soft_wrap=True)
     for reason, count in outcome.excluded.items():
         out.print(f"  left out: {count} ({reason})")
     if outcome.same_content_as:

@@ -224,3 +224,41 @@ def test_counts_stay_tied_to_the_protocol_version(ready: Store, dialogues: Path)
         old, new = compute_coverage(session, v1_row, v1), compute_coverage(session, v2_row, v2)
     assert old.scope("total")[0].sessions == 6 and old.scope("total")[0].target_hours == 300
     assert new.scope("total")[0].sessions == 0 and new.other_versions == {1: 6}
+
+
+def test_session_attributes_are_accepted_validated_and_kept(store: Store, dialogues: Path) -> None:
+    """The finding: `recorded_by` and `site` were refused as unknown fields, so conflict rules had no input."""
+    from tests.factories import register_en
+
+    text = EN_PROTOCOL.read_text().replace("  style: spontaneous\n", "  style: spontaneous\n  attributes: [group]\n")
+    register_en(store, text)
+    import_consent_file(store, dialogues / "consent.csv")
+    rows = manifest_rows(dialogues)[:4]
+    rows[0].update(recorded_by="ann1", site="lyon")
+    rows[1].update(group="acme", site="")  # an empty value is no value
+    rows[2].update(site="lyon west")  # a space: no group could name it
+    rows[3].update(room="b12")  # not declared by the protocol
+    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows))
+    assert [o.status for o in report.outcomes] == ["accepted", "accepted", "rejected", "rejected"]
+    assert "site 'lyon west': use 1-128 letters, digits" in _reasons(report, 3)
+    assert "unknown field(s) ['room']" in _reasons(report, 4)
+    with store.session() as session:
+        declared = {r.source_name: r.declared for r in session.scalars(select(models.Recording))}
+    assert (declared["dlg001.flac"]["recorded_by"], declared["dlg001.flac"]["site"]) == ("ann1", "lyon")
+    assert declared["dlg002.flac"]["group"] == "acme" and "site" not in declared["dlg002.flac"]
+
+
+def test_csv_session_attribute_columns_are_not_demographics(ready: Store, dialogues: Path) -> None:
+    lines = (dialogues / "manifest.csv").read_text().splitlines()
+    header = lines[0] + ",recorded_by,site"
+    body = [lines[1] + ",ann1,lyon", lines[2] + ",ann1,lyon",  # dlg001: both rows agree
+            lines[3] + ",ann2,lyon", lines[4] + ",ann2,paris"]  # dlg002: its rows disagree on the site
+    (dialogues / "m.csv").write_text("\n".join([header, *body]) + "\n")
+    report = ingest_manifest(ready, "en-dialogue-accents", dialogues / "m.csv")
+    assert [o.status for o in report.outcomes] == ["accepted", "rejected", "rejected"]
+    assert "has site='paris' here but 'lyon' on line 4" in _reasons(report, 5)
+    with ready.session() as session:
+        recording = session.scalars(select(models.Recording).where(models.Recording.status == "accepted")).one()
+        dims = set(session.scalars(select(models.SpeakerDemographic.dimension)))
+    assert recording.declared["recorded_by"] == "ann1" and recording.declared["site"] == "lyon"
+    assert "site" not in dims and "recorded_by" not in dims

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from store import models
 from review_ui.assignment import AssignmentRules, assign_tasks, choose_reviewer, conflicts
 from review_ui.calibration import start_calibration
@@ -145,3 +147,59 @@ def test_reviewer_choice_respects_conflicts_and_own_work(review_store) -> None:
         recording = session.get(models.Recording, r1)
         assert choose_reviewer(session, recording, exclude={"both"}) == "rev2"
         assert choose_reviewer(session, recording, exclude={"both", "rev2"}) is None
+
+
+def test_conflict_inputs_from_manifest_and_groups_feed_assignment_and_its_report(store, dialogues) -> None:  # type: ignore[no-untyped-def]
+    """Manifest attributes and groups changed after `users add` reach the rules; the report names rule and person."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from collection.intake import ingest_manifest
+    from store.accounts import AccountError, add_user, update_groups
+    from review_ui.assignment import AssignmentReport, KeptFrom
+    from tests.factories import import_consent_file, manifest_rows, register_en, write_manifest
+    from tests.conftest import EN_PROTOCOL
+    from tests.review_ui.conftest import truth_turns
+
+    text = EN_PROTOCOL.read_text().replace("  style: spontaneous\n", "  style: spontaneous\n  attributes: [group]\n")
+    row, _ = register_en(store, text)
+    import_consent_file(store, dialogues / "consent.csv")
+    rows = manifest_rows(dialogues)
+    rows[0].update(site="lyon")
+    rows[2].update(recorded_by="ann1")
+    rows[3].update(group="acme")
+    assert ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows)).ok
+    with store.session() as session:
+        recordings = {Path(r.source_name).stem: r.pk for r in session.scalars(select(models.Recording))}
+        for stem, pk in recordings.items():
+            session.add(models.TranscriptRevision(recording_pk=pk, author_kind="model", author="m",
+                                                  turns=truth_turns(dialogues, stem), stage="model"))
+        for name in ("ann1", "ann2"):
+            add_user(session, name, "password-123", ["annotator"], actor="test")
+        session.flush()
+        session.add_all([models.Calibration(username=name, language="en", accent="", state="passed") for name in ("ann1", "ann2")])
+        session.flush()
+        update_groups(session, "ann1", add=["site:lyon", "speaker:spk-0003"], remove=[], actor="boss")
+        update_groups(session, "ann2", add=["group:acme"], remove=[], actor="boss")
+        with pytest.raises(AccountError, match="write <kind>:<value>"):
+            update_groups(session, "ann2", add=["acme"], remove=[], actor="boss")
+        with pytest.raises(AccountError, match="not in group"):
+            update_groups(session, "ann2", add=[], remove=["site:paris"], actor="boss")
+        cut_tasks(session, row.pk, double_share=0, blind_share=0, actor="mgr")
+        report = AssignmentReport()
+        given = {t.recording_pk: t.assignee for t in assign_tasks(session, row.pk, AssignmentRules(), actor="mgr", report=report)}
+        session.commit()
+    with store.session() as session:
+        event = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "user_groups_changed")
+                                .order_by(models.AuditEvent.pk)).all()
+    assert [(e.actor, e.subject, e.details["added"]) for e in event] == [
+        ("boss", "user:ann1", ["site:lyon", "speaker:spk-0003"]), ("boss", "user:ann2", ["group:acme"])]
+    assert given[recordings["dlg001"]] == "ann2"  # site:lyon
+    assert given[recordings["dlg002"]] == "ann2"  # ann1 is speaker spk-0003
+    assert given[recordings["dlg003"]] == "ann2"  # recorded by ann1
+    assert given[recordings["dlg004"]] == "ann1"  # group acme, a protocol-declared attribute
+    kept = {(k.recording_pk, k.username): k.reasons for k in report.kept}
+    assert kept == {(recordings["dlg001"], "ann1"): ("same site (lyon)",), (recordings["dlg002"], "ann1"): ("is speaker spk-0003",),
+                    (recordings["dlg003"], "ann1"): ("recorded the session",), (recordings["dlg004"], "ann2"): ("same group (acme)",)}
+    assert all(isinstance(k, KeptFrom) for k in report.kept) and report.unassigned == {}

@@ -49,6 +49,21 @@ def test_users_add_bootstraps_the_first_account_then_needs_an_admin(review_store
     listing = _invoke(rs, "users", "list")
     assert listing.exit_code == 0 and "ann" in listing.output and "site:lyon" in listing.output
 
+    admin = {"TURNSCRIBE_USER": "boss", "TURNSCRIBE_PASSWORD": "boss-password"}
+    updated = _invoke(rs, "users", "update", "ann", "--group", "speaker:spk-0001", "--remove-group", "site:lyon", **admin)
+    assert updated.exit_code == 0 and "user ann: groups speaker:spk-0001" in updated.output, updated.output
+    not_admin = _invoke(rs, "users", "update", "ann", "--group", "site:paris",
+                        TURNSCRIBE_USER="ann", TURNSCRIBE_PASSWORD="ann-password")
+    assert not_admin.exit_code == 1
+    malformed = _invoke(rs, "users", "update", "ann", "--group", "paris", **admin)
+    assert malformed.exit_code == 2 and "<kind>:<value>" in malformed.output
+    assert _invoke(rs, "users", "update", "nobody", "--group", "site:x", **admin).exit_code == 2
+    assert _invoke(rs, "users", "update", "ann", **admin).exit_code == 2  # nothing to change
+    with rs.store.session() as session:
+        assert session.get(models.User, "ann").groups == ["speaker:spk-0001"]
+        events = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "user_groups_changed")).all()
+    assert [(e.actor, e.details["before"], e.details["after"]) for e in events] == [("boss", ["site:lyon"], ["speaker:spk-0001"])]
+
 
 def test_review_cut_assign_status_and_approve_demo(review_store) -> None:
     rs = review_store
@@ -74,8 +89,16 @@ def test_review_cut_assign_status_and_approve_demo(review_store) -> None:
     with rs.store.session() as session:
         n_tasks = len(session.scalars(select(models.Task)).all())
     assert f"{n_tasks} task(s) cut from 6 recording(s)" in cut.output
+    with rs.store.session() as session:  # ann recorded dlg001: the report says so
+        recording = session.get(models.Recording, rs.recording_pks[0])
+        recording.declared = {**recording.declared, "recorded_by": "ann"}
+        session.commit()
     assign = _invoke(rs, "review", "assign", "--protocol", "en-dialogue-accents", **signed)
-    assert assign.exit_code == 0 and f"{n_tasks} task(s) assigned" in assign.output and "ann " in assign.output
+    unassigned = assign.output.count(" not assigned: ")
+    assert assign.exit_code == 0 and f"{n_tasks - unassigned} task(s) assigned" in assign.output and "ann " in assign.output
+    assert f"(recording {rs.recording_pks[0]}) kept from ann: recorded the session" in assign.output
+    # a chunk of dlg001 that is double-annotated: ann recorded it, ann2 holds its other task
+    assert unassigned and "not assigned: ann: conflict of interest (recorded the session); ann2: holds the other task of the pair" in assign.output
 
     status = _invoke(rs, "review", "status", "--protocol", "en-dialogue-accents", **signed)
     assert status.exit_code == 0, status.output
