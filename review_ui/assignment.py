@@ -192,6 +192,26 @@ def _gold_task(session: Session, kind: str, recording: models.Recording, protoco
                      float(settings.get("context_s", 5.0)), unit_hash(seed, f"gold:{username}", recording.pk, 0), blind)
 
 
+def _shortage(session: Session, actor: str, person: _Person, key: tuple[str, str], covering: int, set_size: int,
+              usable: int, purpose: str) -> None:
+    """Tell the managers what gold to add when a calibration set cannot be drawn (or could not be, should it be needed)."""
+    name, skill = person.user.username, cal.skill_name(key)
+    if covering == 0:
+        cal.notify_gold_shortage(session, actor, name, key, "no gold",
+                                 f"no gold recording covers {skill}: {name} cannot be calibrated or checked for it; "
+                                 f"add gold recordings of {skill}", {"gold": 0, "set_size": set_size})
+    elif purpose == "calibration":
+        cal.notify_gold_shortage(session, actor, name, key, "set incomplete",
+                                 f"{name} needs a calibration set for {skill} but only {usable} of the {covering} gold "
+                                 f"recording(s) of {skill} are unseen and free of conflicts (a set needs {set_size}): "
+                                 f"add gold recordings of {skill}", {"gold": covering, "unseen": usable, "set_size": set_size})
+    elif usable < set_size:
+        cal.notify_gold_shortage(session, actor, name, key, "reserve low",
+                                 f"{name} has {usable} unseen gold recording(s) of {skill} left, fewer than a calibration "
+                                 f"set ({set_size}) should they be sent back: add gold recordings of {skill}",
+                                 {"gold": covering, "unseen": usable, "set_size": set_size})
+
+
 def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | None = None, *, actor: str,
                  report: AssignmentReport | None = None) -> list[models.Task]:
     """Give out calibration sets, open production tasks and gold items; returns the tasks given out now.
@@ -210,6 +230,9 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
     set_size = limits.calibration_items
     golds = [g.pk for g in cal.gold_recordings(session, protocol_pk)]
     given: list[models.Task] = []
+
+    def covering(key: tuple[str, str]) -> int:
+        return sum(1 for pk in golds if cal.covers(key, *recordings.get(pk)[1:3]))
 
     def usable_gold(person: _Person, need_skill: tuple[str, str] | None) -> list[int]:
         out = []
@@ -234,7 +257,9 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
                 models.Task.assignee == person.user.username, models.Task.kind == CALIBRATION))
                 if created is None or (t.created_at is not None and aware(t.created_at) >= created)]
             have = [t for t in have if cal.covers(key, *recordings.get(t.recording_pk)[1:3])]
-            for pk in usable_gold(person, key)[: max(0, set_size - len(have))]:
+            usable = usable_gold(person, key)
+            missing = set_size - len(have) - len(usable)
+            for pk in usable[: max(0, set_size - len(have))]:
                 if person.open_tasks >= rules.max_open_per_person:
                     break
                 recording = recordings.get(pk)[0]
@@ -242,6 +267,8 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
                 session.add(task)
                 _give(task, person, recording, rules, now)
                 given.append(task)
+            if missing > 0:
+                _shortage(session, actor, person, key, covering(key), set_size, len(usable), "calibration")
 
     # 2. production work, least loaded eligible person first
     task, rec = models.Task, models.Recording
@@ -300,6 +327,15 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
             _give(gold, person, recording, rules, now)
             person.gold += 1
             given.append(gold)
+        passed = sorted(key for key, row in person.skills.items() if row.state == cal.PASSED)
+        if person.gold < want and person.open_tasks < rules.max_open_per_person:
+            names = ", ".join(cal.skill_name(k) for k in passed)
+            cal.notify_gold_shortage(session, actor, person.user.username, passed[0] if passed else ("", ""), "no ongoing gold",
+                                     f"{person.user.username} holds production work but gets no gold item: no unseen gold "
+                                     f"recording matches their skills ({names}); add gold recordings of {names}",
+                                     {"wanted": want, "given": person.gold})
+        for key in passed:  # enough unseen gold left for a new calibration set, should they be sent back?
+            _shortage(session, actor, person, key, covering(key), set_size, len(usable_gold(person, key)), "reserve")
 
     session.flush()
     for t in given:

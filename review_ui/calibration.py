@@ -16,6 +16,11 @@
   scores go to the audit log (``gold_scored``, readable by managers) and to the
   Calibration rows' details; decisions that need a person are *manager notices*
   (``manager_notice`` audit events, `manager_notices`).
+- Gold running short is never silent: when a calibration set cannot be drawn in full,
+  when a person's skill has no gold at all, when fewer unseen gold recordings are left
+  than a set needs, or when someone with production work gets no gold, the managers get
+  a notice naming the skill to add gold for (`gold_shortage`; once per person, skill and
+  reason until new gold is made).
 - Returning someone to calibration pauses their production work (`pause_unskilled_work`):
   every open, in-progress or sent-back production or gold task they are no longer
   skilled for goes back to the pool, unassigned, to start again from the pre-annotation;
@@ -36,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from store import models
 from store.accounts import Principal, require
-from store.audit import record_event
+from store.audit import pending_events, record_event
 from review_ui import comparison
 from review_ui.tasks import CALIBRATION, FINISHED_STATES, GOLD, OPEN, PRODUCTION, QUEUE_STATES, aware, span_of, utcnow
 
@@ -196,6 +201,57 @@ def notify_manager(session: Session, actor: str, subject: str, message: str, det
     record_event(session, actor, NOTICE, subject, {"message": message, **details})
 
 
+def skill_name(key: tuple[str, str]) -> str:
+    return f"{key[0]}/{key[1] or '*'}"
+
+
+def scored_recording_pk(session: Session, username: str) -> int | None:
+    """The recording of the person's newest calibration task (whose protocol a new set is drawn from)."""
+    task = models.Task
+    return session.scalar(select(task.recording_pk).where(task.assignee == username, task.kind == CALIBRATION)
+                          .order_by(task.pk.desc()).limit(1))
+
+
+def seen_recordings(session: Session, username: str) -> set[int]:
+    """Recordings the person ever had a task on (nobody gets a gold recording twice)."""
+    return set(session.scalars(select(models.Task.recording_pk).where(models.Task.assignee == username).distinct()))
+
+
+def covering_gold(session: Session, protocol_pk: int, key: tuple[str, str]) -> list[int]:
+    """The protocol's gold recordings that exercise the skill `key`."""
+    return [g.pk for g in gold_recordings(session, protocol_pk)
+            if covers(key, recording_language(session, g), recording_accents(session, g))]
+
+
+def unseen_gold(session: Session, protocol_pk: int, username: str, key: tuple[str, str]) -> list[int]:
+    """Gold recordings exercising `key` that the person never had a task on."""
+    seen = seen_recordings(session, username)
+    return [pk for pk in covering_gold(session, protocol_pk, key) if pk not in seen]
+
+
+GOLD_SHORTAGE = "gold_shortage"
+
+
+def notify_gold_shortage(session: Session, actor: str, username: str, key: tuple[str, str], reason: str, message: str,
+                         details: dict[str, Any] | None = None) -> bool:
+    """Tell the managers what gold to add; once per (person, skill, reason) until new gold is made. True if sent."""
+    ev = models.AuditEvent
+    last_gold = session.scalar(select(ev.pk).where(ev.action == "gold_made").order_by(ev.pk.desc()).limit(1)) or 0
+    since = list(session.scalars(select(ev).where(ev.action == NOTICE, ev.subject == f"user:{username}", ev.pk > last_gold)))
+    for event in pending_events(session):  # this transaction's events, not stored yet
+        if event.action == "gold_made":
+            since = []
+        elif event.action == NOTICE and event.subject == f"user:{username}":
+            since.append(event)
+    for event in since:
+        d = event.details or {}
+        if d.get("kind") == GOLD_SHORTAGE and d.get("skill") == skill_name(key) and d.get("reason") == reason:
+            return False
+    notify_manager(session, actor, f"user:{username}", message, {"kind": GOLD_SHORTAGE, "username": username,
+                                                                 "skill": skill_name(key), "reason": reason, **(details or {})})
+    return True
+
+
 def manager_notices(session: Session, principal: Principal, limit: int = 50) -> list[dict[str, Any]]:
     """The newest notices for managers (calibration failed, returned to calibration, ...)."""
     require(principal, "see_quality")
@@ -262,8 +318,13 @@ def _judge_calibration_set(session: Session, username: str, key: tuple[str, str]
     if problems:
         session.add(models.Calibration(username=username, language=language, accent=accent, state=CALIBRATING,
                                        reason="calibration set failed: " + "; ".join(problems), details=accuracy.figures()))
+        recording = session.get(models.Recording, scored_recording_pk(session, username))
+        left = len(unseen_gold(session, recording.protocol_pk, username, key)) if recording is not None else 0
+        follow = (" (a new calibration set follows)" if left >= limits.calibration_items else
+                  f"; only {left} unseen gold recording(s) of {skill_name(key)} are left and a set needs "
+                  f"{limits.calibration_items}: add gold recordings of {skill_name(key)} for a new set")
         notify_manager(session, actor, f"user:{username}", f"{username} failed calibration for {language}/{accent or '*'}: "
-                       + "; ".join(problems) + " (a new calibration set follows)", {"username": username, **accuracy.figures()})
+                       + "; ".join(problems) + follow, {"username": username, "unseen_gold_left": left, **accuracy.figures()})
     else:
         session.add(models.Calibration(username=username, language=language, accent=accent, state=PASSED,
                                        reason="calibration set passed", details=accuracy.figures()))

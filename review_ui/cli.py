@@ -206,9 +206,10 @@ def review_status(
     version: VersionOpt = None,
     fmt: Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")] = ListFormat.table,
 ) -> None:
-    """Task counts by kind and state."""
+    """Task counts by kind and state; as a table, gold coverage per language and accent below them."""
     from store.console import principal_for_cli, store_for_cli
     from store.listing import Column, Listing, emit
+    from review_ui.gold_coverage import gold_coverage
     from review_ui.tasks import task_counts
 
     store = store_for_cli()
@@ -216,6 +217,7 @@ def review_status(
     principal_for_cli(store, "see_quality")
     with store.session() as session:
         counts = task_counts(session, row.pk)
+        coverage = gold_coverage(session, row.pk)
     states = ["open", "in_progress", "submitted", "sent_back", "accepted", "done"]
     states += sorted({s for _, s in counts} - set(states))
     listing = Listing("review.status", [Column("kind", "kind"), *(Column(s, s) for s in states), Column("total", "total")],
@@ -224,6 +226,15 @@ def review_status(
         cells = {s: counts.get((kind, s), 0) for s in states}
         listing.add(kind=kind, **cells, total=sum(cells.values()))
     emit(listing, fmt)
+    if fmt is ListFormat.table:  # one document per json/csv output: the gold coverage is the table's and the Quality page's
+        gold = Listing("review.gold_coverage", [Column("skill", "skill"), Column("gold_recordings", "gold recordings"),
+                                                Column("gold_minutes", "gold minutes"), Column("people", "annotators"),
+                                                Column("covered", "with unseen gold"), Column("uncovered", "need gold added")],
+                       title="gold coverage per language/accent")
+        for skill in coverage:
+            gold.add(skill=skill.skill, gold_recordings=skill.gold_recordings, gold_minutes=f"{skill.gold_minutes:.2f}",
+                     people=skill.people, covered=skill.covered, uncovered=", ".join(skill.uncovered) or "—")
+        emit(gold, fmt)
 
 
 @review_app.command("make-gold")

@@ -103,6 +103,11 @@ def record_event(session: Session, actor: str, action: str, subject: str, detail
     return entry
 
 
+def pending_events(session: Session) -> list[models.AuditEvent]:
+    """The events recorded in the session's open transaction (stored at its commit), oldest first."""
+    return list(session.info.get(_PENDING, []))
+
+
 @sa_event.listens_for(Session, "before_commit")
 def _chain_pending_events(session: Session) -> None:
     """Append the transaction's events to the chain, last thing before the commit.

@@ -24,6 +24,7 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
 def render_quality() -> None:
     from review_ui import quality
     from review_ui.automation_bias import automation_bias
+    from review_ui.gold_coverage import gold_coverage
 
     from review_ui.calibration import manager_notices
 
@@ -39,12 +40,19 @@ def render_quality() -> None:
         speed = quality.throughput(session, pk, period=period)
         bias = automation_bias(session, pk)
         ttt = quality.time_to_training(session, pk)
+        coverage = gold_coverage(session, pk) if pk is not None else []
 
     st.subheader("Notices")
     if notices:  # calibration failed, returned to calibration, work waiting without a free reviewer
         st.dataframe(readable(pd.DataFrame(notices)), hide_index=True)
     else:
         st.caption("Nothing needs your attention.")
+
+    st.subheader("Gold coverage per language and accent")
+    if coverage:
+        st.dataframe(pd.DataFrame([c.as_dict() for c in coverage]), hide_index=True)
+    else:
+        st.caption("No gold recordings and no calibrated annotators yet.")
 
     st.subheader("Gold accuracy per annotator")
     if gold:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from sqlalchemy import select
 
@@ -209,3 +211,90 @@ def test_returning_someone_to_calibration_pauses_their_production_work(review_st
         reopened = open_task(session, principal_of(bea), rs.store.blobs, production[0])
         model_turns = session.get(models.TranscriptRevision, rs.model_revision_pks[rs.recording_pks[0]]).turns
         assert reopened.turns != view.turns[:1] and len(reopened.turns) == len(model_turns)  # starts from the pre-annotation
+
+
+def _gold_notices(session) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.details["message"] for e in session.scalars(
+        select(models.AuditEvent).where(models.AuditEvent.action == cal.NOTICE).order_by(models.AuditEvent.pk))
+        if e.details.get("kind") == cal.GOLD_SHORTAGE]
+
+
+def test_people_whose_skill_no_gold_covers_are_named_to_the_manager(review_store) -> None:
+    """The finding: a French and a Scottish-only annotator got no gold, silently, even with a gold share of 0.5."""
+    from review_ui.gold_coverage import gold_coverage
+
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    for name in ("ann", "fr", "fr2", "sco"):
+        rs.add_user(name, "annotator")
+    rs.calibrate("ann")  # en, every accent
+    rs.calibrate("fr", language="fr")
+    rs.calibrate("sco", accent="scottish")
+    r1, r2, r3, r4, r5, r6 = rs.recording_pks
+    with rs.store.session() as session:
+        make_gold(session, manager, r1, REFERENCE)  # dlg001: west_midlands + british_rp
+        make_gold(session, manager, r3, REFERENCE)  # dlg003: caribbean + us_general
+        cal.start_calibration(session, manager, "fr2", "fr")
+        cut_tasks(session, rs.protocol_row.pk, double_share=0, blind_share=0, gold_share=0, actor="mgr")
+        session.commit()
+    with rs.store.session() as session:
+        given = assign_tasks(session, rs.protocol_row.pk, AssignmentRules(gold_share=0.5), actor="mgr")
+        session.commit()
+        assert Counter((t.assignee, t.kind) for t in given) == {("ann", "annotate"): 4, ("ann", "gold"): 2}
+        notices = _gold_notices(session)
+    assert notices == [
+        "no gold recording covers fr/*: fr2 cannot be calibrated or checked for it; add gold recordings of fr/*",
+        "ann has 0 unseen gold recording(s) of en/* left, fewer than a calibration set (3) should they be sent back: "
+        "add gold recordings of en/*",
+        "no gold recording covers fr/*: fr cannot be calibrated or checked for it; add gold recordings of fr/*",
+        "no gold recording covers en/scottish: sco cannot be calibrated or checked for it; add gold recordings of en/scottish",
+    ]
+    _assign(rs)
+    with rs.store.session() as session:
+        assert _gold_notices(session) == notices, "told once, not at every assignment"
+        table = {row.skill: row for row in gold_coverage(session, rs.protocol_row.pk)}
+        minutes = round((session.get(models.Recording, r1).duration_s + session.get(models.Recording, r3).duration_s) / 60, 2)
+    assert list(table)[:2] == ["en/scottish", "fr/*"]  # skills without gold first
+    assert (table["fr/*"].gold_recordings, table["fr/*"].people, table["fr/*"].covered, table["fr/*"].uncovered) == (0, 2, 0, ["fr", "fr2"])
+    assert (table["en/scottish"].gold_recordings, table["en/scottish"].uncovered) == (0, ["sco"])
+    assert (table["en/*"].gold_recordings, table["en/*"].gold_minutes, table["en/*"].people) == (2, minutes, 1)
+    assert table["en/*"].covered == 0 and table["en/*"].uncovered == ["ann"]  # ann has seen both
+    assert {k: (v.gold_recordings, v.people) for k, v in table.items() if k not in ("en/*", "fr/*", "en/scottish")} == {
+        "en/west_midlands": (1, 0), "en/british_rp": (1, 0), "en/caribbean": (1, 0), "en/us_general": (1, 0)}
+
+
+def test_a_calibration_set_that_cannot_be_drawn_tells_the_manager_what_to_add(review_store) -> None:
+    """The finding: after every gold recording of the skill was seen, a failed set promised a new one and none came."""
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    rs.add_user("new", "annotator")
+    _set_thresholds(rs, calibration_items=2)
+    r1, r2, r3, r4, r5, r6 = rs.recording_pks
+    with rs.store.session() as session:
+        make_gold(session, manager, r2, REFERENCE)  # dlg002 and dlg004: the Scottish dialogues
+        make_gold(session, manager, r4, REFERENCE)
+        cal.start_calibration(session, manager, "new", "en", "scottish")
+        session.commit()
+    assert sorted(t.recording_pk for t in _assign(rs)) == [r2, r4]
+    with rs.store.session() as session:
+        assert _gold_notices(session) == []
+        for task in tasks_of(session, kind="calibration"):
+            submit(session, task, WRONG)
+        session.commit()
+        failed = _notices(session)[-1]
+    assert "new failed calibration for en/scottish" in failed and "a new calibration set follows" not in failed
+    assert failed.endswith("only 0 unseen gold recording(s) of en/scottish are left and a set needs 2: "
+                           "add gold recordings of en/scottish for a new set")
+    assert _assign(rs) == []
+    expected = ("new needs a calibration set for en/scottish but only 0 of the 2 gold recording(s) of en/scottish are "
+                "unseen and free of conflicts (a set needs 2): add gold recordings of en/scottish")
+    with rs.store.session() as session:
+        assert _gold_notices(session) == [expected]
+    _assign(rs)
+    with rs.store.session() as session:
+        assert _gold_notices(session) == [expected]
+        make_gold(session, manager, r1, REFERENCE)  # new gold, but not Scottish: the manager is told again
+        session.commit()
+    _assign(rs)
+    with rs.store.session() as session:
+        assert _gold_notices(session) == [expected, expected]

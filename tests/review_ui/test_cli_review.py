@@ -103,6 +103,7 @@ def test_review_cut_assign_status_and_approve_demo(review_store) -> None:
     status = _invoke(rs, "review", "status", "--protocol", "en-dialogue-accents", **signed)
     assert status.exit_code == 0, status.output
     assert "annotate" in status.output and f"│ {n_tasks}" in status.output
+    assert "gold coverage per language/accent" in status.output and "en/*" in status.output  # ann and ann2: no gold yet
 
     gone = _invoke(rs, "review", "approve-demo", "--protocol", "en-dialogue-accents",
                    TURNSCRIBE_USER="rev1", TURNSCRIBE_PASSWORD="correct horse battery")
