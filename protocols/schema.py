@@ -172,6 +172,7 @@ class GoldSettings(Strict):
     calibration_items: int = Field(3, ge=1)  # gold items in a calibration set
     window: int = Field(5, ge=1)  # ongoing accuracy over the person's last `window` gold items
     min_items: int = Field(3, ge=1)  # ... judged once this many are scored
+    queues_per_recording: int = Field(1, ge=1)  # how many queues may hold one gold recording at a time
 
 
 class ReviewSettings(Strict):

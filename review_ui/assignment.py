@@ -11,7 +11,12 @@ Conventions (what the store must say for the rules to bite):
 - **Gold**: once a person holds production work, gold tasks are mixed into their queue
   so that gold items make up ``gold_share`` of what they were given (rounded up), on
   gold recordings they are skilled for and never saw; they are cut like the protocol's
-  last cut (same chunk length and context), so nothing sets them apart.
+  last cut (same chunk length and context), so nothing sets them apart. They are taken
+  from the pool of gold tasks the cut created in among the production tasks (a pool task
+  is re-pointed at the recording needed), so their ids and creation times interleave
+  with production work; only when the pool runs dry is a new row made (counted in the
+  report). One gold recording sits in at most ``review.gold.queues_per_recording``
+  queues at a time (default 1), gold and calibration tasks alike.
 - **Conflict of interest**, from the recording's ``declared`` record (the intake
   manifest's row, which may carry extra keys) and the person's groups:
   ``declared["recorded_by"]`` names the username who recorded the session: they never
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func, or_, select
@@ -78,6 +84,7 @@ class AssignmentReport:
 
     kept: list[KeptFrom] = field(default_factory=list)
     unassigned: dict[int, list[str]] = field(default_factory=dict)  # task pk -> "<user>: <rule>" per annotator
+    gold_created_after_cut: int = 0  # gold tasks made because the cut's pool ran dry (their ids give them away)
 
 
 def conflict_keys_of(protocol_row: models.Protocol | None, rules: AssignmentRules) -> tuple[str, ...]:
@@ -192,6 +199,21 @@ def _gold_task(session: Session, kind: str, recording: models.Recording, protoco
                      float(settings.get("context_s", 5.0)), unit_hash(seed, f"gold:{username}", recording.pk, 0), blind)
 
 
+def _gold_in_queues(session: Session, golds: list[int]) -> Counter[int]:
+    """Gold recording pk -> how many queues hold an open gold or calibration task on it now."""
+    task = models.Task
+    rows = session.execute(select(task.recording_pk, func.count(func.distinct(task.assignee)))
+                           .where(task.recording_pk.in_(golds), task.kind.in_((GOLD, CALIBRATION)), task.assignee.is_not(None),
+                                  task.state.in_(QUEUE_STATES)).group_by(task.recording_pk)) if golds else []
+    return Counter({int(pk): int(n) for pk, n in rows})
+
+
+def _repoint(pool_task: models.Task, cut: models.Task) -> None:
+    """Give an unassigned pool task the recording and span of a freshly cut gold task (its id and creation time stay)."""
+    pool_task.recording_pk, pool_task.start_s, pool_task.end_s = cut.recording_pk, cut.start_s, cut.end_s
+    pool_task.details, pool_task.blind = cut.details, cut.blind
+
+
 def _shortage(session: Session, actor: str, person: _Person, key: tuple[str, str], covering: int, set_size: int,
               usable: int, purpose: str) -> None:
     """Tell the managers what gold to add when a calibration set cannot be drawn (or could not be, should it be needed)."""
@@ -229,16 +251,20 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
     limits = cal.thresholds_for(protocol_row)
     set_size = limits.calibration_items
     golds = [g.pk for g in cal.gold_recordings(session, protocol_pk)]
+    busy = _gold_in_queues(session, golds)
     given: list[models.Task] = []
 
     def covering(key: tuple[str, str]) -> int:
         return sum(1 for pk in golds if cal.covers(key, *recordings.get(pk)[1:3]))
 
-    def usable_gold(person: _Person, need_skill: tuple[str, str] | None) -> list[int]:
+    def usable_gold(person: _Person, need_skill: tuple[str, str] | None, *, free_only: bool = True) -> list[int]:
+        """Gold recordings the person may get; `free_only`: leaving out those in as many queues as the protocol allows."""
         out = []
         for pk in golds:
             recording, language, accents, speakers = recordings.get(pk)
             if pk in person.seen or conflicts(person.user, recording, speakers, keys):
+                continue
+            if free_only and busy[pk] >= limits.queues_per_recording:
                 continue
             if need_skill is not None and not cal.covers(need_skill, language, accents):
                 continue
@@ -257,18 +283,18 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
                 models.Task.assignee == person.user.username, models.Task.kind == CALIBRATION))
                 if created is None or (t.created_at is not None and aware(t.created_at) >= created)]
             have = [t for t in have if cal.covers(key, *recordings.get(t.recording_pk)[1:3])]
-            usable = usable_gold(person, key)
-            missing = set_size - len(have) - len(usable)
-            for pk in usable[: max(0, set_size - len(have))]:
+            unseen = usable_gold(person, key, free_only=False)  # in another queue now: free later, no shortage
+            for pk in usable_gold(person, key)[: max(0, set_size - len(have))]:
                 if person.open_tasks >= rules.max_open_per_person:
                     break
                 recording = recordings.get(pk)[0]
                 task = _gold_task(session, CALIBRATION, recording, protocol_pk, rules.seed, person.user.username)
                 session.add(task)
                 _give(task, person, recording, rules, now)
+                busy[pk] += 1
                 given.append(task)
-            if missing > 0:
-                _shortage(session, actor, person, key, covering(key), set_size, len(usable), "calibration")
+            if set_size - len(have) - len(unseen) > 0:
+                _shortage(session, actor, person, key, covering(key), set_size, len(unseen), "calibration")
 
     # 2. production work, least loaded eligible person first
     task, rec = models.Task, models.Recording
@@ -307,7 +333,8 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
             partners.setdefault(t.pair_key, set()).add(person.user.username)
         given.append(t)
 
-    # 3. gold items mixed into production queues: the cut's pool first (its ids interleave with production work)
+    # 3. gold items mixed into production queues, taken from the cut's pool (its ids and creation times interleave
+    #    with production work), a pool task re-pointed at the gold recording the person needs
     pool = list(session.scalars(
         select(task).join(rec, rec.pk == task.recording_pk)
         .where(rec.protocol_pk == protocol_pk, task.kind == GOLD, task.assignee.is_(None), task.state == OPEN).order_by(task.pk)
@@ -318,24 +345,29 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
             if person.gold >= want or person.open_tasks >= rules.max_open_per_person:
                 break
             recording = recordings.get(pk)[0]
-            gold = next((g for g in pool if g.recording_pk == pk), None)
+            gold = next((g for g in pool if g.recording_pk == pk), None) or (pool[0] if pool else None)
             if gold is not None:
                 pool.remove(gold)
-            else:
+                if gold.recording_pk != pk:
+                    _repoint(gold, _gold_task(session, GOLD, recording, protocol_pk, rules.seed, person.user.username))
+            else:  # the pool ran dry (cut without gold): a new row, whose id follows the production tasks
                 gold = _gold_task(session, GOLD, recording, protocol_pk, rules.seed, person.user.username)
                 session.add(gold)
+                report.gold_created_after_cut += 1
             _give(gold, person, recording, rules, now)
+            busy[pk] += 1
             person.gold += 1
             given.append(gold)
         passed = sorted(key for key, row in person.skills.items() if row.state == cal.PASSED)
-        if person.gold < want and person.open_tasks < rules.max_open_per_person:
+        waiting = person.gold < want and any(busy[pk] >= limits.queues_per_recording for pk in usable_gold(person, None, free_only=False))
+        if person.gold < want and person.open_tasks < rules.max_open_per_person and not waiting:
             names = ", ".join(cal.skill_name(k) for k in passed)
             cal.notify_gold_shortage(session, actor, person.user.username, passed[0] if passed else ("", ""), "no ongoing gold",
                                      f"{person.user.username} holds production work but gets no gold item: no unseen gold "
                                      f"recording matches their skills ({names}); add gold recordings of {names}",
                                      {"wanted": want, "given": person.gold})
         for key in passed:  # enough unseen gold left for a new calibration set, should they be sent back?
-            _shortage(session, actor, person, key, covering(key), set_size, len(usable_gold(person, key)), "reserve")
+            _shortage(session, actor, person, key, covering(key), set_size, len(usable_gold(person, key, free_only=False)), "reserve")
 
     session.flush()
     for t in given:

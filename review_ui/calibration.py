@@ -59,6 +59,7 @@ class GoldThresholds:
     calibration_items: int = 3  # gold items in a calibration set
     window: int = 5  # ongoing accuracy: the person's last `window` gold items of the skill
     min_items: int = 3  # ... judged once at least this many are scored
+    queues_per_recording: int = 1  # queues that may hold one gold recording at a time (gold and calibration tasks)
 
 
 def thresholds_for(protocol_row: models.Protocol | None) -> GoldThresholds:

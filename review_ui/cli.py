@@ -196,6 +196,9 @@ def review_assign(
     for kept in report.kept:
         out.print(f"  conflict of interest: task {kept.task_pk} (recording {kept.recording_pk}) kept from {kept.username}: "
                   + "; ".join(kept.reasons), markup=False, soft_wrap=True)
+    if report.gold_created_after_cut:
+        out.print(f"  {report.gold_created_after_cut} gold item(s) made after the cut (its gold pool ran dry): their ids "
+                  "follow the production tasks; the next cut adds to the pool", soft_wrap=True)
     for task_pk, why in sorted(report.unassigned.items()):
         out.print(f"  task {task_pk} not assigned: " + "; ".join(why), markup=False, soft_wrap=True)
 

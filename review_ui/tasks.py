@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from store import models
-from store.accounts import Principal, require
+from store.accounts import Principal, require, users_with_role
 from store.audit import record_event
 from store.clock import utcnow
 from store.turns import TurnJson
@@ -117,9 +118,11 @@ def cut_tasks(
 ) -> list[models.Task]:
     """Production tasks for every accepted, pre-annotated, non-gold recording that has none yet.
 
-    With gold recordings in the store, ``round(gold_share × new units)`` unassigned gold
-    tasks are cut too and created in among the production tasks (their ids and creation
-    times interleave, so an id seen in a queue says nothing); assignment hands them out.
+    With gold recordings in the store, ``ceil(gold_share × new units)`` plus one per active
+    annotator (assignment rounds each person's gold up) unassigned gold tasks are cut too
+    and created in among the production tasks (their ids and creation times interleave, so
+    an id seen in a queue says nothing); assignment hands them out, re-pointing a pool
+    task at whichever gold recording a person needs.
     Returns the production tasks.
     """
     if max_chunk_s is not None and max_chunk_s <= 0:
@@ -165,7 +168,8 @@ def cut_tasks(
                 pair_key=pair_key, blind=k in blind, version=0,
             )
             created.append(t)
-    pool = _gold_pool(session, protocol_pk, round(gold_share * len(units)) if units else 0, max_chunk_s, context_s, seed,
+    reserve = math.ceil(gold_share * len(units)) + len(users_with_role(session, "annotator")) if units and gold_share else 0
+    pool = _gold_pool(session, protocol_pk, reserve, max_chunk_s, context_s, seed,
                       blind_share)
     order = [(float(i), t) for i, t in enumerate(created)]
     order += [(unit_hash(seed, "gold-at", t.recording_pk, j) * len(created), t) for j, t in enumerate(pool)]

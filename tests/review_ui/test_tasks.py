@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
+from collections import Counter
 
 import pytest
 from sqlalchemy import select
@@ -12,9 +14,9 @@ from sqlalchemy import select
 from store import models
 from store.accounts import PermissionDenied
 from review_ui import tasks
-from review_ui.assignment import AssignmentRules, assign_tasks
+from review_ui.assignment import AssignmentReport, AssignmentRules, assign_tasks
 from review_ui.tasks import chunk_bounds, cut_tasks, queue_for
-from tests.review_ui.helpers import make_gold, tasks_of, turn
+from tests.review_ui.helpers import make_gold, submit, tasks_of, turn
 
 
 def test_whole_dialogues_cut_once_with_exact_double_and_blind_shares(review_store) -> None:
@@ -98,10 +100,12 @@ def test_queue_shows_own_open_work_and_gold_looks_like_any_other_task(review_sto
         gold_turns = [turn("spk-0001", 0.9, 4.1, "Hello, I'd like to book a table for five, please.")]
         make_gold(session, manager, rs.recording_pks[0], gold_turns)
         cut_tasks(session, rs.protocol_row.pk, double_share=0, blind_share=0, gold_share=0.5, actor="mgr")
-        given = assign_tasks(session, rs.protocol_row.pk, AssignmentRules(gold_share=0.5), actor="mgr")
+        report = AssignmentReport()
+        given = assign_tasks(session, rs.protocol_row.pk, AssignmentRules(gold_share=0.5), actor="mgr", report=report)
         session.commit()
         gold = [t for t in given if t.kind == "gold"]
-        assert len(gold) == 2 and {t.assignee for t in gold} == {"ann", "ann2"}
+        # one gold recording: in one queue at a time (it used to sit in both), taken from the cut's pool
+        assert len(gold) == 1 and gold[0].assignee == "ann" and report.gold_created_after_cut == 0
         items = queue_for(session, ann)
         mine = [t for t in given if t.assignee == "ann"]
         assert sorted(i.task_pk for i in items) == sorted(t.pk for t in mine)
@@ -114,11 +118,49 @@ def test_queue_shows_own_open_work_and_gold_looks_like_any_other_task(review_sto
         assert gold_item.state == other.state == "open" and gold_item.due_at == other.due_at
         # the gold tasks were cut in among the production tasks: their ids do not stand out
         production_pks = sorted(t.pk for t in tasks_of(session, kind="annotate"))
-        assert any(production_pks[0] < t.pk < production_pks[-1] for t in gold)
+        assert all(production_pks[0] < t.pk < production_pks[-1] for t in gold)
         assert set(gold[0].details) <= {"chunk", "context_start_s", "context_end_s"}
 
         with pytest.raises(PermissionDenied):
             queue_for(session, manager)
+        submit(session, gold[0], gold_turns)  # out of ann's queue: now it may go to ann2
+        session.commit()
+        again = assign_tasks(session, rs.protocol_row.pk, AssignmentRules(gold_share=0.5), actor="mgr", report=report)
+        session.commit()
+        assert [(t.kind, t.assignee) for t in again] == [("gold", "ann2")] and report.gold_created_after_cut == 0
+        assert production_pks[0] < again[0].pk < production_pks[-1]
+
+
+def test_gold_pool_tasks_are_re_pointed_and_queues_per_recording_follow_the_protocol(review_store) -> None:
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    for name in ("a1", "a2", "a3"):
+        rs.add_user(name, "annotator")
+        rs.calibrate(name)
+    r1, r2 = rs.recording_pks[:2]
+    with rs.store.session() as session:
+        make_gold(session, manager, r1, [turn("spk-0001", 0.9, 4.1, "hello")])
+        cut_tasks(session, rs.protocol_row.pk, double_share=0, blind_share=0, gold_share=0.5, actor="mgr")
+        pool = {t.pk: t.created_at for t in tasks_of(session, kind="gold")}
+        assert {t.recording_pk for t in tasks_of(session, kind="gold")} == {r1}
+        make_gold(session, manager, r2, [turn("spk-0003", 0.5, 2.0, "hi")])  # gold made after the cut
+        row = session.get(models.Protocol, rs.protocol_row.pk)
+        row.spec = {**row.spec, "review": {"gold": {"queues_per_recording": 3}}}
+        session.commit()
+        report = AssignmentReport()
+        given = assign_tasks(session, rs.protocol_row.pk, AssignmentRules(gold_share=1.0), actor="mgr", report=report)
+        session.commit()
+        gold = [t for t in given if t.kind == "gold"]
+        production = Counter(t.assignee for t in given if t.kind == "annotate")
+        assert sum(production.values()) == 5  # r2 became gold after the cut: its production task stays
+        seen_r2 = {t.assignee for t in given if t.kind == "annotate" and t.recording_pk == r2}
+        # as much gold as production work, from both gold recordings if need be (never one a person worked on)
+        wants = {p: min(n, 1 if p in seen_r2 else 2) for p, n in production.items()}
+        assert Counter(t.assignee for t in gold) == wants and report.gold_created_after_cut == 0
+        per_recording = Counter(t.recording_pk for t in gold)
+        assert per_recording[r1] == 3 and per_recording[r2] == sum(wants.values()) - 3 >= 1  # 3 queues may hold one at once
+        # r2's task is a pool row re-pointed at it: its id and creation time are the cut's
+        assert {t.pk for t in gold} <= set(pool) and all(t.created_at == pool[t.pk] for t in gold)
 
 
 def test_overdue_and_sent_back_first(review_store) -> None:
@@ -156,7 +198,8 @@ def test_gold_tasks_are_cut_like_production_work_blind_as_often(review_store) ->
                             actor="mgr")
         session.commit()
         gold = tasks_of(session, kind="gold")
-        assert len(gold) == round(0.5 * len(created)) and all(t.blind for t in gold) and all(t.blind for t in created)
+        # ceil(0.5 × units) plus one per active annotator (none here): each person's gold is rounded up
+        assert len(gold) == math.ceil(0.5 * len(created)) and all(t.blind for t in gold) and all(t.blind for t in created)
         for t in gold:  # chunks of the gold recording, with the same context fields
             assert t.assignee is None and t.end_s - t.start_s <= 10.0
             assert set(t.details) == {"chunk", "context_start_s", "context_end_s"}
