@@ -100,6 +100,7 @@ def _first_release(store, row, protocol) -> None:  # type: ignore[no-untyped-def
     from store.accounts import load_principal
     from corpus.exports.pull import pull_release
     from corpus.releases.build import build_release, count_entries
+    from corpus.releases.card import split_notes
     from demo.accounts import approve_for_demo
 
     with store.session() as session:
@@ -115,6 +116,8 @@ def _first_release(store, row, protocol) -> None:  # type: ignore[no-untyped-def
         entries = count_entries(session, outcome.release.pk)
     err.print(f"8. approved {approved} more dialogue(s); release demo-v1 {verb}: id {outcome.release.release_id[:16]}, "
               f"{entries} recording(s)")
+    for note in split_notes(outcome.release.card["splits"]):  # a small release leaves splits empty: say so
+        err.print(f"   {note}", soft_wrap=True)
     for fmt in ("lhotse", "kaldi"):
         target = store.settings.home / "pulls" / f"demo-v1-{fmt}"
         shutil.rmtree(target, ignore_errors=True)

@@ -360,7 +360,8 @@ def assign_tasks(session: Session, protocol_pk: int, rules: AssignmentRules | No
             given.append(gold)
         passed = sorted(key for key, row in person.skills.items() if row.state == cal.PASSED)
         waiting = person.gold < want and any(busy[pk] >= limits.queues_per_recording for pk in usable_gold(person, None, free_only=False))
-        if person.gold < want and person.open_tasks < rules.max_open_per_person and not waiting:
+        some_gold = any(covering(key) for key in passed)  # none at all: the "no gold" notice below says so
+        if person.gold < want and person.open_tasks < rules.max_open_per_person and not waiting and some_gold:
             names = ", ".join(cal.skill_name(k) for k in passed)
             cal.notify_gold_shortage(session, actor, person.user.username, passed[0] if passed else ("", ""), "no ongoing gold",
                                      f"{person.user.username} holds production work but gets no gold item: no unseen gold "

@@ -127,12 +127,12 @@ def split_notes(splits: dict[str, Any]) -> list[str]:
         if crossed:
             notes.append(f"Splits reassigned at a manager's request (--reassign-splits): {sum(crossed.values())} speaker(s) "
                          f"changed split ({', '.join(f'{k}: {v}' for k, v in crossed.items())}).")
-        else:
+        elif earlier:
             notes.append("No speaker changed split: every speaker of an earlier release is in the same split as before"
                          + (" (reassigned at a manager's request, yet nobody moved)." if history.get("reassigned") else "."))
         if history.get("left_out_sessions"):
             notes.append(f"{history['left_out_sessions']} session(s) left out: each would join speakers kept in different splits.")
-    for split in splits.get("outside_tolerance") or []:
+    for split in [s for s in splits.get("outside_tolerance") or [] if s not in (splits.get("empty") or [])]:
         notes.append(f"The {split} split holds {splits['sizes'][split]['share']:.1%} of the hours against a target of "
                      f"{splits['target_ratios'][split]:.0%} (tolerance {splits['tolerance']:g}).")
     for split in splits.get("empty") or []:

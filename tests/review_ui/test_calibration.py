@@ -298,3 +298,25 @@ def test_a_calibration_set_that_cannot_be_drawn_tells_the_manager_what_to_add(re
     _assign(rs)
     with rs.store.session() as session:
         assert _gold_notices(session) == [expected, expected]
+
+
+def test_production_without_any_gold_the_person_may_take_is_named(review_store) -> None:
+    """Gold exists for the skill, but only in dialogues the person is not skilled for as a whole."""
+    rs = review_store
+    manager = rs.add_user("mgr", "manager")
+    rs.add_user("nor", "annotator")
+    rs.calibrate("nor", accent="northern_english")
+    r1, r2, r3, r4, r5, r6 = rs.recording_pks
+    with rs.store.session() as session:
+        make_gold(session, manager, r6, REFERENCE)  # dlg006: caribbean + northern_english
+        cut_tasks(session, rs.protocol_row.pk, double_share=0, blind_share=0, gold_share=0, actor="mgr")
+        session.commit()
+        given = assign_tasks(session, rs.protocol_row.pk, AssignmentRules(gold_share=0.5), actor="mgr")
+        session.commit()
+        assert [(t.kind, t.recording_pk) for t in given] == [("annotate", r5)]  # dlg005: both northern_english
+        assert _gold_notices(session) == [
+            "nor holds production work but gets no gold item: no unseen gold recording matches their skills "
+            "(en/northern_english); add gold recordings of en/northern_english",
+            "nor has 1 unseen gold recording(s) of en/northern_english left, fewer than a calibration set (3) should they "
+            "be sent back: add gold recordings of en/northern_english",
+        ]
