@@ -145,8 +145,8 @@ def earlier_splits(session: Session, protocol_id: str) -> tuple[dict[str, str], 
     for pk, name in session.execute(select(rel.pk, rel.name).join(proto, proto.pk == rel.protocol_pk)
                                     .where(proto.protocol_id == protocol_id).order_by(rel.pk)):
         names.append(name)
-        reassigned = (manifest_field(session, pk, "created_from") or {}).get("splits") == "reassigned"
-        for speaker_id, info in (manifest_field(session, pk, "speakers") or {}).items():
+        reassigned = (load_header_field(session, pk, "created_from") or {}).get("splits") == "reassigned"
+        for speaker_id, info in (load_header_field(session, pk, "speakers") or {}).items():
             if isinstance(info, dict) and info.get("split"):
                 if reassigned:
                     kept[speaker_id] = info["split"]
