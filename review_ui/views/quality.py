@@ -50,7 +50,8 @@ def render_quality() -> None:
 
     st.subheader("Gold coverage per language and accent")
     if coverage:
-        st.dataframe(pd.DataFrame([c.as_dict() for c in coverage]), hide_index=True)
+        st.dataframe(readable(pd.DataFrame([{**c.as_dict(), "uncovered": ", ".join(c.uncovered) or "—"} for c in coverage])),
+                     hide_index=True)
     else:
         st.caption("No gold recordings and no calibrated annotators yet.")
 
@@ -92,7 +93,7 @@ def render_quality() -> None:
     accepted.metric(f"model errors accepted ({overall.shown.model_errors_repeated.denominator} errors)",
                     _figure(overall.shown.model_errors_repeated.value, "{:.1%}"))
     st.write(overall.verdict[:1].upper() + overall.verdict[1:] + ".")
-    st.dataframe(pd.DataFrame([f.row() for f in [overall, *bias.per_annotator]]), hide_index=True)
+    st.dataframe(readable(pd.DataFrame([f.row() for f in [overall, *bias.per_annotator]])), hide_index=True)
 
     st.subheader("Time to training data (ingest → approved)")
     median, approved, pending = st.columns(3)
