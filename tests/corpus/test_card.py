@@ -61,12 +61,12 @@ def test_preannotation_wer_says_where_the_model_is_weak(corpus: Corpus, card: di
 
 def test_consent_quality_and_markdown(card: dict) -> None:
     assert card["consent"] == {"form_versions": {"v3": 11}, "permitted_uses": {"evaluation, model_training": 11}}
-    try:
-        from review_ui.quality import corpus_summary  # noqa: F401
-    except ImportError:
-        assert not card["quality"]["available"] and "unavailable" in card["quality"]["reason"]
-    else:
-        assert card["quality"]["available"] and card["quality"]["approved_recordings"] >= 0
+    quality = card["quality"]
+    # the fixture: six recordings, each with one approved revision by "reviewer1"; no task, gold item or double annotation
+    assert quality["available"] and quality["approved_recordings"] == 6 and quality["reviewers"] == 1
+    assert (quality["gold_items"], quality["double_annotated"], quality["annotators"]) == (0, 0, 0)
+    assert quality["gold_wer"] is None and quality["agreement_alpha"] is None
+    assert 0 <= quality["median_days_to_approval"] < 1, "approved the day they were ingested"
     markdown = render_markdown(card)
     assert markdown.startswith("# v1\n") and card["release"]["release_id"] in markdown
     for section in ("## Size", "## Splits (speaker-disjoint)", "## Coverage against the protocol", "## Pre-annotation models",
