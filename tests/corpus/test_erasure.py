@@ -123,9 +123,11 @@ def test_unknown_speaker_is_refused(gov: GovStore) -> None:  # noqa: F811
         erase_speaker(gov.store, gov.manager, "spk-9999")
 
 
-def test_a_real_release_still_verifies_after_an_erasure_and_names_the_erased_entries(gov: GovStore) -> None:  # noqa: F811
+def test_a_real_release_still_verifies_and_pulls_after_an_erasure(gov: GovStore, tmp_path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The one erase-then-verify flow: a real (redacted) release, the erasure, verify, pull, and the next release."""
+    from corpus.exports.pull import pull_release
     from corpus.releases.build import build_release
-    from corpus.releases.verify import verify_release
+    from corpus.releases.verify import diff_releases, verify_release
 
     with gov.store.session() as session:
         for stem, model_pk in gov.revisions.items():
@@ -143,9 +145,14 @@ def test_a_real_release_still_verifies_after_an_erasure_and_names_the_erased_ent
     with gov.store.session() as session:
         manifest = session.scalar(select(models.Release).where(models.Release.name == "v2")).manifest
     assert ERASED not in json.dumps(manifest) and ERASED not in json.dumps(stored_entries(gov.store, "v2"))
+    consumer = gov.add_user("connie", "consumer")
+    pulled = pull_release(gov.store, consumer, "v2", "jsonl", tmp_path / "out")
+    assert pulled.erased_skipped == 2 and pulled.recordings == 4
+    assert ERASED not in (tmp_path / "out" / "jsonl" / "turns.jsonl").read_text()
     later = build_release(gov.store, gov.manager, gov.protocol.id, "v3").release
     assert len(stored_entries(gov.store, "v3")) == 4, "never in a future release"
     assert ERASED not in json.dumps([later.manifest, stored_entries(gov.store, "v3")])
+    assert diff_releases(gov.store, "v2", "v3")["recordings"]["removed"] == [], "already erased from v2 too"
 
 
 def test_a_numeric_speaker_id_blanks_only_the_events_that_name_it(store) -> None:  # type: ignore[no-untyped-def]

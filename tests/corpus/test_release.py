@@ -139,26 +139,6 @@ def test_diff_and_card_diff_against_the_previous_release(corpus: Corpus) -> None
     assert second.card["release"]["previous"] == "v1" and second.card["diff"]["counts"] == diff["counts"]
 
 
-def test_a_real_erasure_leaves_old_releases_verifiable_and_pullable(corpus: Corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from corpus.governance.erasure import erase_speaker
-    from corpus.exports.pull import pull_release
-
-    first = _release(corpus, "v1").release
-    erased = erase_speaker(corpus.store, corpus.manager, "spk-0006")  # in dlg003 and dlg004
-    assert erased.releases_affected == ["v1"]
-    report = verify_release(corpus.store, "v1")
-    assert report.ok, report.drift
-    assert [t for _, t in report.erased] == [erased.tombstone_id] * 2 and report.checked == 4
-    pulled = pull_release(corpus.store, corpus.consumer, "v1", "jsonl", tmp_path / "out")
-    assert pulled.erased_skipped == 2 and pulled.recordings == 4
-    assert "spk-0006" not in (tmp_path / "out" / "jsonl" / "turns.jsonl").read_text()
-    second = _release(corpus, "v2").release
-    assert second.card["totals"]["recordings"] == 4 and second.release_id != first.release_id
-    gone = {f"rec-{corpus.recordings[d]}" for d in ("dlg003", "dlg004")}
-    assert set(diff_releases(corpus.store, "v1", "v2")["recordings"]["removed"]) == set(), "already erased from v1 too"
-    assert not gone & {e["recording"] for e in stored_entries(corpus.store, "v2")}
-
-
 def test_entries_are_rows_in_position_order_read_a_batch_at_a_time(corpus: Corpus) -> None:
     from corpus.releases.build import count_entries, release_entry_batches
 
