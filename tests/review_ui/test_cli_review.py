@@ -125,7 +125,7 @@ def test_ui_command_calls_serve(review_store, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_gold_calibration_notices_and_quality_commands(review_store) -> None:
-    from tests.review_ui.helpers import approve_directly, turn
+    from tests.review_ui.helpers import approve_directly, submit, turn
 
     rs = review_store
     rs.add_user("mgr", "manager")
@@ -143,8 +143,27 @@ def test_gold_calibration_notices_and_quality_commands(review_store) -> None:
     assert calibrate.exit_code == 0 and "new is calibrating for en/west_midlands" in calibrate.output
     assert _invoke(rs, "review", "calibrate", "ghost", "--language", "en", **signed).exit_code == 2
     assert _invoke(rs, "review", "notices", **signed).output.strip() == "no notices"
+    with rs.store.session() as session:  # "new" did the gold item: "their" for "there", 1 of 2 words; speakers and bounds right
+        task = models.Task(kind="gold", recording_pk=pk, assignee="new", state="submitted", details={})
+        session.add(task)
+        session.flush()
+        submit(session, task, [turn("A", 0.0, 2.0, "hello their")])
+        session.commit()
     quality = _invoke(rs, "review", "quality", "--protocol", "en-dialogue-accents", **signed)
-    assert quality.exit_code == 0 and "gold_wer" in quality.output and "agreement_alpha" in quality.output
+    assert quality.exit_code == 0, quality.output
+    tables: list[list[list[str]]] = [[]]  # the body rows of each printed table, in order
+    for line in quality.output.splitlines():
+        if line.startswith("│"):
+            tables[-1].append([cell.strip() for cell in line.strip("│ ").split("│")])
+        elif line.startswith("└"):
+            tables.append([])
+    assert tables[0] == [["new", "1", "0.500", "0.000", "0.000"]], quality.output  # gold accuracy
+    assert tables[1] == [["all", "1", "0.500", "0.000", "0", "—", "—"], ["new", "1", "0.500", "0.000", "0", "—", "—"]]
+    summary = dict(line.split(maxsplit=1) for line in quality.output.splitlines() if line and line[0].isalpha() and " " in line)
+    assert {k: summary[k] for k in ("gold_items", "gold_wer", "gold_speaker_error", "double_annotated", "agreement_alpha",
+                                    "annotators", "reviewers", "approved_recordings")} == {
+        "gold_items": "1", "gold_wer": "0.500", "gold_speaker_error": "0.000", "double_annotated": "0",
+        "agreement_alpha": "—", "annotators": "1", "reviewers": "1", "approved_recordings": "1"}, quality.output
     assert "automation bias: too few items to conclude" in quality.output
     denied = _invoke(rs, "review", "quality", "--protocol", "en-dialogue-accents",
                      TURNSCRIBE_USER="new", TURNSCRIBE_PASSWORD="correct horse battery")
