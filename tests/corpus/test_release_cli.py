@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 from sqlalchemy import select
 
 from store import models
@@ -24,7 +25,6 @@ def run(corpus: Corpus, user: str, *args: str) -> subprocess.CompletedProcess[st
     return subprocess.run([str(BIN), "corpus", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the library tests cover PostgreSQL; a CLI call costs seconds
 def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> None:
     refused = run(corpus, "connie", "release", "--protocol", PROTOCOL_ID, "--name", "v1")
     assert refused.returncode == 1 and "may not release" in refused.stderr
@@ -45,9 +45,13 @@ def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> N
     assert other.returncode == 1 and "immutable" in other.stderr
     second = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v2", "--seed", "3")
     assert second.returncode == 0 and "No speaker changed split" in second.stdout and "11 kept the split" in second.stdout
-    changed = json.loads(run(corpus, "connie", "diff", "v1", "v2", "--format", "json").stdout)
-    splits = {name: {e["recording"]: e["split"] for e in stored_entries(corpus.store, name)} for name in ("v1", "v2")}
-    moved = sorted((k for k in splits["v1"] if splits["v1"][k] != splits["v2"][k]), key=lambda k: int(k[4:]))
+    third = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", "v3", "--date", "2026-11-01", "--split", "0.6,0.2,0.2",
+                "--seed", "3", "--reassign-splits")  # v1 but for the seed, splits assigned afresh
+    assert third.returncode == 0, third.stderr
+    changed = json.loads(run(corpus, "connie", "diff", "v1", "v3", "--format", "json").stdout)
+    splits = {name: {e["recording"]: e["split"] for e in stored_entries(corpus.store, name)} for name in ("v1", "v3")}
+    moved = sorted((k for k in splits["v1"] if splits["v1"][k] != splits["v3"][k]), key=lambda k: int(k[4:]))
+    assert moved, "seed 3 moves recordings between splits (else this diff checks nothing)"
     assert changed["counts"]["recordings added"] == 0 and changed["recordings"]["split_changed"] == moved
 
     listed = run(corpus, "connie", "list")
@@ -62,7 +66,15 @@ def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> N
 
     pulled = run(corpus, "connie", "pull", "v1", "--format", "kaldi", "--out", str(tmp_path / "k"))
     assert pulled.returncode == 0, pulled.stderr
-    assert "6 recordings" in pulled.stdout and (tmp_path / "k" / "kaldi").is_dir()
+    assert "6 recordings" in pulled.stdout
+    kaldi = tmp_path / "k" / "kaldi"
+    assert sorted(p.name for p in kaldi.iterdir()) == sorted({e["split"] for e in stored_entries(corpus.store, "v1")})
+    wavs = dict(line.split(maxsplit=1) for scp in kaldi.glob("*/wav.scp") for line in scp.read_text().splitlines())
+    assert sorted(wavs) == sorted(f"rec-{pk}" for pk in corpus.recordings.values())
+    assert all(sf.info(path).samplerate == 16000 for path in wavs.values())
+    truth = [t["text"] for d in corpus.recordings for t in json.loads((corpus.dialogues / f"{d}.turns.json").read_text())]
+    text = [line.split(maxsplit=1)[1] for f in kaldi.glob("*/text") for line in f.read_text().splitlines()]
+    assert sorted(text) == sorted(" ".join(t.split()) for t in truth), "every approved turn, as approved"
     again_pull = run(corpus, "connie", "pull", "v1", "--format", "kaldi", "--out", str(tmp_path / "k"))
     assert again_pull.returncode == 2 and "not an empty folder" in again_pull.stderr
     unknown = run(corpus, "connie", "pull", "v1", "--format", "flac", "--out", str(tmp_path / "f"))
