@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jiwer
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -72,7 +73,21 @@ def test_batch_stores_revisions_survives_a_failure_and_resumes(store: Store, dia
 
     report = evaluate_store(store, row, DIALOGUES_DIR)
     overall = report.overall.summary()
-    assert overall["files"] == 3 and overall["wer"] < 0.75 and overall["der"] < 0.35 and overall["cpwer"] >= overall["wer"] - 0.05
+    # measured on dlg001-003 (tiny.en int8 + embedded diarizer, 2-core CPU): WER 46.6%, cpWER 53.8%, DER 14.8%
+    assert overall["files"] == 3
+    assert overall["wer"] < 0.50 and overall["cpwer"] < 0.58 and overall["der"] < 0.18, overall
+    # the micro-averaged WER, recomputed here with jiwer over the stored revisions and the ground truth
+    refs, hyps = [], []
+    for recording in (first, second, third):
+        with store.session() as session:
+            turns = session.scalars(select(models.TranscriptRevision.turns).where(
+                models.TranscriptRevision.recording_pk == recording.pk)).one()
+        stem = Path(recording.source_name).stem
+        truth = json.loads((DIALOGUES_DIR / f"{stem}.turns.json").read_text())
+        refs.append(normalize(" ".join(t["text"] for t in sorted(truth, key=lambda t: t["start"]))))
+        hyps.append(normalize(" ".join(t["text"] for t in sorted(turns, key=lambda t: t["start"]))))
+    assert overall["reference_words"] == sum(len(r.split()) for r in refs)
+    assert overall["wer"] == pytest.approx(jiwer.wer(refs, hyps), abs=1e-9)
     assert ("noise_condition", "quiet") in report.groups and ("gender", "female") in report.groups
 
 
@@ -91,8 +106,6 @@ def test_one_speaker_only_and_three_speakers_where_two_were_declared(preannotato
     spk = truth[0]["speaker"]
     solo = np.concatenate([audio[int(t["start"] * RATE) : int(t["end"] * RATE)] for t in truth if t["speaker"] == spk])
     result = preannotator(solo, num_speakers=2, language="en")
-    import jiwer
-
     reference = normalize(" ".join(t["text"] for t in truth if t["speaker"] == spk))
     heard = normalize(" ".join(t["text"] for t in result.turns))
     assert jiwer.wer(reference, heard) < 0.6, "one speaker's speech is transcribed, not lost"
