@@ -94,11 +94,16 @@ def chunk_bounds(duration: float, regions: list[tuple[float, float]], chunk_s: f
     costs gigabytes; chunks cut inside pauses keep memory bounded and lose no words.
     """
     cuts = [0.0]
-    spans = sorted(regions)
+    spans: list[tuple[float, float]] = []
+    for start, end in sorted(regions):  # overlapping regions (two speakers at once) are one stretch of speech
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
     while duration - cuts[-1] > chunk_s:
         target = cuts[-1] + chunk_s
         gaps = [(b[0] - a[1], (a[1] + b[0]) / 2) for a, b in zip(spans, spans[1:])
-                if target - search_s <= (a[1] + b[0]) / 2 <= target + search_s and b[0] > a[1]]
+                if cuts[-1] < (a[1] + b[0]) / 2 < duration and target - search_s <= (a[1] + b[0]) / 2 <= target + search_s]
         cuts.append(max(gaps)[1] if gaps else target)
     return cuts + [duration]
 
