@@ -38,15 +38,19 @@ def _postgres_database(server: PostgresServer) -> str:
     return server.url(name)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated, empty store: SQLite under tmp_path, or a fresh database on the test server."""
-    home = tmp_path / "home"
-    if request.param == "postgresql":
+def open_test_store(request: pytest.FixtureRequest, home: Path, backend: str) -> Store:
+    """A migrated, empty store at `home`: SQLite there, or a fresh database on the test server."""
+    if backend == "postgresql":
         url = _postgres_database(request.getfixturevalue("postgres"))
     else:
         url = f"sqlite:///{home / 'turnscribe.db'}"
-    opened = open_store(Settings(home=home, database_url=url))
+    return open_store(Settings(home=home, database_url=url))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty store: SQLite under tmp_path, or a fresh database on the test server."""
+    opened = open_test_store(request, tmp_path / "home", request.param)
     yield opened
     opened.close()
 

@@ -70,6 +70,11 @@ class Corpus:
 
 @pytest.fixture
 def corpus(store: Store, dialogues: Path) -> Corpus:
+    return build_corpus(store, dialogues)
+
+
+def build_corpus(store: Store, dialogues: Path) -> Corpus:
+    """The six dialogues ingested, each with its "model" and approved revisions, and the three accounts."""
     register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
     report = ingest_manifest(store, PROTOCOL_ID, dialogues / "manifest.jsonl")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +19,32 @@ from store import models
 from store.accounts import PermissionDenied, authenticate
 from corpus.exports.pull import PullError, pull_release
 from corpus.exports.registry import UnknownFormat
+from collection.synthetic import DIALOGUES_DIR
 from corpus.releases.build import build_release
-from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus, store_entry, stored_entries
+from tests.conftest import open_test_store
+from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus, build_corpus, store_entry, stored_entries
 
 ON = dt.date(2026, 11, 1)
-# Format writers do not touch the database; streaming the entries and the turns does, and the
-# tests without this mark (lhotse, refusals, erased entries, redaction) run on both databases.
-SQLITE_ONLY = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+RATIOS = {"train": 0.6, "dev": 0.2, "test": 0.2}
 
 
 @pytest.fixture
 def released(corpus: Corpus) -> Corpus:
-    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v1", on=ON, ratios={"train": 0.6, "dev": 0.2, "test": 0.2})
+    """A fresh released corpus, for the tests that change the store."""
+    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v1", on=ON, ratios=RATIOS)
     return corpus
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def pulled_from(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+    """One released corpus per database, shared by the format tests: a pull reads the store (entries
+    and turns, streamed) and adds nothing but its audit event, so building it once per module is enough."""
+    root = tmp_path_factory.mktemp(f"released-{request.param}")
+    store = open_test_store(request, root / "home", request.param)
+    corpus = build_corpus(store, Path(shutil.copytree(DIALOGUES_DIR, root / "dialogues")))
+    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v1", on=ON, ratios=RATIOS)
+    yield corpus
+    store.close()
 
 
 def _approved_texts(corpus: Corpus) -> dict[str, list[str]]:
@@ -41,14 +56,14 @@ def _approved_texts(corpus: Corpus) -> dict[str, list[str]]:
     return out
 
 
-def test_lhotse_manifests_load_and_validate_with_lhotse(released: Corpus, tmp_path: Path) -> None:
+def test_lhotse_manifests_load_and_validate_with_lhotse(pulled_from: Corpus, tmp_path: Path) -> None:
     from lhotse import CutSet, load_manifest
     from lhotse.qa import validate_recordings_and_supervisions
 
-    report = pull_release(released.store, released.consumer, "v1", "lhotse", tmp_path / "out", audio="link")
-    splits = {e["split"] for e in stored_entries(released.store, "v1")}
+    report = pull_release(pulled_from.store, pulled_from.consumer, "v1", "lhotse", tmp_path / "out", audio="link")
+    splits = {e["split"] for e in stored_entries(pulled_from.store, "v1")}
     assert report.recordings == 6 and set(report.splits) == splits
-    texts = _approved_texts(released)
+    texts = _approved_texts(pulled_from)
     seen = 0
     for split in splits:
         recordings = load_manifest(tmp_path / "out" / "lhotse" / f"recordings_{split}.jsonl.gz")
@@ -65,13 +80,12 @@ def test_lhotse_manifests_load_and_validate_with_lhotse(released: Corpus, tmp_pa
     assert audio.is_symlink() and Path(os.readlink(audio)).is_absolute()
 
 
-@SQLITE_ONLY
-def test_lhotse_cut_mode_has_one_recording_per_turn(released: Corpus, tmp_path: Path) -> None:
+def test_lhotse_cut_mode_has_one_recording_per_turn(pulled_from: Corpus, tmp_path: Path) -> None:
     from lhotse import load_manifest
     from lhotse.qa import validate_recordings_and_supervisions
 
-    pull_release(released.store, released.consumer, "v1", "lhotse", tmp_path / "out", audio="cut")
-    split = stored_entries(released.store, "v1")[0]["split"]
+    pull_release(pulled_from.store, pulled_from.consumer, "v1", "lhotse", tmp_path / "out", audio="cut")
+    split = stored_entries(pulled_from.store, "v1")[0]["split"]
     recordings = load_manifest(tmp_path / "out" / "lhotse" / f"recordings_{split}.jsonl.gz")
     supervisions = load_manifest(tmp_path / "out" / "lhotse" / f"supervisions_{split}.jsonl.gz")
     validate_recordings_and_supervisions(recordings, supervisions, read_data=True)
@@ -80,10 +94,9 @@ def test_lhotse_cut_mode_has_one_recording_per_turn(released: Corpus, tmp_path: 
     assert not Path(first.sources[0].source).is_symlink() and sf.info(first.sources[0].source).samplerate == 16000
 
 
-@SQLITE_ONLY
-def test_kaldi_directories_are_sorted_and_mutually_consistent(released: Corpus, tmp_path: Path) -> None:
-    report = pull_release(released.store, released.consumer, "v1", "kaldi", tmp_path / "out", audio="include")
-    texts = _approved_texts(released)
+def test_kaldi_directories_are_sorted_and_mutually_consistent(pulled_from: Corpus, tmp_path: Path) -> None:
+    report = pull_release(pulled_from.store, pulled_from.consumer, "v1", "kaldi", tmp_path / "out", audio="include")
+    texts = _approved_texts(pulled_from)
     utterances = 0
     for split in report.splits:
         d = tmp_path / "out" / "kaldi" / split
@@ -112,14 +125,13 @@ def test_kaldi_directories_are_sorted_and_mutually_consistent(released: Corpus, 
     assert utterances == sum(len(v) for v in texts.values())
 
 
-@SQLITE_ONLY
-def test_hf_dataset_loads_with_load_from_disk_and_decodes_audio(released: Corpus, tmp_path: Path) -> None:
+def test_hf_dataset_loads_with_load_from_disk_and_decodes_audio(pulled_from: Corpus, tmp_path: Path) -> None:
     from datasets import load_from_disk
 
-    report = pull_release(released.store, released.consumer, "v1", "hf", tmp_path / "out", audio="include")
+    report = pull_release(pulled_from.store, pulled_from.consumer, "v1", "hf", tmp_path / "out", audio="include")
     dataset = load_from_disk(str(tmp_path / "out" / "hf" / "dataset"))
     assert set(dataset) == set(report.splits) and sum(len(dataset[s]) for s in dataset) == 6
-    texts = _approved_texts(released)
+    texts = _approved_texts(pulled_from)
     split = next(iter(dataset))
     row = dataset[split][0]
     assert [t["text"] for t in row["turns"]] == texts[row["id"]]
@@ -133,23 +145,21 @@ def test_hf_dataset_loads_with_load_from_disk_and_decodes_audio(released: Corpus
     assert loaded[split][0]["id"] == row["id"] and loaded[split].features["audio"].sampling_rate == 16000
 
 
-@SQLITE_ONLY
-def test_hf_cut_mode_has_a_row_per_turn(released: Corpus, tmp_path: Path) -> None:
+def test_hf_cut_mode_has_a_row_per_turn(pulled_from: Corpus, tmp_path: Path) -> None:
     from datasets import load_from_disk
 
-    pull_release(released.store, released.consumer, "v1", "hf", tmp_path / "out", audio="cut")
+    pull_release(pulled_from.store, pulled_from.consumer, "v1", "hf", tmp_path / "out", audio="cut")
     dataset = load_from_disk(str(tmp_path / "out" / "hf" / "dataset"))
-    assert sum(len(dataset[s]) for s in dataset) == sum(len(v) for v in _approved_texts(released).values())
+    assert sum(len(dataset[s]) for s in dataset) == sum(len(v) for v in _approved_texts(pulled_from).values())
     row = dataset[next(iter(dataset))][0]
     assert row["audio"].get_all_samples().data.shape[-1] == pytest.approx((row["end"] - row["start"]) * 16000, abs=2)
 
 
-@SQLITE_ONLY
-def test_rttm_stm_ctm_read_by_pyannote_and_consistent(released: Corpus, tmp_path: Path) -> None:
+def test_rttm_stm_ctm_read_by_pyannote_and_consistent(pulled_from: Corpus, tmp_path: Path) -> None:
     from pyannote.database.util import load_rttm
 
-    report = pull_release(released.store, released.consumer, "v1", "sctk", tmp_path / "out")
-    entries = stored_entries(released.store, "v1")
+    report = pull_release(pulled_from.store, pulled_from.consumer, "v1", "sctk", tmp_path / "out")
+    entries = stored_entries(pulled_from.store, "v1")
     for split in report.splits:
         annotations = load_rttm(tmp_path / "out" / "sctk" / f"{split}.rttm")
         keys = [e["recording"] for e in entries if e["split"] == split]
@@ -163,12 +173,11 @@ def test_rttm_stm_ctm_read_by_pyannote_and_consistent(released: Corpus, tmp_path
         assert len(ctm) == stm_words and all(len(line.split()) == 6 for line in ctm)
 
 
-@SQLITE_ONLY
-def test_textgrid_has_a_tier_per_speaker_read_by_praatio(released: Corpus, tmp_path: Path) -> None:
+def test_textgrid_has_a_tier_per_speaker_read_by_praatio(pulled_from: Corpus, tmp_path: Path) -> None:
     from praatio import textgrid
 
-    report = pull_release(released.store, released.consumer, "v1", "textgrid", tmp_path / "out")
-    texts = _approved_texts(released)
+    report = pull_release(pulled_from.store, pulled_from.consumer, "v1", "textgrid", tmp_path / "out")
+    texts = _approved_texts(pulled_from)
     grids = sorted((tmp_path / "out" / "textgrid").rglob("*.TextGrid"))
     assert len(grids) == 6 == report.files
     for path in grids:
@@ -178,21 +187,20 @@ def test_textgrid_has_a_tier_per_speaker_read_by_praatio(released: Corpus, tmp_p
         assert sorted(labels) == sorted(texts[path.stem])
 
 
-@SQLITE_ONLY
-def test_webvtt_nemo_and_jsonl(released: Corpus, tmp_path: Path) -> None:
-    texts = _approved_texts(released)
-    pull_release(released.store, released.consumer, "v1", "webvtt", tmp_path / "vtt")
+def test_webvtt_nemo_and_jsonl(pulled_from: Corpus, tmp_path: Path) -> None:
+    texts = _approved_texts(pulled_from)
+    pull_release(pulled_from.store, pulled_from.consumer, "v1", "webvtt", tmp_path / "vtt")
     vtt = sorted((tmp_path / "vtt" / "webvtt").rglob("*.vtt"))
     body = vtt[0].read_text()
     assert body.startswith("WEBVTT\n") and "<v spk-" in body and " --> " in body
     assert body.count("<v ") == len(texts[vtt[0].stem])
 
-    pull_release(released.store, released.consumer, "v1", "nemo", tmp_path / "nemo", audio="cut")
+    pull_release(pulled_from.store, pulled_from.consumer, "v1", "nemo", tmp_path / "nemo", audio="cut")
     lines = [json.loads(line) for p in (tmp_path / "nemo" / "nemo").glob("*_manifest.json") for line in p.read_text().splitlines()]
     assert len(lines) == sum(len(v) for v in texts.values())
     assert all(sf.info(line["audio_filepath"]).duration == pytest.approx(line["duration"], abs=0.002) for line in lines)
 
-    pull_release(released.store, released.consumer, "v1", "jsonl", tmp_path / "jsonl")
+    pull_release(pulled_from.store, pulled_from.consumer, "v1", "jsonl", tmp_path / "jsonl")
     turns = [json.loads(line) for line in (tmp_path / "jsonl" / "jsonl" / "turns.jsonl").read_text().splitlines()]
     assert [t["text"] for t in turns if t["recording"] == next(iter(texts))] == texts[next(iter(texts))]
     about = json.loads((tmp_path / "jsonl" / "release.json").read_text())
@@ -275,7 +283,7 @@ def test_redacted_release_tags_text_and_silences_audio_copies_only(corpus: Corpu
     assert others and all(p.is_symlink() for p in others)
 
 
-def test_pull_reads_entry_rows_a_batch_per_query_and_never_the_manifest_whole(released: Corpus, tmp_path: Path,
+def test_pull_reads_entry_rows_a_batch_per_query_and_never_the_manifest_whole(pulled_from: Corpus, tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """What keeps a pull's memory flat: one bounded query per batch of entry rows, and no read of the manifest header."""
     from sqlalchemy import event
@@ -288,15 +296,15 @@ def test_pull_reads_entry_rows_a_batch_per_query_and_never_the_manifest_whole(re
     def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
         statements.append((statement, [d[0] for d in cursor.description or []]))
 
-    event.listen(released.store.engine, "after_cursor_execute", seen)
+    event.listen(pulled_from.store.engine, "after_cursor_execute", seen)
     try:
-        report = pull_release(released.store, released.consumer, "v1", "jsonl", tmp_path / "out")
+        report = pull_release(pulled_from.store, pulled_from.consumer, "v1", "jsonl", tmp_path / "out")
     finally:
-        event.remove(released.store.engine, "after_cursor_execute", seen)
+        event.remove(pulled_from.store.engine, "after_cursor_execute", seen)
     assert report.recordings == 6
     entry_reads = [s for s, _ in statements if "release_entries" in s]
     assert len(entry_reads) == 2 and all("LIMIT" in s.upper() for s in entry_reads), entry_reads
     whole = [s for s, columns in statements if "manifest" in [c.lower() for c in columns]]
     assert whole == [], "a pull reads two header fields by JSON path, never the stored manifest"
     keys = [json.loads(line)["recording"] for line in (tmp_path / "out" / "jsonl" / "turns.jsonl").read_text().splitlines()]
-    assert list(dict.fromkeys(keys)) == [e["recording"] for e in stored_entries(released.store, "v1")], "release order"
+    assert list(dict.fromkeys(keys)) == [e["recording"] for e in stored_entries(pulled_from.store, "v1")], "release order"
