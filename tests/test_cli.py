@@ -23,7 +23,7 @@ HEAVY = ("torch", "streamlit", "faster_whisper", "ctranslate2", "lhotse", "datas
 
 
 def run(home: Path, *args: str, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, TURNSCRIBE_HOME=str(home))
+    env = dict(os.environ, TURNSCRIBE_HOME=str(home), COLUMNS="200")  # wide enough that no table header wraps
     env.pop("TURNSCRIBE_DATABASE_URL", None)
     if database_url is not None:
         env["TURNSCRIBE_DATABASE_URL"] = database_url
@@ -31,7 +31,7 @@ def run(home: Path, *args: str, database_url: str | None = None) -> subprocess.C
 
 
 def ingest_summary(stdout: str) -> dict[str, str]:
-    """The ingest summary table (accepted, rejected, skipped, hours), parsed from its header and its one row."""
+    """The ingest summary table (accepted, rejected, skipped, faults, hours), parsed from its header and its one row."""
     lines = stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("┃") and "accepted" in line)
     names = [cell.strip() for cell in lines[header].strip("┃ ").split("┃")]
@@ -79,7 +79,7 @@ def test_register_consent_ingest_coverage(store: Store, tmp_path: Path, dialogue
     assert "escapes the manifest's folder" in ingest.stderr
     hours = sum(sf.info(dialogues / json.loads(row)["path"]).duration for row in rows[:2]) / 3600
     assert ingest_summary(ingest.stdout) == {"accepted": "2", "rejected": "1", "skipped (already in store)": "0",
-                                             "hours accepted": f"{hours:.3f}"}, ingest.stdout
+                                             "faults": "0", "hours accepted": f"{hours:.3f}"}, ingest.stdout
 
     out = tmp_path / "coverage.csv"
     png = tmp_path / "coverage.png"
@@ -112,7 +112,7 @@ def test_demo_runs_in_a_fresh_home_and_again(tmp_path: Path, dialogues: Path) ->
     assert "Crossed cells" in first.stdout and "dlg002" in first.stdout
     hours = sum(sf.info(path).duration for path in dialogues.glob("dlg*.flac")) / 3600
     assert ingest_summary(first.stdout) == {"accepted": "6", "rejected": "0", "skipped (already in store)": "0",
-                                            "hours accepted": f"{hours:.3f}"}, first.stdout
+                                            "faults": "0", "hours accepted": f"{hours:.3f}"}, first.stdout
     assert (home / "reports" / "coverage.png").stat().st_size > 10_000
     released = _released_sessions(dialogues / "manifest.jsonl")
     assert "release demo-v1 built" in first.stderr and f"{len(released)} recording(s)" in first.stderr
@@ -138,5 +138,5 @@ def test_demo_runs_in_a_fresh_home_and_again(tmp_path: Path, dialogues: Path) ->
     second = run(home, "demo", "--no-serve")
     assert second.returncode == 0, second.stderr
     assert ingest_summary(second.stdout) == {"accepted": "0", "rejected": "0", "skipped (already in store)": "6",
-                                             "hours accepted": "0.000"}, second.stdout
+                                             "faults": "0", "hours accepted": "0.000"}, second.stdout
     assert "release demo-v1 already built (same content)" in second.stderr

@@ -86,7 +86,7 @@ def test_release_list_show_diff_verify_pull(corpus: Corpus, tmp_path: Path) -> N
     assert missing.returncode == 2 and "no release named 'v0'" in missing.stderr
 
 
-@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # names are refused before the store is read
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # refused on the name alone: one database is enough
 def test_unsafe_release_names_are_refused_and_never_reach_the_terminal_raw(corpus: Corpus) -> None:
     for name in ("..", "-dash", "v1\x1b[2J\x1b]0;pwned\x07", "a/b", "x" * 129):
         refused = run(corpus, "manny", "release", "--protocol", PROTOCOL_ID, "--name", name)
