@@ -116,7 +116,7 @@ def speaker_count(protocol: Protocol) -> int | None:
 
 def pretranscribe(
     store: Store, protocol_row: models.Protocol, protocol: Protocol, preannotator: Preannotator,
-    on_done: Callable[[models.Recording, float], None] | None = None, actor: str = "cli", lease_s: float = LEASE_S,
+    on_done: Callable[[models.Recording, float], None] | None = None, *, actor: str, lease_s: float = LEASE_S,
 ) -> BatchReport:
     """Pre-annotate pending accepted recordings of a protocol version until none is left unleased."""
     report = BatchReport()

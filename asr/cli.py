@@ -1,4 +1,10 @@
-"""`turnscribe pretranscribe`, `turnscribe transcribe` and `turnscribe eval`."""
+"""`turnscribe pretranscribe`, `turnscribe transcribe` and `turnscribe eval`.
+
+`pretranscribe` changes the store and `eval` exposes its transcripts' scores, so both sign
+in (managers; `eval` needs `see_quality`). `transcribe` works on loose files the caller
+already holds and writes beside them: it never opens the store, so there is nothing to
+sign in to.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from typing import Annotated
 import typer
 
 from protocols.cli import protocol_for_cli
-from store.console import Exit, err, out, store_for_cli
+from store.console import Exit, err, fail, out, principal_for_cli, store_for_cli
 
 ModelOpt = Annotated[str, typer.Option("--model", help="'tiny.en' (embedded), 'base', or a CTranslate2 Whisper directory.")]
 DiarizerOpt = Annotated[str, typer.Option("--diarizer", help="'embedded' (default) or 'pyannote'.")]
@@ -30,8 +36,7 @@ def _preannotator(model: str, diarizer: str, pipeline: Path | None, device: str,
     try:
         return Preannotator(settings, load_settings().models_dir)
     except (ModelUnavailable, DeviceUnavailable, RuntimeError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(Exit.USAGE) from None
+        fail(str(exc), Exit.USAGE)
 
 
 def pretranscribe(
@@ -50,6 +55,7 @@ def pretranscribe(
     from asr.batch import pending_recordings, pretranscribe as run_batch
 
     store = store_for_cli()
+    principal = principal_for_cli(store, "pretranscribe")
     row, spec = protocol_for_cli(store, protocol, version)
     pending = pending_recordings(store, row)
     if not pending:
@@ -69,7 +75,8 @@ def pretranscribe(
             progress.update(task, completed=done, description=f"RTF {rtf:.3f}  {recording.source_name}")
 
         try:
-            report = run_batch(store, row, spec, preannotator, on_done=advance, lease_s=lease_minutes * 60)
+            report = run_batch(store, row, spec, preannotator, on_done=advance, actor=principal.username,
+                               lease_s=lease_minutes * 60)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted: finished recordings are stored; run again to resume[/yellow]")
             raise typer.Exit(130) from None
@@ -149,11 +156,11 @@ def evaluate(
     from asr.evaluation import evaluate_store
 
     store = store_for_cli()
+    principal_for_cli(store, "see_quality")
     row, _ = protocol_for_cli(store, protocol, version)
     report = evaluate_store(store, row, reference, author_kind=revision)
     if not report.per_file:
-        err.print("[red]nothing to score[/red]: no stored revision has a reference in that folder")
-        raise typer.Exit(Exit.REJECTED)
+        fail("no stored revision has a reference in that folder", Exit.REJECTED, label="nothing to score")
     print_evaluation(report, f"{protocol}: {revision} revisions against {reference}")
     if json_out:
         json_out.write_text(json.dumps({

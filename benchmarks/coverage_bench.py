@@ -52,7 +52,7 @@ def fill(store: Store, recordings: int, seed: int = 0) -> tuple[models.Protocol,
     allowed = protocol.allowed_values()
     n_speakers = max(10, recordings // 10)
     with store.session() as session:
-        row = register_protocol(session, protocol).row
+        row = register_protocol(session, protocol, actor="bench").row
         session.commit()
         speakers = [f"s{i:07d}" for i in range(n_speakers)]
         session.execute(insert(models.Speaker), [{"id": s} for s in speakers])
@@ -118,11 +118,11 @@ def ingest_throughput(home: Path, count: int) -> float:
     manifest = short_files(files, count)
     blocked = DoNotCollect.for_store(store)
     with store.session() as session:
-        register_protocol(session, parse_protocol(PROTOCOL.read_text(), "en"))
-        import_consents(session, DIALOGUES_DIR / "consent.csv", blocked)
+        register_protocol(session, parse_protocol(PROTOCOL.read_text(), "en"), actor="bench")
+        import_consents(session, DIALOGUES_DIR / "consent.csv", blocked, actor="bench")
         session.commit()
     start = time.perf_counter()
-    report = ingest_manifest(store, "en-dialogue-accents", manifest)
+    report = ingest_manifest(store, "en-dialogue-accents", manifest, actor="bench")
     elapsed = time.perf_counter() - start
     assert report.count("accepted") == count, [o for o in report.outcomes if o.status != "accepted"][:3]
     store.close()

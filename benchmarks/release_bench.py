@@ -78,9 +78,9 @@ def fill(home: Path, url: str, recordings: int, seed: int = 0) -> None:
     rng = random.Random(seed)
     working = store.blobs.put_bytes(_wav())
     with store.session() as session:
-        row = register_protocol(session, protocol).row
-        add_user(session, "manager", PASSWORD, ["manager"])
-        add_user(session, "consumer", PASSWORD, ["consumer"])
+        row = register_protocol(session, protocol, actor="bench").row
+        add_user(session, "manager", PASSWORD, ["manager"], actor="bench")
+        add_user(session, "consumer", PASSWORD, ["consumer"], actor="bench")
         session.commit()
         speakers = [f"s{i:07d}" for i in range(max(10, recordings // 5))]
         session.execute(insert(models.Speaker), [{"id": s} for s in speakers])

@@ -76,8 +76,8 @@ def prepare(store: Store, workdir: Path, people: int) -> tuple[list[tuple[Princi
     protocol = load_protocol(PROTOCOL)
     blocked = DoNotCollect.for_store(store)
     with store.session() as session:
-        register_protocol(session, protocol)
-        import_consents(session, dialogues / "consent.csv", blocked)
+        register_protocol(session, protocol, actor="bench")
+        import_consents(session, dialogues / "consent.csv", blocked, actor="bench")
         session.commit()
     ingest_manifest(store, protocol.id, dialogues / "manifest.jsonl", actor="bench")
     with store.session() as session:
@@ -226,7 +226,7 @@ def editor_page_times(workdir: Path, hour: Path, runs: int = 5) -> dict[str, flo
     turns = [{**t, "start": round(t["start"] + k * length, 3), "end": round(t["end"] + k * length, 3), "words": []}
              for k in range(int(duration // length)) for t in dialogue]
     with store.session() as session:
-        row = register_protocol(session, protocol).row
+        row = register_protocol(session, protocol, actor="bench").row
         digest = store.blobs.put_file(hour)
         recording = models.Recording(protocol_pk=row.pk, status="accepted", sha256=digest, working_sha256=digest,
                                      source_name="hour.wav", duration_s=duration, sample_rate=16000, channels=1)

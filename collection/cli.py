@@ -1,4 +1,8 @@
-"""`turnscribe collect …`: consent, intake, coverage, duplicate speakers, synthetic data."""
+"""`turnscribe collect …`: consent, intake, coverage, duplicate speakers, synthetic data.
+
+Every command but `synthesize` (which writes files only) signs in: consent import and
+ingest are the managers' and audited under their name; coverage needs `see_coverage`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import typer
 
 from collection.duplicates_cli import register as register_duplicates
 from protocols.cli import protocol_for_cli
-from store.console import Exit, err, out, store_for_cli
+from store.console import Exit, err, fail, out, principal_for_cli, store_for_cli
 
 app = typer.Typer(help="Intake: consent, ingest, coverage, duplicate speakers.", no_args_is_help=True)
 consent_app = typer.Typer(help="The consent registry.", no_args_is_help=True)
@@ -31,17 +35,16 @@ def consent_import(file: Annotated[Path, typer.Argument(help="Consent records, C
     from store.do_not_collect import DoNotCollect, DoNotCollectKeyError
 
     store = store_for_cli()
+    principal = principal_for_cli(store, "import_consent")
     try:
         blocked = DoNotCollect.for_store(store)
     except DoNotCollectKeyError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(Exit.FAILED) from None
+        fail(str(exc), Exit.FAILED)
     with store.session() as session:
         try:
-            result = import_consents(session, file, blocked)
+            result = import_consents(session, file, blocked, actor=principal.username)
         except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+            fail(str(exc), Exit.USAGE)
         session.commit()
     for line, message in result.errors:
         err.print(f"[red]{file.name}:{line}[/red]: {message}")
@@ -97,23 +100,22 @@ def ingest(
     from store.do_not_collect import DoNotCollectKeyError
 
     store = store_for_cli()
+    principal = principal_for_cli(store, "ingest")
     _, plan = protocol_for_cli(store, protocol, version)
     try:
         total = len(read_manifest(manifest, plan.session.session_attributes())[0])
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(Exit.USAGE) from None
+        fail(str(exc), Exit.USAGE)
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("", total=total)
         try:
             report = ingest_manifest(
-                store, protocol, manifest, version=version, allow_absolute=allow_absolute_paths,
+                store, protocol, manifest, version=version, allow_absolute=allow_absolute_paths, actor=principal.username,
                 on_item=lambda o: progress.update(task, advance=1, description=o.path),
             )
         except DoNotCollectKeyError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.FAILED) from None
+            fail(str(exc), Exit.FAILED)
     print_ingest_summary(report)
     raise typer.Exit(ingest_exit(report))
 
@@ -132,6 +134,7 @@ def coverage(
     from collection.coverage_formats import coverage_csv, coverage_heatmap, coverage_json, print_coverage
 
     store = store_for_cli()
+    principal_for_cli(store, "see_coverage")
     row, spec = protocol_for_cli(store, protocol, version)
     with store.session() as session:
         report = compute_coverage(session, row, spec)

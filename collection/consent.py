@@ -272,7 +272,7 @@ def _not_in_force_note(values: dict[str, object], history: Sequence[models.Conse
     return f"recorded as history, not in force: the grant of {current.granted_on} is newer"
 
 
-def import_consents(session: Session, path: Path, blocked: DoNotCollect, actor: str = "cli") -> ConsentImport:
+def import_consents(session: Session, path: Path, blocked: DoNotCollect, *, actor: str) -> ConsentImport:
     """Record every consent row of a CSV/JSONL file not recorded yet; bad rows are refused with the reason.
 
     Rows naming a speaker or consent id erased on request (the do-not-collect list) are

@@ -14,7 +14,7 @@ import typer
 
 from collection.duplicates import THRESHOLD
 from protocols.cli import protocol_for_cli
-from store.console import Exit, err, out, store_for_cli
+from store.console import Exit, err, out, principal_for_cli, store_for_cli
 
 
 class DuplicatesFormat(str, Enum):
@@ -36,6 +36,7 @@ def duplicates(
     from collection.duplicates import find_duplicate_speakers
 
     store = store_for_cli()
+    principal_for_cli(store, "find_duplicates")
     row, _ = protocol_for_cli(store, protocol, version)
     with err.status("comparing voices (the first run embeds every recording)"):
         found = find_duplicate_speakers(store, row.pk, threshold=threshold)

@@ -200,7 +200,7 @@ def _erased_on_request(session: Session, blocked: DoNotCollect, item: ManifestIt
 
 def ingest_item(
     store: Store, protocol_row: models.Protocol, protocol: Protocol, item: ManifestItem, manifest_dir: Path,
-    blocked: DoNotCollect, *, allow_absolute: bool = False, actor: str = "cli", today: dt.date | None = None,
+    blocked: DoNotCollect, *, allow_absolute: bool = False, actor: str, today: dt.date | None = None,
 ) -> Outcome:
     """Check and store one recording in its own transaction; never raises for bad input or an environment fault.
 
@@ -304,7 +304,7 @@ def _fault(store: Store, item: ManifestItem, exc: BaseException, written: set[st
 
 def ingest_manifest(
     store: Store, protocol_id: str, manifest: Path, *, version: int | None = None, allow_absolute: bool = False,
-    actor: str = "cli", on_item: Callable[[Outcome], None] | None = None,
+    actor: str, on_item: Callable[[Outcome], None] | None = None,
 ) -> IngestReport:
     """Ingest every row of `manifest` under a registered protocol; problems become outcomes."""
     with store.session() as session:

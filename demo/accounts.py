@@ -19,13 +19,15 @@ from review_ui.tasks import ACCEPTED, DONE, OPEN, PRODUCTION, SUBMITTED, cut_tas
 from review_ui.submission import after_submit, review_tasks_of
 
 DEMO_ACCOUNTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("admin", "admin-demo-pass", ("admin",)),
-    ("mgr1", "mgr1-demo-pass", ("manager",)),
-    ("ann1", "ann1-demo-pass", ("annotator",)),
-    ("ann2", "ann2-demo-pass", ("annotator",)),
-    ("rev1", "rev1-demo-pass", ("reviewer",)),
-    ("ml1", "ml1-demo-pass", ("consumer",)),
+    ("admin", "harbour-lantern-27", ("admin",)),
+    ("mgr1", "copper-meadow-58", ("manager",)),
+    ("ann1", "silver-canyon-14", ("annotator",)),
+    ("ann2", "quiet-orchard-63", ("annotator",)),
+    ("rev1", "amber-river-91", ("reviewer",)),
+    ("ml1", "north-pebble-35", ("consumer",)),
 )
+DEMO_ADMIN = "admin"
+DEMO_MANAGER = "mgr1"  # the demo's intake, pre-annotation, queueing and release run in this account's name
 DEMO_REVIEWER = "rev1"
 
 
@@ -37,15 +39,22 @@ def _demo_languages(session: Session) -> list[str]:
 
 
 def seed_demo_accounts(session: Session) -> list[tuple[str, str, str]]:
-    """The demo's accounts (created once), annotators and reviewer calibrated for every registered language.
+    """The demo's accounts, created once by the demo admin (who creates itself first).
 
     Returns (username, password, role) for each; an account that already existed keeps its password.
     """
     out = []
     for username, password, roles in DEMO_ACCOUNTS:
         if session.get(models.User, username) is None:
-            add_user(session, username, password, list(roles), display_name=username, actor="demo")
+            add_user(session, username, password, list(roles), display_name=username, actor=DEMO_ADMIN)
             session.flush()
+        out.append((username, password, roles[0]))
+    return out
+
+
+def calibrate_demo_people(session: Session) -> None:
+    """Annotators and the reviewer calibrated for every registered language (the demo has no calibration sets)."""
+    for username, _, roles in DEMO_ACCOUNTS:
         if {"annotator", "reviewer"} & set(roles):
             current = skills(session, username)
             for language in _demo_languages(session):
@@ -53,9 +62,7 @@ def seed_demo_accounts(session: Session) -> list[tuple[str, str, str]]:
                 if row is None or row.state != PASSED:
                     session.add(models.Calibration(username=username, language=language, accent="", state=PASSED,
                                                    reason="demo account: calibrated by fiat"))
-        out.append((username, password, roles[0]))
     session.flush()
-    return out
 
 
 def queue_demo(session: Session, protocol_pk: int, actor: str) -> list[models.Task]:

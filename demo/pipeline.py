@@ -1,6 +1,8 @@
 """`turnscribe demo`: the whole pipeline on the committed synthetic dialogues.
 
-It works in a fresh `$TURNSCRIBE_HOME` and can be re-run: every step is idempotent.
+It works in a fresh `$TURNSCRIBE_HOME` and can be re-run: every step is idempotent. It
+creates its demo accounts first and does each step in the name of one of them (the demo
+manager, or the demo reviewer for approvals), never an anonymous actor.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from collection.synthetic import DIALOGUES_DIR
+from demo.accounts import DEMO_MANAGER, seed_demo_accounts
 from store.console import Exit, err, out
 from store.db import open_store
 from store.settings import enforce_offline, load_settings
@@ -33,11 +36,15 @@ def run_demo(serve: bool = True) -> int:
     protocol = load_protocol(PROTOCOL_FILE)
     blocked = DoNotCollect.for_store(store)
     with store.session() as session:
-        row = register_protocol(session, protocol).row
-        consent = import_consents(session, DIALOGUES_DIR / "consent.csv", blocked, actor="demo")
+        accounts = seed_demo_accounts(session)
         session.commit()
-    err.print(f"1. protocol {protocol.id} v{protocol.version} registered; consent: {consent.added} added, {consent.unchanged} unchanged")
-    report = ingest_manifest(store, protocol.id, DIALOGUES_DIR / "manifest.jsonl", actor="demo")
+    with store.session() as session:
+        row = register_protocol(session, protocol, actor=DEMO_MANAGER).row
+        consent = import_consents(session, DIALOGUES_DIR / "consent.csv", blocked, actor=DEMO_MANAGER)
+        session.commit()
+    err.print(f"1. protocol {protocol.id} v{protocol.version} registered; consent: {consent.added} added, "
+              f"{consent.unchanged} unchanged (as the demo manager {DEMO_MANAGER})")
+    report = ingest_manifest(store, protocol.id, DIALOGUES_DIR / "manifest.jsonl", actor=DEMO_MANAGER)
     err.print("2. ingest")
     print_ingest_summary(report)
     with store.session() as session:
@@ -57,7 +64,7 @@ def run_demo(serve: bool = True) -> int:
     if not candidates:
         err.print("   none")
     _pretranscribe_and_score(store, row, protocol)
-    accounts = _queue_for_people(store, row)
+    _queue_for_people(store, row, len(accounts))
     _first_release(store, row, protocol)
     store.close()
     if serve:
@@ -78,16 +85,15 @@ RELEASED_SHARE = 0.5
 release can be built and pulled, and leaves the other half queued for the workbench."""
 
 
-def _queue_for_people(store, row) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
-    """Demo accounts (calibrated) and the pre-annotated dialogues cut into tasks and assigned."""
-    from demo.accounts import queue_demo, seed_demo_accounts
+def _queue_for_people(store, row, accounts: int) -> None:  # type: ignore[no-untyped-def]
+    """Demo people calibrated and the pre-annotated dialogues cut into tasks and assigned."""
+    from demo.accounts import calibrate_demo_people, queue_demo
 
     with store.session() as session:
-        accounts = seed_demo_accounts(session)
-        tasks = queue_demo(session, row.pk, actor="demo")
+        calibrate_demo_people(session)
+        tasks = queue_demo(session, row.pk, actor=DEMO_MANAGER)
         session.commit()
-    err.print(f"7. {len(accounts)} demo accounts; {len(tasks)} task(s) assigned to annotators")
-    return accounts
+    err.print(f"7. {accounts} demo accounts; {len(tasks)} task(s) assigned to annotators")
 
 
 def _first_release(store, row, protocol) -> None:  # type: ignore[no-untyped-def]
@@ -108,7 +114,7 @@ def _first_release(store, row, protocol) -> None:  # type: ignore[no-untyped-def
             models.Recording.protocol_pk == row.pk, models.Recording.status == "accepted").order_by(models.Recording.pk)))
         chosen = set(pks[: max(1, round(len(pks) * RELEASED_SHARE))])
         approved = approve_for_demo(session, row.pk, recording_pks=chosen)
-        manager = load_principal(session, "mgr1")
+        manager = load_principal(session, DEMO_MANAGER)
         session.commit()
     outcome = build_release(store, manager, protocol.id, "demo-v1", version=protocol.version)
     verb = "built" if outcome.created else "already built (same content)"
@@ -134,7 +140,8 @@ def _pretranscribe_and_score(store, row, protocol) -> None:  # type: ignore[no-u
 
     settings = PreannotationSettings(asr_model="tiny.en", diarizer="embedded", device="cpu")
     with err.status("5. pre-annotating (faster-whisper tiny.en int8 + embedded diarizer, CPU)"):
-        batch = pretranscribe(store, row, protocol, Preannotator(settings, store.settings.models_dir), actor="demo")
+        batch = pretranscribe(store, row, protocol, Preannotator(settings, store.settings.models_dir),
+                             actor=DEMO_MANAGER)
     err.print(f"5. pre-annotated {len(batch.done)} recording(s), {batch.audio_seconds:.0f} s of audio, "
               f"real-time factor {batch.real_time_factor:.3f}; {len(batch.failed)} failed")
     report = evaluate_store(store, row, DIALOGUES_DIR)

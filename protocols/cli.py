@@ -1,15 +1,18 @@
-"""`turnscribe protocol …`: validate, register, list and show collection plans."""
+"""`turnscribe protocol …`: validate, register, list and show collection plans.
+
+`validate` reads files only; the others sign in: registering needs the manager role (a new
+version becomes every command's default) and is audited, list and show any role.
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from protocols.registry import UnknownProtocol, get_protocol
-from store.console import Exit, err, out, shown, store_for_cli
+from store.console import Exit, err, fail, out, principal_for_cli, shown, store_for_cli
 from store.db import Store
 from store.listing import DocFormat, ListFormat
 
@@ -20,8 +23,7 @@ def protocol_for_cli(store: Store, protocol_id: str, version: int | None):  # ty
         try:
             return get_protocol(session, protocol_id, version)
         except UnknownProtocol as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            sys.exit(Exit.USAGE)
+            fail(str(exc), Exit.USAGE)
 
 
 app = typer.Typer(help="Collection plans: validate, register, list, show.", no_args_is_help=True)
@@ -57,15 +59,14 @@ def register(file: Annotated[Path, typer.Argument(help="Protocol YAML file.")]) 
     try:
         protocol = load_protocol(file)
     except ProtocolError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(Exit.REJECTED) from None
+        fail(str(exc), Exit.REJECTED, label="invalid protocol")
     store = store_for_cli()
+    principal = principal_for_cli(store, "register_protocol")
     with store.session() as session:
         try:
-            registered = register_protocol(session, protocol)
+            registered = register_protocol(session, protocol, actor=principal.username)
         except ProtocolConflict as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.REJECTED) from None
+            fail(str(exc), Exit.REJECTED)
         session.commit()
     state = "registered" if registered.created else "already registered (unchanged)"
     out.print(f"{protocol.id} v{protocol.version} {state}")
@@ -82,6 +83,7 @@ def list_protocols(
     from store.listing import Column, Listing, emit
 
     store = store_for_cli()
+    principal_for_cli(store, "read_protocols")
     listing = Listing("protocol.list", [
         Column("id", "id"), Column("version", "version"), Column("title", "title"),
         Column("registered_at", "registered", lambda v: v[:16].replace("T", " ")),
@@ -104,7 +106,9 @@ def show(
 
     from store.listing import json_text
 
-    _, protocol = protocol_for_cli(store_for_cli(), protocol_id, version)
+    store = store_for_cli()
+    principal_for_cli(store, "read_protocols")
+    _, protocol = protocol_for_cli(store, protocol_id, version)
     document = protocol.model_dump(mode="json", exclude_defaults=True)
     if fmt is DocFormat.json:
         sys.stdout.write(json_text(document))

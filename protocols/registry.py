@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store import models
+from store.audit import record_event
 from protocols.schema import Protocol
 
 
@@ -36,8 +37,11 @@ def spec_hash(protocol: Protocol) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def register_protocol(session: Session, protocol: Protocol) -> Registered:
-    """Store a protocol version; the same content again is a no-op, a changed one must bump `version`."""
+def register_protocol(session: Session, protocol: Protocol, *, actor: str) -> Registered:
+    """Store a protocol version; the same content again is a no-op, a changed one must bump `version`.
+
+    A new version becomes every command's default, so who registered it is audited.
+    """
     digest = spec_hash(protocol)
     existing = session.scalar(
         select(models.Protocol).where(
@@ -61,6 +65,8 @@ def register_protocol(session: Session, protocol: Protocol) -> Registered:
     )
     session.add(row)
     session.flush()
+    record_event(session, actor, "protocol_registered", f"protocol:{protocol.id}",
+                 {"version": protocol.version, "sha256": digest, "protocol_pk": row.pk})
     return Registered(row, protocol, created=True)
 
 

@@ -1,8 +1,10 @@
 """`turnscribe users` and `turnscribe review`.
 
 Accounts: the first admin account may be created by whoever runs the command on the
-server (there is nobody to sign in as yet); after that `users add` needs an admin's sign-in
-(TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, or a prompt). Review commands sign in and check
+server (there is nobody to sign in as yet; the event names the new admin and the server
+account that ran it); after that `users add|list|disable|enable` need an admin's sign-in
+(TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, or a prompt), and `users passwd` the account's own
+sign-in or an admin's. Review commands sign in and check
 the right they need: ``assign`` to cut, assign, make gold items and start calibration,
 ``see_quality`` for the status, notices and quality. The new account's password comes from
 TURNSCRIBE_NEW_PASSWORD or a confirmed prompt, never from the command line.
@@ -29,16 +31,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(review_app, name="review")
 
 
-def _new_password() -> str:
-    from store.console import Exit, err
+def _new_password(prompt: str = "password for the new account") -> str:
+    from store.console import Exit, fail
 
     password = os.environ.get("TURNSCRIBE_NEW_PASSWORD")
     if password is not None:
         return password
     if not sys.stdin.isatty():
-        err.print("[red]error:[/red] set TURNSCRIBE_NEW_PASSWORD or run interactively to choose the password")
-        raise typer.Exit(Exit.USAGE)
-    return typer.prompt("password for the new account", hide_input=True, confirmation_prompt=True)
+        fail("set TURNSCRIBE_NEW_PASSWORD or run interactively to choose the password", Exit.USAGE)
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
 
 
 @users_app.command("add")
@@ -48,31 +49,36 @@ def users_add(
     group: Annotated[list[str] | None, typer.Option("--group", help="Conflict-of-interest group, e.g. site:lyon or speaker:spk-0001 (repeatable).")] = None,
     display_name: Annotated[str, typer.Option("--display-name", help="Name shown in the workbench.")] = "",
 ) -> None:
-    """Create a local account."""
+    """Create a local account (the password policy: at least 10 characters, 5 different ones, not common, not the name)."""
+    import getpass
+
     from sqlalchemy import select
 
     from store import models
-    from store.accounts import AccountError
-    from store.console import Exit, err, out, principal_for_cli, store_for_cli
+    from store.accounts import AccountError, add_user
+    from store.console import Exit, fail, out, principal_for_cli, store_for_cli
 
     store = store_for_cli()
     with store.session() as session:
         bootstrap = session.scalars(select(models.User.username)).first() is None
     if bootstrap and "admin" not in role:
-        err.print("[red]error:[/red] the store has no accounts yet: the first one must be an admin (--role admin)")
-        raise typer.Exit(Exit.USAGE)
-    actor = "cli-bootstrap" if bootstrap else principal_for_cli(store, "manage_users").username
+        fail("the store has no accounts yet: the first one must be an admin (--role admin)", Exit.USAGE)
+    # nobody can sign in yet: the first admin is created in their own name (and the server account that ran it is noted)
+    actor = name if bootstrap else principal_for_cli(store, "manage_users").username
     password = _new_password()
     with store.session() as session:
         try:
-            from store.accounts import add_user
+            user = add_user(session, name, password, list(role), display_name=display_name, groups=list(group or []),
+                            actor=actor)
+            if bootstrap:
+                session.flush()
+                from store.audit import record_event
 
-            add_user(session, name, password, list(role), display_name=display_name, groups=list(group or []), actor=actor)
+                record_event(session, actor, "first_admin_created", f"user:{name}", {"os_user": getpass.getuser()})
         except AccountError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+            fail(str(exc), Exit.USAGE)
         session.commit()
-    out.print(f"user {name} added with role(s) {', '.join(sorted(set(role)))}")
+    out.print(f"user {user.username} added with role(s) {', '.join(sorted(set(role)))}")
 
 
 @users_app.command("update")
@@ -104,11 +110,12 @@ def users_update(
 def users_list(
     fmt: Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")] = ListFormat.table,
 ) -> None:
-    """List accounts, their roles, groups and calibrations."""
+    """List accounts, their roles, groups, calibrations and sign-in state (admins)."""
     from sqlalchemy import select
 
     from store import models
-    from store.console import store_for_cli
+    from store.accounts import refused_until
+    from store.console import principal_for_cli, store_for_cli
     from store.listing import Column, Listing, emit
     from review_ui.calibration import skills
 
@@ -116,17 +123,78 @@ def users_list(
         return ", ".join(f"{c['language']}/{c['accent'] or '*'}:{c['state']}" for c in calibrations)
 
     store = store_for_cli()
+    principal_for_cli(store, "manage_users")
     listing = Listing("users.list", [
         Column("username", "user"), Column("display_name", "name"), Column("roles", "roles"), Column("groups", "groups"),
         Column("calibrations", "calibration", calibration_text), Column("active", "active"),
+        Column("failed_sign_ins", "failed sign-ins"), Column("locked_until", "locked until"),
     ])
     with store.session() as session:
         for user in session.scalars(select(models.User).order_by(models.User.username)):
             calibrations = [{"language": lang, "accent": accent or "", "state": row.state}
                             for (lang, accent), row in sorted(skills(session, user.username).items())]
+            until, locked = refused_until(user, store.settings.sign_in)
             listing.add(username=user.username, display_name=user.display_name, roles=list(user.roles or []),
-                        groups=list(user.groups or []), calibrations=calibrations, active=bool(user.active))
+                        groups=list(user.groups or []), calibrations=calibrations, active=bool(user.active),
+                        failed_sign_ins=int(user.failed_sign_ins or 0),
+                        locked_until=f"{until:%Y-%m-%d %H:%M:%S} UTC" if locked and until is not None else "")
     emit(listing, fmt)
+
+
+def _set_active(name: str, active: bool) -> None:
+    from store.accounts import AccountError, set_active
+    from store.console import Exit, fail, out, principal_for_cli, store_for_cli
+
+    store = store_for_cli()
+    principal = principal_for_cli(store, "manage_users")
+    with store.session() as session:
+        try:
+            set_active(session, principal.username, name, active)
+        except AccountError as exc:
+            fail(str(exc), Exit.USAGE)
+        session.commit()
+    out.print(f"user {name} {'enabled (failed sign-ins cleared, any lock lifted)' if active else 'disabled'}")
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="The account to disable.")]) -> None:
+    """Disable an account: it can no longer sign in, and its open workbench sessions end (admins)."""
+    _set_active(name, False)
+
+
+@users_app.command("enable")
+def users_enable(name: Annotated[str, typer.Argument(help="The account to enable or unlock.")]) -> None:
+    """Enable an account again; also lifts a lock after too many wrong passwords (admins)."""
+    _set_active(name, True)
+
+
+@users_app.command("passwd")
+def users_passwd(name: Annotated[str | None, typer.Argument(help="Whose password (default: the signed-in user's own).")] = None) -> None:
+    """Change your own password (signed in with the current one), or, as an admin, anyone's.
+
+    The new password comes from TURNSCRIBE_NEW_PASSWORD or a confirmed prompt.
+    """
+    from store.accounts import AccountError, PermissionDenied, authorize, set_password
+    from store.console import Exit, fail, out, principal_for_cli, store_for_cli
+
+    store = store_for_cli()
+    principal = principal_for_cli(store, None)  # signing in with the current password is the check for one's own
+    target = name or principal.username
+    if target != principal.username:
+        with store.session() as session:
+            try:
+                authorize(session, principal, "manage_users")
+            except PermissionDenied as exc:
+                session.commit()
+                fail(str(exc), Exit.REJECTED, label="refused")
+    password = _new_password(f"new password for {target}")
+    with store.session() as session:
+        try:
+            set_password(session, principal.username, target, password)
+        except AccountError as exc:
+            fail(str(exc), Exit.USAGE)
+        session.commit()
+    out.print(f"password of {target} changed")
 
 
 def _protocol(store, protocol: str, version: int | None):  # type: ignore[no-untyped-def]
@@ -150,7 +218,7 @@ def review_cut(
     seed: Annotated[int, typer.Option(help="Seed choosing the double and blind tasks.")] = 0,
 ) -> None:
     """Cut accepted, pre-annotated recordings into review tasks (idempotent)."""
-    from store.console import Exit, err, out, principal_for_cli, store_for_cli
+    from store.console import Exit, fail, out, principal_for_cli, store_for_cli
     from review_ui.tasks import cut_tasks
 
     store = store_for_cli()
@@ -161,8 +229,7 @@ def review_cut(
             tasks = cut_tasks(session, row.pk, max_chunk_s=max_chunk_s, context_s=context_s, double_share=double_share,
                               blind_share=blind_share, seed=seed, actor=principal.username)
         except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+            fail(str(exc), Exit.USAGE)
         session.commit()
         recordings = len({t.recording_pk for t in tasks})
         pairs = len({t.pair_key for t in tasks if t.pair_key})
@@ -245,7 +312,7 @@ def review_make_gold(
     recording: Annotated[int, typer.Option("--recording", help="Recording pk whose approved transcript becomes the reference.")],
 ) -> None:
     """Make a recording a gold item: its approved transcript becomes the reference (mixed into queues unannounced)."""
-    from store.console import Exit, err, out, principal_for_cli, store_for_cli
+    from store.console import Exit, fail, out, principal_for_cli, store_for_cli
     from review_ui.calibration import make_gold
 
     store = store_for_cli()
@@ -254,8 +321,7 @@ def review_make_gold(
         try:
             reference = make_gold(session, principal, recording)
         except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+            fail(str(exc), Exit.USAGE)
         session.commit()
         out.print(f"recording {recording} is a gold item (reference revision {reference.pk})")
 
@@ -267,7 +333,7 @@ def review_calibrate(
     accent: Annotated[str, typer.Option("--accent", help="Accent (a value of the protocol's accent dimension); empty: every accent.")] = "",
 ) -> None:
     """Put an annotator into calibration for a language (and accent): the next assignment gives them a calibration set."""
-    from store.console import Exit, err, out, principal_for_cli, store_for_cli
+    from store.console import Exit, fail, out, principal_for_cli, store_for_cli
     from review_ui.calibration import start_calibration
 
     store = store_for_cli()
@@ -276,8 +342,7 @@ def review_calibrate(
         try:
             start_calibration(session, principal, username, language, accent)
         except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+            fail(str(exc), Exit.USAGE)
         session.commit()
     out.print(f"{username} is calibrating for {language}/{accent or '*'}")
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import streamlit as st
 import streamlit.components.v1 as components
 
-from store.accounts import AuthenticationFailed, PermissionDenied, Principal, authenticate, load_principal, require
+from store.accounts import (AuthenticationFailed, PermissionDenied, Principal, SignInThrottled, authenticate, authorize,
+                            load_principal)
 from store.db import Store, open_store
 from store.settings import Settings, enforce_offline, load_settings
 from store.web_sessions import SESSION_TTL, open_web_session, principal_for_token, revoke_web_session
@@ -40,10 +41,11 @@ def get_store() -> Store:
 
 
 def sign_in(username: str, password: str) -> Principal:
-    """Check the password (argon2), open a server-side session and remember it in this browser."""
-    with get_store().session() as session:
+    """Check the password (argon2, under the sign-in throttle), open a server-side session and remember it in this browser."""
+    store = get_store()
+    with store.session() as session:
         try:
-            principal = authenticate(session, username.strip(), password)
+            principal = authenticate(session, username.strip(), password, policy=store.settings.sign_in)
             token = open_web_session(session, principal.username)
         finally:
             session.commit()  # the sign-in attempt is audited either way
@@ -127,6 +129,9 @@ def sign_in_form() -> None:
     if submitted:
         try:
             sign_in(username, password)
+        except SignInThrottled as throttled:  # how long to wait, or that an admin must unlock it
+            st.error(str(throttled))
+            return
         except AuthenticationFailed:
             st.error("Unknown user or wrong password.")
             return
@@ -144,9 +149,11 @@ def require_page(permission: str | None = None) -> Principal:
         sign_in_form()
         st.stop()
     if permission is not None:
-        try:
-            require(principal, permission)
-        except PermissionDenied as denied:
-            st.error(f"Not allowed: {denied}")
-            st.stop()
+        with get_store().session() as session:
+            try:
+                authorize(session, principal, permission)
+            except PermissionDenied as denied:
+                session.commit()  # the refusal is audited
+                st.error(f"Not allowed: {denied}")
+                st.stop()
     return principal

@@ -7,6 +7,9 @@ row is detectable (`corpus.governance.audit_verify.verify_chain`):
     content_digest = sha256(canonical JSON {at, actor, action, body})
     entry_hash     = sha256(prev_hash + content_digest)      (the first prev_hash: 64 zeros)
 
+The three hash columns are NOT NULL; events older than the chain were sealed by
+migration 0005 into a leading segment that starts at LEGACY_GENESIS instead.
+
 The body is digested separately so that an erasure can blank an event's subject and
 details (they may name a speaker or an audio hash) while keeping `body` in the blanked
 details: the entry still verifies, and who/what/when stay protected by the digest.
@@ -30,8 +33,11 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from store import models
 from store.clock import utcnow
+from store.db import take_sqlite_write_lock
 
 GENESIS = "0" * 64
+# where migration 0005 sealed the events written before the chain existed (never written since)
+LEGACY_GENESIS = hashlib.sha256(b"turnscribe: audit events from before the hash chain").hexdigest()
 # pg_advisory_xact_lock key serialising appends to the chain ("TSAUDIT" as an int)
 CHAIN_LOCK_KEY = 0x54534155444954
 _PENDING = "turnscribe.audit.pending"  # session.info key: events waiting for the commit
@@ -81,8 +87,8 @@ def _lock_chain(session: Session) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
-    elif connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        take_sqlite_write_lock(session)
 
 
 def record_event(session: Session, actor: str, action: str, subject: str, details: dict[str, Any]) -> models.AuditEvent:
@@ -122,11 +128,9 @@ def _chain_pending_events(session: Session) -> None:
         return
     session.flush()
     _lock_chain(session)
-    tail = session.scalar(
-        select(models.AuditEvent.entry_hash)
-        .where(models.AuditEvent.entry_hash.is_not(None))
-        .order_by(models.AuditEvent.pk.desc())
-        .limit(1)
+    tail = session.scalar(  # an emptied hash (tampering, which verification names) is stepped over, not forked from
+        select(models.AuditEvent.entry_hash).where(models.AuditEvent.entry_hash != "")
+        .order_by(models.AuditEvent.pk.desc()).limit(1)
     )
     previous = tail or GENESIS
     for entry in pending:
@@ -146,8 +150,8 @@ def _drop_pending_events(session: Session, transaction: SessionTransaction) -> N
 def blank_event(event: models.AuditEvent, tombstone_id: str) -> bool:
     """Remove an event's personal data for an erasure, keeping what verification needs.
 
-    Returns False when an earlier erasure already blanked it. Legacy (unchained) events
-    are blanked the same way; they carried no digest to keep.
+    Returns False when an earlier erasure already blanked it. Sealed legacy events are
+    blanked the same way.
     """
     if is_blanked(event):
         return False

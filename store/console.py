@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
 import sys
 from enum import IntEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.text import Text
 
+from store.accounts import AuthenticationFailed, PermissionDenied, Principal, authenticate, authorize
 from store.db import Store, open_store
 from store.settings import enforce_offline, load_settings
 
@@ -73,41 +77,55 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("preprocess").setLevel(logging.ERROR)  # meeteval: "Assuming sort=False" per call
 
 
+def fail(message: str, code: Exit = Exit.USAGE, *, label: str = "error") -> NoReturn:
+    """The one way a command stops on a problem: `label: message` in red on stderr, then exit `code`.
+
+    The message is printed as text, never as markup (it may quote user input).
+    """
+    err.print(f"[red]{escape(label)}:[/red] {escape(message)}")
+    sys.exit(int(code))
+
+
 def store_for_cli() -> Store:
     """Open the configured store, or exit with a clear message."""
     enforce_offline()
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        fail(str(exc), Exit.USAGE)
     try:
         return open_store(settings)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the store ends the command
-        err.print(f"[red]error:[/red] cannot open the store at {settings.database_url.split('@')[-1]}: {exc}")
-        sys.exit(Exit.FAILED)
+        fail(f"cannot open the store at {settings.database_url.split('@')[-1]}: {exc}", Exit.FAILED)
 
 
-def principal_for_cli(store: Store, permission: str):  # type: ignore[no-untyped-def]
-    """Sign the CLI user in (TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, else a prompt) and check `permission`.
-
-    Exits 1 on a wrong password or a missing right, so a script can tell refusal from failure.
-    """
-    import getpass
-    import os
-
-    from store.accounts import AuthenticationFailed, PermissionDenied, authenticate, require
-
+def _credentials() -> tuple[str, str]:
+    """TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, else a prompt at a terminal; exits 1 when there are none."""
     username = os.environ.get("TURNSCRIBE_USER") or (input("user: ") if sys.stdin.isatty() else "")
     password = os.environ.get("TURNSCRIBE_PASSWORD")
     if password is None:
         password = getpass.getpass("password: ") if sys.stdin.isatty() else ""
     if not username:
-        err.print("[red]error:[/red] set TURNSCRIBE_USER and TURNSCRIBE_PASSWORD (or run interactively) to sign in")
-        sys.exit(Exit.REJECTED)
+        fail("set TURNSCRIBE_USER and TURNSCRIBE_PASSWORD (or run interactively) to sign in", Exit.REJECTED)
+    return username, password
+
+
+def principal_for_cli(store: Store, permission: str | None) -> Principal:
+    """Sign the CLI user in (TURNSCRIBE_USER / TURNSCRIBE_PASSWORD, else a prompt) and check `permission`.
+
+    `permission=None` only signs in (for what every account may do to itself, like its password).
+
+    Exits 1 on a wrong password, a throttled or locked account or a missing right, so a
+    script can tell refusal from failure; each refusal is in the audit log.
+    """
+    username, password = _credentials()
     with store.session() as session:
         try:
-            principal = authenticate(session, username, password)
-            require(principal, permission)
+            principal = authenticate(session, username, password, policy=store.settings.sign_in)
+            if permission is not None:
+                authorize(session, principal, permission)
         except (AuthenticationFailed, PermissionDenied) as exc:
-            session.commit()  # the failed sign-in stays in the audit log
-            err.print(f"[red]refused:[/red] {exc}")
-            sys.exit(Exit.REJECTED)
+            session.commit()  # the refusal, the failure count and any lock persist
+            fail(str(exc), Exit.REJECTED, label="refused")
         session.commit()
     return principal

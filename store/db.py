@@ -38,8 +38,20 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the database behind `engine` to the newest Alembic revision."""
+def take_sqlite_write_lock(session: Session) -> None:
+    """On SQLite, take the database write lock now (BEGIN IMMEDIATE) unless this transaction already holds it.
+
+    The driver begins a transaction only at the first write, so a read-then-write would
+    otherwise read a snapshot another process is about to change. A no-op on PostgreSQL
+    (which locks rows or takes advisory locks instead).
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database behind `engine` to `revision` (the newest by default)."""
     from alembic import command
     from alembic.config import Config
 
@@ -47,7 +59,7 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 @dataclass

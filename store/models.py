@@ -215,6 +215,10 @@ class User(Base):
     groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the sign-in throttle (store/settings.py SignInPolicy): wrong passwords in a row, the last one, the lock
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_failed_sign_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class WebSession(Base):
@@ -386,10 +390,11 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # hash chain: entry_hash = H(prev_hash, content_digest); content_digest = H(at, actor, action,
     # subject, details). An erasure may blank subject/details (personal data) yet keep the digest,
-    # so the chain still verifies and any other change is detected.
-    content_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    entry_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # so the chain still verifies and any other change is detected. NOT NULL (migration 0005): the
+    # columns are filled before the row is inserted (store/audit.py), and a row cannot lose them.
+    content_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
 
 
 class VoiceProfile(Base):

@@ -23,14 +23,14 @@ from tests.conftest import EN_PROTOCOL
 def register_en(store: Store, text: str | None = None) -> tuple[models.Protocol, Protocol]:
     protocol = parse_protocol(text, "en") if text is not None else load_protocol(EN_PROTOCOL)
     with store.session() as session:
-        row = register_protocol(session, protocol).row
+        row = register_protocol(session, protocol, actor="test").row
         session.commit()
     return row, protocol
 
 
 def import_consent_file(store: Store, path: Path) -> None:
     with store.session() as session:
-        import_consents(session, path, DoNotCollect.for_store(store))
+        import_consents(session, path, DoNotCollect.for_store(store), actor="test")
         session.commit()
 
 

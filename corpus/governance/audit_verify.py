@@ -2,8 +2,11 @@
 
 The walk goes in insertion (pk) order and stops at the first entry that does not hold:
 its content no longer matches its digest (edited), its link does not follow the entry
-before it (deleted, inserted or reordered rows), or it was blanked without a tombstone —
-or with one, beyond the number of entries that erasure's own (chained) event says it blanked.
+before it (deleted, inserted or reordered rows), a hash field is empty or missing (the
+columns are NOT NULL, so only tampering empties them), or it was blanked without a
+tombstone — or with one, beyond the number of entries that erasure's own (chained) event
+says it blanked. Events older than the chain were sealed by migration 0005 into a leading
+segment starting at LEGACY_GENESIS; the live chain may start (at GENESIS) once, after it.
 Cutting entries off the end leaves a valid shorter chain: compare `head` with a value
 kept outside the database (`--expect-head`) to detect that too.
 """
@@ -18,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store import models
-from store.audit import GENESIS, body_digest, content_digest, is_blanked, link_hash
+from store.audit import GENESIS, LEGACY_GENESIS, body_digest, content_digest, is_blanked, link_hash
 
 
 @dataclass
@@ -27,8 +30,8 @@ class ChainReport:
 
     ok: bool = True
     checked: int = 0  # entries walked (legacy included)
-    chained: int = 0  # entries whose digest and link verified
-    legacy: int = 0  # entries written before the chain existed (no hashes), at its start only
+    chained: int = 0  # entries whose digest and link verified (legacy included)
+    legacy: int = 0  # entries written before the chain existed, sealed by migration 0005, at the start only
     blanked: int = 0  # entries an erasure blanked (their tombstone exists)
     head: str = GENESIS  # entry_hash of the last verified entry
     broken_pk: int | None = None
@@ -36,8 +39,8 @@ class ChainReport:
 
     def summary(self) -> str:
         if self.ok:
-            return (f"audit chain intact: {self.chained} chained entries ({self.blanked} blanked by erasures), "
-                    f"{self.legacy} legacy unchained entries before it; head {self.head}")
+            return (f"audit chain intact: {self.chained} chained entries ({self.blanked} blanked by erasures, "
+                    f"{self.legacy} sealed from before the chain); head {self.head}")
         return f"audit chain BROKEN at entry {self.broken_pk}: {self.problem}"
 
 
@@ -54,8 +57,9 @@ def _link_problem(session: Session, event: Any, expected: str, started: bool) ->
 def _check(session: Session, event: Any, expected_prev: str, started: bool,
            tombstones: set[str]) -> str:
     """The problem with one chained entry, or '' when it verifies."""
-    if None in (event.content_digest, event.prev_hash, event.entry_hash):
-        return "hash columns partly missing (edited)"
+    missing = [name for name in ("content_digest", "prev_hash", "entry_hash") if not getattr(event, name)]
+    if missing:
+        return f"hash field(s) {', '.join(missing)} empty or missing (removed)"
     if is_blanked(event):
         if event.details["erased"] not in tombstones:
             return f"blanked as erased by {event.details['erased']!r}, but no such tombstone exists (content removed)"
@@ -66,7 +70,7 @@ def _check(session: Session, event: Any, expected_prev: str, started: bool,
         return "content changed: when/who/what/subject/details no longer match the digest recorded with it"
     if event.prev_hash != expected_prev:
         return _link_problem(session, event, expected_prev, started)
-    if link_hash(event.prev_hash or "", event.content_digest or "") != event.entry_hash:
+    if link_hash(event.prev_hash, event.content_digest) != event.entry_hash:
         return "entry hash does not match its link and digest (edited)"
     return ""
 
@@ -94,6 +98,7 @@ def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
     marks: dict[str, list[int]] = defaultdict(list)  # tombstone id -> pks of entries blanked under it
     expected: dict[str, int] = {}  # tombstone id -> entries its erasure event says it blanked
     started = False
+    sealed_prefix = False  # walking the legacy segment migration 0005 sealed
     ev = models.AuditEvent  # plain rows, not ORM objects: the walk reads every entry once
     query = select(ev.pk, ev.at, ev.actor, ev.action, ev.subject, ev.details, ev.content_digest, ev.prev_hash,
                    ev.entry_hash).order_by(ev.pk).execution_options(yield_per=batch)
@@ -101,19 +106,21 @@ def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
         report.checked += 1
         if is_blanked(event):
             marks[str(event.details["erased"])].append(event.pk)
-        if event.content_digest is None and event.prev_hash is None and event.entry_hash is None:
-            if not started:
-                report.legacy += 1
-                continue
-            report.ok, report.broken_pk = False, event.pk
-            report.problem = "not chained although the chain had started (hashes removed, or written around record_event)"
-            return report
-        problem = _check(session, event, report.head if started else GENESIS, started, tombstones)
+        if not started and event.prev_hash == LEGACY_GENESIS:
+            sealed_prefix = True
+            expected_prev = LEGACY_GENESIS
+        elif sealed_prefix and event.prev_hash == GENESIS:  # the live chain starts after the sealed segment
+            sealed_prefix = False
+            expected_prev = GENESIS
+        else:
+            expected_prev = report.head if started else GENESIS
+        problem = _check(session, event, expected_prev, started, tombstones)
         if problem:
             report.ok, report.broken_pk, report.problem = False, event.pk, problem
             return report
         started = True
         report.chained += 1
+        report.legacy += sealed_prefix
         report.blanked += is_blanked(event)
         report.head = event.entry_hash or GENESIS
         if event.action in ERASURE_ACTIONS and event.subject.startswith("tombstone:"):

@@ -17,13 +17,13 @@ from typing import Annotated, Any
 import typer
 
 from protocols.cli import protocol_for_cli
-from store.console import Exit, err, out, principal_for_cli, store_for_cli
+from store.console import Exit, err, fail, out, principal_for_cli, store_for_cli
 from store.listing import ListFormat
 
 app = typer.Typer(help="Consent, erasure, retention, PII and audit.", no_args_is_help=True)
 pii_app = typer.Typer(help="Personal information in transcripts.", no_args_is_help=True)
 consent_app = typer.Typer(help="Consent history.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log: `audit --verify`, `audit tail`, `audit show`.")
+audit_app = typer.Typer(help="The hash-chained audit log: `audit --verify`, `audit head`, `audit tail`, `audit show`.")
 app.add_typer(pii_app, name="pii")
 app.add_typer(consent_app, name="consent")
 app.add_typer(audit_app, name="audit")
@@ -106,8 +106,7 @@ def erase(
             typer.confirm("Erase?", abort=True)
         report = erase_speaker(store, principal, speaker, reason=reason.value, dry_run=dry_run)
     except ErasureError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(Exit.USAGE) from None
+        fail(str(exc), Exit.USAGE)
     if as_json:
         out.print_json(_as_json(report))
     elif dry_run:
@@ -131,13 +130,11 @@ def purge(
     today = dt.date.today()
     if as_of is not None:
         if not dry_run:
-            err.print("[red]error:[/red] --as-of plans ahead and needs --dry-run; a real purge uses today's date")
-            raise typer.Exit(Exit.USAGE)
+            fail("--as-of plans ahead and needs --dry-run; a real purge uses today's date", Exit.USAGE)
         try:
             today = dt.date.fromisoformat(as_of)
         except ValueError:
-            err.print(f"[red]error:[/red] --as-of must be a date as YYYY-MM-DD, got {as_of!r}")
-            raise typer.Exit(Exit.USAGE) from None
+            fail(f"--as-of must be a date as YYYY-MM-DD, got {as_of!r}", Exit.USAGE)
     store = store_for_cli()
     principal = principal_for_cli(store, "purge")
     report = run_purge(store, principal, today=today, dry_run=dry_run)
@@ -182,8 +179,7 @@ def delete_blobs_cmd(
 
     bad = [d for d in digests if not re.fullmatch(r"[0-9a-f]{64}", d)]
     if bad:
-        err.print(f"[red]error:[/red] not a blob digest (64 lowercase hex characters): {', '.join(bad)}")
-        raise typer.Exit(Exit.USAGE)
+        fail(f"not a blob digest (64 lowercase hex characters): {', '.join(bad)}", Exit.USAGE)
     store = store_for_cli()
     principal = principal_for_cli(store, "erase")
     deletion = delete_blobs(store, set(digests))
@@ -202,7 +198,7 @@ def delete_blobs_cmd(
 def audit(
     ctx: typer.Context,
     verify: Annotated[bool, typer.Option("--verify", help="Check the whole hash chain.")] = False,
-    expect_head: Annotated[str | None, typer.Option(help="The head hash noted earlier (detects cut-off entries).")] = None,
+    expect_head: Annotated[str | None, typer.Option(help="The head hash noted earlier (`audit head`; detects cut-off entries).")] = None,
 ) -> None:
     """Verify the audit log's hash chain (exit 1 when it is broken)."""
     if ctx.invoked_subcommand is not None:
@@ -217,8 +213,7 @@ def audit(
     with store.session() as session:
         report = verify_chain(session)
     if not report.ok:
-        err.print(f"[red]{report.summary()}[/red]")
-        raise typer.Exit(Exit.REJECTED)
+        fail(report.summary(), Exit.REJECTED, label="audit")
     if expect_head is not None:
         from sqlalchemy import select
 
@@ -227,10 +222,27 @@ def audit(
         with store.session() as session:
             present = session.scalar(select(models.AuditEvent.pk).where(models.AuditEvent.entry_hash == expect_head))
         if present is None:
-            err.print(f"[red]audit chain BROKEN: the expected head {expect_head} is not in the log "
-                      "(entries were cut off the end)[/red]")
-            raise typer.Exit(Exit.REJECTED)
+            fail(f"audit chain BROKEN: the expected head {expect_head} is not in the log (entries were cut off the end)",
+                 Exit.REJECTED, label="audit")
     out.print(report.summary())
+
+
+@audit_app.command("head")
+def audit_head() -> None:
+    """The newest entry's hash, to keep outside the database and check later with `audit --verify --expect-head`."""
+    from sqlalchemy import select
+
+    from store import models
+
+    store = store_for_cli()
+    principal_for_cli(store, "audit")
+    ev = models.AuditEvent
+    with store.session() as session:
+        head = session.execute(select(ev.pk, ev.at, ev.entry_hash).order_by(ev.pk.desc()).limit(1)).first()
+    if head is None:
+        fail("the audit log is empty", Exit.REJECTED)
+    typer.echo(head.entry_hash)
+    err.print(f"entry {head.pk} at {str(head.at)[:19]} (verify the chain up to it with `audit --verify`)")
 
 
 def _print_events(events: list[Any], fmt: ListFormat) -> None:
@@ -304,11 +316,10 @@ def pii_detect(
     try:
         name_list = load_names(names) if names is not None else []
     except PiiError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(Exit.USAGE) from None
+        fail(str(exc), Exit.USAGE)
     store = store_for_cli()
-    row, spec = protocol_for_cli(store, protocol, version)
     principal = principal_for_cli(store, "review")
+    row, spec = protocol_for_cli(store, protocol, version)
     with store.session() as session:
         revisions, added = detect_protocol(session, row.pk, name_list, actor=principal.username)
         session.commit()
@@ -330,8 +341,7 @@ def pii_show(revision: Annotated[int, typer.Option("--revision", help="Transcrip
         try:
             spans = spans_for_revision(session, revision)
         except PiiError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+            fail(str(exc), Exit.USAGE)
         turns = session.get(models.TranscriptRevision, revision).turns or []
     table = Table("turn", "words", "kind", "source", "text", title=f"PII in revision {revision}", title_justify="left")
     for s in spans:
@@ -356,8 +366,7 @@ def consent_show(speaker: Annotated[str, typer.Option("--speaker", help="Pseudon
                                .order_by(models.Consent.pk)).all()
         histories = consent_histories(session, {c.consent_id for c in rows})
     if not rows:
-        err.print(f"[red]error:[/red] no consent recorded for speaker {speaker!r} (never imported, or erased)")
-        raise typer.Exit(Exit.USAGE)
+        fail(f"no consent recorded for speaker {speaker!r} (never imported, or erased)", Exit.USAGE)
     state: dict[int, str] = {}
     for consent_id, history in histories.items():
         verdict = judge_consent(history, consent_id, speaker, on=dt.date.today())

@@ -199,7 +199,7 @@ def _revision(session: Session, revision_pk: int) -> models.TranscriptRevision:
     return revision
 
 
-def detect_revision(session: Session, revision_pk: int, names: Iterable[str] = (), actor: str = "cli") -> int:
+def detect_revision(session: Session, revision_pk: int, names: Iterable[str] = (), *, actor: str) -> int:
     """Run the detectors over one revision and store the spans not stored yet (idempotent); how many were added."""
     revision = _revision(session, revision_pk)
     existing = {_span_of(r) for r in session.scalars(select(models.PiiSpan).where(models.PiiSpan.revision_pk == revision_pk))}
@@ -452,7 +452,7 @@ def revisions_to_scan(session: Session, protocol_pk: int) -> list[int]:
     return sorted(chosen | set(newest.values()))
 
 
-def detect_protocol(session: Session, protocol_pk: int, names: Iterable[str] = (), actor: str = "cli") -> tuple[int, int]:
+def detect_protocol(session: Session, protocol_pk: int, names: Iterable[str] = (), *, actor: str) -> tuple[int, int]:
     """Detect personal information in every revision of a protocol a release may take; (revisions, spans added)."""
     names = list(names)
     revisions = revisions_to_scan(session, protocol_pk)

@@ -156,11 +156,12 @@ def earlier_splits(session: Session, protocol_id: str) -> tuple[dict[str, str], 
 
 
 def collect_state(session: Session, protocol_row: models.Protocol, protocol: Protocol, *, on: dt.date,
-                  seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
+                  actor: str, seed: int = 0, ratios: dict[str, float] | None = None, redact_pii: bool = False,
                   pii_audio: str = "silence", reassign_splits: bool = False) -> ReleaseState:
     """The header and entries of everything releasable under `protocol` on date `on` (consent is judged on that date).
 
-    Speakers keep the splits of earlier releases unless `reassign_splits`.
+    Speakers keep the splits of earlier releases unless `reassign_splits`. `actor` is the person releasing:
+    the PII detectors a redacted release runs are audited under their name.
     """
     ratios = check_ratios(ratios or DEFAULT_RATIOS)
     excluded: dict[str, int] = defaultdict(int)
@@ -212,7 +213,7 @@ def collect_state(session: Session, protocol_row: models.Protocol, protocol: Pro
     if assignment.left_out:
         excluded[LINKS_KEPT_SPLITS] += sum(1 for e in entries if e["session_id"] in assignment.left_out)
         entries = [e for e in entries if e["session_id"] not in assignment.left_out]
-    _add_revision_hashes(session, entries, redact_pii)
+    _add_revision_hashes(session, entries, redact_pii, actor)
     history = {
         "earlier_releases": earlier_names, "reassigned": reassign_splits,
         "kept_speakers": sum(1 for spk in assignment.by_speaker if spk in earlier),
@@ -249,7 +250,8 @@ def _moved(earlier: dict[str, str], now: dict[str, str]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _add_revision_hashes(session: Session, entries: list[dict[str, Any]], redact_pii: bool, batch: int = 500) -> None:
+def _add_revision_hashes(session: Session, entries: list[dict[str, Any]], redact_pii: bool, actor: str,
+                         batch: int = 500) -> None:
     """revision_sha256 (and frozen PII spans) per entry, reading turns a batch at a time."""
     rev = models.TranscriptRevision
     for start in range(0, len(entries), batch):
@@ -258,7 +260,7 @@ def _add_revision_hashes(session: Session, entries: list[dict[str, Any]], redact
         for entry in chunk:
             entry["revision_sha256"] = sha256_json(turns[entry["revision_pk"]])
             if redact_pii:  # the detectors run first (idempotent), so a redacted release never misses a phone number
-                detect_revision(session, entry["revision_pk"], actor="release")
+                detect_revision(session, entry["revision_pk"], actor=actor)
                 entry["pii_spans"] = _pii_spans(session, entry["revision_pk"])
 
 
@@ -295,7 +297,7 @@ def build_release(store: Store, principal: Principal, protocol_id: str, name: st
     on = on or dt.date.today()
     with store.session() as session:
         protocol_row, protocol = get_protocol(session, protocol_id, version)
-        state = collect_state(session, protocol_row, protocol, on=on, seed=seed, ratios=ratios,
+        state = collect_state(session, protocol_row, protocol, on=on, actor=principal.username, seed=seed, ratios=ratios,
                               redact_pii=redact_pii, pii_audio=pii_audio, reassign_splits=reassign_splits)
         release_id = release_id_of(state.manifest)
         existing = session.scalar(select(models.Release).where(models.Release.name == name))

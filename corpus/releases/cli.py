@@ -1,6 +1,6 @@
 """`turnscribe corpus`: build, inspect, verify and pull versioned releases.
 
-Managers release; ML consumers may list, show, diff, verify and pull (corpus/accounts.py).
+Managers release; ML consumers may list, show, diff, verify and pull (store/accounts.py).
 Exit 0: done; 1: refused (wrong role, name taken, drift found); 2: bad arguments.
 """
 
@@ -13,15 +13,10 @@ from typing import Annotated
 
 import typer
 
-from store.console import Exit, err, fault_text, out, principal_for_cli, store_for_cli
+from store.console import Exit, fail, fault_text, out, principal_for_cli, store_for_cli
 from store.listing import DocFormat, ListFormat
 
 app = typer.Typer(help="Versioned corpus releases.", no_args_is_help=True)
-
-
-def _fail(message: str, code: Exit) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    sys.exit(code)
 
 
 @app.command()
@@ -47,16 +42,16 @@ def release(
         ratios = parse_ratios(split)
         on = dt.date.fromisoformat(date) if date else None
     except (ReleaseError, SplitError, ValueError) as exc:
-        _fail(str(exc), Exit.USAGE)
+        fail(str(exc), Exit.USAGE)
     store = store_for_cli()
     principal = principal_for_cli(store, "release")
     try:
         outcome = build_release(store, principal, protocol, name, version=version, seed=seed, ratios=ratios,
                                 redact_pii=redact_pii, pii_audio=pii_audio, on=on, reassign_splits=reassign_splits)
     except UnknownProtocol as exc:
-        _fail(str(exc), Exit.USAGE)
+        fail(str(exc), Exit.USAGE)
     except ReleaseError as exc:
-        _fail(str(exc), Exit.REJECTED)
+        fail(str(exc), Exit.REJECTED)
     rel = outcome.release
     if not outcome.created:
         out.print(f"{name} already holds exactly this state: release id {rel.release_id} (nothing written)")
@@ -122,7 +117,7 @@ def show(
         try:
             card = find_release(session, name).card
         except ReleaseError as exc:
-            _fail(str(exc), Exit.USAGE)
+            fail(str(exc), Exit.USAGE)
     sys.stdout.write(json_text(card) if fmt is DocFormat.json else render_markdown(card))
 
 
@@ -142,7 +137,7 @@ def diff(
     try:
         result = diff_releases(store, before, after)
     except ReleaseError as exc:
-        _fail(str(exc), Exit.USAGE)
+        fail(str(exc), Exit.USAGE)
     if fmt is DocFormat.json:
         sys.stdout.write(json_text(result))
         return
@@ -165,7 +160,7 @@ def verify(name: Annotated[str, typer.Argument(help="Release name.")]) -> None:
     try:
         report = verify_release(store, name)
     except ReleaseError as exc:
-        _fail(str(exc), Exit.USAGE)
+        fail(str(exc), Exit.USAGE)
     out.print(f"{name} ({report.release_id}): {report.checked} recording(s) re-hashed")
     for position, tombstone in report.erased:
         out.print(f"  entry {position}: erased (tombstone {tombstone})")
@@ -190,17 +185,17 @@ def pull(
     from corpus.releases.build import ReleaseError
 
     if fmt not in FORMATS:
-        _fail(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}", Exit.USAGE)
+        fail(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}", Exit.USAGE)
     store = store_for_cli()
     principal = principal_for_cli(store, "pull_release")
     try:
         report = pull_release(store, principal, name, fmt, out_dir, audio=audio)
     except ReleaseDrift as exc:
-        _fail(str(exc), Exit.FAILED)
+        fail(str(exc), Exit.FAILED)
     except (PullError, ReleaseError, UnknownFormat) as exc:
-        _fail(str(exc), Exit.USAGE)
+        fail(str(exc), Exit.USAGE)
     except OSError as exc:
-        _fail(f"cannot write the pull into {out_dir}: {fault_text(exc)}; nothing was left half-written", Exit.FAULT)
+        fail(f"cannot write the pull into {out_dir}: {fault_text(exc)}; nothing was left half-written", Exit.FAULT)
     out.print(f"pulled {name} as {fmt} ({audio} audio) into {report.out}: {report.recordings} recordings, "
               f"{report.turns} turns, {report.files} files; splits {report.splits}")
     if report.erased_skipped:

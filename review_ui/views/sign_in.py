@@ -1,4 +1,7 @@
-"""Sign-in page: local accounts, argon2 passwords, one message for every kind of failure."""
+"""Sign-in page: local accounts, argon2 passwords, one message for every wrong name or password.
+
+A throttled or locked account says how long to wait (store/accounts.py SignInThrottled).
+"""
 
 from __future__ import annotations
 

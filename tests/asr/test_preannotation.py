@@ -39,7 +39,7 @@ def _audio(name: str) -> np.ndarray:
 def test_batch_stores_revisions_survives_a_failure_and_resumes(store: Store, dialogues: Path, preannotator: Preannotator) -> None:
     row, protocol = register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
-    ingest_manifest(store, protocol.id, write_manifest(dialogues / "m.jsonl", manifest_rows(dialogues)[:3]))
+    ingest_manifest(store, protocol.id, write_manifest(dialogues / "m.jsonl", manifest_rows(dialogues)[:3]), actor="test")
     first, second, third = pending_recordings(store, row)
     broken = store.blobs.path_for(second.working_sha256)
     saved = broken.read_bytes()
@@ -51,7 +51,7 @@ def test_batch_stores_revisions_survives_a_failure_and_resumes(store: Store, dia
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        pretranscribe(store, row, protocol, preannotator, on_done=interrupt_after_third)
+        pretranscribe(store, row, protocol, preannotator, on_done=interrupt_after_third, actor="test")
     assert [r.pk for r in pending_recordings(store, row)] == [second.pk], "finished work survives the interrupt"
     with store.session() as session:
         failure = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "pretranscribe_failed")).one()
@@ -67,7 +67,7 @@ def test_batch_stores_revisions_survives_a_failure_and_resumes(store: Store, dia
     assert {"text", "start", "end", "probability"} <= set(next(t for t in revision.turns if t["words"])["words"][0])
 
     broken.write_bytes(saved)
-    resumed = pretranscribe(store, row, protocol, preannotator)
+    resumed = pretranscribe(store, row, protocol, preannotator, actor="test")
     assert [pk for pk, _, _ in resumed.done] == [second.pk] and not resumed.failed
     assert pending_recordings(store, row) == []
 

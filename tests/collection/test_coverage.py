@@ -22,7 +22,7 @@ from tests.factories import import_consent_file, manifest_rows, register_en
 def report(store: Store, dialogues: Path):  # type: ignore[no-untyped-def]
     row, protocol = register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
-    ingest_manifest(store, protocol.id, dialogues / "manifest.jsonl")
+    ingest_manifest(store, protocol.id, dialogues / "manifest.jsonl", actor="test")
     with store.session() as session:
         return compute_coverage(session, row, protocol)
 

@@ -32,7 +32,7 @@ PROTOCOL = "en-dialogue-accents"
 def _ingested(store: Store, dialogues: Path) -> models.Protocol:
     row, _ = register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
-    report = ingest_manifest(store, PROTOCOL, dialogues / "manifest.jsonl")
+    report = ingest_manifest(store, PROTOCOL, dialogues / "manifest.jsonl", actor="test")
     assert report.count("accepted") == 6, report.outcomes
     return row
 
@@ -147,7 +147,7 @@ def test_one_channel_per_participant_names_the_voices(store: Store, dialogues: P
     row["speakers"][0]["channel"], row["speakers"][1]["channel"] = 1, 2
     protocol_row, _ = register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
-    report = ingest_manifest(store, PROTOCOL, write_manifest(dialogues / "stereo.jsonl", [row]))
+    report = ingest_manifest(store, PROTOCOL, write_manifest(dialogues / "stereo.jsonl", [row]), actor="test")
     assert report.count("accepted") == 1, report.outcomes
 
     (recording,) = recording_voices(store, protocol_row.pk)

@@ -47,7 +47,7 @@ def _reasons(report, line: int) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_committed_dialogues_are_accepted_stored_and_audited(ready: Store, dialogues: Path) -> None:
-    report = ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl")
+    report = ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl", actor="test")
     assert [o.status for o in report.outcomes] == ["accepted"] * 6, report.outcomes
     with ready.session() as session:
         recordings = session.scalars(select(models.Recording)).all()
@@ -70,9 +70,9 @@ def test_committed_dialogues_are_accepted_stored_and_audited(ready: Store, dialo
 
 
 def test_reingesting_is_a_noop_that_says_so(ready: Store, dialogues: Path) -> None:
-    ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl")
+    ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl", actor="test")
     blobs = _blob_files(ready)
-    again = ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl")
+    again = ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl", actor="test")
     assert {o.status for o in again.outcomes} == {"skipped"}
     assert all("already ingested" in o.note for o in again.outcomes)
     assert _count(ready, models.Recording) == 6 and _blob_files(ready) == blobs
@@ -96,7 +96,7 @@ def test_bad_files_are_rejected_with_reasons_and_the_batch_goes_on(ready: Store,
         variant_row(rows[0], "clipped.wav", "s-clip"),
         rows[1],
     ]
-    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "bad.jsonl", bad))
+    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "bad.jsonl", bad), actor="test")
     assert "8000 Hz is below the protocol's minimum 16000 Hz" in _reasons(report, 1)
     assert "empty file (0 bytes)" in _reasons(report, 2)
     assert "not a decodable audio file" in _reasons(report, 3) and "garbage" not in _reasons(report, 3)
@@ -118,7 +118,7 @@ def test_a_wav_whose_header_lies_about_its_length(ready: Store, dialogues: Path)
     data[at : at + 4] = (len(data) * 4).to_bytes(4, "little")
     wav.write_bytes(bytes(data))
     rows = [variant_row(manifest_rows(dialogues)[0], "liar.wav", "s-liar")]
-    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows))
+    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows), actor="test")
     assert "WAV header declares" in _reasons(report, 1)
 
 
@@ -126,7 +126,7 @@ def test_unknown_demographic_value_and_dimension(ready: Store, dialogues: Path) 
     row = manifest_rows(dialogues)[0]
     row["speakers"][0]["demographics"]["accent"] = "martian"
     row["speakers"][1]["demographics"]["shoe_size"] = "44"
-    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", [row]))
+    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", [row]), actor="test")
     why = _reasons(report, 1)
     assert "accent 'martian' is not allowed" in why and "'shoe_size' is not a demographic dimension" in why
     assert _count(ready, models.Speaker) == 0, "nothing about refused speakers is stored"
@@ -141,7 +141,7 @@ def test_missing_and_withdrawn_consent(ready: Store, dialogues: Path) -> None:
         f"{withdrawn['consent_ref']},{withdrawn['speaker_id']},v3,model_training;evaluation,2026-09-01,2031-09-01,2026-09-20\n"
     )
     import_consent_file(ready, dialogues / "withdraw.csv")
-    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows))
+    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows), actor="test")
     assert "no consent record 'c-nobody'" in _reasons(report, 1)
     assert f"speaker {withdrawn['speaker_id']} withdrew consent" in _reasons(report, 2)
     with ready.session() as session:
@@ -158,7 +158,7 @@ def test_consent_on_the_wrong_form_or_without_the_use(ready: Store, dialogues: P
         f"{b['consent_ref']},{b['speaker_id']},v3,evaluation,2026-09-01,2026-09-15,\n"
     )
     import_consent_file(ready, dialogues / "c.csv")
-    why = _reasons(ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", [row])), 1)
+    why = _reasons(ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", [row]), actor="test"), 1)
     assert "is on form v2; the protocol requires v3" in why
     assert "does not permit model_training" in why and "expired on 2026-09-15" in why
 
@@ -173,11 +173,11 @@ def test_paths_that_escape_the_manifest_folder(ready: Store, dialogues: Path, tm
         variant_row(base, str(outside), "s2"),
         variant_row(base, "link.flac", "s3"),
     ]
-    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows))
+    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows), actor="test")
     assert "escapes the manifest's folder" in _reasons(report, 1)
     assert "absolute path" in _reasons(report, 2) and "not allowed" in _reasons(report, 2)
     assert "escapes the manifest's folder" in _reasons(report, 3)
-    allowed = ingest_manifest(ready, "en-dialogue-accents", dialogues / "m.jsonl", allow_absolute=True)
+    allowed = ingest_manifest(ready, "en-dialogue-accents", dialogues / "m.jsonl", allow_absolute=True, actor="test")
     assert next(o for o in allowed.outcomes if o.line == 2).status == "accepted"
 
 
@@ -185,7 +185,7 @@ def test_duplicate_and_malformed_rows(ready: Store, dialogues: Path) -> None:
     rows = manifest_rows(dialogues)[:2]
     text = json.dumps(rows[0]) + "\n" + json.dumps(rows[0]) + "\n{not json\n" + json.dumps(rows[1]) + "\n"
     (dialogues / "m.jsonl").write_text(text)
-    report = ingest_manifest(ready, "en-dialogue-accents", dialogues / "m.jsonl")
+    report = ingest_manifest(ready, "en-dialogue-accents", dialogues / "m.jsonl", actor="test")
     assert "duplicate row" in _reasons(report, 2) and "line 1" in _reasons(report, 2)
     assert "not valid JSON" in _reasons(report, 3)
     assert [o.status for o in report.outcomes if o.line in (1, 4)] == ["accepted", "accepted"]
@@ -194,17 +194,17 @@ def test_duplicate_and_malformed_rows(ready: Store, dialogues: Path) -> None:
 def test_csv_manifest_groups_speakers_and_flags_duplicates(ready: Store, dialogues: Path) -> None:
     lines = (dialogues / "manifest.csv").read_text().splitlines()
     (dialogues / "m.csv").write_text("\n".join(lines[:3] + [lines[2]]) + "\n")
-    report = ingest_manifest(ready, "en-dialogue-accents", dialogues / "m.csv")
+    report = ingest_manifest(ready, "en-dialogue-accents", dialogues / "m.csv", actor="test")
     assert report.count("accepted") == 1
     assert "duplicate row" in _reasons(report, 4)
 
 
 def test_a_speaker_redeclared_with_other_demographics(ready: Store, dialogues: Path) -> None:
     rows = manifest_rows(dialogues)
-    ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "a.jsonl", rows[:1]))
+    ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "a.jsonl", rows[:1]), actor="test")
     clash = rows[1]
     clash["speakers"][0] = dict(rows[0]["speakers"][0], demographics=dict(rows[0]["speakers"][0]["demographics"], age_band="60+"))
-    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "b.jsonl", [clash]))
+    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "b.jsonl", [clash]), actor="test")
     assert "was registered with age_band" in _reasons(report, 1)
 
 
@@ -212,7 +212,7 @@ def test_counts_stay_tied_to_the_protocol_version(ready: Store, dialogues: Path)
     from collection.coverage import compute_coverage
     from protocols.registry import ProtocolConflict, get_protocol
 
-    ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl")
+    ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl", actor="test")
     changed = EN_PROTOCOL.read_text().replace("total: {hours: 300, speakers: 480}", "total: {hours: 400, speakers: 500}")
     with pytest.raises(ProtocolConflict, match="give the changed plan version 2"):
         register_en(ready, changed)

@@ -77,7 +77,7 @@ def build_corpus(store: Store, dialogues: Path) -> Corpus:
     """The six dialogues ingested, each with its "model" and approved revisions, and the three accounts."""
     register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
-    report = ingest_manifest(store, PROTOCOL_ID, dialogues / "manifest.jsonl")
+    report = ingest_manifest(store, PROTOCOL_ID, dialogues / "manifest.jsonl", actor="test")
     assert [o.status for o in report.outcomes] == ["accepted"] * 6, report.outcomes
     recordings: dict[str, int] = {}
     with store.session() as session:
@@ -92,9 +92,9 @@ def build_corpus(store: Store, dialogues: Path) -> Corpus:
             session.add(models.TranscriptRevision(recording_pk=recording.pk, parent_pk=model.pk, author_kind="person",
                                                   author="reviewer1", author_params={}, turns=truth, stage="approved"))
             recordings[sess.session_id] = recording.pk
-        add_user(session, "manny", PASSWORD, ["manager"])
-        add_user(session, "connie", PASSWORD, ["consumer"])
-        add_user(session, "annie", PASSWORD, ["annotator"])
+        add_user(session, "manny", PASSWORD, ["manager"], actor="test")
+        add_user(session, "connie", PASSWORD, ["consumer"], actor="test")
+        add_user(session, "annie", PASSWORD, ["annotator"], actor="test")
         session.commit()
         manager = authenticate(session, "manny", PASSWORD)
         consumer = authenticate(session, "connie", PASSWORD)

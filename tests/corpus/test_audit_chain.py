@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from store import models
-from store.audit import GENESIS, blank_event, link_hash, record_event
+from store.audit import GENESIS, LEGACY_GENESIS, blank_event, link_hash, record_event
 from corpus.governance.audit_verify import verify_chain
-from store.db import Store
+from store.db import Store, migrate, open_store
+from store.settings import Settings
 
 
 def _append(store: Store, n: int, actor: str = "alice") -> list[int]:
@@ -90,17 +94,87 @@ def test_reordered_entries_are_detected(store: Store) -> None:
     assert "reordered" in report.problem
 
 
-def test_legacy_prefix_is_reported_and_unchained_rows_later_are_not_accepted(store: Store) -> None:
+@pytest.fixture
+def store_at_0004(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store migrated only to 0004 (audit hash columns nullable, no sign-in throttle), on both databases."""
+    from tests.conftest import _postgres_database
+
+    home = tmp_path / "old-home"
+    url = (_postgres_database(request.getfixturevalue("postgres")) if request.param == "postgresql"
+           else f"sqlite:///{home / 'turnscribe.db'}")
+    opened = open_store(Settings(home=home, database_url=url), upgrade=False)
+    migrate(opened.engine, "0004")
+    yield opened
+    opened.close()
+
+
+def _insert_unchained(store: Store, subject: str, actor: str = "old") -> None:
+    _sql(store, "INSERT INTO audit_events (at, actor, action, subject, details) VALUES (:at, :actor, 'ingest_accepted', :s, '{}')",
+         at=models.utcnow(), actor=actor, s=subject)
+
+
+def _append_raw(store: Store, n: int) -> None:
+    """Chained events the way record_event wrote them at 0004, without touching tables that changed since."""
+    for i in range(n):
+        with store.session() as session:
+            record_event(session, "alice", "edit", f"task:{i}", {"n": i})
+            session.commit()
+
+
+@pytest.mark.parametrize("store_at_0004", ["sqlite", "postgresql"], indirect=True)
+def test_migration_0005_seals_a_legacy_prefix_and_keeps_the_chain_and_its_head(store_at_0004: Store) -> None:
     for i in range(2):
-        _sql(store, "INSERT INTO audit_events (at, actor, action, subject, details) "
-                    "VALUES (:at, 'old', 'ingest_accepted', :s, '{}')", at=models.utcnow(), s=f"recording:{i}")
-    _append(store, 2)
+        _insert_unchained(store_at_0004, f"recording:{i}")
+    _append_raw(store_at_0004, 2)
+    with store_at_0004.engine.connect() as conn:
+        head_before = conn.execute(text("SELECT entry_hash FROM audit_events ORDER BY pk DESC LIMIT 1")).scalar()
+    migrate(store_at_0004.engine)
+    report = _verify(store_at_0004)
+    assert report.ok, report.problem
+    assert (report.legacy, report.chained, report.head) == (2, 4, head_before)
+    with store_at_0004.session() as session:
+        first = session.scalars(select(models.AuditEvent).order_by(models.AuditEvent.pk)).first()
+        assert first.prev_hash == LEGACY_GENESIS
+    _sql(store_at_0004, "UPDATE audit_events SET actor = 'mallory' WHERE subject = 'recording:1'")  # sealed rows are checked too
+    assert "content changed" in _verify(store_at_0004).problem
+
+
+@pytest.mark.parametrize("store_at_0004", ["sqlite", "postgresql"], indirect=True)
+def test_migration_0005_turns_hashes_removed_after_the_chain_started_into_a_named_break(store_at_0004: Store) -> None:
+    _append_raw(store_at_0004, 2)
+    _insert_unchained(store_at_0004, "x", actor="sneaky")
+    with store_at_0004.engine.connect() as conn:
+        sneaky = conn.execute(text("SELECT pk FROM audit_events WHERE actor = 'sneaky'")).scalar()
+    migrate(store_at_0004.engine)
+    report = _verify(store_at_0004)
+    assert not report.ok and report.broken_pk == sneaky
+    assert "content_digest, prev_hash, entry_hash empty or missing" in report.problem
+
+
+def test_the_hash_columns_refuse_null(store: Store) -> None:
+    pks = _append(store, 3)
+    for column in ("content_digest", "prev_hash", "entry_hash"):
+        with pytest.raises(IntegrityError):
+            _sql(store, f"UPDATE audit_events SET {column} = NULL WHERE pk = :pk", pk=pks[1])
+    with pytest.raises(IntegrityError):  # the attack of issue #10 item 11: every hash NULL in one UPDATE
+        _sql(store, "UPDATE audit_events SET content_digest = NULL, prev_hash = NULL, entry_hash = NULL")
+    assert _verify(store).ok
+
+
+@pytest.mark.parametrize("column", ["content_digest", "prev_hash", "entry_hash"])
+def test_an_emptied_hash_field_is_a_break(store: Store, column: str) -> None:
+    pks = _append(store, 4)
+    _sql(store, f"UPDATE audit_events SET {column} = '' WHERE pk = :pk", pk=pks[2])
     report = _verify(store)
-    assert report.ok and (report.legacy, report.chained) == (2, 2)
-    _sql(store, "INSERT INTO audit_events (at, actor, action, subject, details) "
-                "VALUES (:at, 'sneaky', 'erase', 'x', '{}')", at=models.utcnow())
+    assert not report.ok and report.broken_pk == pks[2]
+    assert f"hash field(s) {column} empty or missing" in report.problem
+
+
+def test_every_hash_emptied_in_one_update_is_a_break_at_the_first_entry(store: Store) -> None:
+    pks = _append(store, 3)
+    _sql(store, "UPDATE audit_events SET content_digest = '', prev_hash = 'x' || pk, entry_hash = ''")
     report = _verify(store)
-    assert not report.ok and "not chained" in report.problem
+    assert not report.ok and report.broken_pk == pks[0] and report.chained == 0
 
 
 def test_a_blanked_entry_verifies_only_with_its_tombstone_and_untouched_metadata(store: Store) -> None:

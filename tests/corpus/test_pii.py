@@ -197,8 +197,8 @@ def test_detection_is_stored_once_and_marks_are_checked(store: Store) -> None:
     row, _ = register_en(store)
     pk = _revision(store, TURNS)
     with store.session() as session:
-        assert detect_protocol(session, row.pk, ["Maria Lopez"]) == (1, 2)
-        assert detect_protocol(session, row.pk, ["Maria Lopez"]) == (1, 0), "idempotent"
+        assert detect_protocol(session, row.pk, ["Maria Lopez"], actor="test") == (1, 2)
+        assert detect_protocol(session, row.pk, ["Maria Lopez"], actor="test") == (1, 0), "idempotent"
         session.commit()
     annotator = Principal("anna", frozenset({"annotator"}))
     with store.session() as session:
