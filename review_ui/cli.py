@@ -222,8 +222,8 @@ def review_cut(
     from review_ui.tasks import cut_tasks
 
     store = store_for_cli()
-    row, _ = _protocol(store, protocol, version)
     principal = principal_for_cli(store, "assign")
+    row, _ = _protocol(store, protocol, version)
     with store.session() as session:
         try:
             tasks = cut_tasks(session, row.pk, max_chunk_s=max_chunk_s, context_s=context_s, double_share=double_share,
@@ -251,8 +251,8 @@ def review_assign(
     from review_ui.assignment import AssignmentReport, AssignmentRules, assign_tasks
 
     store = store_for_cli()
-    row, _ = _protocol(store, protocol, version)
     principal = principal_for_cli(store, "assign")
+    row, _ = _protocol(store, protocol, version)
     report = AssignmentReport()
     with store.session() as session:
         tasks = assign_tasks(session, row.pk, AssignmentRules(max_open_per_person=max_open, gold_share=gold_share),
@@ -283,8 +283,8 @@ def review_status(
     from review_ui.tasks import task_counts
 
     store = store_for_cli()
-    row, _ = _protocol(store, protocol, version)
     principal_for_cli(store, "see_quality")
+    row, _ = _protocol(store, protocol, version)
     with store.session() as session:
         counts = task_counts(session, row.pk)
         coverage = gold_coverage(session, row.pk)
@@ -376,8 +376,8 @@ def review_quality(protocol: ProtocolOpt, version: VersionOpt = None) -> None:
         return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
     store = store_for_cli()
-    row, _ = _protocol(store, protocol, version)
     principal_for_cli(store, "see_quality")
+    row, _ = _protocol(store, protocol, version)
     with store.session() as session:
         gold = gold_accuracy(session, row.pk)
         summary = corpus_summary(session, row.pk)

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from sqlalchemy import select
 
+from store import models
+from store.accounts import add_user
 from store.db import Store
 from tests.conftest import EN_PROTOCOL
 
@@ -22,12 +25,37 @@ HEAVY = ("torch", "streamlit", "faster_whisper", "ctranslate2", "lhotse", "datas
 """What a command that needs none of them must not pay for at start-up."""
 
 
-def run(home: Path, *args: str, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
+PASSWORD = "correct horse battery"
+
+
+def run(home: Path, *args: str, database_url: str | None = None, user: str | None = None,
+        **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, TURNSCRIBE_HOME=str(home), COLUMNS="200")  # wide enough that no table header wraps
-    env.pop("TURNSCRIBE_DATABASE_URL", None)
+    for key in ("TURNSCRIBE_DATABASE_URL", "TURNSCRIBE_USER", "TURNSCRIBE_PASSWORD"):
+        env.pop(key, None)
+    env.update(env_extra)
     if database_url is not None:
         env["TURNSCRIBE_DATABASE_URL"] = database_url
+    if user is not None:
+        env.update(TURNSCRIBE_USER=user, TURNSCRIBE_PASSWORD=PASSWORD)
     return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def add_accounts(store: Store, **roles: str) -> None:
+    """Accounts with PASSWORD, e.g. add_accounts(store, mia="manager")."""
+    with store.session() as session:
+        for username, role in roles.items():
+            add_user(session, username, PASSWORD, [role], actor="test")
+        session.commit()
+
+
+def audit_rows(store: Store, **where: str) -> list[tuple[str, str, str]]:
+    """(actor, action, subject) of the audit events matching every column=value given, oldest first."""
+    query = select(models.AuditEvent.actor, models.AuditEvent.action, models.AuditEvent.subject)
+    for column, value in where.items():
+        query = query.where(getattr(models.AuditEvent, column) == value)
+    with store.session() as session:
+        return [tuple(r) for r in session.execute(query.order_by(models.AuditEvent.pk))]  # type: ignore[misc]
 
 
 def ingest_summary(stdout: str) -> dict[str, str]:
@@ -65,16 +93,17 @@ def test_help_is_instant_and_lists_stages(tmp_path: Path) -> None:
 
 def test_register_consent_ingest_coverage(store: Store, tmp_path: Path, dialogues: Path) -> None:
     home, url = store.settings.home, store.settings.database_url
-    assert run(home, "protocol", "register", str(EN_PROTOCOL), database_url=url).returncode == 0
-    again = run(home, "protocol", "register", str(EN_PROTOCOL), database_url=url)
+    add_accounts(store, mia="manager", ann="annotator")
+    assert run(home, "protocol", "register", str(EN_PROTOCOL), database_url=url, user="mia").returncode == 0
+    again = run(home, "protocol", "register", str(EN_PROTOCOL), database_url=url, user="mia")
     assert again.returncode == 0 and "already registered" in again.stdout
-    assert run(home, "collect", "consent", "import", str(dialogues / "consent.csv"), database_url=url).returncode == 0
+    assert run(home, "collect", "consent", "import", str(dialogues / "consent.csv"), database_url=url, user="mia").returncode == 0
 
     rows = (dialogues / "manifest.jsonl").read_text().splitlines()
     bad = json.loads(rows[0])
     bad.update(path="../../etc/passwd", session_id="evil")
     (dialogues / "m.jsonl").write_text("\n".join(rows[:2] + [json.dumps(bad)]) + "\n")
-    ingest = run(home, "collect", "ingest", "--protocol", "en-dialogue-accents", str(dialogues / "m.jsonl"), database_url=url)
+    ingest = run(home, "collect", "ingest", "--protocol", "en-dialogue-accents", str(dialogues / "m.jsonl"), database_url=url, user="mia")
     assert ingest.returncode == 1, ingest.stderr
     assert "escapes the manifest's folder" in ingest.stderr
     hours = sum(sf.info(dialogues / json.loads(row)["path"]).duration for row in rows[:2]) / 3600
@@ -84,7 +113,7 @@ def test_register_consent_ingest_coverage(store: Store, tmp_path: Path, dialogue
     out = tmp_path / "coverage.csv"
     png = tmp_path / "coverage.png"
     cov = run(home, "collect", "coverage", "--protocol", "en-dialogue-accents", "--format", "csv",
-              "--out", str(out), "--png", str(png), database_url=url)
+              "--out", str(out), "--png", str(png), database_url=url, user="mia")
     assert cov.returncode == 0, cov.stderr
     table = list(csv.DictReader(io.StringIO(out.read_text())))
     total = next(r for r in table if r["scope"] == "total")
@@ -92,8 +121,99 @@ def test_register_consent_ingest_coverage(store: Store, tmp_path: Path, dialogue
     assert float(total["hours"]) == pytest.approx(hours, abs=1e-3)
     assert png.stat().st_size > 10_000
 
-    unknown = run(home, "collect", "coverage", "--protocol", "nope", database_url=url)
+    unknown = run(home, "collect", "coverage", "--protocol", "nope", database_url=url, user="mia")
     assert unknown.returncode == 2 and "no protocol nope is registered" in unknown.stderr
+    listed = run(home, "protocol", "list", database_url=url, user="ann")  # any role may read the plans
+    assert listed.returncode == 0 and "en-dialogue-accents" in listed.stdout
+
+    # every change is in the manager's name; nothing in the log is anonymous
+    assert audit_rows(store, action="protocol_registered") == [("mia", "protocol_registered", "protocol:en-dialogue-accents")]
+    assert {actor for actor, _, _ in audit_rows(store, action="consent_import")} == {"mia"}
+    ingested = [a for a in audit_rows(store) if a[1].startswith("ingest_")]
+    assert len(ingested) == 3 and {actor for actor, _, _ in ingested} == {"mia"}
+    assert {actor for actor, _, _ in audit_rows(store)} == {"test", "mia", "ann"}
+
+
+# (command, a role that lacks the right, the permission named in the refusal); {p}: the protocol file,
+# {c}: the consent file, {m}: a manifest, {d}: a folder
+REFUSALS = [
+    (("protocol", "register", "{p}"), "annotator", "register protocol"),
+    (("collect", "consent", "import", "{c}"), "reviewer", "import consent"),
+    (("collect", "ingest", "--protocol", "en-dialogue-accents", "{m}"), "annotator", "ingest"),
+    (("collect", "coverage", "--protocol", "en-dialogue-accents"), "consumer", "see coverage"),
+    (("collect", "duplicates", "--protocol", "en-dialogue-accents"), "reviewer", "find duplicates"),
+    (("pretranscribe", "--protocol", "en-dialogue-accents"), "annotator", "pretranscribe"),
+    (("eval", "--reference", "{d}", "--protocol", "en-dialogue-accents"), "annotator", "see quality"),
+    (("users", "list"), "manager", "manage users"),
+    (("users", "disable", "ann"), "manager", "manage users"),
+    (("review", "cut", "--protocol", "en-dialogue-accents"), "reviewer", "assign"),
+    (("corpus", "release", "--protocol", "en-dialogue-accents", "--name", "v1"), "consumer", "release"),
+    (("governance", "purge", "--dry-run"), "consumer", "purge"),
+    (("governance", "audit", "head"), "annotator", "audit"),
+]
+
+
+def _fill(args: tuple[str, ...], dialogues: Path) -> list[str]:
+    return [a.format(p=EN_PROTOCOL, c=dialogues / "consent.csv", m=dialogues / "manifest.jsonl", d=dialogues) for a in args]
+
+
+def test_every_store_command_signs_in_checks_its_right_and_audits_the_refusal(store: Store, dialogues: Path) -> None:
+    from typer.testing import CliRunner
+
+    from turnscribe import app
+
+    add_accounts(store, **{role: role for role in ("annotator", "reviewer", "manager", "consumer")})
+    runner = CliRunner()  # in-process: the real command tree, a second or so less per call than a new process
+
+    def invoke(argv: list[str], user: str = "") -> tuple[int, str]:
+        env = {"TURNSCRIBE_HOME": str(store.settings.home), "TURNSCRIBE_DATABASE_URL": store.settings.database_url,
+               "TURNSCRIBE_USER": user, "TURNSCRIBE_PASSWORD": PASSWORD if user else ""}
+        result = runner.invoke(app, argv, env=env)
+        return result.exit_code, result.output
+
+    for args, role, permission in REFUSALS:
+        argv = _fill(args, dialogues)
+        code, output = invoke(argv)
+        assert code == 1 and "set TURNSCRIBE_USER" in output, (args, output)
+        code, output = invoke(argv, role)
+        assert code == 1 and f"may not {permission}" in output, (args, output)
+        assert audit_rows(store, action="permission_denied")[-1] == (
+            role, "permission_denied", f"permission:{permission.replace(' ', '_')}"), args
+    assert len(audit_rows(store, action="permission_denied")) == len(REFUSALS)
+    with store.session() as session:  # nothing was changed by any refused command
+        assert session.scalars(select(models.Protocol)).all() == [] and session.scalars(select(models.Consent)).all() == []
+    # `transcribe` works on loose files and never opens the store: it needs no account
+    assert invoke(["transcribe", "--help"])[0] == 0
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # tests/store/test_accounts.py shares the count on both databases
+def test_wrong_passwords_are_throttled_across_processes_then_lock(store: Store) -> None:
+    add_accounts(store, boss="admin", ann="annotator")
+    home, url = store.settings.home, store.settings.database_url
+
+    def attempt(password: str, **policy: str) -> subprocess.CompletedProcess[str]:
+        return run(home, "protocol", "list", database_url=url, TURNSCRIBE_USER="ann", TURNSCRIBE_PASSWORD=password,
+                   **policy)
+
+    slow = {"TURNSCRIBE_SIGN_IN_FIRST_DELAY_S": "600"}
+    wrong = attempt("not the password", **slow)
+    assert wrong.returncode == 1 and "unknown user or wrong password" in wrong.stderr
+    right = attempt(PASSWORD, **slow)  # another process, the right password, inside the delay
+    assert right.returncode == 1 and "too many wrong passwords for 'ann': try again in" in right.stderr
+    assert attempt(PASSWORD, TURNSCRIBE_SIGN_IN_FIRST_DELAY_S="0").returncode == 0  # the delay over: in, and reset
+
+    quick = {"TURNSCRIBE_SIGN_IN_FIRST_DELAY_S": "0", "TURNSCRIBE_SIGN_IN_LOCK_AFTER": "3"}
+    for _ in range(3):
+        assert attempt("not the password", **quick).returncode == 1
+    locked = attempt(PASSWORD, **quick)
+    assert locked.returncode == 1 and "is locked after 3 wrong passwords" in locked.stderr
+    assert "turnscribe users enable ann" in locked.stderr
+    unlock = run(home, "users", "enable", "ann", user="boss", database_url=url)
+    assert unlock.returncode == 0, unlock.stderr
+    assert attempt(PASSWORD, **quick).returncode == 0
+    actions = [action for _, action, _ in audit_rows(store, subject="user:ann")]
+    assert actions.count("sign_in_failed") == 4 and actions.count("sign_in_throttled") == 2
+    assert actions.count("account_locked") == 1 and "user_enabled" in actions
 
 
 def _released_sessions(dialogues_manifest: Path) -> list[str]:

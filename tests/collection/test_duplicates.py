@@ -23,6 +23,7 @@ from collection.duplicates_cli import register
 from collection.intake import ingest_manifest
 from collection.voices import RecordingVoices, attribute_voices, centre, recording_voices
 from store import models
+from store.accounts import add_user
 from store.db import Store
 from tests.factories import import_consent_file, manifest_rows, register_en, write_manifest
 
@@ -87,11 +88,20 @@ def _check_cli(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """`duplicates` on a local app: exit 1 and the table when flagged, JSON, exit 0 when nothing is."""
     monkeypatch.setenv("TURNSCRIBE_HOME", str(store.settings.home))
     monkeypatch.setenv("TURNSCRIBE_DATABASE_URL", store.settings.database_url)
+    with store.session() as session:
+        add_user(session, "mia", "correct horse battery", ["manager"], actor="test")
+        add_user(session, "ann", "correct horse battery", ["annotator"], actor="test")
+        session.commit()
+    monkeypatch.setenv("TURNSCRIBE_PASSWORD", "correct horse battery")
+    monkeypatch.setenv("TURNSCRIBE_USER", "ann")
     app = typer.Typer()
     register(app)
     app.command("noop")(lambda: None)  # a second command keeps `duplicates` a named subcommand
     runner = CliRunner()
 
+    refused = runner.invoke(app, ["duplicates", "--protocol", PROTOCOL])  # speaker ids and voices: managers only
+    assert refused.exit_code == 1 and "may not find duplicates" in refused.output
+    monkeypatch.setenv("TURNSCRIBE_USER", "mia")
     table = runner.invoke(app, ["duplicates", "--protocol", PROTOCOL], env={"COLUMNS": "200"})
     assert table.exit_code == 1, table.output
     for text in ("speaker A", "similarity", "spk-0008 or spk-0009", "spk-0010 or spk-0011", "dlg005", "dlg006"):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from store.db import Store
 from store.settings import Settings
@@ -80,6 +81,29 @@ def test_audit_verify_names_tampering_and_cut_off_entries(home: tuple[Settings, 
     broken = run(path, "audit", "--verify")
     assert broken.returncode == 1 and "BROKEN at entry 3: content changed" in broken.stderr
     assert run(path, "audit").returncode == 2, "no subcommand and no --verify: usage"
+
+
+def test_audit_head_prints_the_head_and_removed_hashes_are_a_break(home: tuple[Settings, GovStore]) -> None:
+    path, g = home
+    head = run(path, "audit", "head")
+    assert head.returncode == 0, head.stderr
+    printed = head.stdout.strip()
+    with g.store.engine.connect() as db:
+        newest_pk, newest_hash, actor = db.execute(
+            text("SELECT pk, entry_hash, actor FROM audit_events ORDER BY pk DESC LIMIT 1")).one()
+    assert (printed, actor) == (newest_hash, "maria")  # the head includes this very sign-in
+    assert f"entry {newest_pk}" in head.stderr
+    assert run(path, "audit", "--verify", "--expect-head", printed).returncode == 0
+    assert run(path, "audit", "head", user="anna").returncode == 1, "an annotator may not read the audit log"
+
+    with pytest.raises(IntegrityError):  # issue #10 item 11: the three hashes NULL in one UPDATE
+        with g.store.engine.begin() as db:
+            db.execute(text("UPDATE audit_events SET content_digest = NULL, prev_hash = NULL, entry_hash = NULL"))
+    with g.store.engine.begin() as db:
+        db.execute(text("UPDATE audit_events SET content_digest = '', entry_hash = '' WHERE pk = 5"))
+    broken = run(path, "audit", "--verify")
+    assert broken.returncode == 1
+    assert "BROKEN at entry 5: hash field(s) content_digest, entry_hash empty or missing" in broken.stderr
 
 
 def test_purge_dry_run_plans_ahead_and_a_real_purge_acts_on_today(home: tuple[Settings, GovStore], tmp_path: Path) -> None:

@@ -13,40 +13,58 @@ runner = CliRunner()
 
 
 def _env(rs, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    # no delay after a wrong password here (tests/store/test_accounts.py checks the real policy)
     return {"TURNSCRIBE_HOME": str(rs.store.settings.home), "TURNSCRIBE_DATABASE_URL": rs.store.settings.database_url,
-            "TURNSCRIBE_USER": "", "TURNSCRIBE_PASSWORD": "", **extra}
+            "TURNSCRIBE_USER": "", "TURNSCRIBE_PASSWORD": "", "TURNSCRIBE_SIGN_IN_FIRST_DELAY_S": "0", **extra}
 
 
 def _invoke(rs, *args: str, **env: str):  # type: ignore[no-untyped-def]
     return runner.invoke(app, list(args), env=_env(rs, **env))
 
 
+BOSS = {"TURNSCRIBE_USER": "boss", "TURNSCRIBE_PASSWORD": "staple-river-cloud"}
+
+
+def _actions(rs, subject: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    with rs.store.session() as session:
+        return [(e.actor, e.action) for e in session.scalars(
+            select(models.AuditEvent).where(models.AuditEvent.subject == subject).order_by(models.AuditEvent.pk))]
+
+
 def test_users_add_bootstraps_the_first_account_then_needs_an_admin(review_store) -> None:
     rs = review_store
-    not_admin = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="ann-password")
+    not_admin = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="lantern-quiet-88")
     assert not_admin.exit_code == 2 and "must be an admin" in not_admin.output
-    first = _invoke(rs, "users", "add", "boss", "--role", "admin", TURNSCRIBE_NEW_PASSWORD="boss-password")
+    first = _invoke(rs, "users", "add", "boss", "--role", "admin", TURNSCRIBE_NEW_PASSWORD="staple-river-cloud")
     assert first.exit_code == 0, first.output
-    refused = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="ann-password")
+    # nobody could sign in yet: the first admin is recorded as creating itself, with the server account that ran it
+    assert _actions(rs, "user:boss") == [("boss", "user_added"), ("boss", "first_admin_created")]
+    refused = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="lantern-quiet-88")
     assert refused.exit_code == 1 and "sign in" in refused.output
-    wrong = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="ann-password",
+    wrong = _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="lantern-quiet-88",
                     TURNSCRIBE_USER="boss", TURNSCRIBE_PASSWORD="nope-nope")
     assert wrong.exit_code == 1
     ok = _invoke(rs, "users", "add", "ann", "--role", "annotator", "--role", "reviewer", "--group", "site:lyon",
-                 "--display-name", "Ann Example", TURNSCRIBE_NEW_PASSWORD="ann-password",
-                 TURNSCRIBE_USER="boss", TURNSCRIBE_PASSWORD="boss-password")
+                 "--display-name", "Ann Example", TURNSCRIBE_NEW_PASSWORD="lantern-quiet-88", **BOSS)
     assert ok.exit_code == 0, ok.output
-    bad_role = _invoke(rs, "users", "add", "x", "--role", "wizard", TURNSCRIBE_NEW_PASSWORD="x-password",
-                       TURNSCRIBE_USER="boss", TURNSCRIBE_PASSWORD="boss-password")
+    assert _actions(rs, "user:ann") == [("boss", "user_added")]
+    bad_role = _invoke(rs, "users", "add", "x", "--role", "wizard", TURNSCRIBE_NEW_PASSWORD="x-password", **BOSS)
     assert bad_role.exit_code == 2 and "unknown role" in bad_role.output
-    short = _invoke(rs, "users", "add", "y", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="short",
-                    TURNSCRIBE_USER="boss", TURNSCRIBE_PASSWORD="boss-password")
-    assert short.exit_code == 2 and "at least 8" in short.output
+    short = _invoke(rs, "users", "add", "y", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="short", **BOSS)
+    assert short.exit_code == 2 and "at least 10" in short.output
+    named = _invoke(rs, "users", "add", "yvonne", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="yvonne-2026-pw", **BOSS)
+    assert named.exit_code == 2 and "must not contain the username" in named.output
     with rs.store.session() as session:
         ann = session.get(models.User, "ann")
         assert ann.roles == ["annotator", "reviewer"] and ann.groups == ["site:lyon"] and ann.display_name == "Ann Example"
-        assert "ann-password" not in ann.password_hash
-    listing = _invoke(rs, "users", "list")
+        assert "lantern" not in ann.password_hash
+        assert session.get(models.User, "yvonne") is None
+    anonymous = _invoke(rs, "users", "list")
+    assert anonymous.exit_code == 1 and "sign in" in anonymous.output
+    not_allowed = _invoke(rs, "users", "list", TURNSCRIBE_USER="ann", TURNSCRIBE_PASSWORD="lantern-quiet-88")
+    assert not_allowed.exit_code == 1 and "may not manage users" in not_allowed.output
+    assert ("ann", "permission_denied") in _actions(rs, "permission:manage_users")
+    listing = _invoke(rs, "users", "list", **BOSS)
     assert listing.exit_code == 0 and "ann" in listing.output and "site:lyon" in listing.output
 
     admin = {"TURNSCRIBE_USER": "boss", "TURNSCRIBE_PASSWORD": "boss-password"}
@@ -63,6 +81,41 @@ def test_users_add_bootstraps_the_first_account_then_needs_an_admin(review_store
         assert session.get(models.User, "ann").groups == ["speaker:spk-0001"]
         events = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "user_groups_changed")).all()
     assert [(e.actor, e.details["before"], e.details["after"]) for e in events] == [("boss", ["site:lyon"], ["speaker:spk-0001"])]
+
+
+def test_users_disable_enable_and_passwd(review_store) -> None:
+    rs = review_store
+    assert _invoke(rs, "users", "add", "boss", "--role", "admin", TURNSCRIBE_NEW_PASSWORD="staple-river-cloud").exit_code == 0
+    assert _invoke(rs, "users", "add", "ann", "--role", "annotator", TURNSCRIBE_NEW_PASSWORD="lantern-quiet-88",
+                   **BOSS).exit_code == 0
+    ann = {"TURNSCRIBE_USER": "ann", "TURNSCRIBE_PASSWORD": "lantern-quiet-88"}
+
+    # one's own password: signed in with the current one; the new one meets the policy
+    weak = _invoke(rs, "users", "passwd", TURNSCRIBE_NEW_PASSWORD="aaaaaaaaaaaa", **ann)
+    assert weak.exit_code == 2 and "different characters" in weak.output
+    own = _invoke(rs, "users", "passwd", TURNSCRIBE_NEW_PASSWORD="meadow-copper-41", **ann)
+    assert own.exit_code == 0 and "password of ann changed" in own.output
+    assert _invoke(rs, "users", "passwd", TURNSCRIBE_NEW_PASSWORD="meadow-copper-42", **ann).exit_code == 1  # old one gone
+    ann["TURNSCRIBE_PASSWORD"] = "meadow-copper-41"
+    others = _invoke(rs, "users", "passwd", "boss", TURNSCRIBE_NEW_PASSWORD="taken-over-9999", **ann)
+    assert others.exit_code == 1 and "may not manage users" in others.output
+    reset = _invoke(rs, "users", "passwd", "ann", TURNSCRIBE_NEW_PASSWORD="reset-by-admin-7", **BOSS)
+    assert reset.exit_code == 0, reset.output
+    ann["TURNSCRIBE_PASSWORD"] = "reset-by-admin-7"
+
+    assert _invoke(rs, "users", "disable", "ann", **ann).exit_code == 1  # an annotator may not
+    assert _invoke(rs, "users", "disable", "ann", **BOSS).exit_code == 0
+    assert _invoke(rs, "users", "passwd", TURNSCRIBE_NEW_PASSWORD="while-disabled-1", **ann).exit_code == 1
+    last = _invoke(rs, "users", "disable", "boss", **BOSS)
+    assert last.exit_code == 2 and "only enabled admin" in last.output
+    assert _invoke(rs, "users", "enable", "ann", **BOSS).exit_code == 0
+    assert _invoke(rs, "users", "passwd", TURNSCRIBE_NEW_PASSWORD="after-enable-22", **ann).exit_code == 0
+    assert _invoke(rs, "users", "disable", "ghost", **BOSS).exit_code == 2
+
+    changes = [(actor, action) for actor, action in _actions(rs, "user:ann")
+               if action in ("password_changed", "user_disabled", "user_enabled")]
+    assert changes == [("ann", "password_changed"), ("boss", "password_changed"), ("boss", "user_disabled"),
+                       ("boss", "user_enabled"), ("ann", "password_changed")]
 
 
 def test_review_cut_assign_status_and_approve_demo(review_store) -> None:
