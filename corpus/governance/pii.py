@@ -456,5 +456,5 @@ def detect_protocol(session: Session, protocol_pk: int, names: Iterable[str] = (
     """Detect personal information in every revision of a protocol a release may take; (revisions, spans added)."""
     names = list(names)
     revisions = revisions_to_scan(session, protocol_pk)
-    added = sum(detect_revision(session, pk, names, actor) for pk in revisions)
+    added = sum(detect_revision(session, pk, names, actor=actor) for pk in revisions)
     return len(revisions), added

@@ -74,7 +74,11 @@ def texts(at: AppTest) -> str:
     return " ".join(e.value for kind in (at.error, at.warning, at.info, at.markdown, at.title) for e in kind)
 
 
-def test_sign_in_refuses_a_wrong_password_and_remembers_only_the_username(app_env: ReviewStore) -> None:
+def test_sign_in_refuses_a_wrong_password_and_remembers_only_the_username(
+        app_env: ReviewStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from store.accounts import set_active
+
+    monkeypatch.setenv("TURNSCRIBE_SIGN_IN_FIRST_DELAY_S", "30")  # long enough never to run out during the test
     app_env.add_user("ann1", "annotator")
     at = page_as(sign_in_page, None)
     at.text_input[0].input("ann1")
@@ -82,6 +86,12 @@ def test_sign_in_refuses_a_wrong_password_and_remembers_only_the_username(app_en
     at.button[0].click().run()
     assert [e.value for e in at.error] == ["Unknown user or wrong password."] and USER_KEY not in at.session_state
     at.text_input[1].input(PASSWORD)
+    at.button[0].click().run()  # the right password inside the delay: refused, and told how long to wait
+    assert len(at.error) == 1 and "too many wrong passwords for 'ann1': try again in" in at.error[0].value
+    assert USER_KEY not in at.session_state
+    with app_env.store.session() as session:  # an admin lifts it
+        set_active(session, "admin", "ann1", True)
+        session.commit()
     at.button[0].click().run()
     assert at.session_state[USER_KEY] == "ann1"
     token = at.session_state[TOKEN_KEY]
@@ -89,7 +99,7 @@ def test_sign_in_refuses_a_wrong_password_and_remembers_only_the_username(app_en
         actions = session.scalars(select(models.AuditEvent.action).where(models.AuditEvent.subject == "user:ann1")
                                   .order_by(models.AuditEvent.pk)).all()
         (row,) = session.scalars(select(models.WebSession)).all()
-    assert actions[-3:] == ["sign_in_failed", "sign_in", "web_session_opened"]
+    assert actions[-5:] == ["sign_in_failed", "sign_in_throttled", "user_enabled", "sign_in", "web_session_opened"]
     assert row.username == "ann1" and row.token_sha256 == hashlib.sha256(token.encode()).hexdigest() != token, \
         "the store keeps only the token's hash"
     next(b for b in at.button if b.label == "Sign out").click().run()
@@ -145,6 +155,10 @@ def test_manager_pages_refuse_annotators_and_roles_are_reread_every_run(app_env:
     for page in (coverage_page, quality_page):
         refused = page_as(page, "ann1")
         assert [e.value for e in refused.error] and "may not see" in refused.error[0].value
+    with app_env.store.session() as session:  # the workbench audits refusals as the CLI does
+        denied = session.execute(select(models.AuditEvent.actor, models.AuditEvent.subject)
+                                 .where(models.AuditEvent.action == "permission_denied").order_by(models.AuditEvent.pk)).all()
+    assert [tuple(d) for d in denied] == [("ann1", "permission:see_coverage"), ("ann1", "permission:see_quality")]
     coverage = page_as(coverage_page, "mgr1")
     assert not coverage.error and coverage.title[0].value == "Coverage funnel" and coverage.dataframe
     ann2 = app_env.add_user("ann2", "annotator")
