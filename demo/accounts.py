@@ -38,6 +38,12 @@ def _demo_languages(session: Session) -> list[str]:
     return sorted(languages) or ["en"]
 
 
+def foreign_accounts(session: Session) -> list[str]:
+    """Accounts the demo did not create: their presence means a real store, where the demo must not run."""
+    demo_names = {username for username, _, _ in DEMO_ACCOUNTS}
+    return [u for u in session.scalars(select(models.User.username).order_by(models.User.username)) if u not in demo_names]
+
+
 def seed_demo_accounts(session: Session) -> list[tuple[str, str, str]]:
     """The demo's accounts, created once by the demo admin (who creates itself first).
 

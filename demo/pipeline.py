@@ -1,6 +1,7 @@
 """`turnscribe demo`: the whole pipeline on the committed synthetic dialogues.
 
-It works in a fresh `$TURNSCRIBE_HOME` and can be re-run: every step is idempotent. It
+It works in a fresh `$TURNSCRIBE_HOME` and can be re-run: every step is idempotent; a
+store with accounts the demo did not create is refused (the demo prints its passwords). It
 creates its demo accounts first and does each step in the name of one of them (the demo
 manager, or the demo reviewer for approvals), never an anonymous actor.
 """
@@ -10,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from collection.synthetic import DIALOGUES_DIR
-from demo.accounts import DEMO_MANAGER, seed_demo_accounts
-from store.console import Exit, err, out
+from demo.accounts import DEMO_MANAGER, foreign_accounts, seed_demo_accounts
+from store.console import Exit, err, fail, out
 from store.db import open_store
 from store.settings import enforce_offline, load_settings
 
@@ -32,6 +33,13 @@ def run_demo(serve: bool = True) -> int:
     enforce_offline()
     settings = load_settings()
     store = open_store(settings)
+    with store.session() as session:
+        foreign = foreign_accounts(session)
+    if foreign:
+        store.close()
+        fail(f"the demo runs only in a fresh home or one it made: this store has accounts of its own "
+             f"({', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''}), and the demo would add accounts with "
+             f"printed passwords and approve work in their names; use another TURNSCRIBE_HOME", Exit.USAGE)
     err.rule(f"Turnscribe demo in {settings.home}")
     protocol = load_protocol(PROTOCOL_FILE)
     blocked = DoNotCollect.for_store(store)

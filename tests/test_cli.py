@@ -260,3 +260,15 @@ def test_demo_runs_in_a_fresh_home_and_again(tmp_path: Path, dialogues: Path) ->
     assert ingest_summary(second.stdout) == {"accepted": "0", "rejected": "0", "skipped (already in store)": "6",
                                              "faults": "0", "hours accepted": "0.000"}, second.stdout
     assert "release demo-v1 already built (same content)" in second.stderr
+
+
+def test_the_demo_refuses_a_store_with_accounts_of_its_own(tmp_path: Path) -> None:
+    home = tmp_path / "real"
+    store = open_store(load_settings(home))
+    add_accounts(store, boss="admin")
+    refused = run(home, "demo", "--no-serve")
+    assert refused.returncode == 2 and "accounts of its own (boss)" in refused.stderr
+    with store.session() as session:  # nothing added: no demo account with a printed password, no protocol
+        assert session.scalars(select(models.User.username)).all() == ["boss"]
+        assert session.scalars(select(models.Protocol)).all() == []
+    store.close()
