@@ -71,8 +71,8 @@ def step_ingest(wav: Path, home: Path, limit_hours: float | None) -> dict[str, o
         text = text.replace("max_duration_s: 3600", f"max_duration_s: {int(limit_hours * 3600)}")
     blocked = DoNotCollect.for_store(store)
     with store.session() as session:
-        protocol = register_protocol(session, parse_protocol(text, "bench")).row
-        import_consents(session, DIALOGUES / "consent.csv", blocked)
+        protocol = register_protocol(session, parse_protocol(text, "bench"), actor="bench").row
+        import_consents(session, DIALOGUES / "consent.csv", blocked, actor="bench")
         session.commit()
     row = json.loads((DIALOGUES / "manifest.jsonl").read_text().splitlines()[0])
     row.update(path=wav.name, session_id="bench")
@@ -80,7 +80,7 @@ def step_ingest(wav: Path, home: Path, limit_hours: float | None) -> dict[str, o
     manifest.write_text(json.dumps(row) + "\n")
     before = _peak_mb()
     started = time.perf_counter()
-    report = ingest_manifest(store, protocol.protocol_id, manifest)
+    report = ingest_manifest(store, protocol.protocol_id, manifest, actor="bench")
     outcome = report.outcomes[0]
     return {"seconds": round(time.perf_counter() - started, 1), "peak_mb": round(_peak_mb(), 1),
             "peak_before_mb": round(before, 1), "status": outcome.status,

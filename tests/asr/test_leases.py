@@ -27,7 +27,7 @@ BIN = Path(sys.executable).parent / "turnscribe"
 def backlog(store: Store, dialogues: Path) -> tuple[Store, models.Protocol]:
     row, protocol = register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
-    report = ingest_manifest(store, protocol.id, dialogues / "manifest.jsonl")
+    report = ingest_manifest(store, protocol.id, dialogues / "manifest.jsonl", actor="test")
     assert report.count("accepted") == 6
     return store, row
 
@@ -80,9 +80,9 @@ def test_two_pretranscribe_runs_at_once_share_the_work_with_no_duplicates(store:
     register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
     four = write_manifest(dialogues / "four.jsonl", manifest_rows(dialogues)[:4])  # each run loads its models: keep it short
-    assert ingest_manifest(store, "en-dialogue-accents", four).count("accepted") == 4
+    assert ingest_manifest(store, "en-dialogue-accents", four, actor="test").count("accepted") == 4
     with store.session() as session:
-        add_user(session, "ada", "correct-horse-battery", ["admin"])
+        add_user(session, "ada", "correct-horse-battery", ["manager"], actor="test")
         session.commit()
     env = dict(os.environ, TURNSCRIBE_HOME=str(store.settings.home), TURNSCRIBE_DATABASE_URL=store.settings.database_url,
                TURNSCRIBE_USER="ada", TURNSCRIBE_PASSWORD="correct-horse-battery")

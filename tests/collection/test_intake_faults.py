@@ -79,7 +79,7 @@ def test_field_limits_are_refused_before_storing_the_same_on_both_databases(read
         variant_row(base, "dlg001.flac", "s-device", device="d" * 65),
         manifest_rows(dialogues)[1],
     ]
-    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "limits.jsonl", rows))
+    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "limits.jsonl", rows), actor="test")
     assert "session_id is 200 characters long; the limit is 128" in _why(report, 1)
     assert "whitespace or a slash" in _why(report, 2) and "whitespace or a slash" in _why(report, 3)
     assert "control characters" in _why(report, 4)
@@ -97,7 +97,7 @@ def test_a_csv_field_over_128_kib_is_one_refused_row(ready: Store, dialogues: Pa
     oversized = "dlg009.flac,dlg009,laptop,quiet," + "x" * (200 * 1024) + ",en,2026-10-01,spk-0001,c-spk-0001,30-44,male,west_midlands,en"
     manifest = dialogues / "big.csv"
     manifest.write_text("\n".join([header, *rows[:2], oversized, *rows[2:4]]) + "\n")
-    report = ingest_manifest(ready, "en-dialogue-accents", manifest)
+    report = ingest_manifest(ready, "en-dialogue-accents", manifest, actor="test")
     assert "field larger than field limit" in _why(report, 4)
     assert [(o.line, o.status) for o in report.outcomes] == [(2, "accepted"), (4, "rejected"), (5, "accepted")]
     assert _count(ready, models.Recording) == 2
@@ -106,7 +106,7 @@ def test_a_csv_field_over_128_kib_is_one_refused_row(ready: Store, dialogues: Pa
 def test_a_speaker_listed_twice_in_one_row_gets_the_true_reason_and_no_blob(ready: Store, dialogues: Path) -> None:
     row = manifest_rows(dialogues)[0]
     row["speakers"][1] = dict(row["speakers"][0])
-    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "twice.jsonl", [row]))
+    report = ingest_manifest(ready, "en-dialogue-accents", write_manifest(dialogues / "twice.jsonl", [row]), actor="test")
     why = _why(report, 1)
     assert f"speaker {row['speakers'][0]['speaker_id']} is listed twice in this row" in why
     assert "concurrently" not in why
@@ -128,7 +128,7 @@ def test_a_read_only_database_is_a_fault_per_row_with_no_orphan_blob(ready: Stor
     read_only = _read_only(ready)
     try:
         report = ingest_manifest(read_only, "en-dialogue-accents",
-                                 write_manifest(dialogues / "m.jsonl", manifest_rows(dialogues)[:2]))
+                                 write_manifest(dialogues / "m.jsonl", manifest_rows(dialogues)[:2]), actor="test")
     finally:
         read_only.close()
     assert [o.status for o in report.outcomes] == ["fault", "fault"], report.outcomes
@@ -136,7 +136,7 @@ def test_a_read_only_database_is_a_fault_per_row_with_no_orphan_blob(ready: Stor
     assert all("not in the audit log" in o.note for o in report.outcomes)
     assert _blob_files(ready) == set(), "the blobs written before the refused commit are removed"
     assert _count(ready, models.Recording) == 0 and _count(ready, models.AuditEvent) == before
-    again = ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl")
+    again = ingest_manifest(ready, "en-dialogue-accents", dialogues / "manifest.jsonl", actor="test")
     assert again.ok and again.count("accepted") == 6, "the same manifest goes through once the store is writable"
 
 
@@ -157,7 +157,7 @@ def test_ingest_with_a_full_disk_reports_faults_exits_4_and_leaves_no_orphan(rea
     rows = manifest_rows(dialogues)
     manifest = write_manifest(dialogues / "full.jsonl", [variant_row(rows[0], "big.wav", "s-big"), rows[1]])
     with ready.session() as session:
-        add_user(session, "ada", PASSWORD, ["admin"])
+        add_user(session, "ada", PASSWORD, ["manager"], actor="test")
         session.commit()
     settings = ready.settings
     env = dict(os.environ, TURNSCRIBE_HOME=str(settings.home), TURNSCRIBE_DATABASE_URL=settings.database_url,
@@ -187,7 +187,7 @@ def test_consent_rows_over_the_limits_are_refused_and_the_rest_imported(store: S
     (tmp_path / "consent.csv").write_text("\n".join(rows) + "\n")
     blocked = DoNotCollect.for_store(store)
     with store.session() as session:
-        result = import_consents(session, tmp_path / "consent.csv", blocked)
+        result = import_consents(session, tmp_path / "consent.csv", blocked, actor="test")
         session.commit()
     assert result.added == 1
     assert [(line, "limit is 128" in m or "whitespace" in m) for line, m in result.errors] == [(2, True), (3, True)]

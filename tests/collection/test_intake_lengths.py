@@ -81,7 +81,7 @@ def test_intake_stores_the_true_length_and_says_what_the_header_claimed(store: S
     _short_header_wav(dialogues / "short.wav", FRAMES // 3)
     base = manifest_rows(dialogues)[0]
     rows = [variant_row(base, "streamed.wav", "s-streamed"), variant_row(base, "short.wav", "s-short")]
-    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows))
+    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows), actor="test")
     assert [o.status for o in report.outcomes] == ["accepted", "accepted"], report.outcomes
     with store.session() as session:
         recordings = session.scalars(select(models.Recording).order_by(models.Recording.pk)).all()
@@ -102,7 +102,7 @@ def test_an_over_long_file_is_refused_from_its_header_before_decoding(store: Sto
     whole = SOURCE.read_bytes()
     (dialogues / "cut.flac").write_bytes(whole[: len(whole) // 2])  # the header still says 28.5 s; half the frames are gone
     base = manifest_rows(dialogues)[0]
-    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", [variant_row(base, "cut.flac", "s-cut")]))
+    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", [variant_row(base, "cut.flac", "s-cut")]), actor="test")
     outcome = report.outcomes[0]
     assert outcome.status == "rejected"
     assert [(r.code, r.message) for r in outcome.reasons if r.code in ("duration", "decode")] == [

@@ -33,6 +33,6 @@ def test_the_largest_accepted_version_and_id_are_stored_on_both_databases(store:
     text = EN_PROTOCOL.read_text().replace("id: en-dialogue-accents", "id: " + "x" * 128, 1)
     protocol = parse_protocol(re.sub(r"^version: 1$", "version: 2147483647", text, count=1, flags=re.M), "max.yaml")
     with store.session() as session:
-        register_protocol(session, protocol)
+        register_protocol(session, protocol, actor="test")
         session.commit()
         assert session.scalar(select(models.Protocol.version)) == 2**31 - 1
