@@ -40,7 +40,7 @@ def staged(store: Store, dialogues: Path) -> Staged:
     """The six dialogues at different review stages, so every stage counts a different set."""
     register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
-    ingest_manifest(store, PROTOCOL_ID, dialogues / "manifest.jsonl")
+    ingest_manifest(store, PROTOCOL_ID, dialogues / "manifest.jsonl", actor="test")
     hours = {r["session_id"]: sf.info(dialogues / r["path"]).duration / 3600 for r in manifest_rows(dialogues)}
     recordings: dict[str, int] = {}
     with store.session() as session:
@@ -52,7 +52,7 @@ def staged(store: Store, dialogues: Path) -> Staged:
                 if session_id in wanted:
                     session.add(models.TranscriptRevision(recording_pk=pk, author_kind=kind, author=f"{kind}-1",
                                                           author_params={}, turns=turns, stage=stage))
-        add_user(session, "manny", PASSWORD, ["manager"])
+        add_user(session, "manny", PASSWORD, ["manager"], actor="test")
         session.commit()
         manager = authenticate(session, "manny", PASSWORD)
         session.commit()
