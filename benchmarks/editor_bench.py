@@ -83,7 +83,7 @@ def build_store(home: Path, hour: bool) -> int:
     turns = [{**t, "start": round(t["start"] + k * length, 3), "end": round(t["end"] + k * length, 3), "words": []}
              for k in range(copies) for t in dialogue]
     with store.session() as session:
-        row = register_protocol(session, load_protocol(PROTOCOL)).row
+        row = register_protocol(session, load_protocol(PROTOCOL), actor="bench").row
         digest = store.blobs.put_file(audio)
         recording = models.Recording(protocol_pk=row.pk, status="accepted", sha256=digest, working_sha256=digest,
                                      source_name=audio.name, duration_s=duration, sample_rate=16000, channels=1)

@@ -8,7 +8,7 @@ row is detectable (`corpus.governance.audit_verify.verify_chain`):
     entry_hash     = sha256(prev_hash + content_digest)      (the first prev_hash: 64 zeros)
 
 The three hash columns are NOT NULL; events older than the chain were sealed by
-migration 0006 into a leading segment that starts at LEGACY_GENESIS instead.
+migration 0008 into a leading segment that starts at LEGACY_GENESIS instead.
 
 The body is digested separately so that an erasure can blank an event's subject and
 details (they may name a speaker or an audio hash) while keeping `body` in the blanked
@@ -36,7 +36,7 @@ from store.clock import utcnow
 from store.db import take_sqlite_write_lock
 
 GENESIS = "0" * 64
-# where migration 0006 sealed the events written before the chain existed (never written since)
+# where migration 0008 sealed the events written before the chain existed (never written since)
 LEGACY_GENESIS = hashlib.sha256(b"turnscribe: audit events from before the hash chain").hexdigest()
 # pg_advisory_xact_lock key serialising appends to the chain ("TSAUDIT" as an int)
 CHAIN_LOCK_KEY = 0x54534155444954

@@ -390,7 +390,7 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # hash chain: entry_hash = H(prev_hash, content_digest); content_digest = H(at, actor, action,
     # subject, details). An erasure may blank subject/details (personal data) yet keep the digest,
-    # so the chain still verifies and any other change is detected. NOT NULL (migration 0006): the
+    # so the chain still verifies and any other change is detected. NOT NULL (migration 0008): the
     # columns are filled before the row is inserted (store/audit.py), and a row cannot lose them.
     content_digest: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))

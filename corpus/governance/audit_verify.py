@@ -5,7 +5,7 @@ its content no longer matches its digest (edited), its link does not follow the 
 before it (deleted, inserted or reordered rows), a hash field is empty or missing (the
 columns are NOT NULL, so only tampering empties them), or it was blanked without a
 tombstone — or with one, beyond the number of entries that erasure's own (chained) event
-says it blanked. Events older than the chain were sealed by migration 0006 into a leading
+says it blanked. Events older than the chain were sealed by migration 0008 into a leading
 segment starting at LEGACY_GENESIS; the live chain may start (at GENESIS) once, after it.
 Cutting entries off the end leaves a valid shorter chain: compare `head` with a value
 kept outside the database (`--expect-head`) to detect that too.
@@ -31,7 +31,7 @@ class ChainReport:
     ok: bool = True
     checked: int = 0  # entries walked (legacy included)
     chained: int = 0  # entries whose digest and link verified (legacy included)
-    legacy: int = 0  # entries written before the chain existed, sealed by migration 0006, at the start only
+    legacy: int = 0  # entries written before the chain existed, sealed by migration 0008, at the start only
     blanked: int = 0  # entries an erasure blanked (their tombstone exists)
     head: str = GENESIS  # entry_hash of the last verified entry
     broken_pk: int | None = None
@@ -98,7 +98,7 @@ def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
     marks: dict[str, list[int]] = defaultdict(list)  # tombstone id -> pks of entries blanked under it
     expected: dict[str, int] = {}  # tombstone id -> entries its erasure event says it blanked
     started = False
-    sealed_prefix = False  # walking the legacy segment migration 0006 sealed
+    sealed_prefix = False  # walking the legacy segment migration 0008 sealed
     ev = models.AuditEvent  # plain rows, not ORM objects: the walk reads every entry once
     query = select(ev.pk, ev.at, ev.actor, ev.action, ev.subject, ev.details, ev.content_digest, ev.prev_hash,
                    ev.entry_hash).order_by(ev.pk).execution_options(yield_per=batch)

@@ -70,7 +70,7 @@ def test_reimporting_the_original_consent_file_never_undoes_a_withdrawal(store: 
     assert _verdict(store, "c-spk-0003", "spk-0003", LATER).codes == {ConsentCode.WITHDRAWN}
 
     # the withdrawal keeps the dialogue out of intake
-    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", manifest_rows(dialogues)[1:2]))
+    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", manifest_rows(dialogues)[1:2]), actor="test")
     assert report.outcomes[0].status == "rejected"
     assert "withdrew consent 'c-spk-0003' on 2026-11-01" in " | ".join(r.message for r in report.outcomes[0].reasons)
 
@@ -96,7 +96,7 @@ def test_consent_expired_since_the_recording_is_refused_at_intake(store: Store, 
         "c-spk-0003,spk-0003,v3,model_training;evaluation,2026-09-01,2026-10-15,")
     _import(store, tmp_path / "consent.csv", text)
     assert dt.date.today() > dt.date(2026, 10, 15) >= dt.date(2026, 10, 4), "recorded while valid, expired before today"
-    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", manifest_rows(dialogues)[:2]))
+    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", manifest_rows(dialogues)[:2]), actor="test")
     assert [o.status for o in report.outcomes] == ["accepted", "rejected"]
     why = " | ".join(r.message for r in report.outcomes[1].reasons)
     assert "expired on 2026-10-15" in why and "expired before this intake" in why

@@ -95,15 +95,15 @@ def test_reordered_entries_are_detected(store: Store) -> None:
 
 
 @pytest.fixture
-def store_before_0006(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store migrated only to 0005 (audit hash columns nullable, no sign-in throttle), on both databases."""
+def store_before_0008(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store migrated only to 0007 (audit hash columns nullable, no sign-in throttle), on both databases."""
     from tests.conftest import _postgres_database
 
     home = tmp_path / "old-home"
     url = (_postgres_database(request.getfixturevalue("postgres")) if request.param == "postgresql"
            else f"sqlite:///{home / 'turnscribe.db'}")
     opened = open_store(Settings(home=home, database_url=url), upgrade=False)
-    migrate(opened.engine, "0005")
+    migrate(opened.engine, "0007")
     yield opened
     opened.close()
 
@@ -114,39 +114,39 @@ def _insert_unchained(store: Store, subject: str, actor: str = "old") -> None:
 
 
 def _append_raw(store: Store, n: int) -> None:
-    """Chained events the way record_event wrote them before 0006, without touching tables that changed since."""
+    """Chained events the way record_event wrote them before 0008, without touching tables that changed since."""
     for i in range(n):
         with store.session() as session:
             record_event(session, "alice", "edit", f"task:{i}", {"n": i})
             session.commit()
 
 
-@pytest.mark.parametrize("store_before_0006", ["sqlite", "postgresql"], indirect=True)
-def test_migration_0006_seals_a_legacy_prefix_and_keeps_the_chain_and_its_head(store_before_0006: Store) -> None:
+@pytest.mark.parametrize("store_before_0008", ["sqlite", "postgresql"], indirect=True)
+def test_migration_0008_seals_a_legacy_prefix_and_keeps_the_chain_and_its_head(store_before_0008: Store) -> None:
     for i in range(2):
-        _insert_unchained(store_before_0006, f"recording:{i}")
-    _append_raw(store_before_0006, 2)
-    with store_before_0006.engine.connect() as conn:
+        _insert_unchained(store_before_0008, f"recording:{i}")
+    _append_raw(store_before_0008, 2)
+    with store_before_0008.engine.connect() as conn:
         head_before = conn.execute(text("SELECT entry_hash FROM audit_events ORDER BY pk DESC LIMIT 1")).scalar()
-    migrate(store_before_0006.engine)
-    report = _verify(store_before_0006)
+    migrate(store_before_0008.engine)
+    report = _verify(store_before_0008)
     assert report.ok, report.problem
     assert (report.legacy, report.chained, report.head) == (2, 4, head_before)
-    with store_before_0006.session() as session:
+    with store_before_0008.session() as session:
         first = session.scalars(select(models.AuditEvent).order_by(models.AuditEvent.pk)).first()
         assert first.prev_hash == LEGACY_GENESIS
-    _sql(store_before_0006, "UPDATE audit_events SET actor = 'mallory' WHERE subject = 'recording:1'")  # sealed rows are checked too
-    assert "content changed" in _verify(store_before_0006).problem
+    _sql(store_before_0008, "UPDATE audit_events SET actor = 'mallory' WHERE subject = 'recording:1'")  # sealed rows are checked too
+    assert "content changed" in _verify(store_before_0008).problem
 
 
-@pytest.mark.parametrize("store_before_0006", ["sqlite", "postgresql"], indirect=True)
-def test_migration_0006_turns_hashes_removed_after_the_chain_started_into_a_named_break(store_before_0006: Store) -> None:
-    _append_raw(store_before_0006, 2)
-    _insert_unchained(store_before_0006, "x", actor="sneaky")
-    with store_before_0006.engine.connect() as conn:
+@pytest.mark.parametrize("store_before_0008", ["sqlite", "postgresql"], indirect=True)
+def test_migration_0008_turns_hashes_removed_after_the_chain_started_into_a_named_break(store_before_0008: Store) -> None:
+    _append_raw(store_before_0008, 2)
+    _insert_unchained(store_before_0008, "x", actor="sneaky")
+    with store_before_0008.engine.connect() as conn:
         sneaky = conn.execute(text("SELECT pk FROM audit_events WHERE actor = 'sneaky'")).scalar()
-    migrate(store_before_0006.engine)
-    report = _verify(store_before_0006)
+    migrate(store_before_0008.engine)
+    report = _verify(store_before_0008)
     assert not report.ok and report.broken_pk == sneaky
     assert "content_digest, prev_hash, entry_hash empty or missing" in report.problem
 

@@ -6,8 +6,8 @@ so the live chain and every head hash noted earlier stay as they are and verific
 still checks those rows. A row missing a hash anywhere else was tampered with: its
 missing fields become '' (a break that `audit --verify` names) rather than made up.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-30 09:00:00.000000
 """
 from alembic import op
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from store.audit import LEGACY_GENESIS, body_digest, content_digest, link_hash
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
