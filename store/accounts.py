@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from store import models
 from store.audit import record_event
+from store.clock import utcnow
 from store.db import take_sqlite_write_lock
 from store.settings import SignInPolicy
 
@@ -250,7 +251,7 @@ def authenticate(session: Session, username: str, password: str, *,
     persist). A throttled or locked account is refused without looking at the password.
     """
     policy = policy or SignInPolicy()
-    now = now or models.utcnow()
+    now = now or utcnow()
     take_sqlite_write_lock(session)  # concurrent attempts on one account are judged one after the other
     user = session.get(models.User, username, with_for_update=True)
     if user is None or not user.active:
