@@ -168,8 +168,7 @@ def import_labelstudio_cmd(
     for pair in author or []:
         key, sep, username = pair.partition("=")
         if not sep or not key.strip() or not username.strip():
-            err.print(f"[red]error:[/red] --author {pair!r}: write LABEL_STUDIO_USER=USERNAME")
-            raise typer.Exit(Exit.USAGE)
+            fail(f"--author {pair!r}: write LABEL_STUDIO_USER=USERNAME", Exit.USAGE)
         authors[key.strip()] = username.strip()
     store = store_for_cli()
     principal = principal_for_cli(store, "assign")
@@ -177,8 +176,7 @@ def import_labelstudio_cmd(
         try:
             report = import_labelstudio(session, principal, file, audio_root, authors)
         except LabelStudioError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+            fail(str(exc), Exit.USAGE)
         session.commit()
     for o in report.outcomes:
         if o.status == "refused":

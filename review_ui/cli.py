@@ -89,19 +89,17 @@ def users_update(
 ) -> None:
     """Change a person's conflict-of-interest groups (an admin's sign-in; audited)."""
     from store.accounts import AccountError, update_groups
-    from store.console import Exit, err, out, principal_for_cli, store_for_cli
+    from store.console import Exit, fail, out, principal_for_cli, store_for_cli
 
     if not group and not remove_group:
-        err.print("[red]error:[/red] nothing to change: give --group or --remove-group")
-        raise typer.Exit(Exit.USAGE)
+        fail("nothing to change: give --group or --remove-group", Exit.USAGE)
     store = store_for_cli()
     actor = principal_for_cli(store, "manage_users").username
     with store.session() as session:
         try:
             user = update_groups(session, name, add=list(group or []), remove=list(remove_group or []), actor=actor)
         except AccountError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(Exit.USAGE) from None
+            fail(str(exc), Exit.USAGE)
         session.commit()
         out.print(f"user {name}: groups {', '.join(user.groups) or 'none'}", markup=False)
 
