@@ -67,11 +67,11 @@ def test_users_add_bootstraps_the_first_account_then_needs_an_admin(review_store
     listing = _invoke(rs, "users", "list", **BOSS)
     assert listing.exit_code == 0 and "ann" in listing.output and "site:lyon" in listing.output
 
-    admin = {"TURNSCRIBE_USER": "boss", "TURNSCRIBE_PASSWORD": "boss-password"}
+    admin = BOSS
     updated = _invoke(rs, "users", "update", "ann", "--group", "speaker:spk-0001", "--remove-group", "site:lyon", **admin)
     assert updated.exit_code == 0 and "user ann: groups speaker:spk-0001" in updated.output, updated.output
     not_admin = _invoke(rs, "users", "update", "ann", "--group", "site:paris",
-                        TURNSCRIBE_USER="ann", TURNSCRIBE_PASSWORD="ann-password")
+                        TURNSCRIBE_USER="ann", TURNSCRIBE_PASSWORD="lantern-quiet-88")
     assert not_admin.exit_code == 1
     malformed = _invoke(rs, "users", "update", "ann", "--group", "paris", **admin)
     assert malformed.exit_code == 2 and "<kind>:<value>" in malformed.output
