@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from store import models
 from store.accounts import add_user
-from store.db import Store
+from store.db import Store, open_store
+from store.settings import load_settings
 from tests.conftest import EN_PROTOCOL
 
 BIN = Path(sys.executable).parent / "turnscribe"
