@@ -6,6 +6,7 @@ version becomes every command's default) and is audited, list and show any role.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 

@@ -238,7 +238,7 @@ def test_session_attributes_are_accepted_validated_and_kept(store: Store, dialog
     rows[1].update(group="acme", site="")  # an empty value is no value
     rows[2].update(site="lyon west")  # a space: no group could name it
     rows[3].update(room="b12")  # not declared by the protocol
-    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows))
+    report = ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows), actor="test")
     assert [o.status for o in report.outcomes] == ["accepted", "accepted", "rejected", "rejected"]
     assert "site 'lyon west': use 1-128 letters, digits" in _reasons(report, 3)
     assert "unknown field(s) ['room']" in _reasons(report, 4)
@@ -254,7 +254,7 @@ def test_csv_session_attribute_columns_are_not_demographics(ready: Store, dialog
     body = [lines[1] + ",ann1,lyon", lines[2] + ",ann1,lyon",  # dlg001: both rows agree
             lines[3] + ",ann2,lyon", lines[4] + ",ann2,paris"]  # dlg002: its rows disagree on the site
     (dialogues / "m.csv").write_text("\n".join([header, *body]) + "\n")
-    report = ingest_manifest(ready, "en-dialogue-accents", dialogues / "m.csv")
+    report = ingest_manifest(ready, "en-dialogue-accents", dialogues / "m.csv", actor="test")
     assert [o.status for o in report.outcomes] == ["accepted", "rejected", "rejected"]
     assert "has site='paris' here but 'lyon' on line 4" in _reasons(report, 5)
     with ready.session() as session:

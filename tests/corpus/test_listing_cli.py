@@ -22,6 +22,7 @@ from review_ui.calibration import start_calibration
 from review_ui.tasks import cut_tasks
 from protocols.registry import get_protocol
 from store import models
+from store.accounts import add_user
 from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus
 from turnscribe import app
 
@@ -38,11 +39,13 @@ def invoke(corpus: Corpus, *args: str, user: str = "manny") -> str:
 
 
 def table_rows(text: str) -> list[dict[str, str]]:
-    """A rich table's rows as {header: cell}: the header row is drawn with '┃', data rows with '│'; a line whose
-    first cell is empty continues the row above (a wrapped cell), joined with a space."""
+    """The first rich table's rows as {header: cell}: the header row is drawn with '┃', data rows with '│'; a line
+    whose first cell is empty continues the row above (a wrapped cell), joined with a space."""
     header: list[str] = []
     rows = []
     for line in text.splitlines():
+        if "┃" in line and rows:
+            break  # a second table follows (review status: gold coverage)
         if "┃" in line:
             header = [c.strip() for c in line.strip().strip("┃").split("┃")]
         elif "│" in line and header:
@@ -68,7 +71,7 @@ def csv_rows(corpus: Corpus, *args: str, user: str = "manny") -> list[dict[str, 
 def released(corpus: Corpus) -> Corpus:
     """Two releases, review tasks and a calibration, so every listing has rows."""
     build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v1", seed=0)
-    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v2", seed=3)
+    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v2", seed=3, reassign_splits=True)  # so the diff moves splits
     with corpus.store.session() as session:
         row, _ = get_protocol(session, PROTOCOL_ID, None)
         cut_tasks(session, row.pk, actor="manny", double_share=0.5, blind_share=0.0, seed=1)
@@ -138,10 +141,13 @@ def test_review_status_json_matches_the_table(released: Corpus) -> None:
 
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 def test_users_list_json_matches_the_table(released: Corpus) -> None:
-    rows = json_rows(released, "users.list", "users", "list")
-    table = table_rows(invoke(released, "users", "list"))
-    assert [r["username"] for r in rows] == ["annie", "connie", "manny"]
-    annie = rows[0]
+    with released.store.session() as session:
+        add_user(session, "ada", PASSWORD, ["admin"], actor="test")  # listing accounts is an admin's right
+        session.commit()
+    rows = json_rows(released, "users.list", "users", "list", user="ada")
+    table = table_rows(invoke(released, "users", "list", user="ada"))
+    assert [r["username"] for r in rows] == ["ada", "annie", "connie", "manny"]
+    annie = rows[1]
     assert annie["roles"] == ["annotator"] and annie["active"] is True
     assert annie["calibrations"] == [{"language": "en", "accent": "scottish", "state": annie["calibrations"][0]["state"]}]
     for row, cells in zip(rows, table, strict=True):

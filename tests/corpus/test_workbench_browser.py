@@ -34,7 +34,7 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 def server(corpus: Corpus, tmp_path: Path) -> Iterator[str]:
     """`turnscribe ui` (the console script, with the releases page it adds) on a free port."""
     build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v1", seed=0)
-    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v2", seed=3)
+    build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v2", seed=3, reassign_splits=True)  # so the diff moves splits
     settings = corpus.store.settings
     env = dict(os.environ, TURNSCRIBE_HOME=str(settings.home), TURNSCRIBE_DATABASE_URL=settings.database_url)
     port = _free_port()
@@ -88,7 +88,8 @@ def expected_heatmap(corpus: Corpus, rows: str, columns: str) -> dict[tuple[str,
     other dimension."""
     settings = corpus.store.settings
     result = CliRunner().invoke(app, ["collect", "coverage", "--protocol", PROTOCOL_ID, "--format", "json"],
-                                env={"TURNSCRIBE_HOME": str(settings.home), "TURNSCRIBE_DATABASE_URL": settings.database_url})
+                                env={"TURNSCRIBE_HOME": str(settings.home), "TURNSCRIBE_DATABASE_URL": settings.database_url,
+                                     "TURNSCRIBE_USER": "manny", "TURNSCRIBE_PASSWORD": PASSWORD})
     assert result.exit_code == 0, result.output
     sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     for row in json.loads(result.stdout)["rows"]:

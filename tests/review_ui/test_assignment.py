@@ -169,7 +169,7 @@ def test_conflict_inputs_from_manifest_and_groups_feed_assignment_and_its_report
     rows[0].update(site="lyon")
     rows[2].update(recorded_by="ann1")
     rows[3].update(group="acme")
-    assert ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows)).ok
+    assert ingest_manifest(store, "en-dialogue-accents", write_manifest(dialogues / "m.jsonl", rows), actor="test").ok
     with store.session() as session:
         recordings = {Path(r.source_name).stem: r.pk for r in session.scalars(select(models.Recording))}
         for stem, pk in recordings.items():

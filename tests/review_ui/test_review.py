@@ -197,7 +197,7 @@ def test_gold_submission_ends_like_production_work(review_store) -> None:
 
 def test_demo_accounts_queues_and_approval_through_the_review_path(review_store) -> None:
     from store.accounts import authenticate, load_principal
-    from demo.accounts import approve_for_demo, queue_demo, seed_demo_accounts
+    from demo.accounts import approve_for_demo, calibrate_demo_people, queue_demo, seed_demo_accounts
 
     rs = review_store
     with rs.store.session() as session:
@@ -208,6 +208,7 @@ def test_demo_accounts_queues_and_approval_through_the_review_path(review_store)
                                                     ("ann2", "annotator"), ("rev1", "reviewer"), ("ml1", "consumer")}
         for username, password, _ in accounts:
             assert authenticate(session, username, password).username == username
+        calibrate_demo_people(session)
         given = queue_demo(session, rs.protocol_row.pk, "demo")
         session.commit()
         assert {t.assignee for t in given} == {"ann1", "ann2"}
