@@ -7,12 +7,7 @@ prints no "None". Screenshots at 1440x900 go to test-artifacts/ui/.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +19,7 @@ from corpus.releases.build import build_release
 from corpus.releases.verify import diff_releases
 from review_ui.serve import REPO_ROOT
 from tests.corpus.conftest import PASSWORD, PROTOCOL_ID, Corpus
-from tests.review_ui.test_browser_e2e import CHROMIUM, Shots, _free_port, wait_idle
+from tests.review_ui.test_browser_e2e import CHROMIUM, Shots, running_ui, wait_idle
 from turnscribe import app
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
@@ -35,31 +30,8 @@ def server(corpus: Corpus, tmp_path: Path) -> Iterator[str]:
     """`turnscribe ui` (the console script, with the releases page it adds) on a free port."""
     build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v1", seed=0)
     build_release(corpus.store, corpus.manager, PROTOCOL_ID, "v2", seed=3, reassign_splits=True)  # so the diff moves splits
-    settings = corpus.store.settings
-    env = dict(os.environ, TURNSCRIBE_HOME=str(settings.home), TURNSCRIBE_DATABASE_URL=settings.database_url)
-    port = _free_port()
-    log = open(tmp_path / "streamlit.log", "w")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "turnscribe"), "ui", "--port", str(port)],
-                               env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "streamlit.log").read_text())
-                time.sleep(0.3)
+    with running_ui(corpus.store, tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]

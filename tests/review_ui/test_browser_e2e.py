@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def server(review_store: ReviewStore, tmp_path: Path) -> Iterator[str]:
-    """`turnscribe ui` on a free port (the real console script, serve() and its flags), stopped after the test."""
+@contextmanager
+def running_ui(store: Store, tmp_path: Path) -> Iterator[str]:
+    """`turnscribe ui` on a free port (the real console script, serve() and its flags) for `store`, stopped after."""
     port = _free_port()
-    env = dict(os.environ, TURNSCRIBE_HOME=str(review_store.store.settings.home),
-               TURNSCRIBE_DATABASE_URL=review_store.store.settings.database_url)
+    env = dict(os.environ, TURNSCRIBE_HOME=str(store.settings.home), TURNSCRIBE_DATABASE_URL=store.settings.database_url)
     log = open(tmp_path / "streamlit.log", "w")
     command = [str(Path(sys.executable).parent / "turnscribe"), "ui", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
@@ -83,6 +83,13 @@ def server(review_store: ReviewStore, tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture
+def server(review_store: ReviewStore, tmp_path: Path) -> Iterator[str]:
+    """The workbench on the review store."""
+    with running_ui(review_store.store, tmp_path) as url:
+        yield url
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)  # the server went down with `turnscribe ui`
 
