@@ -281,7 +281,7 @@ def _clean_up(store: Store, written: set[str]) -> set[str]:
     """Remove the blobs this row wrote that no committed row refers to; the ones left behind."""
     try:
         with store.session() as session:
-            return written - remove_unreferenced(store.blobs, session, written)
+            return written - remove_unreferenced(store.blobs, session, written).removed
     except (OSError, SQLAlchemyError):
         return {d for d in written if store.blobs.exists(d)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,12 +29,23 @@ def unreferenced_blobs(session: Session, digests: set[str]) -> set[str]:
     return digests - used
 
 
-def remove_unreferenced(blobs: BlobStore, session: Session, digests: set[str]) -> set[str]:
-    """Delete the blob files among `digests` that no committed row references; the digests removed."""
-    removed = set()
-    for digest in unreferenced_blobs(session, digests):
+@dataclass
+class BlobRemoval:
+    """What happened to the files of unreferenced digests: removed, or left with the error that kept them."""
+
+    removed: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)  # digest -> the error
+
+
+def remove_unreferenced(blobs: BlobStore, session: Session, digests: set[str]) -> BlobRemoval:
+    """Delete the blob files among `digests` that no committed row references; a file that resists is reported."""
+    result = BlobRemoval()
+    for digest in sorted(unreferenced_blobs(session, digests)):
         path = blobs.path_for(digest)
-        if path.exists():
-            path.unlink()
-            removed.add(digest)
-    return removed
+        try:
+            if path.exists() or path.is_symlink():
+                path.unlink()
+                result.removed.add(digest)
+        except OSError as exc:
+            result.failed[digest] = f"{path}: {exc.strerror or exc}"
+    return result

@@ -41,7 +41,7 @@ from corpus.governance.erased_pulls import PullNotice, settle_pulls
 from store import models
 from store.accounts import Principal, require
 from store.audit import blank_event, canonical_json, record_event
-from store.blob_refs import unreferenced_blobs
+from store.blob_refs import remove_unreferenced, unreferenced_blobs
 from store.db import Store
 from store.do_not_collect import AUDIO, CONSENT, SPEAKER, DoNotCollect
 
@@ -240,11 +240,6 @@ def _blank_audit(session: Session, names: set[str], subjects: set[str], tombston
     return blanked
 
 
-def _unreferenced(session: Session, digests: set[str]) -> set[str]:
-    """The digests no remaining recording or voice profile points at."""
-    return unreferenced_blobs(session, digests)
-
-
 @dataclass
 class _Scope:
     """Every row and identifier one erasure reaches, gathered before anything is deleted."""
@@ -332,7 +327,7 @@ def erase_targets(session: Session, targets: ErasureTargets, tombstone: models.T
     counts = _delete_rows(session, targets, scope)
     counts["release_entries"] = release_entries
     counts["audit_events_blanked"] = _blank_audit(session, names, scope.subjects(targets), tombstone.tombstone_id)
-    unreferenced = _unreferenced(session, scope.digests)
+    unreferenced = unreferenced_blobs(session, scope.digests)
     counts["blobs"] = len(unreferenced)
     counts["blobs_shared_kept"] = len(scope.digests) - len(unreferenced)
     if blocked is not None:
@@ -353,23 +348,14 @@ def orphan_blobs(store: Store, min_age: dt.timedelta = ORPHAN_MIN_AGE) -> set[st
     found = {p.name for p in root.glob("??/*") if p.is_file() and not p.name.startswith(".")
              and len(p.name) == 64 and p.stat().st_mtime < cutoff} if root.exists() else set()
     with store.session() as session:
-        return _unreferenced(session, found)
+        return unreferenced_blobs(session, found)
 
 
 def delete_blobs(store: Store, digests: set[str]) -> BlobDeletion:
     """Delete the blob files no row references (checked again after the commit); a file that resists is reported."""
     with store.session() as session:
-        free = _unreferenced(session, digests)
-    result = BlobDeletion()
-    for digest in sorted(free):
-        path = store.blobs.path_for(digest)
-        try:
-            if path.exists() or path.is_symlink():
-                path.unlink()
-                result.deleted += 1
-        except OSError as exc:
-            result.failed[digest] = f"{path}: {exc.strerror or exc}"
-    return result
+        removal = remove_unreferenced(store.blobs, session, digests)
+    return BlobDeletion(deleted=len(removal.removed), failed=removal.failed)
 
 
 def new_tombstone(session: Session, principal: Principal, reason: str) -> models.Tombstone:
