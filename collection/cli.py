@@ -15,6 +15,7 @@ import typer
 from collection.duplicates_cli import register as register_duplicates
 from protocols.cli import protocol_for_cli
 from store.console import Exit, err, fail, out, principal_for_cli, store_for_cli
+from store.listing import Column, Listing, ListFormat, emit
 
 app = typer.Typer(help="Intake: consent, ingest, coverage, duplicate speakers.", no_args_is_help=True)
 consent_app = typer.Typer(help="The consent registry.", no_args_is_help=True)
@@ -128,16 +129,23 @@ def coverage(
     output: Annotated[Path | None, typer.Option("--out", help="Write csv/json here instead of stdout.")] = None,
     png: Annotated[Path | None, typer.Option(help="Also write a heatmap PNG here.")] = None,
     limit: Annotated[int, typer.Option(help="Rows per table (table format).")] = 20,
+    site: Annotated[str | None, typer.Option(help="Only recordings whose session declared this site.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only recordings made on this device (a protocol device).")] = None,
+    noise_condition: Annotated[str | None, typer.Option("--noise-condition", help="Only this declared noise condition.")] = None,
 ) -> None:
-    """Collected vs target per dimension and crossed cell, most behind first."""
-    from collection.coverage import compute_coverage
+    """Collected vs target per dimension and crossed cell, most behind first (optionally one site/device/noise condition)."""
+    from collection.coverage import RecordingFilter, compute_coverage
     from collection.coverage_formats import coverage_csv, coverage_heatmap, coverage_json, print_coverage
 
     store = store_for_cli()
     principal_for_cli(store, "see_coverage")
     row, spec = protocol_for_cli(store, protocol, version)
+    allowed = spec.allowed_values()
+    for name, value in (("device", device), ("noise_condition", noise_condition)):
+        if value is not None and value not in allowed[name]:
+            fail(f"unknown {name} {value!r}: protocol {spec.id} v{spec.version} allows {', '.join(allowed[name])}", Exit.USAGE)
     with store.session() as session:
-        report = compute_coverage(session, row, spec)
+        report = compute_coverage(session, row, spec, where=RecordingFilter(site, device, noise_condition))
     if format is CoverageFormat.table:
         print_coverage(report, out, limit=limit)
     else:
@@ -150,6 +158,48 @@ def coverage(
     if png:
         coverage_heatmap(report, png)
         err.print(f"wrote {png}")
+
+
+@app.command()
+def projection(
+    protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")],
+    version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
+    weeks: Annotated[int, typer.Option(min=1, max=52, help="Weeks of intake the rate is measured over.")] = 4,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Project from this day (YYYY-MM-DD; default today, UTC).")] = None,
+    site: Annotated[str | None, typer.Option(help="Only recordings whose session declared this site.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only recordings made on this device.")] = None,
+    noise_condition: Annotated[str | None, typer.Option("--noise-condition", help="Only this declared noise condition.")] = None,
+    format: Annotated[ListFormat, typer.Option("--format", help="table, json or csv.")] = ListFormat.table,
+) -> None:
+    """When each cell meets its hours target at the recent intake rate; cells that will miss the deadline first."""
+    import datetime as dt
+
+    from collection.coverage import RecordingFilter
+    from collection.projection import coverage_projection
+    from store.clock import utcnow
+
+    store = store_for_cli()
+    principal_for_cli(store, "see_coverage")
+    row, spec = protocol_for_cli(store, protocol, version)
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else utcnow().date()
+    except ValueError:
+        fail(f"--as-of {as_of!r}: write a day as YYYY-MM-DD", Exit.USAGE)
+    with store.session() as session:
+        found = coverage_projection(session, row, spec, as_of=day, weeks=weeks,
+                                    where=RecordingFilter(site, device, noise_condition))
+    weekly = ", ".join(f"{w:%d %b} {60 * h:.1f} min" for w, h in found.weekly_hours)
+    deadline = f"deadline {found.deadline}" if found.deadline else "no deadline set"
+    listing = Listing("collect.projection", [Column(k, k.replace("_", " ")) for k in PROJECTION_COLUMNS],
+                      title=f"{spec.id} v{spec.version}: as of {day}, {deadline}; intake per week: {weekly}")
+    for cell in found.rows:
+        values = cell.as_dict()
+        listing.add(**{k: values[k] for k in PROJECTION_COLUMNS})
+    emit(listing, format)
+
+
+PROJECTION_COLUMNS = ("label", "hours", "target_hours", "gap_hours", "recent_hours", "rate_hours_per_week",
+                      "projected_on", "deadline", "status")
 
 
 @app.command("import-labelstudio")

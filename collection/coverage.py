@@ -25,6 +25,7 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from store import models
+from store.release_keys import recording_pk
 from protocols.schema import RECORDING_DIMENSIONS, Protocol, Target
 
 
@@ -79,15 +80,17 @@ class CoverageReport:
     rejected: dict[str, int] = field(default_factory=dict)
     mismatches: list[dict[str, Any]] = field(default_factory=list)
     other_versions: dict[int, int] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)  # the RecordingFilter's set fields
 
     def scope(self, scope: str) -> list[CoverageRow]:
         return [r for r in self.rows if r.scope == scope]
 
 
-STAGES = ("collected", "preannotated", "in_review", "approved")
+STAGES = ("collected", "preannotated", "in_review", "approved", "released")
 """How far an accepted recording has come, each stage a subset of the one before: accepted at
 intake; a model revision exists; a person has worked on it (any person-authored revision but
-a reference); an ``approved`` revision exists (what a release can take)."""
+a reference); an ``approved`` revision exists (what a release can take); a release of the
+protocol holds it (an entry erased since no longer counts)."""
 
 
 def recording_stages(session: Session, protocol_pk: int) -> dict[int, int]:
@@ -108,7 +111,23 @@ def recording_stages(session: Session, protocol_pk: int) -> dict[int, int]:
         else:
             reached = 0
         stage[pk] = max(stage.get(pk, 0), reached)
+    for pk in released_recordings(session, protocol_pk):
+        if pk in stage:
+            stage[pk] = STAGES.index("released")
     return stage
+
+
+def released_recordings(session: Session, protocol_pk: int) -> set[int]:
+    """Recording pks held by any release of the protocol version (entries key them ``rec-<pk>``)."""
+    rel, entry = models.Release, models.ReleaseEntry
+    query = (select(entry.entry).join(rel, rel.pk == entry.release_pk)
+             .where(rel.protocol_pk == protocol_pk).execution_options(yield_per=2000))
+    held = set()
+    for (value,) in session.execute(query):
+        pk = recording_pk(value.get("recording")) if isinstance(value, dict) else None
+        if pk is not None:
+            held.add(pk)
+    return held
 
 
 def recordings_at_stage(stages: dict[int, int], stage: str) -> frozenset[int]:
@@ -117,6 +136,57 @@ def recordings_at_stage(stages: dict[int, int], stage: str) -> frozenset[int]:
         raise ValueError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
     floor = STAGES.index(stage)
     return frozenset(pk for pk, reached in stages.items() if reached >= floor)
+
+
+FILTERS = ("site", "device", "noise_condition")
+"""What a manager may narrow coverage to: the session's declared site (a manifest attribute), and
+the recording-level conditions (device, noise condition)."""
+
+
+@dataclass(frozen=True)
+class RecordingFilter:
+    """Accepted recordings of one site, device and/or noise condition (None = any)."""
+
+    site: str | None = None
+    device: str | None = None
+    noise_condition: str | None = None
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) is not None for name in FILTERS)
+
+    def describe(self) -> str:
+        return ", ".join(f"{name}={getattr(self, name)}" for name in FILTERS if getattr(self, name) is not None) or "all recordings"
+
+
+def _filter_rows(session: Session, protocol_pk: int) -> list[tuple[int, str | None, str, str]]:
+    rec, se = models.Recording, models.Session
+    rows = session.execute(
+        select(rec.pk, rec.declared, se.device, se.noise_condition).join(se, se.pk == rec.session_pk)
+        .where(rec.protocol_pk == protocol_pk, rec.status == "accepted")
+    ).all()
+    return [(pk, (declared or {}).get("site"), device, noise) for pk, declared, device, noise in rows]
+
+
+def filter_choices(session: Session, protocol_pk: int) -> dict[str, list[str]]:
+    """The values each filter can take among the accepted recordings (for pickers)."""
+    rows = _filter_rows(session, protocol_pk)
+    return {name: sorted({str(row[i + 1]) for row in rows if row[i + 1] is not None}) for i, name in enumerate(FILTERS)}
+
+
+def recordings_where(session: Session, protocol_pk: int, where: RecordingFilter) -> frozenset[int] | None:
+    """The accepted recordings `where` selects, or None when it selects everything (no filter set)."""
+    if not where:
+        return None
+    wanted = [getattr(where, name) for name in FILTERS]
+    return frozenset(row[0] for row in _filter_rows(session, protocol_pk)
+                     if all(w is None or str(v) == w for w, v in zip(wanted, row[1:])))
+
+
+def narrow(recordings: AbstractSet[int] | None, within: AbstractSet[int] | None) -> AbstractSet[int] | None:
+    """Both recording filters at once (None = no restriction)."""
+    if recordings is None:
+        return within
+    return recordings if within is None else frozenset(recordings) & frozenset(within)
 
 
 def participants_query(protocol_pk: int) -> Select[Any]:
@@ -284,13 +354,16 @@ def coverage_targets(protocol: Protocol, cells: Sequence[str] | None = None
 
 
 def compute_coverage(session: Session, protocol_row: models.Protocol, protocol: Protocol,
-                     recordings: AbstractSet[int] | None = None, *, cells: Sequence[str] | None = None) -> CoverageReport:
+                     recordings: AbstractSet[int] | None = None, *, cells: Sequence[str] | None = None,
+                     where: RecordingFilter = RecordingFilter()) -> CoverageReport:
     """Coverage of one protocol version, most-behind first within each scope.
 
     `recordings` restricts the count to those accepted recordings (pks), e.g.
     `recordings_at_stage(...)` or a release's; None counts every accepted recording.
+    `where` narrows further to a site, device or noise condition.
     `cells` crosses other dimensions than the protocol's target cells (coverage_targets).
     """
+    recordings = narrow(recordings, recordings_where(session, protocol_row.pk, where))
     views = coverage_targets(protocol, cells)
     dimensions = list(dict.fromkeys(d for _, dims, _ in views for d in dims))
     facts = _Facts(session, protocol_row.pk, dimensions, recordings)
@@ -302,6 +375,7 @@ def compute_coverage(session: Session, protocol_row: models.Protocol, protocol: 
         protocol.id, protocol.version, rows,
         rejected=_rejections(session, protocol_row.pk), mismatches=_mismatches(session, protocol_row.pk),
         other_versions=_other_versions(session, protocol_row),
+        where={name: getattr(where, name) for name in FILTERS if getattr(where, name) is not None},
     )
 
 

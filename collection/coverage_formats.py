@@ -35,7 +35,8 @@ def coverage_tables(report: CoverageReport, limit: int | None = None) -> list[Ta
         rows = report.scope(scope)
         if not rows:
             continue
-        table = Table(title=f"{report.protocol_id} v{report.protocol_version} — {title}", title_justify="left")
+        narrowed = "".join(f", {k}={v}" for k, v in report.where.items())
+        table = Table(title=f"{report.protocol_id} v{report.protocol_version}{narrowed} — {title}", title_justify="left")
         keys = ["dimension", "value"] if scope == "marginal" else list(rows[0].dimensions)
         for column in keys:
             table.add_column(column)
@@ -83,7 +84,7 @@ def coverage_json(report: CoverageReport) -> str:
     return json.dumps({
         "protocol": report.protocol_id, "version": report.protocol_version,
         "rows": [row.as_dict() for row in report.rows], "rejected": report.rejected,
-        "mismatches": report.mismatches, "other_versions": report.other_versions,
+        "mismatches": report.mismatches, "other_versions": report.other_versions, "where": report.where,
     }, indent=2, default=str)
 
 

@@ -29,10 +29,15 @@ class Registered:
     created: bool
 
 
+ADDED_LATER = ("review", "deadline")
+"""Optional protocol fields added after plans were registered: left out of the digest while unset."""
+
+
 def spec_hash(protocol: Protocol) -> str:
     dumped = protocol.model_dump(mode="json")
-    if dumped.get("review") is None:  # added later: plans without it keep the digest they were registered with
-        dumped.pop("review", None)
+    for later in ADDED_LATER:  # plans without these fields keep the digest they were registered with
+        if dumped.get(later) is None:
+            dumped.pop(later, None)
     canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

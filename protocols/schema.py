@@ -7,6 +7,7 @@ and ``device`` (from `devices`), so targets can be set on them too.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Literal
 
@@ -200,6 +201,8 @@ class Protocol(Strict):
     consent: ConsentRequirements
     guidelines: str = ""
     review: ReviewSettings | None = None  # None: the workbench's default gold thresholds
+    # the day every target should be met; coverage projections list the cells that will miss it first
+    deadline: dt.date | None = None
     release: ReleaseSettings = ReleaseSettings()
 
     def allowed_values(self) -> dict[str, list[str]]:

@@ -1,21 +1,24 @@
 """The managers' coverage funnel: per demographic cell, how far the collected audio has come.
 
 Stages are cumulative (each is a subset of the one before): **collected**,
-**pre-annotated**, **in review** and **approved**, as `collection.coverage.STAGES`
-defines them. Each stage's figures are `collection.coverage.compute_coverage` over the
-recordings that reached it, so the collected column is the coverage report's; targets,
+**pre-annotated**, **in review**, **approved** and **released**, as
+`collection.coverage.STAGES` defines them; `within` narrows every stage to a site, device
+or noise condition (`collection.coverage.recordings_where`). Each stage's figures are
+`collection.coverage.compute_coverage` over the recordings that reached it, so the
+collected column is the coverage report's; targets,
 percent and gaps come from its `CoverageRow`s. Rows are ordered gaps first: the
 least-approved share of the target, then the largest gap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from collection.coverage import STAGES, CoverageRow, compute_coverage, recording_stages, recordings_at_stage
+from collection.coverage import STAGES, CoverageRow, compute_coverage, narrow, recording_stages, recordings_at_stage
 from protocols.schema import Protocol
 from store import models
 
@@ -68,12 +71,13 @@ def funnel_dimensions(protocol: Protocol) -> list[str]:
     return [d.name for d in protocol.demographics]
 
 
-def coverage_funnel(session: Session, protocol_row: models.Protocol, protocol: Protocol) -> list[FunnelRow]:
+def coverage_funnel(session: Session, protocol_row: models.Protocol, protocol: Protocol,
+                    within: AbstractSet[int] | None = None) -> list[FunnelRow]:
     """The total, then every crossed cell of `funnel_dimensions`, gaps first: one coverage per stage."""
     dimensions = funnel_dimensions(protocol)
     stages = recording_stages(session, protocol_row.pk)
-    reports = [compute_coverage(session, protocol_row, protocol, recordings_at_stage(stages, name), cells=dimensions)
-               for name in STAGES]
+    reports = [compute_coverage(session, protocol_row, protocol, narrow(recordings_at_stage(stages, name), within),
+                                cells=dimensions) for name in STAGES]
     collected = reports[0]
     by_key = [{(r.scope, r.values): r for r in report.rows if r.scope != "marginal"} for report in reports]
 

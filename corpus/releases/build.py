@@ -43,6 +43,7 @@ from store import models
 from store.accounts import Principal, require
 from store.audit import canonical_json, record_event
 from store.db import Store
+from store.release_keys import recording_key
 from corpus.governance.pii import detect_revision, spans_for_revision
 from corpus.releases.card import build_card
 from corpus.releases.diff import diff_entries
@@ -78,10 +79,6 @@ def release_id_of(manifest: dict[str, Any]) -> str:
     """
     header = {k: v for k, v in manifest.items() if k not in _NOT_HASHED}
     return sha256_json({"header": header, "recordings": manifest["recording_digests"]})
-
-
-def recording_key(pk: int) -> str:
-    return f"rec-{pk}"
 
 
 @dataclass

@@ -25,6 +25,7 @@ from corpus.releases.splits import SPLITS
 from protocols.schema import RECORDING_DIMENSIONS, Protocol
 from store import models
 from store.turns import load_stored
+from store.release_keys import recording_pk
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,11 @@ def _value(entry: dict[str, Any], speaker: dict[str, Any], dim: str) -> str | No
 
 
 def _recording_pk(entry: dict[str, Any]) -> int:
-    """The store pk of a release entry's recording (its key is `rec-<pk>`, build.recording_key)."""
-    return int(entry["recording"].removeprefix("rec-"))
+    """The store pk of a live release entry's recording."""
+    pk = recording_pk(entry["recording"])
+    if pk is None:
+        raise ValueError(f"release entry key {entry['recording']!r} names no recording")
+    return pk
 
 
 def coverage(session: Session, protocol_row: models.Protocol, protocol: Protocol,

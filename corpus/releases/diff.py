@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from store.release_keys import recording_pk
+
 
 @dataclass
 class ManifestDiff:
@@ -59,5 +61,5 @@ def diff_entries(before: Iterable[dict[str, Any]], after: Iterable[dict[str, Any
 
 
 def _order(key: str) -> tuple[int, str]:
-    tail = key.removeprefix("rec-")
-    return (int(tail), key) if tail.isdigit() else (0, key)
+    pk = recording_pk(key)
+    return (pk, key) if pk is not None else (0, key)

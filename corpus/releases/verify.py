@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from store import models
 from store.blobs import sha256_file
 from store.db import Store
+from store.release_keys import recording_pk
 from corpus.releases.diff import diff_entries
 from corpus.releases.build import (ReleaseError, find_release, free_page_cache, load_header, release_entries, release_id_of,
                             sha256_json)
@@ -55,12 +56,12 @@ def _check_blob(store: Store, digest: str | None, what: str, key: str, report: V
 def _check_entries(session: Session, store: Store, entries: list[tuple[str, dict[str, Any]]], report: VerifyReport) -> None:
     """A batch of live entries against the store: recording rows, blobs (re-hashed) and transcripts."""
     rec, rev = models.Recording, models.TranscriptRevision
-    pks = [int(key.removeprefix("rec-")) for key, _ in entries if key.removeprefix("rec-").isdigit()]
+    pks = [pk for key, _ in entries if (pk := recording_pk(key)) is not None]
     recordings = {r.pk: r for r in session.execute(select(rec.pk, rec.sha256, rec.working_sha256, rec.status).where(rec.pk.in_(pks)))}
     revisions = {r.pk: r for r in session.execute(select(rev.pk, rev.recording_pk, rev.turns)
                                                   .where(rev.pk.in_([e["revision_pk"] for _, e in entries])))}
     for key, entry in entries:
-        pk = int(key.removeprefix("rec-")) if key.removeprefix("rec-").isdigit() else None
+        pk = recording_pk(key)
         recording = recordings.get(pk) if pk is not None else None
         if recording is None:
             report.drift.append(Finding(key, "recording row is gone (and no erasure marker says why)"))
