@@ -79,6 +79,24 @@ def _newest_per_recording(session: Session, recording_pks: Iterable[int], which:
     return out
 
 
+def first_model_revisions(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
+    """Recording pk -> its first model revision: the pre-annotation people started from."""
+    rev = models.TranscriptRevision
+    pks = sorted(set(recording_pks))
+    out: dict[int, models.TranscriptRevision] = {}
+    for start in range(0, len(pks), 500):
+        first = (select(func.min(rev.pk)).where(rev.recording_pk.in_(pks[start:start + 500]), rev.author_kind == "model")
+                 .group_by(rev.recording_pk))
+        for revision in session.scalars(select(rev).where(rev.pk.in_(first))):
+            out[revision.recording_pk] = revision
+    return out
+
+
+def approved_of(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
+    """Recording pk -> its newest approved revision (what a release would take)."""
+    return _newest_per_recording(session, recording_pks, models.TranscriptRevision.stage == "approved")
+
+
 def references(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
     """Recording pk -> its newest reference revision."""
     return _newest_per_recording(session, recording_pks, models.TranscriptRevision.stage == "reference")

@@ -17,12 +17,12 @@ import logging
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collection.coverage import compute_coverage, coverage_targets
 from corpus.releases.splits import SPLITS
-from protocols.schema import RECORDING_DIMENSIONS, Protocol
+from protocols.schema import Protocol
 from store import models
 from store.turns import load_stored
 from store.release_keys import recording_pk
@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 def live_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The recording entries not replaced by an erasure marker."""
     return [e for e in entries if "erased" not in e]
-
-
-def _value(entry: dict[str, Any], speaker: dict[str, Any], dim: str) -> str | None:
-    return entry.get(dim) if dim in RECORDING_DIMENSIONS else speaker["demographics"].get(dim)
 
 
 def _recording_pk(entry: dict[str, Any]) -> int:
@@ -158,26 +154,17 @@ def quality_figures(session: Session, protocol_pk: int) -> dict[str, Any]:
         return {"available": False, "reason": f"quality figures unavailable ({type(exc).__name__}: {exc})"}
 
 
-def _first_model_revisions(session: Session, recording_pks: list[int]) -> dict[int, models.TranscriptRevision]:
-    rev = models.TranscriptRevision
-    out: dict[int, models.TranscriptRevision] = {}
-    for start in range(0, len(recording_pks), 500):
-        chunk = recording_pks[start:start + 500]
-        first = select(func.min(rev.pk)).where(rev.recording_pk.in_(chunk), rev.author_kind == "model").group_by(rev.recording_pk)
-        for revision in session.scalars(select(rev).where(rev.pk.in_(first))):
-            out[revision.recording_pk] = revision
-    return out
-
-
 def preannotation(session: Session, entries: list[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
     """Which models pre-annotated the release and their WER/DER against the approved transcripts, per group."""
-    from asr.evaluation import Score, score_recording
+    from asr.evaluation import score_recording
+    from asr.group_scores import GroupedScores, figures, group_keys
+    from review_ui.quality import first_model_revisions
 
     pks = [_recording_pk(e) for e in entries]
-    firsts = _first_model_revisions(session, pks)
+    firsts = first_model_revisions(session, pks)
     rev = models.TranscriptRevision
     used: dict[str, dict[str, Any]] = {}
-    overall, groups = Score(), defaultdict(Score)
+    scores = GroupedScores()
     cell_dims = list(protocol.targets.cells.dimensions) if protocol.targets.cells else []
     for start in range(0, len(entries), 500):
         chunk = [e for e in entries[start:start + 500] if _recording_pk(e) in firsts]
@@ -191,28 +178,14 @@ def preannotation(session: Session, entries: list[dict[str, Any]], protocol: Pro
             info = used.setdefault(model.author, {"recordings": 0, "params": model.author_params})
             info["recordings"] += 1
             score = score_recording(model.as_turns(), load_stored(approved[entry["revision_pk"]]), entry["recording"])
-            overall.add(score)
-            keys = {("noise_condition", entry["noise_condition"]), ("device", entry["device"])}
-            for speaker in entry["speakers"]:
-                keys |= {(d, v) for d, v in speaker["demographics"].items()}
-                if cell_dims:
-                    values = [_value(entry, speaker, d) for d in cell_dims]
-                    if None not in values:
-                        keys.add((" × ".join(cell_dims), " × ".join(values)))  # type: ignore[arg-type]
-            for key in keys:
-                groups[key].add(score)
-
-    def figures(score: Score) -> dict[str, Any]:
-        summary = score.summary()
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}
-
-    ranked = sorted(groups.items(), key=lambda kv: (-(kv[1].summary()["wer"] or 0), kv[0]))
+            conditions = {"noise_condition": entry["noise_condition"], "device": entry["device"]}
+            scores.add(score, group_keys(conditions, [s["demographics"] for s in entry["speakers"]], cell_dims))
     return {
-        "models": dict(sorted(used.items())), "recordings_scored": overall.files,
-        "recordings_without_model_revision": len(entries) - overall.files,
+        "models": dict(sorted(used.items())), "recordings_scored": scores.overall.files,
+        "recordings_without_model_revision": len(entries) - scores.overall.files,
         "against": "the approved transcripts of this release",
-        "overall": figures(overall) if overall.files else None,
-        "by_group": [{"dimension": d, "value": v, **figures(s)} for (d, v), s in ranked],
+        "overall": figures(scores.overall) if scores.overall.files else None,
+        "by_group": scores.ranked(),
     }
 
 

@@ -1,12 +1,15 @@
-"""Coverage for managers: a heatmap of hours against target over two chosen dimensions, and the funnel per
-demographic cell (collected → pre-annotated → in review → approved), gaps first."""
+"""Coverage for managers: a heatmap of hours against target over two chosen dimensions, the funnel per
+demographic cell (collected → pre-annotated → in review → approved → released), gaps first, and the projected
+day each cell meets its target at the recent intake rate (cells that will miss the deadline first). Filters by
+site, device and noise condition narrow every figure on the page."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from collection.coverage import CoverageReport
+from collection.coverage import CoverageReport, RecordingFilter
+from collection.projection import Projection
 from protocols.schema import Protocol
 from review_ui.funnel import FunnelRow
 from review_ui.page_widgets import pick_protocol
@@ -14,9 +17,11 @@ from review_ui.session_auth import get_store, require_page
 
 
 def render_coverage_funnel() -> None:
-    from collection.coverage import compute_coverage
+    from collection.coverage import compute_coverage, filter_choices, recordings_where
+    from collection.projection import coverage_projection
     from protocols.registry import get_protocol
     from review_ui.funnel import STAGES, coverage_funnel
+    from store.clock import utcnow
 
     require_page("see_coverage")
     st.title("Coverage funnel")
@@ -26,8 +31,14 @@ def render_coverage_funnel() -> None:
             st.info("No protocol is registered yet.")
             return
         protocol_row, protocol = get_protocol(session, row.protocol_id, row.version)
-        funnel = coverage_funnel(session, protocol_row, protocol)
-        report = compute_coverage(session, protocol_row, protocol)
+        where = pick_filter(filter_choices(session, protocol_row.pk))
+        within = recordings_where(session, protocol_row.pk, where)
+        funnel = coverage_funnel(session, protocol_row, protocol, within)
+        report = compute_coverage(session, protocol_row, protocol, where=where)
+        weeks = st.sidebar.slider("Intake rate over the last … weeks", 1, 12, 4)
+        projected = coverage_projection(session, protocol_row, protocol, as_of=utcnow().date(), weeks=weeks, where=where)
+    if where:
+        st.info(f"Showing {where.describe()} only.")
     total = next((r for r in funnel if r.scope == "total"), None)
     if total is not None:
         for column, stage in zip(st.columns(len(STAGES)), STAGES):
@@ -35,6 +46,7 @@ def render_coverage_funnel() -> None:
             column.metric(stage.replace("_", " "), f"{total.hours[stage]:.2f} h{target}", f"{total.speakers[stage]} speakers",
                           delta_color="off", delta_arrow="off")
     render_heatmap(report, funnel, protocol)
+    render_projection(projected)
     cells = pd.DataFrame([r.as_dict() for r in funnel if r.scope != "total"])
     if cells.empty:
         st.info("Nothing collected yet.")
@@ -42,6 +54,39 @@ def render_coverage_funnel() -> None:
     st.subheader("The funnel per cell, gaps first")
     keep = [c for c in cells.columns if c not in ("scope", "cell") and not c.endswith("_speakers")]
     st.dataframe(cells[keep].astype(object).where(cells[keep].notna(), "—"), hide_index=True)
+
+
+def pick_filter(choices: dict[str, list[str]]) -> RecordingFilter:
+    """Site, device and noise condition pickers in the sidebar ("all" = no filter)."""
+    from collection.coverage import FILTERS
+
+    picked: dict[str, str | None] = {}
+    for name in FILTERS:
+        options = ["all", *choices.get(name, [])]
+        value = st.sidebar.selectbox(name.replace("_", " ").capitalize(), options, disabled=len(options) == 1)
+        picked[name] = None if value == "all" else value
+    return RecordingFilter(**picked)
+
+
+def render_projection(projected: Projection) -> None:
+    """The weekly intake, then each cell's projected day; those that will miss the deadline first."""
+    st.subheader("Projection at the recent intake rate")
+    deadline = f"deadline {projected.deadline:%d %b %Y}" if projected.deadline else "the protocol sets no deadline"
+    weekly = pd.DataFrame([{"week starting": f"{w:%d %b}", "minutes ingested": round(60 * h, 2)}
+                           for w, h in projected.weekly_hours])
+    st.caption(f"Rate: hours ingested over the last {projected.weeks} weeks before {projected.as_of:%d %b %Y}, per week; "
+               f"{deadline}.")
+    st.bar_chart(weekly, x="week starting", y="minutes ingested")
+    missing = [r for r in projected.rows if r.misses_deadline]
+    if projected.deadline is not None:
+        st.write(f"**{len(missing)} cell(s) will miss the deadline** at this rate." if missing
+                 else "Every cell meets the deadline at this rate.")
+    frame = pd.DataFrame([{"cell": r.label, "hours": round(r.hours, 4), "target h": r.target_hours,
+                           "gap h": None if r.gap_hours is None else round(r.gap_hours, 4),
+                           "h per week": round(r.rate_hours_per_week, 4),
+                           "projected": r.projected_on.isoformat() if r.projected_on else "—", "status": r.status}
+                          for r in projected.rows])
+    st.dataframe(frame.astype(object).where(frame.notna(), "—"), hide_index=True)
 
 
 def render_heatmap(report: CoverageReport, funnel: list[FunnelRow], protocol: Protocol) -> None:

@@ -1,5 +1,6 @@
 """Quality for managers: gold accuracy and throughput per annotator and over time, agreement,
-the automation-bias check and time to training data, as tables and charts."""
+the automation-bias check, the pre-annotation's errors per cell and condition, and time to
+training data, as tables and charts."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def render_quality() -> None:
     from review_ui import quality
     from review_ui.automation_bias import automation_bias
     from review_ui.gold_coverage import gold_coverage
+    from review_ui.preannotation_quality import preannotation_by_group
+    from protocols.registry import get_protocol
 
     from review_ui.calibration import manager_notices
 
@@ -41,6 +44,7 @@ def render_quality() -> None:
         bias = automation_bias(session, pk)
         ttt = quality.time_to_training(session, pk)
         coverage = gold_coverage(session, pk) if pk is not None else []
+        by_group = preannotation_by_group(session, *get_protocol(session, row.protocol_id, row.version)) if row else None
 
     st.subheader("Notices")
     if notices:  # calibration failed, returned to calibration, work waiting without a free reviewer
@@ -94,6 +98,19 @@ def render_quality() -> None:
                     _figure(overall.shown.model_errors_repeated.value, "{:.1%}"))
     st.write(overall.verdict[:1].upper() + overall.verdict[1:] + ".")
     st.dataframe(readable(pd.DataFrame([f.row() for f in [overall, *bias.per_annotator]])), hide_index=True)
+
+    st.subheader("Pre-annotation against the approved transcripts, per cell and condition")
+    if by_group is not None and by_group.overall.files:
+        overall_wer, recordings = st.columns(2)
+        overall_wer.metric("pre-annotation WER, all approved recordings", _figure(by_group.overall.summary()["wer"]))
+        recordings.metric("recordings scored", by_group.overall.files)
+        st.caption("Worst first. A dialogue counts under each of its speakers' values and crossed cells, and under its "
+                   "noise condition and device.")
+        frame = pd.DataFrame(by_group.ranked()).rename(columns={"dimension": "group", "files": "recordings"})
+        st.dataframe(readable(frame[["group", "value", "recordings", "wer", "cpwer", "der", "jer", "reference_words"]]),
+                     hide_index=True)
+    else:
+        st.caption("No recording has both a pre-annotation and an approved transcript yet.")
 
     st.subheader("Time to training data (ingest → approved)")
     median, approved, pending = st.columns(3)

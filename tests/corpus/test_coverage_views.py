@@ -64,7 +64,8 @@ def _pks(staged: Staged, session_ids: set[str]) -> frozenset[int]:
 
 
 def test_funnel_stages_are_coverage_over_the_recordings_at_each_stage(staged: Staged) -> None:
-    by_hand = {"collected": set(staged.recordings), "preannotated": MODEL, "in_review": DRAFTED | APPROVED, "approved": APPROVED}
+    by_hand = {"collected": set(staged.recordings), "preannotated": MODEL, "in_review": DRAFTED | APPROVED, "approved": APPROVED,
+               "released": set()}
     with staged.store.session() as session:
         row, protocol = get_protocol(session, PROTOCOL_ID)
         funnel = coverage_funnel(session, row, protocol)
@@ -79,6 +80,17 @@ def test_funnel_stages_are_coverage_over_the_recordings_at_each_stage(staged: St
         want_cells = {r.values: (r.hours, r.speakers) for r in reports[name].scope("cell")}
         assert {c.values: (c.hours[name], c.speakers[name]) for c in cells} == want_cells, name
     assert len({round(total.hours[name], 9) for name in STAGES}) == len(STAGES), "every stage counts a different set"
+
+
+def test_released_stage_counts_what_a_release_holds(staged: Staged) -> None:
+    build_release(staged.store, staged.manager, PROTOCOL_ID, "v1", on=dt.date(2026, 11, 1),
+                  ratios={"train": 0.6, "dev": 0.2, "test": 0.2})
+    with staged.store.session() as session:
+        row, protocol = get_protocol(session, PROTOCOL_ID)
+        stages = recording_stages(session, row.pk)
+        total = coverage_funnel(session, row, protocol)[0]
+    assert recordings_at_stage(stages, "released") == _pks(staged, APPROVED)
+    assert total.hours["released"] == pytest.approx(sum(staged.hours[s] for s in APPROVED), abs=1e-9)
 
 
 def test_card_coverage_is_coverage_over_the_released_recordings(staged: Staged) -> None:
