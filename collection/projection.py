@@ -1,8 +1,8 @@
 """When each cell will meet its hours target at the recent collection rate, and which will miss the deadline.
 
 A manager's question is not only "what is missing" but "will we make it". The rate of a
-cell is the hours of its recordings ingested over the last `weeks` whole weeks before the
-day of the projection, divided by `weeks`; the projected day is that day plus the gap in
+cell is the hours of its recordings ingested over the last `weeks` weeks up to and
+including the day of the projection, divided by `weeks`; the projected day is that day plus the gap in
 hours over the rate, rounded up to a whole day. A cell with a gap and no recent hours is
 never met at this rate. Hours come from `collection.coverage.compute_coverage` (the
 figures of `collect coverage`), once over every accepted recording and once over those
@@ -76,8 +76,9 @@ class Projection:
                 "rows": [r.as_dict() for r in self.rows]}
 
 
-def _window_start(as_of: dt.date, weeks: int) -> dt.datetime:
-    return dt.datetime.combine(as_of - dt.timedelta(weeks=weeks), dt.time(), tzinfo=dt.timezone.utc)
+def _window_end(as_of: dt.date) -> dt.datetime:
+    """The window ends with the day of the projection, included (today's intake counts today)."""
+    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
 
 
 def _ingested_between(session: Session, protocol_pk: int, start: dt.datetime, end: dt.datetime) -> frozenset[int]:
@@ -121,11 +122,11 @@ def _misses_first(cell: CellProjection) -> tuple[int, float, str]:
 def coverage_projection(session: Session, protocol_row: models.Protocol, protocol: Protocol, *, as_of: dt.date,
                         weeks: int = 4, where: RecordingFilter = RecordingFilter(),
                         cells: Sequence[str] | None = None) -> Projection:
-    """The total and every crossed cell projected from the last `weeks` weeks of intake before `as_of`."""
+    """The total and every crossed cell projected from the last `weeks` weeks of intake up to `as_of`."""
     if weeks < 1:
         raise ValueError("weeks must be at least 1")
-    end = dt.datetime.combine(as_of, dt.time(), tzinfo=dt.timezone.utc)
-    start = _window_start(as_of, weeks)
+    end = _window_end(as_of)
+    start = end - dt.timedelta(weeks=weeks)
     now = compute_coverage(session, protocol_row, protocol, cells=cells, where=where)
     recent = compute_coverage(session, protocol_row, protocol, _ingested_between(session, protocol_row.pk, start, end),
                               cells=cells, where=where)

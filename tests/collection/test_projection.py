@@ -27,7 +27,7 @@ from turnscribe import app
 
 AS_OF = dt.date(2026, 11, 30)
 DEADLINE = dt.date(2027, 1, 15)
-RECENT = {"dlg001", "dlg002"}  # ingested in the four weeks before AS_OF; the others long before
+RECENT = {"dlg001", "dlg002"}  # ingested in the four weeks up to AS_OF; the others long before
 TOTAL_TARGET_H, CELL_TARGET_H = 0.08, 0.01
 PASSWORD = "correct-horse-battery"
 
@@ -49,8 +49,10 @@ def collected(store: Store, dialogues: Path) -> tuple[Store, dict[str, float], l
     seconds = {r["session_id"]: sf.info(dialogues / r["path"]).duration for r in rows}
     with store.session() as session:
         for session_id in seconds:
-            when = dt.datetime(2026, 11, 20, 9, tzinfo=dt.timezone.utc) if session_id in RECENT else \
-                dt.datetime(2026, 9, 1, 9, tzinfo=dt.timezone.utc)
+            when = dt.datetime(2026, 9, 1, 9, tzinfo=dt.timezone.utc)
+            if session_id in RECENT:  # dlg002 late on the day of the projection: the window includes that day
+                when = dt.datetime(2026, 11, 20, 9, tzinfo=dt.timezone.utc) if session_id == "dlg001" else \
+                    dt.datetime(2026, 11, 30, 23, 59, tzinfo=dt.timezone.utc)
             pk = session.scalar(select(models.Recording.pk).join(models.Session, models.Session.pk == models.Recording.session_pk)
                                 .where(models.Session.session_id == session_id))
             session.execute(update(models.Recording).where(models.Recording.pk == pk).values(ingested_at=when))
@@ -76,9 +78,10 @@ def test_projection_matches_a_hand_computed_example(collected: tuple[Store, dict
     assert total.rate_hours_per_week == pytest.approx(recent / 4)
     assert total.projected_on == by_hand(TOTAL_TARGET_H - hours, recent)
     assert total.status == ("will miss" if total.projected_on > DEADLINE else "on track")
-    # the week buckets: both recent dialogues were ingested in the week starting 16 Nov (window starts 2 Nov)
-    assert [w for w, _ in found.weekly_hours] == [dt.date(2026, 11, 2) + dt.timedelta(weeks=i) for i in range(4)]
-    assert [round(h, 9) for _, h in found.weekly_hours] == [0.0, 0.0, round(recent, 9), 0.0]
+    # the week buckets: the window is 3 Nov to 30 Nov included; dlg001 came in the week of 17 Nov, dlg002 on 30 Nov
+    assert [w for w, _ in found.weekly_hours] == [dt.date(2026, 11, 3) + dt.timedelta(weeks=i) for i in range(4)]
+    assert [round(h, 9) for _, h in found.weekly_hours] == [0.0, 0.0, round(seconds["dlg001"] / 3600, 9),
+                                                             round(seconds["dlg002"] / 3600, 9)]
 
     cells = {c.values: c for c in found.rows[1:]}
     speaker_cell = {}  # a speaker's (age_band, gender, accent) -> their share of the dialogue, in hours
