@@ -21,6 +21,7 @@ def render_coverage_funnel() -> None:
     from collection.projection import coverage_projection
     from protocols.registry import get_protocol
     from review_ui.funnel import STAGES, coverage_funnel
+    from review_ui.heatmap import amount
     from store.clock import utcnow
 
     require_page("see_coverage")
@@ -42,8 +43,8 @@ def render_coverage_funnel() -> None:
     total = next((r for r in funnel if r.scope == "total"), None)
     if total is not None:
         for column, stage in zip(st.columns(len(STAGES)), STAGES):
-            target = f" of {total.target_hours:g} h" if total.target_hours else ""
-            column.metric(stage.replace("_", " "), f"{total.hours[stage]:.2f} h{target}", f"{total.speakers[stage]} speakers",
+            target = f" · target {total.target_hours:g} h" if total.target_hours else ""
+            column.metric(stage.replace("_", " "), amount(total.hours[stage]), f"{total.speakers[stage]} speakers{target}",
                           delta_color="off", delta_arrow="off")
     render_heatmap(report, funnel, protocol)
     render_projection(projected)
@@ -74,7 +75,7 @@ def render_projection(projected: Projection) -> None:
     deadline = f"deadline {projected.deadline:%d %b %Y}" if projected.deadline else "the protocol sets no deadline"
     weekly = pd.DataFrame([{"week starting": f"{w:%d %b}", "minutes ingested": round(60 * h, 2)}
                            for w, h in projected.weekly_hours])
-    st.caption(f"Rate: hours ingested over the last {projected.weeks} weeks before {projected.as_of:%d %b %Y}, per week; "
+    st.caption(f"Rate: hours ingested over the last {projected.weeks} weeks up to {projected.as_of:%d %b %Y}, per week; "
                f"{deadline}.")
     st.bar_chart(weekly, x="week starting", y="minutes ingested")
     missing = [r for r in projected.rows if r.misses_deadline]

@@ -55,11 +55,11 @@ def read_cell(text: str) -> tuple[float, float, float, float]:
     return float(found["percent"]), hours, float(found["target"]), float(found["gap"] or 0.0)
 
 
-def expected_heatmap(corpus: Corpus, rows: str, columns: str) -> dict[tuple[str, str], tuple[float, float, float]]:
-    """(hours, target, gap) per heatmap cell from `collect coverage --format json`: crossed cells summed over the
-    other dimension."""
+def expected_heatmap(corpus: Corpus, rows: str, columns: str, *narrow: str) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(hours, target, gap) per heatmap cell from `collect coverage --format json [narrow…]`: crossed cells summed over
+    the other dimension."""
     settings = corpus.store.settings
-    result = CliRunner().invoke(app, ["collect", "coverage", "--protocol", PROTOCOL_ID, "--format", "json"],
+    result = CliRunner().invoke(app, ["collect", "coverage", "--protocol", PROTOCOL_ID, "--format", "json", *narrow],
                                 env={"TURNSCRIBE_HOME": str(settings.home), "TURNSCRIBE_DATABASE_URL": settings.database_url,
                                      "TURNSCRIBE_USER": "manny", "TURNSCRIBE_PASSWORD": PASSWORD})
     assert result.exit_code == 0, result.output
@@ -115,19 +115,23 @@ def test_releases_for_consumers_heatmap_and_quality_for_managers(corpus: Corpus,
         wait_idle(page)
         heat = page.locator('[data-testid="stTable"] table').first
         header = heat.evaluate("t => [...t.querySelectorAll('thead tr')].pop().innerText")
-        cells = heat.evaluate("t => [...t.querySelectorAll('tbody tr')].map(r => [r.querySelector('th').innerText, "
-                              "[...r.querySelectorAll('td')].map(c => c.innerText)])")
-        columns = [c.strip() for c in header.split("\t") if c.strip()]
-        want = expected_heatmap(corpus, "accent", "age_band")
-        got = {(row, column): text for row, texts in cells for column, text in zip(columns[-len(texts):], texts, strict=True)}
-        assert set(got) == set(want) and len(got) == 6 * 4
-        for key, text in got.items():
-            percent, hours, target, gap = read_cell(text)
-            want_hours, want_target, want_gap = want[key]
-            assert target == want_target and gap == pytest.approx(want_gap, abs=0.005)
-            assert hours == pytest.approx(want_hours, abs=0.05 / 60) and percent == pytest.approx(100 * want_hours / want_target, abs=0.05)
-        assert sum(want[k][0] > 0 for k in want) >= 4, "the dialogues fill several cells"
+        check_heatmap(page, expected_heatmap(corpus, "accent", "age_band"))
         shot(page, "coverage-heatmap")
+        # the funnel reaches the released stage: v2 holds every approved dialogue
+        page.get_by_text("released", exact=True).first.wait_for()
+        # the projection: no deadline in this plan; everything was ingested today, so every cell has a rate
+        page.get_by_role("heading", name="Projection at the recent intake rate").wait_for()
+        page.get_by_text("the protocol sets no deadline").wait_for()
+        # narrowed to phones: every figure on the page follows, and equals `collect coverage --device phone`
+        page.get_by_role("combobox", name="Device").click()  # Streamlit's selectbox: open, then pick the option
+        page.get_by_role("option", name="phone").click()
+        page.get_by_text("Showing device=phone only.").wait_for()
+        wait_idle(page)
+        phone = expected_heatmap(corpus, "accent", "age_band", "--device", "phone")
+        assert sum(v[0] for v in phone.values()) < sum(v[0] for v in expected_heatmap(corpus, "accent", "age_band").values())
+        check_heatmap(page, phone, filled=1)
+        page.get_by_role("heading", name="Projection at the recent intake rate").scroll_into_view_if_needed()
+        shot(page, "coverage-projection-phone")
 
         page.get_by_role("link", name="Quality").click()
         page.get_by_role("heading", name="Quality").wait_for()
@@ -135,9 +139,31 @@ def test_releases_for_consumers_heatmap_and_quality_for_managers(corpus: Corpus,
         assert page.locator('[data-testid="stException"]').count() == 0
         assert "None" not in page.locator("section.main, [data-testid='stMain']").first.inner_text()
         shot(page, "quality-throughput")
+        page.get_by_role("heading", name="Pre-annotation against the approved transcripts, per cell and condition").wait_for()
+        heading = page.get_by_role("heading", name="Pre-annotation against the approved transcripts, per cell and condition")
+        heading.scroll_into_view_if_needed()
+        page.get_by_text("recordings scored").wait_for()
+        shot(page, "quality-preannotation-per-cell")
         page.get_by_role("link", name="Releases").click()
         page.get_by_role("heading", name="Releases", exact=True).wait_for()
         wait_idle(page)
         shot(page, "releases-manager")
         browser.close()
-    assert len(list((tmp_path / "screenshots").glob("*.png"))) == 4
+    assert len(list((tmp_path / "screenshots").glob("*.png"))) == 6
+
+
+def check_heatmap(page, want: dict[tuple[str, str], tuple[float, float, float]], filled: int = 4) -> None:  # type: ignore[no-untyped-def]
+    """The page's first heatmap says what `want` (from the CLI's JSON) says, cell by cell."""
+    heat = page.locator('[data-testid="stTable"] table').first
+    header = heat.evaluate("t => [...t.querySelectorAll('thead tr')].pop().innerText")
+    cells = heat.evaluate("t => [...t.querySelectorAll('tbody tr')].map(r => [r.querySelector('th').innerText, "
+                          "[...r.querySelectorAll('td')].map(c => c.innerText)])")
+    columns = [c.strip() for c in header.split("\t") if c.strip()]
+    got = {(row, column): text for row, texts in cells for column, text in zip(columns[-len(texts):], texts, strict=True)}
+    assert set(got) == set(want) and len(got) == 6 * 4
+    for key, text in got.items():
+        percent, hours, target, gap = read_cell(text)
+        want_hours, want_target, want_gap = want[key]
+        assert target == want_target and gap == pytest.approx(want_gap, abs=0.005)
+        assert hours == pytest.approx(want_hours, abs=0.05 / 60) and percent == pytest.approx(100 * want_hours / want_target, abs=0.05)
+    assert sum(want[k][0] > 0 for k in want) >= filled, "the dialogues fill several cells"
