@@ -334,7 +334,7 @@ def test_coverage_funnel_stages_and_gaps_first(review_store) -> None:
     assert total.hours["collected"] == pytest.approx(all_hours) == total.hours["preannotated"]
     assert total.hours["in_review"] == pytest.approx((durations[r1] + durations[r2]) / 3600)
     assert total.hours["approved"] == pytest.approx(durations[r1] / 3600)
-    assert total.speakers == {"collected": 11, "preannotated": 11, "in_review": 4, "approved": 2}
+    assert total.speakers == {"collected": 11, "preannotated": 11, "in_review": 4, "approved": 2, "released": 0}
     # collected per cell: the same numbers as the coverage report
     collected = {c.values: (round(c.hours, 9), c.speakers) for c in coverage.scope("cell")}
     assert {c.values: (round(c.hours["collected"], 9), c.speakers["collected"]) for c in cells} == collected
