@@ -33,8 +33,9 @@ import soxr
 from scipy import signal
 
 from collection.synthetic import DIALOGUES_DIR
+from collection.synthetic.word_times import TimedToken, token_times
 from store.rttm_stm_ctm import turns_to_rttm, turns_to_stm
-from store.turns import Turn
+from store.turns import Turn, Word
 
 SAMPLE_RATE = 16000
 ESPEAK = "espeak-ng"
@@ -235,13 +236,14 @@ class PlacedTurn:
     start: int
     end: int
     text: str
+    words: tuple[TimedToken, ...] = ()  # each token's span in samples from the turn's start
 
 
 # --------------------------------------------------------------------------- speech
 
 
-def synthesize(voice: Voice, text: str, workdir: Path) -> np.ndarray:
-    """Say ``text`` with espeak-ng; return trimmed float32 audio at 16 kHz."""
+def synthesize(voice: Voice, text: str, workdir: Path) -> tuple[np.ndarray, tuple[TimedToken, ...]]:
+    """Say ``text`` with espeak-ng; return trimmed float32 audio at 16 kHz and each word's span in it."""
     wav = workdir / "utterance.wav"
     cmd = [ESPEAK, "-v", voice.name, "-s", str(voice.speed), "-p", str(voice.pitch), "-w", str(wav), text]
     subprocess.run(cmd, check=True, capture_output=True)
@@ -249,17 +251,20 @@ def synthesize(voice: Voice, text: str, workdir: Path) -> np.ndarray:
     audio = audio.mean(axis=1)
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
-    return trim_silence(audio)
+    lo, hi = speech_span(audio)
+    words = tuple(TimedToken(t.text, min(max(t.start - lo, 0), hi - lo), min(max(t.end - lo, 0), hi - lo))
+                  for t in token_times(voice.name, voice.speed, voice.pitch, text, audio, SAMPLE_RATE))
+    return audio[lo:hi], words
 
 
-def trim_silence(audio: np.ndarray, threshold_db: float = -40.0, frame: int = 80) -> np.ndarray:
-    """Cut leading and trailing frames quieter than ``threshold_db`` below the loudest."""
+def speech_span(audio: np.ndarray, threshold_db: float = -40.0, frame: int = 80) -> tuple[int, int]:
+    """The samples between the first and last frame louder than ``threshold_db`` below the loudest."""
     n_frames = len(audio) // frame
     if n_frames == 0:
-        return audio
+        return 0, len(audio)
     rms = np.sqrt(np.mean(audio[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1))
     loud = np.flatnonzero(rms > rms.max() * 10 ** (threshold_db / 20))
-    return audio[loud[0] * frame : (loud[-1] + 1) * frame]
+    return int(loud[0]) * frame, (int(loud[-1]) + 1) * frame
 
 
 def set_level(audio: np.ndarray, level_db: float) -> np.ndarray:
@@ -435,14 +440,14 @@ def script_lines(scenario: str, turn_count: int, rng: np.random.Generator) -> li
 
 
 def layout(
-    main: list[tuple[str, np.ndarray, str]],
-    backchannels: dict[str, list[tuple[np.ndarray, str]]],
+    main: list[tuple[str, np.ndarray, str, tuple[TimedToken, ...]]],
+    backchannels: dict[str, list[tuple[np.ndarray, str, tuple[TimedToken, ...]]]],
     rng: np.random.Generator,
 ) -> list[tuple[PlacedTurn, np.ndarray]]:
     """Place the main turns (gaps and a few overlaps) and then some backchannels.
 
-    ``main`` holds (speaker, audio, text) in speaking order; ``backchannels`` maps each
-    speaker to candidate (audio, text) pairs.
+    ``main`` holds (speaker, audio, text, word spans) in speaking order; ``backchannels``
+    maps each speaker to candidate (audio, text, word spans).
     """
     sr = SAMPLE_RATE
     eligible = [i for i in range(1, len(main)) if len(main[i - 1][1]) >= 1.2 * sr]
@@ -451,14 +456,14 @@ def layout(
 
     placed: list[tuple[PlacedTurn, np.ndarray]] = []
     cursor = int(rng.uniform(0.5, 1.0) * sr)
-    for i, (speaker, audio, text) in enumerate(main):
+    for i, (speaker, audio, text, words) in enumerate(main):
         if i == 0:
             start = cursor
         elif i in overlapping:
             start = cursor - int(rng.uniform(0.2, 0.5) * sr)
         else:
             start = cursor + int(rng.uniform(0.1, 0.6) * sr)
-        placed.append((PlacedTurn(speaker, start, start + len(audio), text), audio))
+        placed.append((PlacedTurn(speaker, start, start + len(audio), text, words), audio))
         cursor = start + len(audio)
 
     n_backchannels = int(rng.integers(1, 3))
@@ -470,8 +475,8 @@ def layout(
         host = placed[i][0]
         if host.end - host.start < 2.0 * sr:
             continue
-        listener = next(s for s, _, _ in main if s != host.speaker)
-        audio, text = backchannels[listener][int(rng.integers(len(backchannels[listener])))]
+        listener = next(s for s, _, _, _ in main if s != host.speaker)
+        audio, text, words = backchannels[listener][int(rng.integers(len(backchannels[listener])))]
         own = [t for t, _ in placed if t.speaker == listener]
         earliest = max([host.start + int(0.35 * (host.end - host.start))]
                        + [t.end + int(0.3 * sr) for t in own if t.start < host.start])
@@ -480,7 +485,7 @@ def layout(
         if latest <= earliest:
             continue
         start = int(rng.integers(earliest, latest))
-        placed.append((PlacedTurn(listener, start, start + len(audio), text), audio))
+        placed.append((PlacedTurn(listener, start, start + len(audio), text, words), audio))
         added += 1
     placed.sort(key=lambda item: (item[0].start, item[0].end))
     return placed
@@ -500,14 +505,15 @@ def render_dialogue(
     for i, text in enumerate(lines):
         sid = plan.speaker_ids[i % 2]
         person = speakers[sid]
-        main.append((sid, set_level(synthesize(person.voice, text, workdir), -20.0 + person.level_db), text))
+        audio, words = synthesize(person.voice, text, workdir)
+        main.append((sid, set_level(audio, -20.0 + person.level_db), text, words))
     backchannels = {}
     for sid, person in speakers.items():
         picks = rng.choice(len(BACKCHANNELS), size=2, replace=False)
         backchannels[sid] = []
         for k in picks:
-            audio = synthesize(person.voice, BACKCHANNELS[k], workdir)
-            backchannels[sid].append((set_level(audio, -24.0 + person.level_db), BACKCHANNELS[k]))
+            audio, words = synthesize(person.voice, BACKCHANNELS[k], workdir)
+            backchannels[sid].append((set_level(audio, -24.0 + person.level_db), BACKCHANNELS[k], words))
     placed = layout(main, backchannels, rng)
 
     n = max(turn.end for turn, _ in placed) + int(rng.uniform(0.5, 1.0) * SAMPLE_RATE)
@@ -540,8 +546,11 @@ def _seconds(samples: int) -> float:
 
 
 def write_ground_truth(out_dir: Path, dialogue_id: str, placed: Sequence[PlacedTurn]) -> None:
-    """Write ``<id>.rttm``, ``<id>.stm`` (normalised text) and ``<id>.turns.json`` (turns in start order)."""
-    turns = [Turn(p.speaker, _seconds(p.start), _seconds(p.end), p.text) for p in placed]
+    """Write ``<id>.rttm``, ``<id>.stm`` (normalised text) and ``<id>.turns.json`` (turns in start order, with
+    each word's true span: `word_times`)."""
+    turns = [Turn(p.speaker, _seconds(p.start), _seconds(p.end), p.text,
+                  tuple(Word(w.text, _seconds(p.start + w.start), _seconds(p.start + w.end)) for w in p.words))
+             for p in placed]
     (out_dir / f"{dialogue_id}.rttm").write_text(turns_to_rttm(turns, dialogue_id))
     (out_dir / f"{dialogue_id}.stm").write_text(turns_to_stm([replace(t, text=scoring_text(t.text)) for t in turns], dialogue_id))
     (out_dir / f"{dialogue_id}.turns.json").write_text(json.dumps([t.to_json() for t in turns], indent=1) + "\n")
