@@ -33,7 +33,7 @@ import soxr
 from scipy import signal
 
 from collection.synthetic import DIALOGUES_DIR
-from collection.synthetic.word_times import TimedToken, token_times
+from collection.synthetic.word_times import TimedToken, token_spans, word_starts
 from store.rttm_stm_ctm import turns_to_rttm, turns_to_stm
 from store.turns import Turn, Word
 
@@ -249,11 +249,12 @@ def synthesize(voice: Voice, text: str, workdir: Path) -> tuple[np.ndarray, tupl
     subprocess.run(cmd, check=True, capture_output=True)
     audio, rate = sf.read(wav, dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)
+    starts = word_starts(voice.name, voice.speed, voice.pitch, text, audio, rate)
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     lo, hi = speech_span(audio)
     words = tuple(TimedToken(t.text, min(max(t.start - lo, 0), hi - lo), min(max(t.end - lo, 0), hi - lo))
-                  for t in token_times(voice.name, voice.speed, voice.pitch, text, audio, SAMPLE_RATE))
+                  for t in token_spans(text, starts, audio, SAMPLE_RATE))
     return audio[lo:hi], words
 
 

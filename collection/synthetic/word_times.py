@@ -1,18 +1,24 @@
 """Where each word of an espeak-ng utterance lies in its audio: the ground truth for word alignment.
 
 The `espeak-ng` command writes no word times, but the library it runs on reports a
-word event (character position, audio sample) while it synthesizes. The library's
-audio is the command's audio without the command's trailing silence (checked with
-espeak-ng 1.51), so the events time the generator's utterances exactly. A word starts
-at its event and ends where the next word starts; the silence espeak puts around
-punctuation is then cut off each word with the energy gate the generator trims with.
+word event (character position, audio sample) while it synthesizes. The library keeps
+state from one utterance to the next, so each utterance is said once more by a fresh
+process (`python -m collection.synthetic.word_times`), as the command does, and its
+audio is checked to be the start of the command's, sample for sample (the library's
+callback may miss the last buffer): the events then time the generator's utterance
+exactly. A word
+starts at its event and ends where the next starts, less the silence espeak puts at
+punctuation (cut with the gate the generator trims utterances with); words espeak says
+as one ("on the") share that span by characters.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import threading
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,16 +26,6 @@ import numpy as np
 _AUDIO_OUTPUT_SYNCHRONOUS, _POS_CHARACTER, _CHARS_UTF8 = 2, 1, 1
 _RATE, _PITCH = 1, 3  # espeak_PARAMETER
 _EVENT_LIST_TERMINATED, _EVENT_WORD = 0, 1
-
-
-class _Event(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
-
-
-_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
-_lock = threading.Lock()  # the library holds one global synthesizer
 
 
 @dataclass(frozen=True)
@@ -41,81 +37,81 @@ class TimedToken:
     end: int
 
 
-class _Espeak:
-    def __init__(self) -> None:
-        name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
-        self.lib = ctypes.CDLL(name)
-        self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
-        if self.rate <= 0:
-            raise RuntimeError("libespeak-ng did not initialise")
-        self.samples = 0
-        self.events: list[tuple[int, int]] = []  # (character position, 1-based; sample)
-        self._callback = _Callback(self._collect)  # kept referenced: the library calls it
-        self.lib.espeak_SetSynthCallback(self._callback)
+class _Event(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
 
-    def _collect(self, wav: ctypes.Array, n: int, events: ctypes.Array) -> int:  # type: ignore[type-arg]
-        self.samples += max(n, 0)
+
+def _say_once(voice: str, speed: int, pitch: int, text: str) -> dict[str, object]:
+    """In a fresh process: the library's audio (int16), its rate and the word events (1-based character, sample)."""
+    lib = ctypes.CDLL(ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1")
+    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
+    samples: list[int] = []
+    events: list[tuple[int, int]] = []
+
+    def collect(wav, n, event):  # type: ignore[no-untyped-def]
+        if n > 0:
+            samples.extend(wav[:n])
         i = 0
-        while events[i].type != _EVENT_LIST_TERMINATED:
-            if events[i].type == _EVENT_WORD and events[i].length > 0:
-                self.events.append((events[i].text_position, events[i].sample))
+        while event[i].type != _EVENT_LIST_TERMINATED:
+            if event[i].type == _EVENT_WORD and event[i].length > 0:
+                events.append((event[i].text_position, event[i].sample))
             i += 1
         return 0
 
-    def word_events(self, voice: str, speed: int, pitch: int, text: str) -> tuple[list[tuple[int, int]], int]:
-        """(character position, sample at the library's rate) per word event, and the audio's length."""
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise RuntimeError(f"espeak-ng has no voice {voice!r}")
-        self.lib.espeak_SetParameter(_RATE, speed, 0)
-        self.lib.espeak_SetParameter(_PITCH, pitch, 0)
-        self.samples, self.events = 0, []
-        data = text.encode()
-        self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-        self.lib.espeak_Synchronize()
-        return self.events, self.samples
+    callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))(collect)
+    lib.espeak_SetSynthCallback(callback)
+    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        raise RuntimeError(f"espeak-ng has no voice {voice!r}")
+    lib.espeak_SetParameter(_RATE, speed, 0)
+    lib.espeak_SetParameter(_PITCH, pitch, 0)
+    data = text.encode()
+    lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+    lib.espeak_Synchronize()
+    return {"rate": rate, "samples": samples, "events": events}
 
 
-_engine: _Espeak | None = None
-
-
-def token_times(voice: str, speed: int, pitch: int, text: str, audio: np.ndarray, sample_rate: int,
-                threshold_db: float = -40.0, frame: int = 80) -> list[TimedToken]:
-    """Each token of `text` with its span in `audio` (the untrimmed utterance at `sample_rate`).
-
-    Tokens are whitespace-separated, as the turn type counts words; a token espeak
-    splits (``I'd``) takes its first event's start, tokens espeak joins share the span.
-    """
-    global _engine
-    with _lock:
-        if _engine is None:
-            _engine = _Espeak()
-        events, _ = _engine.word_events(voice, speed, pitch, text)
-        rate = _engine.rate
-    char_starts, tokens, position = [], text.split(), 0
+def word_starts(voice: str, speed: int, pitch: int, text: str, native: np.ndarray, native_rate: int) -> list[float]:
+    """Each whitespace-separated token's start in seconds in `native`, the `espeak-ng` command's audio of `text`."""
+    said = json.loads(subprocess.run([sys.executable, "-m", __name__, voice, str(speed), str(pitch), text],
+                                     check=True, capture_output=True, text=True).stdout)
+    library = np.asarray(said["samples"], dtype=np.float64) / 32768.0
+    if said["rate"] != native_rate or len(library) > len(native) or not np.array_equal(library, native[: len(library)]):
+        raise RuntimeError(f"espeak-ng's library did not say {text!r} as the command did: no word times")
+    tokens, char_starts, position = text.split(), [], 0
     for token in tokens:
         position = text.index(token, position)
         char_starts.append(position)
         position += len(token)
-    starts: list[int | None] = [None] * len(tokens)
-    for char, sample in events:  # char is 1-based
+    starts: list[float | None] = [None] * len(tokens)
+    for char, sample in said["events"]:
         k = int(np.searchsorted(char_starts, char - 1, side="right")) - 1
         if 0 <= k < len(tokens) and starts[k] is None:
-            starts[k] = int(round(sample * sample_rate / rate))
+            starts[k] = sample / native_rate
     if not tokens or starts[0] is None:
         raise RuntimeError(f"espeak-ng reported no word event for the start of {text!r}")
     known = [k for k, s in enumerate(starts) if s is not None]
-    known_chars = [char_starts[k] for k in known] + [len(text)]
-    known_samples = [starts[k] for k in known] + [len(audio)]
-    # espeak joins some short words into its neighbour's event ("on the"): those share its span by characters
-    bounds = [int(round(np.interp(c, known_chars, known_samples))) if s is None else s
-              for c, s in zip(char_starts, starts)] + [len(audio)]
+    chars = [char_starts[k] for k in known] + [len(text)]
+    times = [starts[k] for k in known] + [len(native) / native_rate]
+    return [float(np.interp(c, chars, times)) if s is None else s for c, s in zip(char_starts, starts)]
+
+
+def token_spans(text: str, starts_s: list[float], audio: np.ndarray, sample_rate: int, threshold_db: float = -40.0,
+                frame: int = 80) -> list[TimedToken]:
+    """Spans in samples of `audio` (the untrimmed utterance): start to next start, silence cut off both ends."""
     n = len(audio) // frame
     rms = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
     loud = rms > rms.max() * 10 ** (threshold_db / 20)
+    bounds = [int(round(s * sample_rate)) for s in starts_s] + [len(audio)]
     out = []
-    for token, lo, hi in zip(tokens, bounds, bounds[1:]):
+    for token, lo, hi in zip(text.split(), bounds, bounds[1:]):
         frames = np.flatnonzero(loud[lo // frame : max(hi // frame, lo // frame + 1)])
         start = lo if not len(frames) else max(lo, (lo // frame + int(frames[0])) * frame)
         end = hi if not len(frames) else min(hi, (lo // frame + int(frames[-1]) + 1) * frame)
         out.append(TimedToken(token, start, max(start, end)))
     return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(_say_once(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
