@@ -115,26 +115,35 @@ def inside_speech(words: list[Word], regions: Iterable[tuple[float, float]], tol
     return kept, len(words) - len(kept)
 
 
+def load_whisper(model: ModelDirectory, device: str = "auto", compute_type: str | None = None, fallback: bool = False,
+                 cpu_threads: int = 2) -> tuple[Any, DeviceChoice]:
+    """A faster-whisper `WhisperModel` from a local directory (never the hub) and the device it runs on."""
+    from faster_whisper import WhisperModel
+
+    choice = choose_device(device, compute_type, fallback)
+    try:
+        whisper = WhisperModel(str(model.path), device=choice.device, compute_type=choice.compute_type,
+                               cpu_threads=cpu_threads, local_files_only=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelUnavailable(f"cannot load Whisper model from {model.path}: {exc}") from exc
+    expected = whisper.feature_extractor.mel_filters.shape[0]
+    if whisper.model.n_mels != expected:
+        raise ModelUnavailable(
+            f"{model.path} expects {whisper.model.n_mels} mel bins but no preprocessor_config.json says so "
+            f"(faster-whisper assumed {expected}); copy the model's preprocessor_config.json into the directory"
+        )
+    return whisper, choice
+
+
 class Transcriber:
     """A loaded Whisper model; `transcribe` is safe to call on many recordings in turn."""
 
     def __init__(self, model: ModelDirectory, options: AsrOptions = AsrOptions(), device: str = "auto",
                  compute_type: str | None = None, fallback: bool = False) -> None:
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper import BatchedInferencePipeline
 
         self.model_dir, self.options = model, options
-        self.device: DeviceChoice = choose_device(device, compute_type, fallback)
-        try:
-            self.model = WhisperModel(str(model.path), device=self.device.device, compute_type=self.device.compute_type,
-                                      cpu_threads=options.cpu_threads, local_files_only=True)
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise ModelUnavailable(f"cannot load Whisper model from {model.path}: {exc}") from exc
-        expected = self.model.feature_extractor.mel_filters.shape[0]
-        if self.model.model.n_mels != expected:
-            raise ModelUnavailable(
-                f"{model.path} expects {self.model.model.n_mels} mel bins but no preprocessor_config.json says so "
-                f"(faster-whisper assumed {expected}); copy the model's preprocessor_config.json into the directory"
-            )
+        self.model, self.device = load_whisper(model, device, compute_type, fallback, options.cpu_threads)
         self.batched = BatchedInferencePipeline(self.model) if options.batched else None
 
     def params(self) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from store.db import Store, open_store  # noqa: E402
 from store.settings import Settings, enforce_offline  # noqa: E402
 from protocols.loader import load_protocol  # noqa: E402
 from protocols.registry import register_protocol  # noqa: E402
+from review_ui.realign import Realigner
 from review_ui.components.audio_window import clip_wav, envelope  # noqa: E402
 from review_ui.editing import SaveConflict, save_draft  # noqa: E402
 from tests.pg_server import start_postgres  # noqa: E402
@@ -117,7 +118,7 @@ def worker(store: Store, principal: Principal, task_pk: int, saves: int, think_m
             began = time.perf_counter()
             try:
                 with store.session() as session:
-                    revision = save_draft(session, principal, task_pk, version, mine)
+                    revision = save_draft(session, principal, task_pk, version, mine, realigner=Realigner.of(store))
                 elapsed = (time.perf_counter() - began) * 1000
                 with out.lock:
                     out.latencies_ms.append(elapsed)

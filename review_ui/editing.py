@@ -4,7 +4,8 @@ Every save is a new TranscriptRevision (nothing is rewritten). Saves are guarded
 optimistic concurrency on `Task.version`: a save names the version it was based on and
 `UPDATE tasks ... WHERE version = base` decides who wins; the loser gets `SaveConflict`
 with both versions and nothing of theirs or ours is dropped. The same code path runs on
-SQLite and PostgreSQL (a single conditional UPDATE, no locking hints).
+SQLite and PostgreSQL (a single conditional UPDATE, no locking hints). Before it is
+stored, every turn whose text changed gets its words aligned to its audio (`realign`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from store.audit import record_event
 from store.blobs import BlobStore
 from store.clock import utcnow
 from store.turns import TurnJson, TurnValidationError, turns_from_json
+from review_ui.realign import Realigner
 from review_ui.tasks import PRODUCTION, QUEUE_STATES, REVIEW, model_revision, span_of, title_of
 
 EDITABLE_STATES = QUEUE_STATES  # open, in progress, sent back: the task is with the annotator
@@ -187,12 +189,13 @@ def _conflict(session: Session, task_pk: int, base_version: int, yours: list[Tur
 
 
 def _store_revision(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *, stage: str,
-                    started_at: dt.datetime | None) -> tuple[models.Task, models.TranscriptRevision]:
-    """Validate, win the version race or raise SaveConflict, then append the revision (caller commits).
+                    realigner: Realigner, started_at: dt.datetime | None) -> tuple[models.Task, models.TranscriptRevision]:
+    """Validate, time the words of changed turns, win the version race or raise SaveConflict, then append the
+    revision (caller commits).
 
-    Everything that only reads happens before the compare-and-set, so the write lock (SQLite)
-    or row lock (PostgreSQL) is held for the few inserts only. The head read before the
-    compare-and-set is still the parent: any save in between would have bumped the version.
+    Everything that only reads (alignment included) happens before the compare-and-set, so the
+    write lock (SQLite) or row lock (PostgreSQL) is held for the few inserts only. The head read
+    before the compare-and-set is still the parent: any save in between would have bumped the version.
     """
     task = _task(session, task_pk)
     check_may_edit(principal, task)
@@ -202,6 +205,8 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
     if parent is None:
         model = model_revision(session, task.recording_pk)
         parent = model.pk if model is not None else None
+    parent_revision = session.get(models.TranscriptRevision, parent) if parent is not None else None
+    clean, timing = realigner.retime(session, recording, parent_revision.as_turn_json() if parent_revision else [], clean)
     now = utcnow()
     won = task.version == base_version and session.execute(
         update(models.Task).where(models.Task.pk == task_pk, models.Task.version == base_version)
@@ -217,7 +222,8 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
     set_committed_value(task, "version", base_version + 1)  # what the UPDATE wrote; nothing to flush
     set_committed_value(task, "updated_at", now)
     revision = models.TranscriptRevision(recording_pk=task.recording_pk, parent_pk=parent, author_kind="person",
-                                         author=principal.username, author_params={"task_version": task.version},
+                                         author=principal.username,
+                                         author_params={"task_version": task.version, "word_timing": timing.to_json()},
                                          turns=clean, stage=stage, task_pk=task.pk)
     session.add(revision)
     session.flush()
@@ -231,23 +237,26 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
 
 
 def save_draft(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
-               started_at: dt.datetime | None = None) -> models.TranscriptRevision:
+               realigner: Realigner, started_at: dt.datetime | None = None) -> models.TranscriptRevision:
     """Store the editor's turns as a new draft revision, or raise SaveConflict/TurnValidationError.
 
+    `realigner` times the words of turns whose text changed (`Realigner.of(store)`).
     `started_at` is when this stretch of work began (the work interval feeds throughput and
     the break reminder).
     """
-    _, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", started_at=started_at)
+    _, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", realigner=realigner,
+                                  started_at=started_at)
     session.commit()
     return revision
 
 
 def submit(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
-           started_at: dt.datetime | None = None) -> models.TranscriptRevision:
+           realigner: Realigner, started_at: dt.datetime | None = None) -> models.TranscriptRevision:
     """Save as "submitted", end the task, and hand it to the workflow (review or scoring) in one transaction."""
     from review_ui.submission import after_submit
 
-    task, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="submitted", started_at=started_at)
+    task, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="submitted",
+                                     realigner=realigner, started_at=started_at)
     task.state = "submitted"
     after_submit(session, task, revision, principal.username)
     session.commit()

@@ -2,7 +2,9 @@
 
 A turn's JSON form is exactly ARCHITECTURE.md's
 ``{speaker, start, end, text, words: [{text, start, end, probability}]}``, times in
-seconds; it is what ``TranscriptRevision.turns`` holds. `Turn.from_json` is the only way
+seconds, where a word may also say ``"typed": true`` (a person typed it: the model did
+not hear it) and ``"spread": true`` (its times are an even share of the turn, not an
+alignment); both are left out when false, so older JSON reads and writes unchanged; it is what ``TranscriptRevision.turns`` holds. `Turn.from_json` is the only way
 in (it checks and names every problem), `Turn.to_json` the only way out.
 
 Rules a new turn meets: times finite, ``0 <= start <= end`` (a model's turn may be an
@@ -28,7 +30,7 @@ TurnJson = dict[str, Any]
 """A turn in its JSON form (what the store, the browser and the turn-edit functions hold)."""
 
 TURN_FIELDS = ("speaker", "start", "end", "text", "words")
-WORD_FIELDS = ("text", "start", "end", "probability")
+WORD_FIELDS = ("text", "start", "end", "probability", "typed", "spread")
 REQUIRED_TURN_FIELDS = ("speaker", "start", "end", "text")
 REQUIRED_WORD_FIELDS = ("text", "start", "end")
 _WORD_KEYS, _REQUIRED_WORD_KEYS = frozenset(WORD_FIELDS), frozenset(REQUIRED_WORD_FIELDS)
@@ -67,18 +69,29 @@ def _seconds(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class Word:
-    """One timed word of a turn with the model's confidence in it (1.0 when a person typed it)."""
+    """One timed word of a turn with the model's confidence in it (1.0 when a person typed it).
+
+    `typed`: a person typed the word (it was not in the model's or an earlier revision's
+    words), so its probability says nothing. `spread`: its times are an even share of the
+    turn because alignment could not run; exports carry them, but they are not measured.
+    """
 
     text: str
     start: float
     end: float
     probability: float = 1.0
+    typed: bool = False
+    spread: bool = False
 
     def __post_init__(self) -> None:
         start, end, probability = _seconds(self.start), _seconds(self.end), _seconds(self.probability)
         if (not isinstance(self.text, str) or start is None or end is None or probability is None
-                or not 0.0 <= start <= end or not 0.0 <= probability <= 1.0):
-            raise TurnValidationError(_word_problems(self.text, self.start, self.end, self.probability))
+                or not 0.0 <= start <= end or not 0.0 <= probability <= 1.0
+                or not isinstance(self.typed, bool) or not isinstance(self.spread, bool)):
+            problems = _word_problems(self.text, self.start, self.end, self.probability)
+            problems += [f"{name} must be true or false, not {value!r}" for name, value in
+                         (("typed", self.typed), ("spread", self.spread)) if not isinstance(value, bool)]
+            raise TurnValidationError(problems)
         object.__setattr__(self, "text", normalise_text(self.text))
         object.__setattr__(self, "start", start)
         object.__setattr__(self, "end", end)
@@ -86,13 +99,20 @@ class Word:
 
     @classmethod
     def from_json(cls, data: Any) -> Word:
-        """A word from its JSON form; `probability` may be left out (a person's word)."""
+        """A word from its JSON form; `probability` may be left out (a person's word), `typed`/`spread` too (false)."""
         if not isinstance(data, Mapping) or not _REQUIRED_WORD_KEYS <= data.keys() or not data.keys() <= _WORD_KEYS:
-            raise TurnValidationError(["needs text, start, end (and optionally probability), nothing else"])
-        return cls(data["text"], data["start"], data["end"], data.get("probability", 1.0))
+            raise TurnValidationError(["needs text, start, end (and optionally probability, typed, spread), nothing else"])
+        return cls(data["text"], data["start"], data["end"], data.get("probability", 1.0), data.get("typed", False),
+                   data.get("spread", False))
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "start": self.start, "end": self.end, "probability": self.probability}
+        """The JSON form; `typed` and `spread` only when true (older readers and stored JSON stay as they were)."""
+        out: dict[str, Any] = {"text": self.text, "start": self.start, "end": self.end, "probability": self.probability}
+        if self.typed:
+            out["typed"] = True
+        if self.spread:
+            out["spread"] = True
+        return out
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from store.clock import utcnow
 from store.db import Store
 from review_ui.components.audio_window import clip_wav, envelope
 from review_ui.editing import SaveConflict, TaskView, TurnValidationError, save_draft, submit
+from review_ui.realign import Realigner
 
 MAX_WINDOW_S = 120.0  # the most audio the browser is sent at once
 DEFAULT_WINDOW_S = 30.0
@@ -122,7 +123,8 @@ def _save(store: Store, principal: Principal, view: TaskView, state: EditorSessi
     action = submit if op == "submit" else save_draft
     with store.session() as session:
         try:
-            revision = action(session, principal, view.task_pk, base, message.get("turns"), started_at=started)
+            revision = action(session, principal, view.task_pk, base, message.get("turns"), realigner=Realigner.of(store),
+                              started_at=started)
         except SaveConflict as conflict:
             return {"ok": False, "conflict": {"theirs_version": conflict.theirs_version, "theirs_author": conflict.theirs_author,
                                               "theirs_turns": conflict.theirs_turns}}

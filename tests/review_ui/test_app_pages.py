@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from store import models
 from store.accounts import Principal, load_principal
+from review_ui.realign import Realigner
 from review_ui.editing import open_task, save_draft, submit
 from review_ui.review import accept, review_queue
 from review_ui.session_auth import TOKEN_KEY, USER_KEY
@@ -142,7 +143,7 @@ def _submit_and_accept(rs: ReviewStore, annotator: Principal, task_pk: int, revi
     """Finish a task through the same domain calls the pages make (submit, then the reviewer accepts)."""
     with rs.store.session() as session:
         view = open_task(session, annotator, rs.store.blobs, task_pk)
-        submit(session, annotator, task_pk, view.version, view.turns)
+        submit(session, annotator, task_pk, view.version, view.turns, realigner=Realigner.of(app_env.store))
         principal = load_principal(session, reviewer)
         (item,) = review_queue(session, principal)
         accept(session, principal, item.task_pk)
@@ -205,7 +206,7 @@ def test_the_editor_page_draws_the_component_with_the_task_and_its_audio_window(
     assert args["keymap"]["accept_next"] == ["Ctrl+Enter"]
     assert not at.code, "the history is computed only when asked for"
     with app_env.store.session() as session:
-        save_draft(session, load_principal(session, "ann1"), task_pk, 0, [{**view.turns[0], "text": "Hello there."}, *view.turns[1:]])
+        save_draft(session, load_principal(session, "ann1"), task_pk, 0, [{**view.turns[0], "text": "Hello there."}, *view.turns[1:]], realigner=Realigner.of(app_env.store))
     next(t for t in at.toggle if t.label.startswith("History")).set_value(True).run()
     (diff,) = at.code
     assert "+" + view.turns[0]["speaker"] in diff.value and "Hello there." in diff.value
@@ -257,7 +258,7 @@ def test_a_reviewer_sends_back_with_a_comment_pinned_to_a_turn_and_then_accepts(
     task_pk = make_task(app_env, "ann1")
     with app_env.store.session() as session:
         view = open_task(session, ann1, app_env.store.blobs, task_pk)
-        submit(session, ann1, task_pk, view.version, view.turns)
+        submit(session, ann1, task_pk, view.version, view.turns, realigner=Realigner.of(app_env.store))
         (item,) = review_queue(session, rev1)
     annotator_view = page_as(editor_page, "ann1", task_pk=task_pk)
     assert not any(b.label in ("Accept transcript", "Send back") for b in annotator_view.button), "no review controls for the annotator"
@@ -275,7 +276,7 @@ def test_a_reviewer_sends_back_with_a_comment_pinned_to_a_turn_and_then_accepts(
     back = page_as(editor_page, "ann1", task_pk=task_pk)
     assert any(w.value == "Reviewer rev1 on turn 2: Speaker is wrong here." for w in back.warning)
     with app_env.store.session() as session:
-        submit(session, ann1, task_pk, session.get(models.Task, task_pk).version, view.turns)
+        submit(session, ann1, task_pk, session.get(models.Task, task_pk).version, view.turns, realigner=Realigner.of(app_env.store))
     with app_env.store.session() as session:
         (item,) = review_queue(session, rev1)
     again = page_as(editor_page, "rev1", task_pk=item.task_pk)

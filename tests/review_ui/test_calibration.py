@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from store import models
 from store.accounts import PermissionDenied
+from review_ui.realign import Realigner
 from review_ui import calibration as cal
 from review_ui.assignment import AssignmentRules, assign_tasks
 from review_ui.tasks import cut_tasks
@@ -182,7 +183,7 @@ def test_returning_someone_to_calibration_pauses_their_production_work(review_st
         production = [t.pk for t in tasks_of(session, kind="annotate", assignee="ann")]
         assert len(production) == 5
         view = open_task(session, ann, rs.store.blobs, production[0])
-        draft = save_draft(session, ann, production[0], view.version, view.turns[:1])  # work in progress
+        draft = save_draft(session, ann, production[0], view.version, view.turns[:1], realigner=Realigner.of(rs.store))  # work in progress
         stale = open_task(session, ann, rs.store.blobs, production[1])  # an editor left open on another task
         [gold] = tasks_of(session, kind="gold", assignee="ann")  # mixed into her queue by the assignment
         submit(session, gold, WRONG)  # WER 5/6 > 0.3 on the one-item window: returned
@@ -196,7 +197,7 @@ def test_returning_someone_to_calibration_pauses_their_production_work(review_st
         notice = _notices(session)[-1]
         assert "ann returned to calibration" in notice and "5 open task(s) went back to the pool" in notice
         with pytest.raises(PermissionDenied):
-            editor_submit(session, ann, production[1], stale.version, stale.turns)
+            editor_submit(session, ann, production[1], stale.version, stale.turns, realigner=Realigner.of(rs.store))
         assert not [t for t in tasks_of(session, kind="review")], "nothing of hers went to review after the return"
         events = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "task_returned_to_pool")).all()
         assert sorted(int(e.subject.split(":")[1]) for e in events) == production

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from store import models
 from store.accounts import PermissionDenied
+from review_ui.realign import Realigner
 from review_ui import turn_ops
 from review_ui.editing import SaveConflict, TurnValidationError, history, open_task, save_draft, validate_turns
 from tests.review_ui.conftest import ReviewStore
@@ -119,9 +120,9 @@ def test_saves_append_revisions_and_a_stale_save_gets_a_conflict_with_both_versi
     first = turn_ops.relabel(view.turns, 0, "spk-first")
     second = turn_ops.relabel(view.turns, 0, "spk-second")
     with review_store.store.session() as session:
-        saved = save_draft(session, ann1, task_pk, view.version, first)
+        saved = save_draft(session, ann1, task_pk, view.version, first, realigner=Realigner.of(review_store.store))
     with review_store.store.session() as session, pytest.raises(SaveConflict) as caught:
-        save_draft(session, ann1, task_pk, view.version, second)
+        save_draft(session, ann1, task_pk, view.version, second, realigner=Realigner.of(review_store.store))
     conflict = caught.value
     assert conflict.theirs_revision_pk == saved.pk and conflict.theirs_version == view.version + 1
     assert conflict.theirs_turns[0]["speaker"] == "spk-first" and conflict.yours_turns[0]["speaker"] == "spk-second"
@@ -135,7 +136,7 @@ def test_saves_append_revisions_and_a_stale_save_gets_a_conflict_with_both_versi
         assert actions == ["draft_saved", "save_conflict"]
         assert session.scalars(select(models.WorkInterval).where(models.WorkInterval.task_pk == task_pk)).one().username == "ann1"
     with review_store.store.session() as session:
-        kept = save_draft(session, ann1, task_pk, conflict.theirs_version, conflict.yours_turns)
+        kept = save_draft(session, ann1, task_pk, conflict.theirs_version, conflict.yours_turns, realigner=Realigner.of(review_store.store))
         assert kept.parent_pk == saved.pk, "keeping yours after a conflict builds on theirs, visibly"
 
 
@@ -150,7 +151,7 @@ def test_concurrent_saves_on_one_base_exactly_one_wins(review_store: ReviewStore
         barrier.wait()
         with review_store.store.session() as session:
             try:
-                outcomes.append(("saved", save_draft(session, ann1, task_pk, view.version, turn_ops.relabel(view.turns, 0, label)).pk))
+                outcomes.append(("saved", save_draft(session, ann1, task_pk, view.version, turn_ops.relabel(view.turns, 0, label), realigner=Realigner.of(review_store.store)).pk))
             except SaveConflict as conflict:
                 outcomes.append(("conflict", conflict.theirs_revision_pk))
 
@@ -170,10 +171,10 @@ def test_bad_turns_and_other_peoples_tasks_store_nothing(review_store: ReviewSto
     with review_store.store.session() as session:
         view = open_task(session, ann1, review_store.store.blobs, task_pk)
         with pytest.raises(TurnValidationError, match="past the end of the audio"):
-            save_draft(session, ann1, task_pk, view.version, turn_ops.nudge(view.turns, len(view.turns) - 1, "end", 500.0))
+            save_draft(session, ann1, task_pk, view.version, turn_ops.nudge(view.turns, len(view.turns) - 1, "end", 500.0), realigner=Realigner.of(review_store.store))
         session.rollback()
         with pytest.raises(PermissionDenied, match="not assigned to ann2"):
-            save_draft(session, ann2, task_pk, view.version, view.turns)
+            save_draft(session, ann2, task_pk, view.version, view.turns, realigner=Realigner.of(review_store.store))
         session.rollback()
         assert session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)).all() == []
         assert session.get(models.Task, task_pk).version == view.version
@@ -186,8 +187,8 @@ def test_history_diffs_each_revision_against_the_model(review_store: ReviewStore
         view = open_task(session, ann1, review_store.store.blobs, task_pk)
         edited = turn_ops.relabel(view.turns, 0, "spk-x")
         edited[1] = turn_ops.with_text(edited[1], "something else entirely")
-        save_draft(session, ann1, task_pk, view.version, edited)
-        save_draft(session, ann1, task_pk, view.version + 1, turn_ops.delete_turn(edited, 2))
+        save_draft(session, ann1, task_pk, view.version, edited, realigner=Realigner.of(review_store.store))
+        save_draft(session, ann1, task_pk, view.version + 1, turn_ops.delete_turn(edited, 2), realigner=Realigner.of(review_store.store))
         entries = history(session, ann1, task_pk)
     assert [(e.stage, e.author, e.changed_lines) for e in entries] == [("draft", "ann1", 4), ("draft", "ann1", 5)]
     assert any(line.startswith("+spk-x [") for line in entries[0].diff)
@@ -211,7 +212,9 @@ def test_an_old_draft_opens_as_saved_and_a_save_asks_for_a_well_formed_label(rev
         view = open_task(session, ann1, review_store.store.blobs, task_pk)
         assert view.turns == old and view.speakers == ["Speaker 2"]
         with pytest.raises(TurnValidationError, match="speaker label 'Speaker 2' may not contain whitespace"):
-            save_draft(session, ann1, task_pk, view.version, view.turns)
+            save_draft(session, ann1, task_pk, view.version, view.turns, realigner=Realigner.of(review_store.store))
         session.rollback()
-        saved = save_draft(session, ann1, task_pk, view.version, turn_ops.relabel(view.turns, 0, "Speaker_2"))
-        assert saved.turns == [{**old[0], "speaker": "Speaker_2", "text": "well then"}]
+        saved = save_draft(session, ann1, task_pk, view.version, turn_ops.relabel(view.turns, 0, "Speaker_2"), realigner=Realigner.of(review_store.store))
+        assert [{**t, "words": []} for t in saved.turns] == [{**old[0], "speaker": "Speaker_2", "text": "well then"}]
+        assert [(w["text"], w.get("typed")) for w in saved.turns[0]["words"]] == [("well", True), ("then", True)], \
+            "an old draft's untimed text gets timed on its next save, typed by the person (no model words to keep)"

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from store import models
 from store.accounts import Principal
+from review_ui.realign import Realigner
 from review_ui.editing import TaskView, open_task, save_draft
 from review_ui.editor_component.bridge import MAX_WINDOW_S, EditorSession, clamp_window, first_window, handle
 from tests.review_ui.conftest import ReviewStore
@@ -48,7 +49,7 @@ def test_saves_are_handled_once_and_a_conflict_stores_nothing_of_ours(review_sto
     assert _texts(review_store, task_pk) == ["Hello there."]
 
     with review_store.store.session() as session:  # another tab of the same person saves meanwhile
-        save_draft(session, ann1, task_pk, 1, [{**view.turns[0], "text": "From the other tab."}, *view.turns[1:]])
+        save_draft(session, ann1, task_pk, 1, [{**view.turns[0], "text": "From the other tab."}, *view.turns[1:]], realigner=Realigner.of(review_store.store))
     again = [{**view.turns[0], "text": "Mine again."}, *view.turns[1:]]
     handle(review_store.store, ann1, view, state, message(2, "save", 1, again))
     assert state.ack["ok"] is False and state.ack["conflict"]["theirs_version"] == 2
