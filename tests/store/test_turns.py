@@ -36,6 +36,17 @@ def test_the_json_form_is_architectures_and_round_trips() -> None:
     assert person_word.probability == 1.0, "a word without a probability is a person's: fully sure"
 
 
+def test_typed_and_spread_words_say_so_and_unmarked_words_keep_the_old_json() -> None:
+    marked = turn(text="x y", words=[{"text": "x", "start": 0.1, "end": 0.2, "probability": 1.0, "typed": True},
+                                     {"text": "y", "start": 0.2, "end": 0.4, "probability": 0.0, "spread": True}])
+    loaded = Turn.from_json(marked)
+    assert [(w.typed, w.spread) for w in loaded.words] == [(True, False), (False, True)]
+    assert loaded.to_json() == marked, "the marks round-trip"
+    assert Turn.from_json(CANONICAL).to_json() == CANONICAL, "words without marks are written as before"
+    assert problems([turn(words=[{"text": "x", "start": 0, "end": 1, "typed": "yes"}])]) == [
+        "turn 0 word 0: typed must be true or false, not 'yes'"]
+
+
 def test_text_and_label_ends_are_normalised() -> None:
     loaded = Turn.from_json(turn(speaker="  B ", text="  good\n morning \t you ",
                                  words=[{"text": " good ", "start": 0.0, "end": 0.4, "probability": 0.9}]))
