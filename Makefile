@@ -38,6 +38,7 @@ benchmarks: venv
 	$(PY) benchmarks/ui_bench.py
 	$(PY) benchmarks/release_bench.py --sizes 1000,10000
 	$(PY) benchmarks/editor_bench.py
+	$(PY) benchmarks/alignment_bench.py
 
 clean:
 	rm -rf $(VENV) turnscribe-data .pytest_cache

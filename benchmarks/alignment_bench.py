@@ -73,7 +73,7 @@ def measure_set(directory: Path, aligner: WordAligner, transcriber: Transcriber,
     errors: dict[str, list[float]] = {"equal": [], "by_length": [], "after": [], "model_heard_right": []}
     words = typed = turns_corrected = 0
     timing = WordTiming(model=aligner.model_dir.name)
-    seconds = 0.0
+    seconds = cpu = 0.0
     for stem in stems:
         truth = json.loads((directory / f"{stem}.turns.json").read_text())
         path = directory / f"{stem}.flac"
@@ -82,9 +82,10 @@ def measure_set(directory: Path, aligner: WordAligner, transcriber: Transcriber,
         parent = model_words_to_turns(transcriber.transcribe(audio).words, truth)
         corrected = [{"speaker": t["speaker"], "start": t["start"], "end": t["end"], "text": t["text"], "words": []}
                      for t, p in zip(truth, parent) if p["text"] != t["text"]]
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         retimed = retime_turns(corrected, parent, lambda s, e, text: align_turn(aligner, path, s, e, text), timing)
         seconds += time.perf_counter() - began
+        cpu += time.process_time() - began_cpu
         by_bounds = {(t["start"], t["end"], t["speaker"]): t for t in truth}
         for turn, model in zip(retimed, [p for t, p in zip(truth, parent) if p["text"] != t["text"]]):
             true = by_bounds[(turn["start"], turn["end"], turn["speaker"])]["words"]
@@ -99,7 +100,7 @@ def measure_set(directory: Path, aligner: WordAligner, transcriber: Transcriber,
                     errors["model_heard_right"] += boundary_errors([word], [true_word])
     return {"set": str(directory), "dialogues": len(stems), "turns_corrected": turns_corrected, "words": words,
             "typed": typed, "aligned_turns": timing.aligned, "spread_turns": timing.spread,
-            "align_s_per_turn": seconds / max(turns_corrected, 1),
+            "align_s_per_turn": seconds / max(turns_corrected, 1), "align_cpu_s_per_turn": cpu / max(turns_corrected, 1),
             "median_s": {k: (statistics.median(v) if v else None) for k, v in errors.items()},
             "p90_s": {k: (float(np.percentile(v, 90)) if v else None) for k, v in errors.items()}}
 
@@ -108,7 +109,8 @@ def print_set(result: dict[str, Any]) -> None:
     med, p90 = result["median_s"], result["p90_s"]
     print(f"\n{result['set']}: {result['dialogues']} dialogues, {result['turns_corrected']} corrected turns, "
           f"{result['words']} words ({result['typed']} marked typed); {result['aligned_turns']} turns aligned, "
-          f"{result['spread_turns']} spread; {result['align_s_per_turn']:.2f} s of alignment per turn")
+          f"{result['spread_turns']} spread; alignment per turn {result['align_s_per_turn']:.2f} s wall, "
+          f"{result['align_cpu_s_per_turn']:.2f} s CPU")
     print("  word-boundary error vs ground truth    median     p90")
     print(f"  before: words dropped (no times)        {'-':>6}  {'-':>6}   0 of {result['words']} words timed")
     for key, label in (("equal", "before, spread in equal shares"), ("by_length", "before, spread by length (fallback)"),
