@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.devices import DeviceChoice
 from asr.models import ModelDirectory
 from asr.transcriber import load_whisper
 

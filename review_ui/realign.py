@@ -6,8 +6,9 @@ recording (`asr.alignment`), so every stored revision has word timings and word-
 exports (CTM, Lhotse alignments) of corrected turns are true. A word that keeps its
 spelling keeps the probability (and the typed mark) it had in the revision the person
 started from; a word they typed is marked `typed` (probability 1.0, as the turn type
-says). Only changed turns cost an alignment: a turn the save left as it was gets its
-words back from that revision. When alignment cannot run (a turn longer than one
+says). Only changed turns cost an alignment: a turn whose text and bounds are as in that
+revision gets its words back from it (untimed ones too: an old draft or an import is not
+aligned as a whole on its next save), even when the browser sends it without them. When alignment cannot run (a turn longer than one
 Whisper window or too short for its words, no model, unreadable audio) the words are
 spread evenly over the turn and marked `spread`; a save never fails for this and never
 loses text.
@@ -30,7 +31,7 @@ from asr.models import ModelDirectory, ModelUnavailable, check_model_dir, resolv
 from store import models
 from store.blobs import BlobStore
 from store.db import Store
-from store.turns import TurnJson, Word
+from store.turns import TurnJson, Word, normalise_text
 from review_ui.tasks import model_revision
 from review_ui.turn_ops import words_match_text
 
@@ -140,11 +141,11 @@ def marked(timed: list[AlignedWord], reference: list[dict[str, Any]], *, spread_
 
 def retime_turns(turns: list[TurnJson], parent: Sequence[TurnJson], align: Aligner,
                  timing: WordTiming | None = None) -> list[TurnJson]:
-    """Each turn with words that spell its text, aligned only where the text changed (see the module)."""
+    """Each changed turn with words that spell its text, aligned; unchanged ones as they were (see the module)."""
     timing = timing if timing is not None else WordTiming()
     parent_words = {_key(w): w for t in parent for w in t.get("words") or []}
-    unchanged = {(t["text"], round(t["start"], 3), round(t["end"], 3)): t["words"]
-                 for t in parent if t.get("words") and words_match_text(t)}
+    unchanged = {(normalise_text(t["text"]), round(t["start"], 3), round(t["end"], 3)): t.get("words") or []
+                 for t in parent}
     out = []
     for turn in turns:
         turn = dict(turn)
@@ -152,7 +153,7 @@ def retime_turns(turns: list[TurnJson], parent: Sequence[TurnJson], align: Align
             turn["words"] = []
         elif words_match_text(turn):  # the browser keeps words as they were; their marks come from the parent
             turn["words"] = [dict(parent_words.get(_key(w), w)) for w in turn["words"]]
-        elif (kept := unchanged.get((turn["text"], round(turn["start"], 3), round(turn["end"], 3)))) is not None:
+        elif (kept := unchanged.get((normalise_text(turn["text"]), round(turn["start"], 3), round(turn["end"], 3)))) is not None:
             turn["words"] = [dict(w) for w in kept]
             timing.reused += 1
         else:

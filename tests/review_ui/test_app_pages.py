@@ -143,7 +143,7 @@ def _submit_and_accept(rs: ReviewStore, annotator: Principal, task_pk: int, revi
     """Finish a task through the same domain calls the pages make (submit, then the reviewer accepts)."""
     with rs.store.session() as session:
         view = open_task(session, annotator, rs.store.blobs, task_pk)
-        submit(session, annotator, task_pk, view.version, view.turns, realigner=Realigner.of(app_env.store))
+        submit(session, annotator, task_pk, view.version, view.turns, realigner=Realigner.of(rs.store))
         principal = load_principal(session, reviewer)
         (item,) = review_queue(session, principal)
         accept(session, principal, item.task_pk)
