@@ -1,9 +1,13 @@
 """Word timings that survive a correction: what a save does to turns whose text a person changed.
 
-The editor drops a turn's timed words once they no longer spell its text. On save, each
-such turn is aligned to its own audio by the Whisper model that pre-annotated the
-recording (`asr.alignment`), so every stored revision has word timings and word-level
-exports (CTM, Lhotse alignments) of corrected turns are true. A word that keeps its
+The editor drops a turn's timed words once they no longer spell its text. When the work
+is handed on (submitted, or a reviewer's edit), each such turn is aligned to its own audio
+by the Whisper model that pre-annotated the recording (`asr.alignment`), so every revision
+that review, scoring or a release can take has word timings and word-level exports (CTM,
+Lhotse alignments) of corrected turns are true. Drafts, saved every few seconds while a
+person types, do not wait for the model (about 0.5 s of CPU per changed turn, times every
+annotator saving at once): their changed turns get evenly spread words marked `spread`,
+and the submission aligns every turn whose words are all still spread. A word that keeps its
 spelling keeps the probability (and the typed mark) it had in the revision the person
 started from; a word they typed is marked `typed` (probability 1.0, as the turn type
 says). Only changed turns cost an alignment: a turn whose text and bounds are as in that
@@ -50,11 +54,12 @@ class WordTiming:
     aligned: int = 0  # turns aligned by the model
     spread: int = 0  # turns whose words were spread evenly because alignment could not run
     reused: int = 0  # unchanged turns whose words came back from the revision the save started from
+    deferred: int = 0  # changed turns of a draft, spread until the submission aligns them
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "aligned": self.aligned, "spread": self.spread, "reused": self.reused,
-                "problems": self.problems[:5]}
+                "deferred": self.deferred, "problems": self.problems[:5]}
 
 
 @functools.lru_cache(maxsize=2)
@@ -89,8 +94,9 @@ class Realigner:
         return _loaded(directory.path, directory.name)
 
     def retime(self, session: Session, recording: models.Recording, parent: Sequence[TurnJson],
-               turns: list[TurnJson]) -> tuple[list[TurnJson], WordTiming]:
-        """`turns` with word timings for every turn with text (see the module); `parent` is the revision edited."""
+               turns: list[TurnJson], *, align_now: bool = True) -> tuple[list[TurnJson], WordTiming]:
+        """`turns` with word timings for every turn with text (see the module); `parent` is the revision edited;
+        `align_now` False (a draft) spreads changed turns' words instead of aligning them."""
         timing = WordTiming()
         state: dict[str, Any] = {}
 
@@ -109,7 +115,7 @@ class Realigner:
             except (OSError, RuntimeError) as exc:  # unreadable audio
                 raise AlignmentFailed(str(exc)) from exc
 
-        return retime_turns(turns, parent, align, timing), timing
+        return retime_turns(turns, parent, align, timing, align_now=align_now), timing
 
 
 def _key(word: dict[str, Any]) -> tuple[str, float, float]:
@@ -139,9 +145,15 @@ def marked(timed: list[AlignedWord], reference: list[dict[str, Any]], *, spread_
     return out
 
 
+def _pending(words: list[dict[str, Any]]) -> bool:
+    """Words a draft spread over their turn (or an alignment that could not run): the submission aligns them."""
+    return bool(words) and all(w.get("spread") for w in words)
+
+
 def retime_turns(turns: list[TurnJson], parent: Sequence[TurnJson], align: Aligner,
-                 timing: WordTiming | None = None) -> list[TurnJson]:
-    """Each changed turn with words that spell its text, aligned; unchanged ones as they were (see the module)."""
+                 timing: WordTiming | None = None, *, align_now: bool = True) -> list[TurnJson]:
+    """Each changed turn with words that spell its text, aligned (spread in a draft: `align_now` False);
+    unchanged ones as they were, unless their words are still spread and `align_now` (see the module)."""
     timing = timing if timing is not None else WordTiming()
     parent_words = {_key(w): w for t in parent for w in t.get("words") or []}
     unchanged = {(normalise_text(t["text"]), round(t["start"], 3), round(t["end"], 3)): t.get("words") or []
@@ -149,13 +161,21 @@ def retime_turns(turns: list[TurnJson], parent: Sequence[TurnJson], align: Align
     out = []
     for turn in turns:
         turn = dict(turn)
+        kept: list[dict[str, Any]] | None = None
+        from_parent = False
         if not turn["text"]:
-            turn["words"] = []
+            kept = []
         elif words_match_text(turn):  # the browser keeps words as they were; their marks come from the parent
-            turn["words"] = [dict(parent_words.get(_key(w), w)) for w in turn["words"]]
-        elif (kept := unchanged.get((normalise_text(turn["text"]), round(turn["start"], 3), round(turn["end"], 3)))) is not None:
-            turn["words"] = [dict(w) for w in kept]
-            timing.reused += 1
+            kept = [dict(parent_words.get(_key(w), w)) for w in turn["words"]]
+        elif (before := unchanged.get((normalise_text(turn["text"]), round(turn["start"], 3), round(turn["end"], 3)))) is not None:
+            kept, from_parent = [dict(w) for w in before], True
+        if kept is not None and not (align_now and _pending(kept)):
+            turn["words"] = kept
+            timing.reused += from_parent
+        elif not align_now:
+            turn["words"] = marked(spread(turn["text"], turn["start"], turn["end"]), _overlapping_words(turn, parent),
+                                   spread_times=True)
+            timing.deferred += 1
         else:
             reference = _overlapping_words(turn, parent)
             try:

@@ -1,5 +1,6 @@
 """Saves through the editor component's bridge re-time the words of corrected turns (tiny.en, real audio):
-the stored revision and its CTM carry aligned words, typed words are marked, unchanged turns are not
+drafts spread a changed turn's words at once (marked, no model run), the submission aligns them; the
+submitted revision and its CTM carry aligned words, typed words are marked, unchanged turns are not
 aligned again, and a turn that cannot be aligned keeps its text with evenly spread, marked words."""
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ CORRECTED = "Hello, I would like to book a table for three, please."  # the scri
 
 
 def _save(rs: ReviewStore, who, view: TaskView, state: EditorSession, seq: int, base: int,  # type: ignore[no-untyped-def]
-          turns: list[dict[str, Any]]) -> models.TranscriptRevision:
-    message = {"mount": "tab-a", "seq": seq, "attempt": 0, "op": "save", "base_version": base, "turns": turns,
+          turns: list[dict[str, Any]], op: str = "save") -> models.TranscriptRevision:
+    message = {"mount": "tab-a", "seq": seq, "attempt": 0, "op": op, "base_version": base, "turns": turns,
                "window": {"start": 0.0, "end": 10.0}, "turn": 0, "have": "0-10", "doc_version": base}
     assert handle(rs.store, who, view, state, message) and state.ack["ok"], state.ack
     with rs.store.session() as session:
@@ -40,7 +41,22 @@ def test_a_corrected_turn_is_saved_with_aligned_typed_words_and_exported_with_th
     assert before["text"] == "Hello, I'd like to book a table for three, please."
     as_the_browser_sends = [{**before, "text": CORRECTED, "words": []}, *view.turns[1:]]
 
-    revision = _save(review_store, ann1, view, state, 1, 0, as_the_browser_sends)
+    draft = _save(review_store, ann1, view, state, 1, 0, as_the_browser_sends)  # an autosave: no model run
+    assert draft.turns[0]["text"] == CORRECTED and [w["text"] for w in draft.turns[0]["words"]] == CORRECTED.split()
+    assert all(w["spread"] for w in draft.turns[0]["words"])
+    assert [w.get("typed", False) for w in draft.turns[0]["words"]] == [False, True, True] + [False] * 8
+    assert draft.author_params["word_timing"] == {"model": None, "aligned": 0, "spread": 0, "reused": 0, "deferred": 1,
+                                                  "problems": []}
+    # the browser still holds the turn without words (its turns are not sent back): the next draft reuses them
+    again = _save(review_store, ann1, view, state, 2, 1, as_the_browser_sends)
+    assert again.turns == draft.turns and again.author_params["word_timing"]["reused"] == 1
+    # words it sends back without their marks (the browser's shape) get them back from the revision it edited
+    unmarked = [{**draft.turns[0], "words": [{k: w[k] for k in ("text", "start", "end", "probability")}
+                                             for w in draft.turns[0]["words"]]}, *view.turns[1:]]
+    third = _save(review_store, ann1, view, state, 3, 2, unmarked)
+    assert third.turns[0]["words"] == draft.turns[0]["words"] and third.author_params["word_timing"]["deferred"] == 0
+
+    revision = _save(review_store, ann1, view, state, 4, 3, as_the_browser_sends, op="submit")
     words = revision.turns[0]["words"]
     assert [w["text"] for w in words] == CORRECTED.split() and revision.turns[0]["text"] == CORRECTED
     assert [w.get("typed", False) for w in words] == [False, True, True] + [False] * 8
@@ -49,7 +65,7 @@ def test_a_corrected_turn_is_saved_with_aligned_typed_words_and_exported_with_th
     assert words[0]["start"] == before["start"] and words[-1]["end"] == before["end"]
     assert revision.turns[1:] == view.turns[1:], "turns the person did not change are stored as they were"
     assert revision.author_params["word_timing"] == {"model": "tiny.en", "aligned": 1, "spread": 0, "reused": 0,
-                                                     "problems": []}
+                                                     "deferred": 0, "problems": []}
 
     truth = json.loads((review_store.dialogues / "dlg001.turns.json").read_text())[0]["words"]
     kept = [(w, t) for w, t in zip(words[:1] + words[3:], truth[:1] + truth[2:], strict=True)]
@@ -65,16 +81,6 @@ def test_a_corrected_turn_is_saved_with_aligned_typed_words_and_exported_with_th
     assert f"dlg001 1 {would['start']:.3f} {would['end'] - would['start']:.3f} would 1.000" in ctm
     assert sum(1 for line in ctm if float(line.split()[2]) < before["end"]) >= len(CORRECTED.split())
 
-    # the browser still holds the turn without words (its turns are not sent back): the next save reuses them
-    again = _save(review_store, ann1, view, state, 2, 1, as_the_browser_sends)
-    assert again.turns == revision.turns
-    assert again.author_params["word_timing"]["aligned"] == 0 and again.author_params["word_timing"]["reused"] == 1
-    # words it sends back without their marks (the browser's shape) get them back from the revision it edited
-    unmarked = [{**revision.turns[0], "words": [{k: w[k] for k in ("text", "start", "end", "probability")} for w in words]},
-                *view.turns[1:]]
-    third = _save(review_store, ann1, view, state, 3, 2, unmarked)
-    assert third.turns[0]["words"] == words and third.author_params["word_timing"]["aligned"] == 0
-
 
 def test_a_turn_too_short_for_its_words_keeps_its_text_with_spread_marked_words(review_store: ReviewStore) -> None:
     ann1 = review_store.add_user("ann1", "annotator")
@@ -85,7 +91,7 @@ def test_a_turn_too_short_for_its_words_keeps_its_text_with_spread_marked_words(
     start = view.turns[0]["start"]
     text = "a whole sentence typed into a tiny turn"
     squeezed = [{**view.turns[0], "end": start + 0.05, "text": text, "words": []}, *view.turns[1:]]
-    revision = _save(review_store, ann1, view, state, 1, 0, squeezed)
+    revision = _save(review_store, ann1, view, state, 1, 0, squeezed, op="submit")
     turn = revision.turns[0]
     assert turn["text"] == text and [w["text"] for w in turn["words"]] == text.split()
     assert all(w.get("spread") and w.get("typed") for w in turn["words"])
