@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from asr.cli import register as register_asr
+from asr.models_cli import app as models_app
 from collection.cli import app as collect_app
 from store.console import setup_logging
 from corpus.governance.cli import app as governance_app
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(collect_app, name="collect")
 register_asr(app)
+app.add_typer(models_app, name="models")
 register_review(app)
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(governance_app, name="governance")

@@ -166,11 +166,13 @@ def _store_result(store: Store, recording: models.Recording, preannotator: Prean
         revision = rev(
             recording_pk=recording.pk, parent_pk=None, author_kind="model", author=preannotator.author,
             author_params={**result.params, "flags": result.flags, "seconds": round(result.seconds, 3)},
-            turns=result.turns,
+            turns=result.turns, asr_bundle_sha256=preannotator.bundles["asr"]["checksum"],
+            diarizer_bundle_sha256=preannotator.bundles["diarization"]["checksum"],
         )
         session.add(revision)
         session.flush()
         record_event(session, actor, "pretranscribe", f"recording:{recording.pk}",
-                     {"revision": revision.pk, "author": preannotator.author, "flags": result.flags})
+                     {"revision": revision.pk, "author": preannotator.author, "flags": result.flags,
+                      "bundles": {role: b["checksum"] for role, b in preannotator.bundles.items()}})
         session.commit()
     return True

@@ -16,8 +16,12 @@ import typer
 from protocols.cli import protocol_for_cli
 from store.console import Exit, err, fail, out, principal_for_cli, store_for_cli
 
-ModelOpt = Annotated[str, typer.Option("--model", help="'tiny.en' (embedded), 'base', or a CTranslate2 Whisper directory.")]
-DiarizerOpt = Annotated[str, typer.Option("--diarizer", help="'embedded' (default) or 'pyannote'.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="'tiny.en' (embedded), 'base', an imported bundle or a CTranslate2 Whisper directory.")]
+DiarizerOpt = Annotated[str, typer.Option("--diarizer", help="'embedded' (default), 'pyannote' (with --pipeline) or an imported pipeline bundle.")]
+ProtocolModelOpt = Annotated[str | None, typer.Option("--model", help="'tiny.en', 'base', an imported bundle or a CTranslate2 "
+                                                       "Whisper directory (default: the protocol's, `models use`).")]
+ProtocolDiarizerOpt = Annotated[str | None, typer.Option("--diarizer", help="'embedded', 'pyannote' (with --pipeline) or an "
+                                                          "imported pipeline bundle (default: the protocol's, `models use`).")]
 PipelineOpt = Annotated[Path | None, typer.Option("--pipeline", help="Local pyannote pipeline directory (with --diarizer pyannote).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 FallbackOpt = Annotated[bool, typer.Option("--fallback-to-cpu", help="Use the CPU when a requested GPU is missing.")]
@@ -26,23 +30,51 @@ BatchedOpt = Annotated[bool, typer.Option("--batched/--sequential", help="faster
 
 def _preannotator(model: str, diarizer: str, pipeline: Path | None, device: str, fallback: bool, batched: bool):  # type: ignore[no-untyped-def]
     from asr.devices import DeviceUnavailable
+    from asr.model_bundles import diarizer_choice
     from asr.models import ModelUnavailable
     from asr.preannotate import Preannotator, PreannotationSettings
     from asr.transcriber import AsrOptions
     from store.settings import load_settings
 
-    settings = PreannotationSettings(asr_model=model, asr=AsrOptions(batched=batched), diarizer=diarizer,
-                                     pipeline_dir=pipeline, device=device, fallback_to_cpu=fallback)
+    models_dir = load_settings().models_dir
     try:
-        return Preannotator(settings, load_settings().models_dir)
+        if diarizer != "pyannote":  # 'embedded' or an imported pipeline bundle's name
+            diarizer, pipeline = diarizer_choice(diarizer, models_dir)
+        settings = PreannotationSettings(asr_model=model, asr=AsrOptions(batched=batched), diarizer=diarizer,
+                                         pipeline_dir=pipeline, device=device, fallback_to_cpu=fallback)
+        return Preannotator(settings, models_dir)
     except (ModelUnavailable, DeviceUnavailable, RuntimeError, ValueError) as exc:
         fail(str(exc), Exit.USAGE)
+
+
+def _protocol_models(store, protocol_id: str, model: str | None, diarizer: str | None) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The models asked for, else the protocol's defaults (`models use`), else tiny.en and the embedded diarizer.
+
+    A chosen bundle whose files no longer have the checksum it was chosen with (re-imported
+    under the same name) is refused: the choice was made on evidence about other files.
+    """
+    from asr.model_bundles import BundleError, find_bundle
+    from asr.model_choice import protocol_choices
+    from store.settings import load_settings
+
+    with store.session() as session:
+        choices = protocol_choices(session, protocol_id)
+    for asked, choice in ((model, choices["asr"]), (diarizer, choices["diarization"])):
+        if asked is None and choice.checksum is not None:
+            try:
+                current = find_bundle(choice.bundle, load_settings().models_dir).checksum
+            except BundleError as exc:
+                fail(f"{protocol_id}'s {choice.role} model: {exc}", Exit.USAGE)
+            if current != choice.checksum:
+                fail(f"{protocol_id}'s {choice.role} model {choice.bundle} was chosen with checksum {choice.checksum[:16]}, "
+                     f"its files now hash to {current[:16]}: run `turnscribe models use` again", Exit.REJECTED, label="refused")
+    return model or choices["asr"].bundle, diarizer or choices["diarization"].bundle
 
 
 def pretranscribe(
     protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")],
     version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
-    model: ModelOpt = "tiny.en", diarizer: DiarizerOpt = "embedded", pipeline: PipelineOpt = None,
+    model: ProtocolModelOpt = None, diarizer: ProtocolDiarizerOpt = None, pipeline: PipelineOpt = None,
     device: DeviceOpt = "auto", fallback_to_cpu: FallbackOpt = False, batched: BatchedOpt = False,
     lease_minutes: Annotated[float, typer.Option(min=0.1, help="How long a claimed recording stays this run's: "
                                                  "longer than one recording takes; a crashed run's claims expire after it.")] = 30.0,
@@ -61,7 +93,8 @@ def pretranscribe(
     if not pending:
         out.print("nothing to pre-annotate: every accepted recording has a pre-annotation")
         raise typer.Exit(Exit.OK)
-    preannotator = _preannotator(model, diarizer, pipeline, device, fallback_to_cpu, batched)
+    preannotator = _preannotator(*_protocol_models(store, row.protocol_id, model, diarizer), pipeline, device,
+                                 fallback_to_cpu, batched)
     total_hours = sum(r.duration_s or 0 for r in pending) / 3600
     columns = (TextColumn("pre-annotate"), BarColumn(), TextColumn("{task.completed:.3f}/{task.total:.3f} h audio"),
                TextColumn("{task.description}"), TimeRemainingColumn())

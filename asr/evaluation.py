@@ -84,6 +84,9 @@ class Score:
     cp_words: int = 0
     der_error: float = 0.0
     der_total: float = 0.0
+    der_false_alarm: float = 0.0  # the three parts of der_error, in seconds
+    der_miss: float = 0.0
+    der_confusion: float = 0.0
     jer_sum: float = 0.0
     files: int = 0
 
@@ -97,6 +100,9 @@ class Score:
             "wer": self.words.wer,
             "cpwer": self.cp_errors / self.cp_words if self.cp_words else None,
             "der": self.der_error / self.der_total if self.der_total else None,
+            "der_false_alarm": self.der_false_alarm / self.der_total if self.der_total else None,
+            "der_miss": self.der_miss / self.der_total if self.der_total else None,
+            "der_confusion": self.der_confusion / self.der_total if self.der_total else None,
             "jer": self.jer_sum / self.files if self.files else None,
             "reference_words": self.words.reference_words, "reference_speech_s": round(self.der_total, 3),
         }
@@ -139,7 +145,10 @@ def score_recording(hypothesis: list[Turn], reference: list[Turn], uri: str) -> 
     uem = Timeline([Segment(0.0, extent)], uri=uri)
     der = DiarizationErrorRate(collar=0.0, skip_overlap=False)
     components = der(ref_ann, hyp_ann, uem=uem, detailed=True)
-    score.der_error = components["confusion"] + components["false alarm"] + components["missed detection"]
+    score.der_false_alarm = components["false alarm"]
+    score.der_miss = components["missed detection"]
+    score.der_confusion = components["confusion"]
+    score.der_error = score.der_confusion + score.der_false_alarm + score.der_miss
     score.der_total = components["total"]
     score.jer_sum = float(JaccardErrorRate(collar=0.0, skip_overlap=False)(ref_ann, hyp_ann, uem=uem))
     return score

