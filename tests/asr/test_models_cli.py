@@ -36,6 +36,11 @@ def manifest_checksum(directory: Path) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
+def said(result) -> str:  # type: ignore[no-untyped-def]
+    """stderr with the console's line wrapping undone."""
+    return " ".join(result.stderr.split())
+
+
 def listed(home: Path, url: str, user: str) -> dict[str, dict]:
     result = run(home, "models", "list", "--format", "json", database_url=url, user=user)
     assert result.returncode == 0, result.stderr
@@ -74,12 +79,12 @@ def test_import_verify_and_refusals(tmp_path: Path) -> None:
     shutil.copy(tiny_en_dir() / "vocabulary.txt", incomplete)
     refused = run(home, "models", "import", str(incomplete), "--name", "half", database_url=url, user="mia")
     assert refused.returncode == 1
-    assert "missing model.bin, tokenizer.json" in refused.stderr, refused.stderr
+    assert "missing model.bin, tokenizer.json" in said(refused), refused.stderr
     # path tricks: a symlink out of the directory
     tricky = tmp_path / "tricky"
     shutil.copytree(tiny_en_dir(), tricky, copy_function=os.symlink)  # symlinks into the package: out of `tricky`
     refused_link = run(home, "models", "import", str(tricky), "--name", "tricky", database_url=url, user="mia")
-    assert refused_link.returncode == 1 and "symlink pointing out of the directory" in refused_link.stderr
+    assert refused_link.returncode == 1 and "symlink pointing out of the directory" in said(refused_link)
     bad_name = run(home, "models", "import", str(tiny_en_dir()), "--name", "..", database_url=url, user="mia")
     assert bad_name.returncode == 1 and "bundle name" in bad_name.stderr
     taken = run(home, "models", "import", str(tiny_en_dir()), "--name", "tiny.en", database_url=url, user="mia")
@@ -195,3 +200,44 @@ def test_eval_scores_candidates_per_cell_on_approved_transcripts(tmp_path: Path,
     assert table.returncode == 0 and "false alarm" in table.stdout and "confusion" in table.stdout
     assert "age_band × gender × accent=" in table.stdout
     store.close()
+
+
+def test_pyannote_pipeline_imports_and_an_incomplete_one_names_every_missing_file(store: Store, tmp_path: Path) -> None:
+    """A real (small, random-weight) pyannote pipeline directory imports as a diarization bundle and becomes a
+    protocol's diarizer; with two model files gone it is refused naming both."""
+    from tests.diarization.pipeline_factory import build_tiny_pipeline
+
+    home, url = store.settings.home, store.settings.database_url
+    register_en(store)
+    add_accounts(store, mia="manager")
+    pipeline = build_tiny_pipeline(tmp_path / "pipeline")
+    done = run(home, "models", "import", str(pipeline), "--name", "pyannote-site", database_url=url, user="mia")
+    assert done.returncode == 0, done.stderr
+    assert run(home, "models", "use", "pyannote-site", "--protocol", PROTOCOL_ID, database_url=url, user="mia").returncode == 0
+    rows = listed(home, url, "mia")
+    assert rows["pyannote-site"]["kind"] == "pyannote-pipeline" and rows["pyannote-site"]["role"] == "diarization"
+    assert rows["pyannote-site"]["checksum"] == manifest_checksum(pipeline) and rows["pyannote-site"]["files"] == 5
+    assert rows["pyannote-site"]["protocols"] == [PROTOCOL_ID] and rows["embedded"]["protocols"] == []
+    assert rows["tiny.en"]["protocols"] == [PROTOCOL_ID], "the ASR default is untouched"
+
+    (pipeline / "plda" / "plda.npz").unlink()
+    (pipeline / "embedding" / "pytorch_model.bin").unlink()
+    refused = run(home, "models", "import", str(pipeline), "--name", "broken", database_url=url, user="mia")
+    assert refused.returncode == 1
+    assert "missing embedding/pytorch_model.bin, plda/plda.npz" in said(refused), refused.stderr
+    assert not (home / "models" / "broken").exists()
+
+
+def test_a_failed_copy_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault at the last step (the rename into place) removes the staging copy: no half bundle, no leftovers."""
+    from asr import model_bundles
+
+    models_dir = tmp_path / "models"
+
+    def full_disk(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device", dst)
+
+    monkeypatch.setattr(model_bundles.os, "rename", full_disk)
+    with pytest.raises(OSError):
+        model_bundles.import_bundle(tiny_en_dir(), "tiny-copy", models_dir, imported_by="test")
+    assert list(models_dir.iterdir()) == []
