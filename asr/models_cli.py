@@ -144,9 +144,9 @@ def _pct(value: float | None) -> str:
 
 @app.command("eval")
 def evaluate_models(
+    protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")],
     candidates: Annotated[list[str] | None, typer.Argument(
         help="ASR, DIARIZER or ASR+DIARIZER bundle names (default: the protocol's current models).")] = None,
-    protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")] = "",
     version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N approved recordings.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
@@ -161,8 +161,6 @@ def evaluate_models(
     from asr.preannotate import PreannotationSettings, Preannotator
     from collection.decoding import load_working_copy
 
-    if not protocol:
-        fail("--protocol is required", Exit.USAGE)
     store = store_for_cli()
     principal_for_cli(store, "see_quality")
     row, spec = protocol_for_cli(store, protocol, version)

@@ -88,7 +88,7 @@ def test_help_is_instant_and_lists_stages(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     *help_text, status, loaded = result.stdout.splitlines()
     assert status == "exit 0" and loaded == "loaded", loaded
-    for group in ("protocol", "collect", "pretranscribe", "review", "corpus", "governance", "users", "demo"):
+    for group in ("protocol", "collect", "pretranscribe", "models", "review", "corpus", "governance", "users", "demo"):
         assert any(line.strip("│ ").startswith(group + " ") for line in help_text), group
 
 
@@ -145,6 +145,10 @@ REFUSALS = [
     (("collect", "duplicates", "--protocol", "en-dialogue-accents"), "reviewer", "find duplicates"),
     (("pretranscribe", "--protocol", "en-dialogue-accents"), "annotator", "pretranscribe"),
     (("eval", "--reference", "{d}", "--protocol", "en-dialogue-accents"), "annotator", "see quality"),
+    (("models", "list"), "consumer", "see quality"),
+    (("models", "import", "{d}"), "reviewer", "manage models"),
+    (("models", "use", "tiny.en", "--protocol", "en-dialogue-accents"), "annotator", "manage models"),
+    (("models", "eval", "--protocol", "en-dialogue-accents"), "annotator", "see quality"),
     (("users", "list"), "manager", "manage users"),
     (("users", "disable", "ann"), "manager", "manage users"),
     (("review", "cut", "--protocol", "en-dialogue-accents"), "reviewer", "assign"),
