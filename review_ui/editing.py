@@ -6,6 +6,12 @@ optimistic concurrency on `Task.version`: a save names the version it was based 
 with both versions and nothing of theirs or ours is dropped. The same code path runs on
 SQLite and PostgreSQL (a single conditional UPDATE, no locking hints). Before it is
 stored, every turn whose text changed gets its words aligned to its audio (`realign`).
+
+A reviewer edits through the same path before accepting: the save goes to the production
+task under review (its version, its head) as a ``review_edit`` revision by the reviewer.
+Each saved revision may carry its turns' stable ids (`author_params["turn_ids"]`, parallel
+to the turns; a split's second half gets a new id, a merge keeps the first turn's), so a
+reviewer's comment stays on its turn however the numbering shifts (`turn_ids_of`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from review_ui.realign import Realigner
 from review_ui.tasks import PRODUCTION, QUEUE_STATES, REVIEW, model_revision, span_of, title_of
 
 EDITABLE_STATES = QUEUE_STATES  # open, in progress, sent back: the task is with the annotator
+REVIEW_EDIT = "review_edit"  # the stage of a reviewer's edit of the work under review
 
 
 @dataclass
@@ -69,6 +76,9 @@ class TaskView:
     guidelines: str
     language: str
     speakers: list[str] = field(default_factory=list)
+    turn_ids: list[str] = field(default_factory=list)  # stable per turn, parallel to `turns`
+    revision_pk: int | None = None  # the saved revision the turns are (None: the model's turns, nothing saved yet)
+    reviewing: bool = False  # editable as the reviewer of submitted work (saves are review edits; no submit)
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,18 @@ def check_may_edit(principal: Principal, task: models.Task) -> None:
         raise PermissionDenied(f"task {task.pk} is {task.state}; it can no longer be edited")
 
 
+def edit_target(session: Session, principal: Principal, task: models.Task) -> tuple[models.Task, bool]:
+    """(the task a save changes, whether it is a reviewer's edit): the annotator's own task, or for a
+    reviewer the submitted production task under review (the reviewer's checks: right, no own work,
+    no conflict of interest, still waiting)."""
+    if _is_editor(principal, task) or not principal.can("review"):
+        check_may_edit(principal, task)
+        return task, False
+    from review_ui.review import reviewable_work
+
+    return reviewable_work(session, principal, task.pk), True
+
+
 def _may_review(principal: Principal, task: models.Task) -> bool:
     """A reviewer's own (or, for a manager, any) open review task, or production work waiting for review."""
     if not principal.can("review") or (task.assignee == principal.username and task.kind != REVIEW):
@@ -129,23 +151,40 @@ def _window(task: models.Task, recording: models.Recording) -> tuple[float, floa
     return start, min(end, duration) if duration else end
 
 
-def _head_turns(session: Session, task: models.Task, recording: models.Recording) -> list[TurnJson]:
-    """A review task shows the submitted work; an annotation task its newest draft, else the model's turns."""
+def turn_ids_of(revision: models.TranscriptRevision) -> list[str]:
+    """The revision's stable turn ids: those saved with it, else ids derived from the revision and the index."""
+    ids = (revision.author_params or {}).get("turn_ids")
+    turns = revision.turns or []
+    if isinstance(ids, list) and len(ids) == len(turns) and all(isinstance(i, str) and i for i in ids):
+        return list(ids)
+    return [f"r{revision.pk}.{i}" for i in range(len(turns))]
+
+
+def _head(session: Session, task: models.Task) -> models.TranscriptRevision | None:
+    """A review task's head is the work under review (a reviewer's edit of it once there is one)."""
     if task.kind == REVIEW:
         work = session.get(models.Task, (task.details or {}).get("annotate_task") or -1)
-        revision_pk = (task.details or {}).get("revision") or (work.head_revision_pk if work is not None else None)
-        head = session.get(models.TranscriptRevision, revision_pk) if revision_pk else None
-        return head.as_turn_json() if head is not None else []
-    if task.head_revision_pk is not None:
-        head = session.get(models.TranscriptRevision, task.head_revision_pk)
-        if head is not None:
-            return head.as_turn_json()
-    if task.blind:
-        return []
+        head = session.get(models.TranscriptRevision, work.head_revision_pk) if work is not None and work.head_revision_pk else None
+        if head is not None and head.stage == REVIEW_EDIT:
+            return head
+        revision_pk = (task.details or {}).get("revision") or (head.pk if head is not None else None)
+        return session.get(models.TranscriptRevision, revision_pk) if revision_pk else None
+    return session.get(models.TranscriptRevision, task.head_revision_pk) if task.head_revision_pk is not None else None
+
+
+def _head_turns(session: Session, task: models.Task, recording: models.Recording) -> tuple[list[TurnJson], list[str], int | None]:
+    """(turns, turn ids, revision): a review task shows the work under review; an annotation task its newest
+    draft, else the model's turns."""
+    head = _head(session, task)
+    if head is not None:
+        return head.as_turn_json(), turn_ids_of(head), head.pk
+    if task.kind == REVIEW or task.blind:
+        return [], [], None
     model = model_revision(session, recording.pk)
     if model is None:
-        return []
-    return in_window(model.as_turn_json(), *_window(task, recording))
+        return [], [], None
+    turns = in_window(model.as_turn_json(), *_window(task, recording))
+    return turns, [f"t{task.pk}.{i}" for i in range(len(turns))], None
 
 
 def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk: int) -> TaskView:
@@ -160,14 +199,26 @@ def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk:
     dialogue = session.get(models.Session, recording.session_pk) if recording.session_pk else None
     language = (dialogue.language if dialogue is not None and dialogue.language else "") or (spec.get("languages") or [""])[0]
     start, end = _window(task, recording)
-    turns = _head_turns(session, task, recording)
+    turns, ids, revision_pk = _head_turns(session, task, recording)
     editable = _is_editor(principal, task) and task.state in EDITABLE_STATES
+    reviewable = _may_review(principal, task)
+    version = task.version
+    if reviewable:
+        work = session.get(models.Task, (task.details or {}).get("annotate_task") or -1) if task.kind == REVIEW else task
+        editable = work is not None and work.state == "submitted"
+        version = work.version if work is not None else version
     return TaskView(task_pk=task.pk, title=title_of(task, recording), audio_path=blobs.path_for(recording.working_sha256),
                     duration_s=float(recording.duration_s or 0.0), start_s=start, end_s=end, turns=turns,
                     context_start_s=float(task.details.get("context_start_s", start)) if task.details else start,
                     context_end_s=float(task.details.get("context_end_s", end)) if task.details else end,
-                    version=task.version, state=task.state, editable=editable, reviewable=_may_review(principal, task), guidelines=spec.get("guidelines", "") or "",
-                    language=language, speakers=sorted({t["speaker"] for t in turns}))
+                    version=version, state=task.state, editable=editable, reviewable=reviewable, guidelines=spec.get("guidelines", "") or "",
+                    language=language, speakers=sorted({t["speaker"] for t in turns}), turn_ids=ids, revision_pk=revision_pk,
+                    reviewing=reviewable and editable)
+
+
+def _clean(turns: Any, duration_s: float) -> list[TurnJson]:
+    return [{**t.to_json(), "start": round(t.start, 3), "end": round(t.end, 3)}
+            for t in turns_from_json(turns, duration_s=duration_s, positive_length=True)]
 
 
 def validate_turns(turns: Any, duration_s: float) -> list[TurnJson]:
@@ -175,9 +226,19 @@ def validate_turns(turns: Any, duration_s: float) -> list[TurnJson]:
 
     Turn times are kept to the millisecond (what the editor shows and nudges by).
     """
-    clean = [{**t.to_json(), "start": round(t.start, 3), "end": round(t.end, 3)}
-             for t in turns_from_json(turns, duration_s=duration_s, positive_length=True)]
-    return sorted(clean, key=lambda t: (t["start"], t["end"]))
+    return sorted(_clean(turns, duration_s), key=lambda t: (t["start"], t["end"]))
+
+
+def validate_with_ids(turns: Any, duration_s: float, turn_ids: Any) -> tuple[list[TurnJson], list[str] | None]:
+    """`validate_turns`, and the turns' ids (when given: one distinct non-empty string per turn) in the same order."""
+    if turn_ids is None:
+        return validate_turns(turns, duration_s), None
+    clean = _clean(turns, duration_s)
+    if (not isinstance(turn_ids, list) or len(turn_ids) != len(clean) or len(set(turn_ids)) != len(turn_ids)
+            or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in turn_ids)):
+        raise TurnValidationError([f"turn_ids must be {len(clean)} distinct non-empty strings (one per turn)"])
+    order = sorted(range(len(clean)), key=lambda k: (clean[k]["start"], clean[k]["end"]))
+    return [clean[k] for k in order], [turn_ids[k] for k in order]
 
 
 def _conflict(session: Session, task_pk: int, base_version: int, yours: list[TurnJson]) -> SaveConflict:
@@ -189,7 +250,8 @@ def _conflict(session: Session, task_pk: int, base_version: int, yours: list[Tur
 
 
 def _store_revision(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *, stage: str,
-                    realigner: Realigner, started_at: dt.datetime | None) -> tuple[models.Task, models.TranscriptRevision]:
+                    realigner: Realigner, started_at: dt.datetime | None,
+                    turn_ids: Any = None) -> tuple[models.Task, models.TranscriptRevision]:
     """Validate, time the words of changed turns, win the version race or raise SaveConflict, then append the
     revision (caller commits).
 
@@ -197,10 +259,14 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
     write lock (SQLite) or row lock (PostgreSQL) is held for the few inserts only. The head read
     before the compare-and-set is still the parent: any save in between would have bumped the version.
     """
-    task = _task(session, task_pk)
-    check_may_edit(principal, task)
+    task, reviewing = edit_target(session, principal, _task(session, task_pk))
+    if reviewing:
+        if stage != "draft":
+            raise PermissionDenied(f"a reviewer saves edits of task {task.pk}; accepting or sending back ends the review")
+        stage = REVIEW_EDIT
+    task_pk = task.pk
     recording = session.get(models.Recording, task.recording_pk)
-    clean = validate_turns(turns, float(recording.duration_s or 0.0))
+    clean, ids = validate_with_ids(turns, float(recording.duration_s or 0.0), turn_ids)
     parent = task.head_revision_pk
     if parent is None:
         model = model_revision(session, task.recording_pk)
@@ -224,7 +290,8 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
     set_committed_value(task, "updated_at", now)
     revision = models.TranscriptRevision(recording_pk=task.recording_pk, parent_pk=parent, author_kind="person",
                                          author=principal.username,
-                                         author_params={"task_version": task.version, "word_timing": timing.to_json()},
+                                         author_params={"task_version": task.version, "word_timing": timing.to_json(),
+                                                        **({"turn_ids": ids} if ids else {})},
                                          turns=clean, stage=stage, task_pk=task.pk)
     session.add(revision)
     session.flush()
@@ -238,29 +305,51 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
 
 
 def save_draft(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
-               realigner: Realigner, started_at: dt.datetime | None = None) -> models.TranscriptRevision:
-    """Store the editor's turns as a new draft revision, or raise SaveConflict/TurnValidationError.
+               realigner: Realigner, started_at: dt.datetime | None = None, turn_ids: Any = None) -> models.TranscriptRevision:
+    """Store the editor's turns as a new draft revision (a reviewer's: a review edit), or raise
+    SaveConflict/TurnValidationError.
 
     `realigner` times the words of turns whose text changed (`Realigner.of(store)`).
     `started_at` is when this stretch of work began (the work interval feeds throughput and
     the break reminder).
     """
     _, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", realigner=realigner,
-                                  started_at=started_at)
+                                  started_at=started_at, turn_ids=turn_ids)
     session.commit()
     return revision
 
 
 def submit(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
-           realigner: Realigner, started_at: dt.datetime | None = None) -> models.TranscriptRevision:
+           realigner: Realigner, started_at: dt.datetime | None = None, turn_ids: Any = None) -> models.TranscriptRevision:
     """Save as "submitted", end the task, and hand it to the workflow (review or scoring) in one transaction."""
     from review_ui.submission import after_submit
 
     task, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="submitted",
-                                     realigner=realigner, started_at=started_at)
+                                     realigner=realigner, started_at=started_at, turn_ids=turn_ids)
     task.state = "submitted"
     after_submit(session, task, revision, principal.username)
     session.commit()
+    return revision
+
+
+def marking_revision(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
+                     realigner: Realigner, turn_ids: Any = None,
+                     started_at: dt.datetime | None = None) -> models.TranscriptRevision:
+    """The saved revision whose words a person marks personal data in: the head when the tab holds it (the same
+    speakers, bounds and texts: marks index the text's words), else the tab's turns saved first (as a save
+    would). A tab on an older version gets SaveConflict."""
+    opened = _task(session, task_pk)
+    task, _ = edit_target(session, principal, opened)
+    if task.version != base_version:
+        raise _conflict(session, task.pk, base_version, [])
+    head = session.get(models.TranscriptRevision, task.head_revision_pk) if task.head_revision_pk else None
+    recording = session.get(models.Recording, task.recording_pk)
+    clean, ids = validate_with_ids(turns, float(recording.duration_s or 0.0), turn_ids)
+    shape = lambda ts: [(t["speaker"], t["start"], t["end"], t["text"]) for t in ts]  # noqa: E731
+    if head is not None and shape(head.as_turn_json()) == shape(clean) and (ids is None or turn_ids_of(head) == ids):
+        return head
+    _, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", realigner=realigner,
+                                  started_at=started_at, turn_ids=turn_ids)
     return revision
 
 

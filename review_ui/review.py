@@ -10,6 +10,12 @@ releases take): the submitted turns, parent = the submitted revision, author = t
 reviewer. A chunk is merged into the recording's newest accepted turns (the model's at
 first): the result is ``approved`` when it completes the recording (every chunk
 accepted), else ``accepted`` (a partial, never released).
+
+A reviewer may edit the work before deciding (`editing.save_draft` on the review task
+stores a ``review_edit`` revision by the reviewer on the production task): accepting or
+sending back then takes the newest edit, and accepting names the version the reviewer saw,
+so an edit saved in between is never accepted unseen. A comment is pinned to a turn of the
+revision it was made on; `comment_pins` follows that turn's stable id to where it is now.
 """
 
 from __future__ import annotations
@@ -114,7 +120,24 @@ def _waiting(review: models.Task | None, annotate: models.Task) -> models.Task:
     return review
 
 
+def reviewable_work(session: Session, principal: Principal, task_pk: int) -> models.Task:
+    """The production task a reviewer may edit now (the reviewer's checks, and the work still waiting for review)."""
+    review, annotate = _resolve(session, task_pk)
+    _check_reviewer(session, principal, review, annotate)
+    try:
+        _waiting(review, annotate)
+    except ReviewStateError as not_waiting:
+        raise PermissionDenied(str(not_waiting)) from not_waiting
+    return annotate
+
+
 def _submitted(session: Session, review: models.Task, annotate: models.Task) -> models.TranscriptRevision:
+    """The work under review: the reviewer's newest edit of it, else the submitted revision."""
+    from review_ui.editing import REVIEW_EDIT
+
+    head = session.get(models.TranscriptRevision, annotate.head_revision_pk) if annotate.head_revision_pk else None
+    if head is not None and head.stage == REVIEW_EDIT:
+        return head
     revision = session.get(models.TranscriptRevision, (review.details or {}).get("revision") or -1)
     revision = revision or submitted_revision(session, annotate.pk)
     if revision is None:
@@ -135,11 +158,17 @@ def _recording_complete(session: Session, recording_pk: int) -> bool:
     return bool(counted) and all(t.state == ACCEPTED for t in counted)
 
 
-def accept(session: Session, principal: Principal, task_pk: int) -> models.TranscriptRevision:
-    """Accept submitted work: a new revision (stage ``approved``, or ``accepted`` for a partial chunk)."""
+def accept(session: Session, principal: Principal, task_pk: int, *, version: int | None = None) -> models.TranscriptRevision:
+    """Accept submitted work: a new revision (stage ``approved``, or ``accepted`` for a partial chunk).
+
+    `version`: the production task's version the reviewer saw; a newer one (an edit saved since) is refused.
+    """
     review, annotate = _resolve(session, task_pk)
     _check_reviewer(session, principal, review, annotate)
     review = _waiting(review, annotate)
+    if version is not None and annotate.version != version:
+        raise ReviewStateError(f"task {annotate.pk} is at version {annotate.version}, not the version {version} you "
+                               "reviewed: look at the newest edits before accepting")
     submitted = _submitted(session, review, annotate)
     now = utcnow()
     annotate.state, annotate.updated_at = ACCEPTED, now
@@ -173,7 +202,8 @@ def accept(session: Session, principal: Principal, task_pk: int) -> models.Trans
 
 
 def send_back(session: Session, principal: Principal, task_pk: int, turn_index: int | None, comment: str) -> models.ReviewComment:
-    """Return work to its annotator with a comment pinned to one turn (or to the whole transcript)."""
+    """Return work to its annotator with a comment pinned to one turn (0-based index into the work under
+    review, see `_submitted`; or to the whole transcript)."""
     review, annotate = _resolve(session, task_pk)
     _check_reviewer(session, principal, review, annotate)
     review = _waiting(review, annotate)
@@ -210,3 +240,44 @@ def comments_for(session: Session, principal: Principal, task_pk: int) -> list[m
             raise PermissionDenied(f"task {task_pk} is not assigned to {principal.username}")
     rc = models.ReviewComment
     return list(session.scalars(select(rc).where(rc.task_pk == annotate.pk).order_by(rc.pk)))
+
+
+@dataclass(frozen=True)
+class CommentPin:
+    """A comment as the editor shows it: the stable id of the turn it was pinned to (None: the whole
+    transcript) and that turn's start, where it is looked for once its id is gone (merged away)."""
+
+    author: str
+    text: str
+    turn_id: str | None
+    at: float | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"author": self.author, "text": self.text, "turn_id": self.turn_id, "at": self.at}
+
+
+def comment_pins(session: Session, comments: list[models.ReviewComment]) -> list[CommentPin]:
+    """Each comment with the stable id of its turn in the revision it was made on."""
+    from review_ui.editing import turn_ids_of
+
+    pins = []
+    for c in comments:
+        revision = session.get(models.TranscriptRevision, c.revision_pk)
+        turns = (revision.turns or []) if revision is not None else []
+        if c.turn_index is None or revision is None or not 0 <= c.turn_index < len(turns):
+            pins.append(CommentPin(c.author, c.text, None, None))
+        else:
+            pins.append(CommentPin(c.author, c.text, turn_ids_of(revision)[c.turn_index], float(turns[c.turn_index]["start"])))
+    return pins
+
+
+def pinned_turn(pin: CommentPin, turn_ids: list[str], turns: list[TurnJson]) -> int | None:
+    """Where a pinned comment's turn is now (0-based): the turn with its id, else (merged away) the turn holding
+    its start time; None for a comment on the whole transcript or when there are no turns."""
+    if pin.turn_id is None or not turns:
+        return None
+    if pin.turn_id in turn_ids:
+        return turn_ids.index(pin.turn_id)
+    at = pin.at or 0.0
+    holding = [i for i, t in enumerate(turns) if float(t["start"]) <= at < float(t["end"])]
+    return holding[0] if holding else min(range(len(turns)), key=lambda i: abs(float(turns[i]["start"]) - at))

@@ -1,7 +1,8 @@
 """Personal information in transcripts: find it, mark it, and redact released copies.
 
-Spans are ranges of the words of one turn's text (`models.PiiSpan`): marked by annotators in the
-workbench (`mark_span`) or found by detectors (`detect_revision`): phone numbers (digits
+Spans are ranges of the words of one turn's text, stored by `store.pii_spans` (the one
+implementation, which the editor uses too): marked by people in the editor (`mark_span`,
+`unmark_span`) or found by detectors (`detect_revision`): phone numbers (digits
 written or spelled, "five five five oh one two three"), e-mail addresses (written, or
 spoken: "john dot smith at example dot com"), longer numbers and long runs of number words
 (card and account numbers) and names from a configurable list. A release made with
@@ -17,20 +18,17 @@ import difflib
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import literal, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store import models
-from store.accounts import PermissionDenied, Principal
-from store.audit import record_event
-
-KINDS = ("phone", "email", "number", "name", "address", "id", "other")
-MAX_ANCESTORS = 500  # revision lineage walked to carry spans forward
+from store.pii_spans import (  # noqa: F401  (re-exported: governance's PII API is one module)
+    KINDS, PiiError, Span, add_spans, mark_span, spans_for_revision, turn_tokens, unmark_span,
+)
 
 _EDGE_PUNCT = ".,!?;:\"'()[]{}<>…“”‘’«»"
 UNITS = {"zero": 0, "oh": 0, "o": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
@@ -46,33 +44,6 @@ LOCAL_JOINERS = {"dot", "underscore", "dash", "hyphen", "minus", "plus"}
 _DIGIT_TOKEN = re.compile(r"^\+?[\d().\-/]*\d[\d().\-/]*$")
 _EMAIL_TOKEN = re.compile(r"^[\w.+\-]+@[\w\-]+(\.[\w\-]+)+$")
 _WORDISH = re.compile(r"^[\w.+\-]+$")
-
-
-class PiiError(ValueError):
-    """A span that does not fit its revision (unknown revision, turn or word range, or kind)."""
-
-
-@dataclass(frozen=True, order=True)
-class Span:
-    """Personal information: words [word_start, word_end) of turn `turn_index`."""
-
-    turn_index: int
-    word_start: int
-    word_end: int
-    kind: str
-    source: str = ""
-
-
-# --- tokens ---------------------------------------------------------------------------------
-
-def turn_tokens(turn: dict[str, Any]) -> list[str]:
-    """The words spans index into: the turn's text split on spaces.
-
-    The text is what a person approved (an edit may change the text and keep the model's
-    timed words), so spans follow the text; word times come from aligning the two
-    (`token_times`).
-    """
-    return str(turn.get("text", "")).split()
 
 
 def normalise(token: str) -> str:
@@ -186,106 +157,18 @@ def detect_turns(turns: Sequence[dict[str, Any]], names: Iterable[str] = ()) -> 
     return sorted(set(spans))
 
 
-# --- stored spans ---------------------------------------------------------------------------
+# --- stored spans (storage itself lives in store.pii_spans) ---------------------------------
 
-def _span_of(row: models.PiiSpan) -> Span:
-    return Span(row.turn_index, row.word_start, row.word_end, row.kind, row.source)
+def detect_revision(session: Session, revision_pk: int, names: Iterable[str] = (), *, actor: str) -> int:
+    """Run the detectors over one revision and store the spans not stored yet (idempotent); how many were added.
 
-
-def _revision(session: Session, revision_pk: int) -> models.TranscriptRevision:
+    Detectors store their spans here: the `governance pii detect` command (`detect_protocol`),
+    and a release made with `--redact-pii` for each revision it takes.
+    """
     revision = session.get(models.TranscriptRevision, revision_pk)
     if revision is None:
         raise PiiError(f"no transcript revision {revision_pk}")
-    return revision
-
-
-def detect_revision(session: Session, revision_pk: int, names: Iterable[str] = (), *, actor: str) -> int:
-    """Run the detectors over one revision and store the spans not stored yet (idempotent); how many were added."""
-    revision = _revision(session, revision_pk)
-    existing = {_span_of(r) for r in session.scalars(select(models.PiiSpan).where(models.PiiSpan.revision_pk == revision_pk))}
-    new = [s for s in detect_turns(revision.turns or [], names) if s not in existing]
-    session.add_all(models.PiiSpan(revision_pk=revision_pk, turn_index=s.turn_index, word_start=s.word_start,
-                                   word_end=s.word_end, kind=s.kind, source=s.source) for s in new)
-    if new:
-        record_event(session, actor, "pii_detect", f"revision:{revision_pk}",
-                     {"added": len(new), "kinds": sorted({s.kind for s in new})})
-    return len(new)
-
-
-def mark_span(session: Session, principal: Principal, revision_pk: int, turn_index: int, word_start: int,
-              word_end: int, kind: str) -> models.PiiSpan:
-    """An annotator or reviewer marks words as personal information (the same mark twice is one row)."""
-    if not (principal.can("annotate") or principal.can("review")):
-        raise PermissionDenied(f"{principal.username} may not mark personal information")
-    if kind not in KINDS:
-        raise PiiError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
-    turns = _revision(session, revision_pk).turns or []
-    if not 0 <= turn_index < len(turns):
-        raise PiiError(f"revision {revision_pk} has {len(turns)} turns; there is no turn {turn_index}")
-    count = len(turn_tokens(turns[turn_index]))
-    if not 0 <= word_start < word_end <= count:
-        raise PiiError(f"turn {turn_index} has {count} words; [{word_start}, {word_end}) is not a word range in it")
-    existing = session.scalar(select(models.PiiSpan).where(
-        models.PiiSpan.revision_pk == revision_pk, models.PiiSpan.turn_index == turn_index,
-        models.PiiSpan.word_start == word_start, models.PiiSpan.word_end == word_end,
-        models.PiiSpan.kind == kind, models.PiiSpan.source == principal.username))
-    if existing is not None:
-        return existing
-    row = models.PiiSpan(revision_pk=revision_pk, turn_index=turn_index, word_start=word_start, word_end=word_end,
-                         kind=kind, source=principal.username)
-    session.add(row)
-    record_event(session, principal.username, "pii_mark", f"revision:{revision_pk}",
-                 {"turn": turn_index, "word_start": word_start, "word_end": word_end, "kind": kind})
-    return row
-
-
-def _carry(span: Span, old_turns: list[Any], new_turns: list[Any]) -> Span | None:
-    """The same words in a later revision: same place if unchanged, else the same words in the same turn or anywhere."""
-    if span.turn_index >= len(old_turns):
-        return None
-    words = turn_tokens(old_turns[span.turn_index])[span.word_start : span.word_end]
-    if not words:
-        return None
-    order = [span.turn_index] if span.turn_index < len(new_turns) else []
-    order += [i for i in range(len(new_turns)) if i != span.turn_index]
-    for index in order:
-        tokens = turn_tokens(new_turns[index])
-        starts = [span.word_start] if index == span.turn_index else []
-        starts += [s for s in range(len(tokens) - len(words) + 1) if s not in starts]
-        for start in starts:
-            if tokens[start : start + len(words)] == words:
-                return Span(index, start, start + len(words), span.kind, span.source)
-    return None
-
-
-def _lineage(session: Session, revision_pk: int) -> list[int]:
-    """The revision and its ancestors (parent, grandparent, ...), in one recursive query."""
-    rev = models.TranscriptRevision
-    walk = select(rev.pk, rev.parent_pk, literal(0).label("depth")).where(rev.pk == revision_pk).cte("lineage", recursive=True)
-    walk = walk.union_all(select(rev.pk, rev.parent_pk, (walk.c.depth + 1).label("depth"))
-                          .join(walk, rev.pk == walk.c.parent_pk).where(walk.c.depth < MAX_ANCESTORS))
-    return list(session.scalars(select(walk.c.pk)))
-
-
-def spans_for_revision(session: Session, revision_pk: int) -> list[Span]:
-    """The spans of a revision, with those marked on its ancestors carried forward when their words are still there.
-
-    Annotators mark spans on their drafts; the approved revision a release takes is a
-    descendant, so marks follow the words (a span whose words were edited away is dropped).
-    Detectors store their spans through `detect_revision`: the `governance pii detect` command
-    (`detect_protocol`), and a release made with `--redact-pii` for each revision it takes.
-    """
-    turns = _revision(session, revision_pk).turns or []
-    rows = session.scalars(select(models.PiiSpan).where(models.PiiSpan.revision_pk.in_(_lineage(session, revision_pk)))).all()
-    ancestor_turns = dict(session.execute(
-        select(models.TranscriptRevision.pk, models.TranscriptRevision.turns)
-        .where(models.TranscriptRevision.pk.in_({r.revision_pk for r in rows} - {revision_pk}))).all())
-    spans = {_span_of(r) if r.revision_pk == revision_pk else _carry(_span_of(r), ancestor_turns[r.revision_pk] or [], turns)
-             for r in rows}
-    unique: dict[tuple[int, int, int, str], Span] = {}
-    for span in sorted(s for s in spans if s is not None):
-        unique.setdefault((span.turn_index, span.word_start, span.word_end, span.kind), span)
-    return sorted(unique.values())
+    return add_spans(session, revision_pk, detect_turns(revision.turns or [], names), actor=actor, event="pii_detect")
 
 
 # --- redaction (pure, on copies) ------------------------------------------------------------

@@ -44,16 +44,19 @@ def break_reminder(principal: Principal) -> None:
 
 
 def comments_panel(principal: Principal, view: TaskView) -> None:
-    """The reviewer's comments on this task, pinned to their turns."""
-    try:
-        from review_ui.review import comments_for
-    except ImportError:
-        return
+    """The reviewer's comments on this task, each on the turn it was pinned to wherever that turn is now
+    (numbered as the editor shows it), with a link that opens the editor at that turn."""
+    from review_ui.review import comment_pins, comments_for, pinned_turn
+
     with get_store().session() as session:
-        comments = comments_for(session, principal, view.task_pk)
-    for c in comments:
-        where = "whole transcript" if c.turn_index is None else f"turn {c.turn_index}"
-        st.warning(f"Reviewer {c.author} on {where}: {c.text}")
+        pins = comment_pins(session, comments_for(session, principal, view.task_pk))
+    for pin in pins:
+        index = pinned_turn(pin, view.turn_ids, view.turns)
+        if index is None:
+            st.warning(f"Reviewer {pin.author} on the whole transcript: {pin.text}")
+        else:
+            st.warning(f"Reviewer {pin.author} on Turn {index + 1}: {pin.text} "
+                       f"[Go to Turn {index + 1}](?task={view.task_pk}&turn={index + 1})")
 
 
 def review_action(action: Callable[[Session], object], done: str) -> None:
@@ -79,12 +82,13 @@ def review_panel(principal: Principal, view: TaskView, state: dict[str, Any]) ->
 
     st.subheader("Review")
     accept_col, back_col = st.columns(2)
+    accept_col.caption("Edits you make in the editor above are saved as your review edit; accepting takes them.")
     if accept_col.button("Accept transcript", type="primary"):
-        review_action(lambda session: accept(session, principal, view.task_pk), "Accepted.")
+        review_action(lambda session: accept(session, principal, view.task_pk, version=view.version), "Accepted.")
     turns = state["turns"]
     pinned = back_col.selectbox("Pin the comment to turn", [None, *range(len(turns))],
                                 format_func=lambda i: "(the whole transcript)" if i is None else
-                                f"{i}: {turns[i]['speaker']} {turns[i]['start']:.2f}-{turns[i]['end']:.2f}  {turns[i]['text'][:50]}")
+                                f"Turn {i + 1}: {turns[i]['speaker']} {turns[i]['start']:.2f}-{turns[i]['end']:.2f}  {turns[i]['text'][:50]}")
     comment = back_col.text_area("Comment for the annotator")
     if back_col.button("Send back", disabled=not comment.strip()):
         review_action(lambda session: send_back(session, principal, view.task_pk, pinned, comment.strip()),

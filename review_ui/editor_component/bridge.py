@@ -5,7 +5,10 @@ acknowledgement before the next (so its own saves never race), and repeats a mes
 server did not answer. A message is therefore handled at most once, by its (mount, seq):
 a repeat gets the stored acknowledgement again. Saves go through `editing.save_draft` /
 `editing.submit` with the optimistic version check; a conflict is answered with their
-version, never stored over it. No Streamlit here, so this is tested on both databases.
+version, never stored over it. A "pii" message marks or unmarks personal data in the words
+of the saved revision the tab holds (`store.pii_spans`; saved first when the tab's turns are
+not saved yet), and every save's answer carries the spans that hold for the new revision.
+No Streamlit here, so this is tested on both databases.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import numpy as np
 from store.accounts import PermissionDenied, Principal
 from store.clock import utcnow
 from store.db import Store
+from store.pii_spans import KINDS, PiiError, mark_span, spans_for_revision, unmark_span
 from review_ui.components.audio_window import clip_wav, envelope
-from review_ui.editing import SaveConflict, TaskView, TurnValidationError, save_draft, submit
+from review_ui.editing import SaveConflict, TaskView, TurnValidationError, marking_revision, save_draft, submit
 from review_ui.realign import Realigner
 
 MAX_WINDOW_S = 120.0  # the most audio the browser is sent at once
@@ -105,8 +109,8 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
         state.window = clamp_window(view, float(window["start"]), float(window["end"]))
     op = message.get("op")
     ack: dict[str, Any] = {"mount": mount, "seq": seq, "op": op, "ok": True}
-    if op in ("save", "submit"):
-        ack.update(_save(store, principal, view, state, op, message))
+    if op in ("save", "submit", "pii"):
+        ack.update((_pii if op == "pii" else _save)(store, principal, view, state, op, message))
         if ack["ok"]:
             state.doc_version = ack["version"]  # the tab holds what it just saved: its turns are not sent back
     state.handled[mount] = seq
@@ -124,13 +128,50 @@ def _save(store: Store, principal: Principal, view: TaskView, state: EditorSessi
     with store.session() as session:
         try:
             revision = action(session, principal, view.task_pk, base, message.get("turns"), realigner=Realigner.of(store),
-                              started_at=started)
+                              started_at=started, turn_ids=message.get("turn_ids"))
         except SaveConflict as conflict:
-            return {"ok": False, "conflict": {"theirs_version": conflict.theirs_version, "theirs_author": conflict.theirs_author,
-                                              "theirs_turns": conflict.theirs_turns}}
+            return _conflict(conflict)
         except (TurnValidationError, PermissionDenied) as problem:
             session.rollback()
             return {"ok": False, "error": str(problem)}
         version = int(revision.author_params["task_version"])
+        pii = [s.to_json() for s in spans_for_revision(session, revision.pk)]
     state.since = utcnow()
-    return {"ok": True, "version": version, "submitted": op == "submit"}
+    return {"ok": True, "version": version, "submitted": op == "submit", "pii": pii}
+
+
+def _conflict(conflict: SaveConflict) -> dict[str, Any]:
+    return {"ok": False, "conflict": {"theirs_version": conflict.theirs_version, "theirs_author": conflict.theirs_author,
+                                      "theirs_turns": conflict.theirs_turns}}
+
+
+def _pii(store: Store, principal: Principal, view: TaskView, state: EditorSession, op: str,
+         message: dict[str, Any]) -> dict[str, Any]:
+    """Mark or unmark words [word_start, word_end) of one turn (0-based, as the tab holds them) as personal data."""
+    base, pii = message.get("base_version"), message.get("pii")
+    if not isinstance(base, int):
+        return {"ok": False, "error": "the mark names no base version"}
+    if (not isinstance(pii, dict) or pii.get("action") not in ("mark", "unmark")
+            or not all(isinstance(pii.get(k), int) and not isinstance(pii.get(k), bool) for k in ("turn", "word_start", "word_end"))
+            or (pii["action"] == "mark" and pii.get("kind") not in KINDS)):
+        return {"ok": False, "error": f"a mark needs action mark/unmark, turn, word_start, word_end and a kind ({', '.join(KINDS)})"}
+    with store.session() as session:
+        try:
+            revision = marking_revision(session, principal, view.task_pk, base, message.get("turns"),
+                                        realigner=Realigner.of(store), turn_ids=message.get("turn_ids"),
+                                        started_at=max(state.since, utcnow() - MAX_INTERVAL))
+            if pii["action"] == "mark":
+                mark_span(session, principal, revision.pk, pii["turn"], pii["word_start"], pii["word_end"], pii["kind"])
+            else:
+                unmark_span(session, principal, revision.pk, pii["turn"], pii["word_start"], pii["word_end"])
+            session.flush()
+            spans = [s.to_json() for s in spans_for_revision(session, revision.pk)]
+            version = int((revision.author_params or {}).get("task_version", base))
+            session.commit()
+        except SaveConflict as conflict:
+            return _conflict(conflict)
+        except (TurnValidationError, PermissionDenied, PiiError) as problem:
+            session.rollback()
+            return {"ok": False, "error": str(problem)}
+    state.since = utcnow()
+    return {"ok": True, "version": version, "pii": spans}

@@ -30,6 +30,8 @@ DEFAULT_KEYMAP: dict[str, list[str]] = {
     "nudge_start_later": ["Alt+W"],
     "nudge_end_earlier": ["Alt+O"],
     "nudge_end_later": ["Alt+P"],
+    "mark_pii": ["Alt+M"],
+    "unmark_pii": ["Alt+Shift+M"],
     **{f"speaker_{n}": [f"Alt+{n}"] for n in range(1, 10)},
 }
 KEYS_FILE = "editor-keys.json"

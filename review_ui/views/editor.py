@@ -14,6 +14,7 @@ from __future__ import annotations
 import streamlit as st
 
 from store.accounts import PermissionDenied
+from store.pii_spans import KINDS, spans_for_revision
 from store.settings import load_settings
 from review_ui import editor_component
 from review_ui.components.panels import break_reminder, comments_panel, history_panel, review_panel
@@ -50,6 +51,14 @@ def _view(principal, task_pk: int) -> TaskView:  # type: ignore[no-untyped-def]
         return open_task(session, principal, get_store().blobs, task_pk)
 
 
+def _pii(view: TaskView) -> list[dict[str, object]]:
+    """The personal-data spans that hold for the saved revision the editor shows (none before the first save)."""
+    if view.revision_pk is None:
+        return []
+    with get_store().session() as session:
+        return [s.to_json() for s in spans_for_revision(session, view.revision_pk)]
+
+
 def render_editor() -> None:
     """Open the task (checked on the server), answer the component's message, draw it and the panels."""
     principal = require_page()
@@ -79,8 +88,10 @@ def render_editor() -> None:
     audio, peaks = window_audio(view.audio_path, *state.window)
     editor_component.render(
         key=key, task={"pk": view.task_pk, "title": view.title, "editable": view.editable, "duration": view.duration_s,
-                       "lo": view.context_start_s, "hi": min(view.context_end_s, view.duration_s) or view.end_s},
-        doc={"version": view.version, "turns": view.turns if state.needs_turns(view.version) else None}, window=peaks,
+                       "lo": view.context_start_s, "hi": min(view.context_end_s, view.duration_s) or view.end_s,
+                       "reviewing": view.reviewing, "pii_kinds": list(KINDS)},
+        doc={"version": view.version, "turns": view.turns if state.needs_turns(view.version) else None,
+             "turn_ids": view.turn_ids if state.needs_turns(view.version) else None, "pii": _pii(view)}, window=peaks,
         audio=audio if state.needs_audio(peaks) else None, ack=state.ack,
         keymap=load_keymap(load_settings().home), initial_turn=initial_turn(view))
     if state.ack and state.ack.get("submitted"):

@@ -43,7 +43,7 @@ def test_saves_are_handled_once_and_a_conflict_stores_nothing_of_ours(review_sto
     state = EditorSession(task_pk, first_window(view, 0))
     mine = [{**view.turns[0], "text": "Hello there."}, *view.turns[1:]]
     assert handle(review_store.store, ann1, view, state, message(1, "save", 0, mine))
-    assert state.ack == {"mount": "tab-a", "seq": 1, "op": "save", "ok": True, "version": 1, "submitted": False}
+    assert state.ack == {"mount": "tab-a", "seq": 1, "op": "save", "ok": True, "version": 1, "submitted": False, "pii": []}
     assert state.doc_version == 1 and not state.needs_turns(1), "the tab holds what it saved: not sent back"
     assert not handle(review_store.store, ann1, view, state, {**message(1, "save", 0, mine), "attempt": 1}), "a repeat"
     assert _texts(review_store, task_pk) == ["Hello there."]

@@ -11,12 +11,18 @@ import { Turn } from "./turns";
 import { KeyMap, actionFor } from "./keymap";
 import { dropDraft, draftsOf, keepDraft } from "./drafts";
 import { AudioWindow, PALETTE, Waveform } from "./waveform";
+import { drawSpectrogram } from "./spectrogram";
 
-interface TaskInfo { pk: number; title: string; editable: boolean; duration: number; lo: number; hi: number }
+interface TaskInfo { pk: number; title: string; editable: boolean; duration: number; lo: number; hi: number;
+  reviewing?: boolean; pii_kinds?: string[] }  // reviewing: a reviewer's edit (saved as such; accepting is theirs, no submit)
+interface PiiSpan { turn: number; word_start: number; word_end: number; kind: string; source: string; words?: string }
+interface PiiRequest { action: "mark" | "unmark"; turn: number; word_start: number; word_end: number; kind: string }
 interface Conflict { theirs_version: number; theirs_author: string; theirs_turns: Turn[] }
-interface Ack { mount: string; seq: number; op: string; ok: boolean; version?: number; error?: string; conflict?: Conflict }
-interface Message { mount: string; seq: number; attempt: number; op: "save" | "submit" | "window"; base_version: number;
-  turns: Turn[] | null; window: { start: number; end: number } | null; turn: number;
+interface Ack { mount: string; seq: number; op: string; ok: boolean; version?: number; error?: string; conflict?: Conflict;
+  pii?: PiiSpan[] }
+interface Message { mount: string; seq: number; attempt: number; op: "save" | "submit" | "window" | "pii"; base_version: number;
+  turns: Turn[] | null; turn_ids: (string | undefined)[] | null; pii: PiiRequest | null;
+  window: { start: number; end: number } | null; turn: number;
   have: string; doc_version: number }  // the audio window and the saved version this tab holds (the server then skips them)
 
 const SAVE_DEBOUNCE_MS = 700;
@@ -49,6 +55,10 @@ let audioKey = "";
 let audioUrl = "";
 let playWhenLoaded: number | null = null;
 let statusError = "";
+let pii: PiiSpan[] = [];  // personal-data spans of the saved version, with the words they cover
+let pendingPii: PiiRequest | null = null;
+let lastArea: HTMLTextAreaElement | null = null;  // where the person last selected text (a toolbar click takes the focus)
+let wavBytes: Uint8Array | null = null;  // the window's WAV, for the spectrogram
 
 const audio = new Audio();
 audio.preload = "auto";
@@ -108,14 +118,17 @@ function pump(): void {
   if (!task || inflight || conflict) return;
   let op: Message["op"] | null = null;
   if (pendingOp === "submit") op = "submit";
-  else if (pendingOp === "save" && dirty()) op = "save";
+  else if ((pendingOp === "save" || pendingPii) && dirty()) op = "save";  // a mark applies to saved words: save first
+  else if (pendingPii) op = "pii";
   else if (wantedWindow) op = "window";
   pendingOp = null;
   if (op === null) { setStatus(); return; }
   if (op !== "window") window.clearTimeout(saveTimer);  // this save carries every edit so far
   const win = wantedWindow || currentWindow();
   inflight = { mount, seq: ++seq, attempt: 0, op, base_version: base, turns: op === "window" ? null : T.normalised(turns),
+    turn_ids: op === "window" ? null : turns.map((t) => t.id), pii: op === "pii" ? pendingPii : null,
     window: win, turn: selected + 1, have: audioKey, doc_version: base };
+  if (op === "pii") pendingPii = null;
   inflightAt = Date.now();
   setComponentValue(inflight);
   setStatus();
@@ -136,6 +149,7 @@ function onAck(ack: Ack): void {
   const sent = inflight;
   inflight = null;
   if (sent.op === "window") { wantedWindow = null; pump(); return; }
+  if (ack.pii) takePii(ack.pii, sent.turns!);
   if (ack.ok && ack.version !== undefined) {
     dropDraft(task!.pk, base);
     base = ack.version;
@@ -153,7 +167,7 @@ function onAck(ack: Ack): void {
     if (sent.op === "submit") pendingOp = "submit";
     renderNotice();
   } else {
-    statusError = `Not saved: ${ack.error || "the server refused the save"}`;
+    statusError = `${sent.op === "pii" ? "Not marked" : "Not saved"}: ${ack.error || "the server refused it"}`;
   }
   setStatus();
   pump();
@@ -176,7 +190,7 @@ function edit(next: Turn[], nextSelected = selected, textOf = -1): void {
   selected = Math.max(0, Math.min(nextSelected, turns.length - 1));
   keepLocally();
   scheduleSave();
-  if (textOf >= 0) renderWords(textOf);
+  if (textOf >= 0) { renderWords(textOf); rowAt(textOf)!.querySelector(".pii-marks")!.innerHTML = piiHtml(textOf); }
   else updateRows(before, typing, caret);
   drawWave();
   setStatus();
@@ -239,6 +253,7 @@ function updateRows(before: Turn[], typing: boolean, caret: number | null): void
     for (let i = turns.length - tail; i < turns.length; i++) renumber(box.children[i] as HTMLElement, i);
   }
   wave.turns = turns;
+  renderPii();
   select(selected, typing, typing ? caret : null);
 }
 
@@ -316,6 +331,8 @@ function takeAudio(win: AudioWindow | null, bytes: unknown): void {
   }
   audioKey = key;
   wave.window = win;
+  wavBytes = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes as ArrayBuffer);
+  drawSpectrogramIfShown();
   if (audioUrl) URL.revokeObjectURL(audioUrl);
   audioUrl = URL.createObjectURL(new Blob([bytes as BlobPart], { type: "audio/wav" }));
   const rate = audio.playbackRate;
@@ -378,15 +395,72 @@ function speakers(): string[] {
   return [...new Set(turns.map((t) => t.speaker))].sort();
 }
 
-function wordsHtml(turn: Turn): string {
+function wordsHtml(turn: Turn, i = -1): string {
+  const marked = new Set(piiOf(i).flatMap((s) => Array.from({ length: s.word_end - s.word_start }, (_, k) => s.word_start + k)));
   return T.wordsMatch(turn)
-    ? turn.words.map((w, j) => `<span data-w="${j}" class="${w.probability < 0.6 ? "unsure" : ""}" title="${fmt(w.start)} s · model probability ${w.probability.toFixed(2)}">${escape(w.text)}</span>`).join(" ")
+    ? turn.words.map((w, j) => `<span data-w="${j}" class="${w.probability < 0.6 ? "unsure" : ""}${marked.has(j) ? " pii" : ""}" title="${fmt(w.start)} s · model probability ${w.probability.toFixed(2)}">${escape(w.text)}</span>`).join(" ")
     : "";
+}
+
+// ---------------------------------------------------------------- personal data
+
+/** Spans from the server, each remembering the words it covered so it is shown only while they are still there. */
+function takePii(spans: PiiSpan[], on: Turn[]): void {
+  pii = spans.map((s) => ({ ...s, words: on[s.turn] ? T.tokens(on[s.turn].text).slice(s.word_start, s.word_end).join(" ") : "" }));
+  renderPii();
+}
+
+/** The spans that hold for turn i as it reads now (an unsaved edit may have moved the words: those wait for the save). */
+function piiOf(i: number): PiiSpan[] {
+  const turn = turns[i];
+  if (!turn) return [];
+  return pii.filter((s) => s.turn === i && T.tokens(turn.text).slice(s.word_start, s.word_end).join(" ") === s.words);
+}
+
+function piiHtml(i: number): string {
+  return piiOf(i).map((s) => `<span class="pii-mark"><mark title="${escape(s.kind)} · marked by ${escape(s.source)}">${escape(s.words || "")}</mark>
+    <small>${escape(s.kind)}</small>${task && task.editable ? ` <button class="unmark" data-turn="${i}" data-ws="${s.word_start}" data-we="${s.word_end}"
+    aria-label="Unmark personal data ${escape(s.words || "")} in turn ${i + 1}">✕</button>` : ""}</span>`).join(" ");
+}
+
+let piiRows = new Set<number>();
+
+function renderPii(): void {
+  const rows = new Set(pii.map((s) => s.turn));
+  for (const i of new Set([...rows, ...piiRows])) {
+    const row = rowAt(i);
+    if (!row) continue;
+    row.querySelector(".pii-marks")!.innerHTML = piiHtml(i);
+    row.querySelector(".words")!.innerHTML = wordsHtml(turns[i], i);
+  }
+  piiRows = rows;
+}
+
+/** Mark (or unmark) the words of the text selection in the turn last typed in; saved edits first, then the mark. */
+function markPii(action: "mark" | "unmark"): void {
+  if (!task || !task.editable) return;
+  const area = isTyping() ? (document.activeElement as HTMLTextAreaElement) : lastArea;
+  const row = area?.closest<HTMLElement>(".turn");
+  const range = area && row ? T.wordRange(area.value, area.selectionStart, area.selectionEnd) : null;
+  if (!area || !row || !range) {
+    statusError = "Select the words in a turn's text first";
+    setStatus();
+    return;
+  }
+  pendingPii = { action, turn: Number(row.dataset.i), word_start: range[0], word_end: range[1], kind: $<HTMLSelectElement>("pii-kind").value };
+  statusError = "";
+  pump();
+}
+
+function drawSpectrogramIfShown(): void {
+  const canvas = $<HTMLCanvasElement>("spectrogram");
+  if (canvas.hidden || !wavBytes || !wave.window) return;
+  drawSpectrogram(canvas, wavBytes, wave.window.start, wave.window.end);
 }
 
 function renderWords(i: number): void {
   const row = rowAt(i)?.querySelector(".words");
-  if (row) row.innerHTML = wordsHtml(turns[i]);
+  if (row) row.innerHTML = wordsHtml(turns[i], i);
 }
 
 let renderedSpeakers = "";
@@ -401,7 +475,7 @@ function rowHtml(i: number, names: string[]): string {
     <div class="meta"><select aria-label="Turn ${i + 1} speaker"${readOnly ? " disabled" : ""}>${options}</select>
       <div>${fmt(t.start)}–${fmt(t.end)} s</div></div>
     <div><textarea rows="2" aria-label="Turn ${i + 1} text"${readOnly ? " readonly" : ""}>${escape(t.text)}</textarea>
-      <div class="words">${wordsHtml(t)}</div></div></div>`;
+      <div class="words">${wordsHtml(t, i)}</div><div class="pii-marks">${piiHtml(i)}</div></div></div>`;
 }
 
 function rowAt(i: number): HTMLElement | null {
@@ -458,7 +532,7 @@ function renderNotice(): void {
     base = c.theirs_version;
     saved = T.clone(c.theirs_turns);
     undoStack.push(snapshot());
-    turns = chosen;
+    turns = T.withIds(chosen);
     keepLocally(true);
     renderNotice();
     renderTurns(false);
@@ -483,7 +557,7 @@ function showOlderDraft(): void {
   const box = $("notice");
   box.innerHTML = `This browser holds unsaved edits made on version ${left.version} (the task is now at version ${base}).
     <button id="d-restore">Restore my unsaved edits</button> <button id="d-discard">Discard them</button>`;
-  $("d-restore").onclick = () => { dropDraft(task!.pk, left.version); box.innerHTML = ""; edit(left.turns); };
+  $("d-restore").onclick = () => { dropDraft(task!.pk, left.version); box.innerHTML = ""; edit(T.withIds(left.turns)); };
   $("d-discard").onclick = () => { dropDraft(task!.pk, left.version); box.innerHTML = ""; };
 }
 
@@ -493,7 +567,8 @@ function renderKeys(): void {
     accept_next: "accept the turn and go to the next", next_turn: "next turn", prev_turn: "previous turn",
     split: "split at the text cursor", merge_prev: "merge with the previous turn", undo: "undo", redo: "redo", save: "save now",
     nudge_start_earlier: "start 0.1 s earlier", nudge_start_later: "start 0.1 s later", nudge_end_earlier: "end 0.1 s earlier",
-    nudge_end_later: "end 0.1 s later" };
+    nudge_end_later: "end 0.1 s later", mark_pii: "mark the selected words as personal data",
+    unmark_pii: "unmark personal data in the selected words" };
   const lines = Object.entries(keymap).filter(([a]) => !a.startsWith("speaker_"))
     .map(([a, combos]) => `${combos.map((c) => `<kbd>${escape(c)}</kbd>`).join(" ")} ${names[a] || a}`);
   lines.push(`<kbd>Alt+1</kbd>…<kbd>Alt+9</kbd> speaker by number`);
@@ -502,6 +577,8 @@ function renderKeys(): void {
 
 function renderAll(): void {
   document.querySelectorAll<HTMLElement>(".edit").forEach((el) => (el.style.display = task && task.editable ? "" : "none"));
+  if (task && task.reviewing) $("submit").style.display = "none";  // a reviewer accepts or sends back below
+  $<HTMLSelectElement>("pii-kind").innerHTML = ((task && task.pii_kinds) || ["other"]).map((k) => `<option>${escape(k)}</option>`).join("");
   renderTurns(false);
   renderNotice();
   drawWave();
@@ -543,6 +620,8 @@ const actions: Record<string, () => void> = {
   nudge_start_later: () => nudge("start", NUDGE_S),
   nudge_end_earlier: () => nudge("end", -NUDGE_S),
   nudge_end_later: () => nudge("end", NUDGE_S),
+  mark_pii: () => markPii("mark"),
+  unmark_pii: () => markPii("unmark"),
 };
 for (let n = 1; n <= 9; n++) {
   actions[`speaker_${n}`] = () => {
@@ -577,10 +656,18 @@ $("turns").addEventListener("change", (e) => {
   tryEdit(() => T.setSpeaker(turns, i, box.value), i);
 });
 $("turns").addEventListener("focusin", (e) => {
+  if ((e.target as HTMLElement).tagName === "TEXTAREA") lastArea = e.target as HTMLTextAreaElement;
   const row = (e.target as HTMLElement).closest<HTMLElement>(".turn");
   if (row && Number(row.dataset.i) !== selected) select(Number(row.dataset.i), false);
 });
 $("turns").addEventListener("click", (e) => {
+  const unmark = (e.target as HTMLElement).closest<HTMLElement>("button.unmark");
+  if (unmark && task && task.editable) {
+    pendingPii = { action: "unmark", turn: Number(unmark.dataset.turn), word_start: Number(unmark.dataset.ws),
+      word_end: Number(unmark.dataset.we), kind: "" };
+    pump();
+    return;
+  }
   const word = (e.target as HTMLElement).closest<HTMLElement>(".words span");
   if (!word) return;
   const i = Number(word.closest<HTMLElement>(".turn")!.dataset.i);
@@ -613,6 +700,14 @@ click("replace-all", () => {
   statusError = "";
   $("status").textContent = `Replaced ${count}`;
 });
+click("pii-mark", actions.mark_pii);
+click("pii-unmark", actions.unmark_pii);
+click("spectro", () => {
+  const canvas = $<HTMLCanvasElement>("spectrogram");
+  canvas.hidden = !canvas.hidden;
+  $("spectro").setAttribute("aria-pressed", String(!canvas.hidden));
+  drawSpectrogramIfShown();
+});
 click("rename", () => tryEdit(() => T.renameSpeaker(turns, $<HTMLSelectElement>("rename-from").value, $<HTMLInputElement>("rename-to").value)));
 $("speed").addEventListener("change", () => {
   audio.playbackRate = audio.defaultPlaybackRate = Number($<HTMLSelectElement>("speed").value);
@@ -629,17 +724,18 @@ try {
     if (window.parent.document.visibilityState === "hidden") { keepLocally(true); if (dirty()) requestSave("save"); }
   });
   window.parent.addEventListener("pagehide", () => keepLocally(true));
+  window.addEventListener("blur", () => { if (dirty()) requestSave("save"); });  // e.g. a click on Accept outside the editor
 } catch { /* another origin */ }
 
 // ---------------------------------------------------------------- what the server sends
 
 onRender((args) => {
   const info = args.task as TaskInfo;
-  const doc = args.doc as { version: number; turns: Turn[] | null };
+  const doc = args.doc as { version: number; turns: Turn[] | null; turn_ids: string[] | null; pii: PiiSpan[] | null };
   keymap = (args.keymap as KeyMap) || keymap;
   if ((!task || task.pk !== info.pk) && !doc.turns) {  // a new tab where the server thought one was open: ask for the turns
     if (!inflight) {
-      inflight = { mount, seq: ++seq, attempt: 0, op: "window", base_version: -1, turns: null,
+      inflight = { mount, seq: ++seq, attempt: 0, op: "window", base_version: -1, turns: null, turn_ids: null, pii: null,
         window: null, turn: 1, have: "", doc_version: -1 };
       inflightAt = Date.now();
       setComponentValue(inflight);
@@ -648,12 +744,13 @@ onRender((args) => {
   }
   if (!task || task.pk !== info.pk) {
     task = { ...info };
-    turns = T.clone(doc.turns!);
+    turns = T.withIds(T.clone(doc.turns!), doc.turn_ids);
     saved = T.clone(doc.turns!);
+    takePii(doc.pii || [], saved);
     base = doc.version;
     const exact = draftsOf(task.pk).find((d) => d.version === base);
     if (exact && task.editable && !T.sameTurns(exact.turns, saved)) {
-      turns = exact.turns;  // typing from before a reload, a crash or a closed tab
+      turns = T.withIds(exact.turns);  // typing from before a reload, a crash or a closed tab
       scheduleSave(0);
     }
     const wanted = Number(args.initial_turn || 1) - 1;
@@ -667,8 +764,10 @@ onRender((args) => {
     task.editable = false;
   } else if (doc.turns && !dirty() && !inflight && !conflict && doc.version > base) {
     base = doc.version;  // saved elsewhere while nothing here was unsaved: show the newest
-    turns = T.clone(doc.turns);
+    turns = T.withIds(T.clone(doc.turns), doc.turn_ids);
     saved = T.clone(doc.turns);
+    pii = [];
+    takePii(doc.pii || [], saved);
     renderTurns(false);
   }
   takeAudio(args.window as AudioWindow | null, args.audio);

@@ -2,12 +2,21 @@
 // {speaker, start, end, text, words: [{text, start, end, probability}]}; each returns new turns.
 
 export interface Word { text: string; start: number; end: number; probability: number }
-export interface Turn { speaker: string; start: number; end: number; text: string; words: Word[] }
+// `id`: stable while the turn exists (a split's second half and a new turn get a new one, a merge keeps
+// the first turn's); saved alongside the turns so a reviewer's comment stays on its turn.
+export interface Turn { speaker: string; start: number; end: number; text: string; words: Word[]; id?: string }
 
 export const MIN_TURN_S = 0.01;
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 export const tokens = (text: string): string[] => text.split(/\s+/).filter(Boolean);
+
+export const newId = (): string => "u" + Math.random().toString(36).slice(2, 12) + Date.now().toString(36).slice(-4);
+
+/** The turns with the given ids (one per turn), fresh ids where none is given. */
+export function withIds(turns: Turn[], ids?: (string | undefined)[] | null): Turn[] {
+  return turns.map((t, i) => ({ ...t, id: (ids && ids[i]) || t.id || newId() }));
+}
 
 export function clone(turns: Turn[]): Turn[] {
   return turns.map((t) => ({ ...t, words: t.words.map((w) => ({ ...w })) }));
@@ -40,7 +49,7 @@ export function splitAt(turns: Turn[], i: number, offset: number): Turn[] {
   else at = turn.start + ((turn.end - turn.start) * before.length) / (before.length + after.length + 1);
   at = Math.min(Math.max(at, turn.start + MIN_TURN_S), turn.end - MIN_TURN_S);
   const first: Turn = { ...turn, end: r3(at), text: before, words: aligned ? turn.words.slice(0, cut) : [] };
-  const second: Turn = { ...turn, start: r3(at), text: after, words: aligned ? turn.words.slice(cut) : [] };
+  const second: Turn = { ...turn, id: newId(), start: r3(at), text: after, words: aligned ? turn.words.slice(cut) : [] };
   return [...turns.slice(0, i), first, second, ...turns.slice(i + 1)];
 }
 
@@ -63,7 +72,7 @@ export function addTurnAfter(turns: Turn[], i: number, duration: number): Turn[]
   const start = prev ? prev.end : 0;
   const end = Math.min(start + 1, duration);
   if (end - start < MIN_TURN_S) throw new Error("no room for a new turn after the end of the audio");
-  const turn: Turn = { speaker: prev ? prev.speaker : "spk-1", start: r3(start), end: r3(end), text: "", words: [] };
+  const turn: Turn = { speaker: prev ? prev.speaker : "spk-1", start: r3(start), end: r3(end), text: "", words: [], id: newId() };
   return [...turns.slice(0, i + 1), turn, ...turns.slice(i + 1)];
 }
 
@@ -119,8 +128,17 @@ export function sameTurns(a: Turn[], b: Turn[]): boolean {
   return true;
 }
 
-/** What the server stores: trimmed text, times in milliseconds precision. */
+/** What the server stores: trimmed text, times in milliseconds precision (ids travel beside the turns). */
 export function normalised(turns: Turn[]): Turn[] {
   return turns.map((t) => ({ speaker: t.speaker, start: r3(t.start), end: r3(t.end), text: t.text.trim(),
     words: t.words.map((w) => ({ text: w.text, start: w.start, end: w.end, probability: w.probability })) }));
+}
+
+/** The words [start, end) of a turn's text (split on whitespace, as the server counts them) that a character
+ * selection [from, to) touches; a bare cursor takes the word it is in. Null when it touches no word. */
+export function wordRange(text: string, from: number, to: number): [number, number] | null {
+  const words = [...text.matchAll(/\S+/g)].map((m) => [m.index!, m.index! + m[0].length]);
+  if (to < from) [from, to] = [to, from];
+  const touched = words.map(([a, b], k) => ((from === to ? a <= from && from <= b : a < to && from < b) ? k : -1)).filter((k) => k >= 0);
+  return touched.length ? [touched[0], touched[touched.length - 1] + 1] : null;
 }
