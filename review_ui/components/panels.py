@@ -55,8 +55,9 @@ def comments_panel(principal: Principal, view: TaskView) -> None:
         if index is None:
             st.warning(f"Reviewer {pin.author} on the whole transcript: {pin.text}")
         else:
-            st.warning(f"Reviewer {pin.author} on Turn {index + 1}: {pin.text} "
-                       f"[Go to Turn {index + 1}](?task={view.task_pk}&turn={index + 1})")
+            st.warning(f"Reviewer {pin.author} on Turn {index + 1}: {pin.text}")
+            st.markdown(f'<a href="?task={view.task_pk}&amp;turn={index + 1}" target="_self">Go to Turn {index + 1}</a>',
+                        unsafe_allow_html=True)  # the same tab: the deep link opens the editor at that turn
 
 
 def review_action(action: Callable[[Session], object], done: str) -> None:

@@ -3,7 +3,7 @@
 // window, power in dB, one column per canvas pixel, 0 Hz at the bottom.
 
 export const FFT_SIZE = 512;
-export const FLOOR_DB = -90;  // darkest colour; 0 dBFS is the brightest
+export const RANGE_DB = 80;  // the window's loudest bin is the brightest colour, this much below it the darkest
 
 /** Mono samples in -1..1 and the rate of a 16-bit PCM WAV (the working-copy format). */
 export function parseWav(bytes: Uint8Array): { samples: Float32Array; rate: number } {
@@ -74,7 +74,7 @@ export function spectrogram(samples: Float32Array, columns: number): Float32Arra
   return out;
 }
 
-/** Draw the window's spectrogram into the canvas (grey scale: dark is quiet), one column per pixel. */
+/** Draw the window's spectrogram into the canvas (dark is quiet, levels relative to the window's loudest), one column per pixel. */
 export function drawSpectrogram(canvas: HTMLCanvasElement, wav: Uint8Array, start: number, end: number): void {
   const width = canvas.clientWidth || 1000, height = canvas.height;
   if (canvas.width !== width) canvas.width = width;
@@ -83,10 +83,11 @@ export function drawSpectrogram(canvas: HTMLCanvasElement, wav: Uint8Array, star
   const g = canvas.getContext("2d")!;
   const image = g.createImageData(width, height);
   const bins = FFT_SIZE / 2;
+  const top = columns.reduce((m, c) => Math.max(m, c.reduce((a, b) => Math.max(a, b), -Infinity)), -Infinity);
   for (let x = 0; x < columns.length; x++) {
     for (let y = 0; y < height; y++) {
       const bin = Math.min(bins - 1, Math.floor(((height - 1 - y) / height) * bins));
-      const level = Math.max(0, Math.min(1, (columns[x][bin] - FLOOR_DB) / -FLOOR_DB));
+      const level = Math.max(0, Math.min(1, 1 - (top - columns[x][bin]) / RANGE_DB));
       const v = Math.round(255 * level), p = 4 * (y * width + x);
       image.data[p] = v; image.data[p + 1] = v; image.data[p + 2] = Math.min(255, v + 40); image.data[p + 3] = 255;
     }
