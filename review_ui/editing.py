@@ -203,10 +203,14 @@ def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk:
     editable = _is_editor(principal, task) and task.state in EDITABLE_STATES
     reviewable = _may_review(principal, task)
     version = task.version
-    if reviewable:
-        work = session.get(models.Task, (task.details or {}).get("annotate_task") or -1) if task.kind == REVIEW else task
-        editable = work is not None and work.state == "submitted"
-        version = work.version if work is not None else version
+    if reviewable:  # the reviewer edits the work under review while it waits (the same checks a save makes)
+        from review_ui.review import reviewable_work
+
+        try:
+            work = reviewable_work(session, principal, task.pk)
+            editable, version = True, work.version
+        except (PermissionDenied, LookupError):
+            editable = False
     return TaskView(task_pk=task.pk, title=title_of(task, recording), audio_path=blobs.path_for(recording.working_sha256),
                     duration_s=float(recording.duration_s or 0.0), start_s=start, end_s=end, turns=turns,
                     context_start_s=float(task.details.get("context_start_s", start)) if task.details else start,

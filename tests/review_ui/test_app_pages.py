@@ -196,7 +196,7 @@ def test_the_editor_page_draws_the_component_with_the_task_and_its_audio_window(
     with app_env.store.session() as session:
         view = open_task(session, load_principal(session, "ann1"), app_env.store.blobs, task_pk)
     assert args["task"]["pk"] == task_pk and args["task"]["editable"] and args["initial_turn"] == 3
-    assert args["doc"] == {"version": 0, "turns": view.turns}
+    assert args["doc"] == {"version": 0, "turns": view.turns, "turn_ids": view.turn_ids, "pii": []}
     span = min(30.0, view.duration_s)  # 30 s around the asked-for turn, inside the recording
     start = max(0.0, min(view.turns[2]["start"] - 2.0, view.duration_s - span))
     assert (args["window"]["start"], args["window"]["end"]) == (pytest.approx(start, abs=1e-3), pytest.approx(start + span, abs=1e-3))
