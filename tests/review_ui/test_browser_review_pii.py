@@ -21,15 +21,9 @@ from review_ui.editing import REVIEW_EDIT, open_task, submit
 from review_ui.review import review_queue
 from tests.review_ui.conftest import ReviewStore
 from tests.review_ui.test_browser_e2e import (  # noqa: F401  (browser, server and store are fixtures: SQLite only)
-    Shots, browser, editor, eventually, fill_sign_in, head_turns, new_context, seed_task, server, sign_in, store, wait_idle,
+    Shots, browser, editor, eventually, fill_sign_in, new_context, seed_task, server, sign_in, store, wait_idle,
     wait_saved,
 )
-
-
-def _head(rs: ReviewStore, task_pk: int) -> models.TranscriptRevision:
-    with rs.store.session() as session:
-        task = session.get(models.Task, task_pk)
-        return session.get(models.TranscriptRevision, task.head_revision_pk)
 
 
 def _spans(rs: ReviewStore, task_pk: int) -> list[Span]:
