@@ -18,6 +18,7 @@ from sqlalchemy import select
 from store import models
 from store.pii_spans import Span, spans_for_revision
 from review_ui.editing import REVIEW_EDIT, open_task, submit
+from review_ui.realign import Realigner
 from review_ui.review import review_queue
 from tests.review_ui.conftest import ReviewStore
 from tests.review_ui.test_browser_e2e import (  # noqa: F401  (browser, server and store are fixtures: SQLite only)
@@ -94,7 +95,8 @@ def test_reviewer_pins_a_comment_to_turn_5_it_follows_a_split_and_the_reviewer_e
     task_pk, _ = seed_task(review_store, "ann1")
     with review_store.store.session() as session:
         view = open_task(session, ann1, review_store.store.blobs, task_pk)
-        submit(session, ann1, task_pk, view.version, view.turns, turn_ids=view.turn_ids)
+        submit(session, ann1, task_pk, view.version, view.turns, turn_ids=view.turn_ids,
+               realigner=Realigner.of(review_store.store))
         (item,) = review_queue(session, rev1)
     pinned_text = view.turns[4]["text"]
     shot = Shots(tmp_path / "screenshots")
@@ -144,7 +146,7 @@ def test_reviewer_pins_a_comment_to_turn_5_it_follows_a_split_and_the_reviewer_e
     expect(frame.locator(".turn.selected .num")).to_have_text("6")
     expect(frame.get_by_role("textbox", name="Turn 6 text")).to_have_value(pinned_text)
     frame.get_by_role("button", name="Submit").click()
-    expect(frame.get_by_role("status")).to_have_text("Submitted. Thank you!")
+    expect(frame.get_by_role("status")).to_have_text("Submitted. Thank you!", timeout=60000)  # the split turns are aligned
     page.get_by_role("button", name="Sign out").click()
     wait_idle(page)
 

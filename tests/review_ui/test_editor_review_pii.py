@@ -14,6 +14,7 @@ from store import models
 from store.accounts import PermissionDenied, Principal
 from review_ui.editing import REVIEW_EDIT, TaskView, history, open_task, submit, turn_ids_of
 from review_ui.editor_component.bridge import EditorSession, first_window, handle
+from review_ui.realign import Realigner
 from review_ui.review import ReviewStateError, accept, comment_pins, comments_for, pinned_turn, review_queue, send_back
 from tests.review_ui.conftest import ReviewStore
 from tests.review_ui.test_editing import make_task
@@ -80,7 +81,8 @@ def _submitted(rs: ReviewStore, ann1: Principal, rev1: Principal, task_pk: int, 
                ids: list[str] | None) -> int:
     """Submit the task as ann1; the review task's pk."""
     with rs.store.session() as session:
-        submit(session, ann1, task_pk, session.get(models.Task, task_pk).version, turns, turn_ids=ids)
+        submit(session, ann1, task_pk, session.get(models.Task, task_pk).version, turns, turn_ids=ids,
+               realigner=Realigner.of(rs.store))
         (item,) = review_queue(session, rev1)
         return item.task_pk
 
@@ -145,7 +147,7 @@ def test_a_comment_stays_on_its_turn_through_a_split_and_a_merge(review_store: R
     split = [back.turns[0], first, second, *back.turns[2:]]
     ids = [back.turn_ids[0], back.turn_ids[1], "new-half", *back.turn_ids[2:]]
     with review_store.store.session() as session:
-        submit(session, ann1, task_pk, back.version, split, turn_ids=ids)
+        submit(session, ann1, task_pk, back.version, split, turn_ids=ids, realigner=Realigner.of(review_store.store))
     after = _open(review_store, ann1, task_pk)
     assert where(after) == 5 and after.turns[5]["text"] == pinned_text, "still on the same text's turn, now Turn 6"
     with review_store.store.session() as session:
