@@ -14,6 +14,7 @@ from store.audit import record_event
 from store.clock import utcnow
 from review_ui.assignment import AssignmentRules, assign_tasks
 from review_ui.calibration import PASSED, skills
+from review_ui.realign import Realigner
 from review_ui.review import accept
 from review_ui.tasks import ACCEPTED, DONE, OPEN, PRODUCTION, SUBMITTED, cut_tasks, model_revision
 from review_ui.submission import after_submit, review_tasks_of
@@ -77,7 +78,7 @@ def queue_demo(session: Session, protocol_pk: int, actor: str) -> list[models.Ta
     return assign_tasks(session, protocol_pk, AssignmentRules(), actor=actor)
 
 
-def approve_for_demo(session: Session, protocol_pk: int, actor: str = DEMO_REVIEWER, *,
+def approve_for_demo(session: Session, protocol_pk: int, realigner: Realigner, actor: str = DEMO_REVIEWER, *,
                      recording_pks: set[int] | None = None) -> int:
     """Approve each recording's current pre-annotation through the ordinary submit and accept path.
 
@@ -116,7 +117,7 @@ def approve_for_demo(session: Session, protocol_pk: int, actor: str = DEMO_REVIE
         review = next((r for r in reversed(review_tasks_of(session, t)) if r.state == OPEN), None)
         if review is not None and review.assignee != actor:
             review.assignee = actor
-        result = accept(session, principal, review.pk if review is not None else t.pk)
+        result = accept(session, principal, review.pk if review is not None else t.pk, realigner=realigner)
         if result.stage == "approved":
             approved.add(t.recording_pk)
     record_event(session, actor, "demo_approved", f"protocol:{protocol_pk}", {"recordings": len(approved), "at": utcnow().isoformat()})

@@ -116,12 +116,13 @@ def _first_release(store, row, protocol) -> None:  # type: ignore[no-untyped-def
     from corpus.releases.build import build_release, count_entries
     from corpus.releases.card import split_notes
     from demo.accounts import approve_for_demo
+    from review_ui.realign import Realigner
 
     with store.session() as session:
         pks = list(session.scalars(select(models.Recording.pk).where(
             models.Recording.protocol_pk == row.pk, models.Recording.status == "accepted").order_by(models.Recording.pk)))
         chosen = set(pks[: max(1, round(len(pks) * RELEASED_SHARE))])
-        approved = approve_for_demo(session, row.pk, recording_pks=chosen)
+        approved = approve_for_demo(session, row.pk, Realigner.of(store), recording_pks=chosen)
         manager = load_principal(session, DEMO_MANAGER)
         session.commit()
     outcome = build_release(store, manager, protocol.id, "demo-v1", version=protocol.version)

@@ -277,7 +277,7 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
         parent = model.pk if model is not None else None
     parent_revision = session.get(models.TranscriptRevision, parent) if parent is not None else None
     clean, timing = realigner.retime(session, recording, parent_revision.as_turn_json() if parent_revision else [], clean,
-                                     align_now=stage != "draft")  # drafts stay fast; what is handed on is aligned
+                                     align_now=stage == "submitted")  # autosaves stay fast; submit and accept align
     now = utcnow()
     won = task.version == base_version and session.execute(
         update(models.Task).where(models.Task.pk == task_pk, models.Task.version == base_version)

@@ -34,6 +34,7 @@ from store.turns import TurnJson
 from review_ui import comparison
 from review_ui.assignment import conflicts, participants
 from review_ui.calibration import submitted_revision
+from review_ui.realign import Realigner
 from review_ui.tasks import (
     ACCEPTED, DONE, OPEN, PRODUCTION, REVIEW, SUBMITTED, SENT_BACK, aware, model_revision, span_of, title_of,
 )
@@ -158,10 +159,13 @@ def _recording_complete(session: Session, recording_pk: int) -> bool:
     return bool(counted) and all(t.state == ACCEPTED for t in counted)
 
 
-def accept(session: Session, principal: Principal, task_pk: int, *, version: int | None = None) -> models.TranscriptRevision:
+def accept(session: Session, principal: Principal, task_pk: int, *, realigner: Realigner,
+           version: int | None = None) -> models.TranscriptRevision:
     """Accept submitted work: a new revision (stage ``approved``, or ``accepted`` for a partial chunk).
 
     `version`: the production task's version the reviewer saw; a newer one (an edit saved since) is refused.
+    `realigner` aligns the words of turns the reviewer's edits left spread (their autosaves do not run the
+    model, see `review_ui.realign`); work accepted as submitted was aligned at submission and costs nothing.
     """
     review, annotate = _resolve(session, task_pk)
     _check_reviewer(session, principal, review, annotate)
@@ -177,10 +181,10 @@ def accept(session: Session, principal: Principal, task_pk: int, *, version: int
     review.details = {**(review.details or {}), "outcome": "accepted", "by": principal.username}
     session.flush()
     rev = models.TranscriptRevision
+    recording = session.get(models.Recording, annotate.recording_pk)
     if annotate.start_s is None and annotate.end_s is None:
-        turns, stage = submitted.turns, "approved"
+        turns, stage = submitted.as_turn_json(), "approved"
     else:
-        recording = session.get(models.Recording, annotate.recording_pk)
         start, end = span_of(annotate, recording)
         base = session.scalars(
             select(rev).where(rev.recording_pk == annotate.recording_pk, rev.stage.in_(("accepted", "approved")))
@@ -188,10 +192,12 @@ def accept(session: Session, principal: Principal, task_pk: int, *, version: int
         ).first() or model_revision(session, annotate.recording_pk)
         turns = merge_span(base.as_turn_json() if base else [], submitted.as_turn_json(), start, end)
         stage = "approved" if _recording_complete(session, annotate.recording_pk) else "accepted"
+    turns, timing = realigner.retime(session, recording, submitted.as_turn_json(), turns, align_now=True)
     approved = rev(
         recording_pk=annotate.recording_pk, parent_pk=submitted.pk, author_kind="person", author=principal.username,
         author_params={"review_task": review.pk, "task": annotate.pk, "annotator": annotate.assignee,
-                       "span": [annotate.start_s, annotate.end_s] if annotate.start_s is not None else None},
+                       "span": [annotate.start_s, annotate.end_s] if annotate.start_s is not None else None,
+                       "word_timing": timing.to_json()},
         turns=turns, stage=stage, task_pk=annotate.pk,
     )
     session.add(approved)

@@ -79,13 +79,16 @@ def review_action(action: Callable[[Session], object], done: str) -> None:
 
 def review_panel(principal: Principal, view: TaskView, state: dict[str, Any]) -> None:
     """Accept, or send back with a comment pinned to one turn (or the whole transcript)."""
+    from review_ui.realign import Realigner
     from review_ui.review import accept, send_back
 
     st.subheader("Review")
     accept_col, back_col = st.columns(2)
     accept_col.caption("Edits you make in the editor above are saved as your review edit; accepting takes them.")
     if accept_col.button("Accept transcript", type="primary"):
-        review_action(lambda session: accept(session, principal, view.task_pk, version=view.version), "Accepted.")
+        realigner = Realigner.of(get_store())
+        review_action(lambda session: accept(session, principal, view.task_pk, realigner=realigner, version=view.version),
+                      "Accepted.")
     turns = state["turns"]
     pinned = back_col.selectbox("Pin the comment to turn", [None, *range(len(turns))],
                                 format_func=lambda i: "(the whole transcript)" if i is None else

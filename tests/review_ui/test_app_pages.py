@@ -146,7 +146,7 @@ def _submit_and_accept(rs: ReviewStore, annotator: Principal, task_pk: int, revi
         submit(session, annotator, task_pk, view.version, view.turns, realigner=Realigner.of(rs.store))
         principal = load_principal(session, reviewer)
         (item,) = review_queue(session, principal)
-        accept(session, principal, item.task_pk)
+        accept(session, principal, item.task_pk, realigner=Realigner.of(rs.store))
         session.commit()
 
 

@@ -107,14 +107,21 @@ def test_a_reviewer_edits_before_accepting_and_the_history_names_the_reviewer(re
 
     with review_store.store.session() as session:
         with pytest.raises(PermissionDenied):
-            accept(session, ann1, review_pk)  # a transcriber may not accept (not even their own work)
+            accept(session, ann1, review_pk, realigner=Realigner.of(review_store.store))  # a transcriber may not accept (not even their own work)
         session.rollback()
         with pytest.raises(ReviewStateError, match="version 2, not the version 1"):
-            accept(session, rev1, review_pk, version=1)  # accepting what the reviewer saw before the edit: refused
+            accept(session, rev1, review_pk, version=1, realigner=Realigner.of(review_store.store))  # accepting what the reviewer saw before the edit: refused
         session.rollback()
-        approved = accept(session, rev1, review_pk, version=2)
+        approved = accept(session, rev1, review_pk, version=2, realigner=Realigner.of(review_store.store))
         session.commit()
         assert approved.turns[0]["text"] == "Hello, a reviewer's fix." and approved.author == "rev1"
+        edit = session.get(models.TranscriptRevision, approved.parent_pk)
+        assert edit.author_params["word_timing"]["deferred"] == 1, "the reviewer's autosave did not run the model"
+        assert all(w["spread"] for w in edit.turns[0]["words"])
+        assert approved.author_params["word_timing"]["aligned"] == 1, "accepting aligned the reviewer's changed turn"
+        assert [w["text"] for w in approved.turns[0]["words"]] == "Hello, a reviewer's fix.".split()
+        assert not any(w.get("spread") for w in approved.turns[0]["words"])
+        assert approved.turns[1:] == edit.turns[1:]
         entries = history(session, rev1, task_pk)
         assert [(e.stage, e.author) for e in entries] == [("submitted", "ann1"), (REVIEW_EDIT, "rev1"), ("approved", "rev1")]
 

@@ -9,6 +9,7 @@ from store import models
 from store.accounts import PermissionDenied
 from review_ui import review
 from review_ui.assignment import AssignmentRules, assign_tasks
+from review_ui.realign import Realigner
 from review_ui.review import ReviewStateError, accept, comments_for, review_queue, send_back
 from review_ui.tasks import cut_tasks, queue_for
 from tests.review_ui.helpers import submit, tasks_of, turn
@@ -58,19 +59,19 @@ def test_submit_review_accept_writes_the_approved_revision(review_store) -> None
         assert [i.task_pk for i in review_queue(session, p["mgr"])] == []  # assigned: not in the manager's unassigned list
 
         with pytest.raises(PermissionDenied):
-            accept(session, other, item.task_pk)  # someone else's review
+            accept(session, other, item.task_pk, realigner=Realigner.of(review_store.store))  # someone else's review
         with pytest.raises(PermissionDenied):
-            accept(session, p["ann2"], item.task_pk)  # annotators do not review
+            accept(session, p["ann2"], item.task_pk, realigner=Realigner.of(review_store.store))  # annotators do not review
         with pytest.raises(PermissionDenied):
-            accept(session, p["ml"], item.task_pk)
-        approved = accept(session, reviewer, item.task_pk)
+            accept(session, p["ml"], item.task_pk, realigner=Realigner.of(review_store.store))
+        approved = accept(session, reviewer, item.task_pk, realigner=Realigner.of(review_store.store))
         session.commit()
         assert approved.stage == "approved" and approved.parent_pk == submitted.pk
         assert approved.author == reviewer.username and approved.author_kind == "person"
         assert approved.turns == turns and approved.recording_pk == task.recording_pk
         assert task.state == "accepted" and reviews[0].state == "done"
         with pytest.raises(ReviewStateError):
-            accept(session, reviewer, item.task_pk)
+            accept(session, reviewer, item.task_pk, realigner=Realigner.of(review_store.store))
         assert review_queue(session, reviewer) == []
 
 
@@ -104,7 +105,7 @@ def test_send_back_pins_a_comment_and_returns_the_task(review_store) -> None:
         reviews = tasks_of(session, kind="review")
         assert len(reviews) == 2 and reviews[1].assignee == review_task.assignee  # the same reviewer again
         assert reviews[1].details["round"] == 2 and reviews[1].details["revision"] == second.pk
-        assert accept(session, reviewer, reviews[1].pk).parent_pk == second.pk
+        assert accept(session, reviewer, reviews[1].pk, realigner=Realigner.of(review_store.store)).parent_pk == second.pk
 
 
 def test_nobody_reviews_their_own_work_and_managers_take_over(review_store) -> None:
@@ -118,8 +119,8 @@ def test_nobody_reviews_their_own_work_and_managers_take_over(review_store) -> N
         [review_task] = tasks_of(session, kind="review")
         assert review_task.assignee in ("rev", "rev2")
         with pytest.raises(PermissionDenied):
-            accept(session, both, review_task.pk)
-        assert accept(session, p["mgr"], review_task.pk).stage == "approved"  # a manager may take over
+            accept(session, both, review_task.pk, realigner=Realigner.of(review_store.store))
+        assert accept(session, p["mgr"], review_task.pk, realigner=Realigner.of(review_store.store)).stage == "approved"  # a manager may take over
 
 
 def test_unassigned_review_goes_to_managers_with_a_notice(review_store) -> None:
@@ -151,7 +152,7 @@ def test_secondary_of_a_pair_only_measures_agreement(review_store) -> None:
         submit(session, secondary, _model_turns(session, secondary))
         assert secondary.state == "done" and tasks_of(session, kind="review") == []
         with pytest.raises(ReviewStateError):
-            review.accept(session, rev3, secondary.pk)
+            review.accept(session, rev3, secondary.pk, realigner=Realigner.of(review_store.store))
 
 
 def test_chunks_are_merged_and_approved_when_the_last_one_is_accepted(review_store) -> None:
@@ -167,7 +168,7 @@ def test_chunks_are_merged_and_approved_when_the_last_one_is_accepted(review_sto
             mine = [dict(t, text=f"chunk {i}") for t in model if chunk.start_s <= mid(t) < chunk.end_s]
             submit(session, chunk, mine)
             reviewer = p[tasks_of(session, kind="review")[-1].assignee]
-            stages.append(accept(session, reviewer, chunk.pk))
+            stages.append(accept(session, reviewer, chunk.pk, realigner=Realigner.of(review_store.store)))
         session.commit()
         assert [r.stage for r in stages] == ["accepted"] * (len(chunks) - 1) + ["approved"]
         final = stages[-1].turns
@@ -213,8 +214,8 @@ def test_demo_accounts_queues_and_approval_through_the_review_path(review_store)
         session.commit()
         assert {t.assignee for t in given} == {"ann1", "ann2"}
         half = set(rs.recording_pks[:3])
-        assert approve_for_demo(session, rs.protocol_row.pk, recording_pks=half) == 3
-        assert approve_for_demo(session, rs.protocol_row.pk, recording_pks=half) == 0
+        assert approve_for_demo(session, rs.protocol_row.pk, Realigner.of(rs.store), recording_pks=half) == 3
+        assert approve_for_demo(session, rs.protocol_row.pk, Realigner.of(rs.store), recording_pks=half) == 0
         session.commit()
         approved = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.stage == "approved")).all()
         assert {r.recording_pk for r in approved} == half and {r.author for r in approved} == {"rev1"}
@@ -223,4 +224,4 @@ def test_demo_accounts_queues_and_approval_through_the_review_path(review_store)
             assert parent.stage == "submitted" and parent.author in ("ann1", "ann2")
         left = [i for who in ("ann1", "ann2") for i in queue_for(session, load_principal(session, who))]
         assert {session.get(models.Task, i.task_pk).recording_pk for i in left} == set(rs.recording_pks[3:])
-        assert approve_for_demo(session, rs.protocol_row.pk) == 3
+        assert approve_for_demo(session, rs.protocol_row.pk, Realigner.of(rs.store)) == 3
