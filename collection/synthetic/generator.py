@@ -34,6 +34,19 @@ from scipy import signal
 
 from collection.synthetic import DIALOGUES_DIR
 from collection.synthetic.word_times import TimedToken, token_spans, word_starts
+from collection.synthetic.conditions import (
+    DEVICE_CHANNELS,
+    NOISE_CONDITIONS,
+    STATIONARY_NOISES,
+    Room,
+    band_filter,
+    draw_room,
+    pink_noise,
+    reverberate,
+    room_impulse_responses,
+    speech_babble,
+    telephone_line,
+)
 from store.rttm_stm_ctm import turns_to_rttm, turns_to_stm
 from store.turns import Turn, Word
 
@@ -74,6 +87,11 @@ QUIET_SNR_DB = 30.0
 NOISY_SNR_RANGE_DB = (8.0, 12.0)
 MISMATCH_SNR_RANGE_DB = (9.5, 10.5)
 PEAK_DBFS = -3.0
+# Realistic sets only (``realistic=True``):
+LEVEL_DIFFERENCE_DB = (3.0, 9.0)  # one speaker this much louder than the other (a far, quiet caller)
+LOUD_BACKCHANNEL_GAIN = 10 ** (4 / 20)  # the added backchannels are 4 dB louder: as loud as a main turn
+BABBLE_TALKERS = 5
+REALISM_STREAM = 0x5EA1  # the realistic conditions' generator is seeded with (seed, REALISM_STREAM)
 
 # "mm hmm" is left out: espeak-ng spells it ("em em hum"), so the audio would not say
 # the transcript.
@@ -277,15 +295,6 @@ def set_level(audio: np.ndarray, level_db: float) -> np.ndarray:
 # --------------------------------------------------------------------------- noise and channel
 
 
-def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Stationary 1/f noise (power falls 3 dB per octave above 20 Hz)."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-    spectrum /= np.sqrt(np.maximum(freqs, 20.0))
-    spectrum[0] = 0.0
-    return np.fft.irfft(spectrum, n)
-
-
 def babble_noise(n: int, rng: np.random.Generator, talkers: int = 6) -> np.ndarray:
     """Babble-like noise: several speech-band noises, each with a syllable-rate envelope."""
     band = signal.butter(4, (150, 4000), btype="bandpass", fs=SAMPLE_RATE, output="sos")
@@ -444,11 +453,14 @@ def layout(
     main: list[tuple[str, np.ndarray, str, tuple[TimedToken, ...]]],
     backchannels: dict[str, list[tuple[np.ndarray, str, tuple[TimedToken, ...]]]],
     rng: np.random.Generator,
+    extra: tuple[int, dict[str, list[tuple[np.ndarray, str, tuple[TimedToken, ...]]]], np.random.Generator] | None = None,
 ) -> list[tuple[PlacedTurn, np.ndarray]]:
     """Place the main turns (gaps and a few overlaps) and then some backchannels.
 
     ``main`` holds (speaker, audio, text, word spans) in speaking order; ``backchannels``
-    maps each speaker to candidate (audio, text, word spans).
+    maps each speaker to candidate (audio, text, word spans). ``extra`` (count, candidates,
+    generator) adds more backchannels after those, drawn from their own generator so that
+    the main layout stays what it is without them.
     """
     sr = SAMPLE_RATE
     eligible = [i for i in range(1, len(main)) if len(main[i - 1][1]) >= 1.2 * sr]
@@ -467,7 +479,24 @@ def layout(
         placed.append((PlacedTurn(speaker, start, start + len(audio), text, words), audio))
         cursor = start + len(audio)
 
-    n_backchannels = int(rng.integers(1, 3))
+    place_backchannels(placed, main, backchannels, int(rng.integers(1, 3)), rng)
+    if extra is not None:
+        count, loud, extra_rng = extra
+        place_backchannels(placed, main, loud, count, extra_rng)
+    placed.sort(key=lambda item: (item[0].start, item[0].end))
+    return placed
+
+
+def place_backchannels(
+    placed: list[tuple[PlacedTurn, np.ndarray]],
+    main: list[tuple[str, np.ndarray, str, tuple[TimedToken, ...]]],
+    backchannels: dict[str, list[tuple[np.ndarray, str, tuple[TimedToken, ...]]]],
+    n_backchannels: int,
+    rng: np.random.Generator,
+) -> None:
+    """Add up to ``n_backchannels`` backchannels inside main turns of 2 s or more (the first
+    ``len(main)`` items of ``placed``), each by the listener, 0.3 s clear of their own turns."""
+    sr = SAMPLE_RATE
     candidates = [int(i) for i in rng.permutation(len(main))]
     added = 0
     for i in candidates:
@@ -488,8 +517,43 @@ def layout(
         start = int(rng.integers(earliest, latest))
         placed.append((PlacedTurn(listener, start, start + len(audio), text, words), audio))
         added += 1
-    placed.sort(key=lambda item: (item[0].start, item[0].end))
-    return placed
+
+
+@dataclass(frozen=True)
+class Realism:
+    """One dialogue's real-world conditions (see `collection.synthetic.conditions`)."""
+
+    noise_kind: str
+    snr_db: float
+    room: Room | None
+    level_offset_db: tuple[float, float]  # added to speaker A's and B's level
+    extra_backchannels: int
+
+    def as_json(self, device: str) -> dict:
+        """What ``truth.json`` ``conditions`` records for the dialogue."""
+        return {
+            "noise": self.noise_kind, "snr_db": self.snr_db, "telephone_line": DEVICE_CHANNELS[device].telephone,
+            "band_hz": list(DEVICE_CHANNELS[device].band_hz), "rt60_s": self.room.rt60_s if self.room else None,
+            "level_offset_db": list(self.level_offset_db), "extra_backchannels": self.extra_backchannels,
+        }
+
+
+def draw_realism(plan: DialoguePlan, rng: np.random.Generator) -> Realism:
+    """Draw the conditions that ``plan``'s device and noise condition stand for.
+
+    The SNR is drawn in the condition's range, except for a dialogue whose SNR was planned
+    to contradict its declared condition (``truth.json`` ``noise_mismatch``), which keeps it.
+    """
+    channel = DEVICE_CHANNELS[plan.device]
+    noise = NOISE_CONDITIONS[plan.noise_condition]
+    kind = str(rng.choice(noise.kinds))
+    snr = round(float(rng.uniform(*noise.snr_db)), 1)
+    if plan.noise_condition == "quiet" and plan.snr_db < QUIET_SNR_DB - 5:
+        snr = plan.snr_db
+    room = draw_room(rng, channel.rt60_range_s, channel.distance_range_m) if channel.rt60_range_s else None
+    difference = float(rng.uniform(*LEVEL_DIFFERENCE_DB)) * float(rng.choice([-1.0, 1.0]))
+    offsets = (round(difference / 2, 1), round(-difference / 2, 1))
+    return Realism(kind, snr, room, offsets, int(rng.integers(1, 4)))
 
 
 def render_dialogue(
@@ -498,39 +562,94 @@ def render_dialogue(
     turn_count: int,
     rng: np.random.Generator,
     workdir: Path,
+    realism: Realism | None = None,
+    realism_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, list[PlacedTurn], float]:
-    """Synthesize, lay out, channel and mix one dialogue; return audio, turns, real SNR."""
+    """Synthesize, lay out, channel and mix one dialogue; return audio, turns, real SNR.
+
+    With ``realism`` (and its own ``realism_rng``) the dialogue gets those conditions;
+    ``rng`` is drawn from exactly as without, so the words, voices and main-turn timing
+    are those of the plain dialogue.
+    """
     speakers = {sid: persons[p] for sid, (p, _) in zip(plan.speaker_ids, plan.registrations)}
+    offsets = dict(zip(plan.speaker_ids, realism.level_offset_db if realism else (0.0, 0.0)))
     lines = script_lines(plan.scenario, turn_count, rng)
     main = []
     for i, text in enumerate(lines):
         sid = plan.speaker_ids[i % 2]
-        person = speakers[sid]
-        audio, words = synthesize(person.voice, text, workdir)
-        main.append((sid, set_level(audio, -20.0 + person.level_db), text, words))
+        audio, words = synthesize(speakers[sid].voice, text, workdir)
+        main.append((sid, set_level(audio, -20.0 + speakers[sid].level_db + offsets[sid]), text, words))
     backchannels = {}
     for sid, person in speakers.items():
         picks = rng.choice(len(BACKCHANNELS), size=2, replace=False)
         backchannels[sid] = []
         for k in picks:
             audio, words = synthesize(person.voice, BACKCHANNELS[k], workdir)
-            backchannels[sid].append((set_level(audio, -24.0 + person.level_db), BACKCHANNELS[k], words))
-    placed = layout(main, backchannels, rng)
+            backchannels[sid].append((set_level(audio, -24.0 + person.level_db + offsets[sid]), BACKCHANNELS[k], words))
+    extra = None
+    if realism is not None:
+        loud = {sid: [(audio * LOUD_BACKCHANNEL_GAIN, text, words) for audio, text, words in pairs]
+                for sid, pairs in backchannels.items()}
+        extra = (realism.extra_backchannels, loud, realism_rng)
+    placed = layout(main, backchannels, rng, extra)
 
     n = max(turn.end for turn, _ in placed) + int(rng.uniform(0.5, 1.0) * SAMPLE_RATE)
-    speech = np.zeros(n)
-    for turn, audio in placed:
-        speech[turn.start : turn.end] += audio
     turns = [turn for turn, _ in placed]
-    noise = pink_noise(n, rng) if plan.noise_type == "pink" else babble_noise(n, rng)
-
-    speech = device_channel(speech, plan.device)
-    noise = device_channel(noise, plan.device)
     mask = active_mask(turns, n)
-    noise *= 10 ** ((snr_db(speech, noise, mask) - plan.snr_db) / 20)
-    mixed = speech + noise
+    tracks = {sid: np.zeros(n) for sid in plan.speaker_ids}
+    for turn, audio in placed:
+        tracks[turn.speaker][turn.start : turn.end] += audio
+    # drawn even when realism replaces it, so that ``rng`` stays in step with the plain set
+    noise = pink_noise(n, rng) if plan.noise_type == "pink" else babble_noise(n, rng)
+    if realism is None:
+        speech = device_channel(sum(tracks.values()), plan.device)
+        noise = device_channel(noise, plan.device)
+        noise *= 10 ** ((snr_db(speech, noise, mask) - plan.snr_db) / 20)
+        mixed = speech + noise
+        measured = snr_db(speech, noise, mask)
+    else:
+        mixed, measured = _realistic_mix(plan, realism, list(tracks.values()), mask, speakers, realism_rng, workdir)
     gain = 10 ** (PEAK_DBFS / 20) / np.max(np.abs(mixed))
-    return (mixed * gain).astype(np.float32), turns, snr_db(speech, noise, mask)
+    return (mixed * gain).astype(np.float32), turns, measured
+
+
+def _realistic_mix(plan: DialoguePlan, realism: Realism, tracks: list[np.ndarray], mask: np.ndarray,
+                   speakers: dict[str, Person], rng: np.random.Generator, workdir: Path) -> tuple[np.ndarray, float]:
+    """Room, device band, real noise at the SNR, then the telephone line; returns the mix and
+    the SNR measured before the line (the codec adds its own quantisation noise)."""
+    channel = DEVICE_CHANNELS[plan.device]
+    n = len(mask)
+    if realism.room is not None:
+        responses = room_impulse_responses(realism.room)
+        tracks = [reverberate(track, rir) for track, rir in zip(tracks, responses)]
+    speech = band_filter(sum(tracks), channel.band_hz)
+    if realism.noise_kind == "babble":
+        noise = speech_babble(n, _babble_talkers(speakers, rng, workdir), rng)
+        if realism.room is not None:  # the café is in the room too
+            noise = reverberate(noise, room_impulse_responses(draw_room(rng, (realism.room.rt60_s,) * 2, (2.0, 3.0), 1))[0])
+    else:
+        noise = STATIONARY_NOISES[realism.noise_kind](n, rng)
+    noise = band_filter(noise, channel.band_hz)
+    noise *= 10 ** ((snr_db(speech, noise, mask) - realism.snr_db) / 20)
+    measured = snr_db(speech, noise, mask)
+    mixed = speech + noise
+    return (telephone_line(mixed) if channel.telephone else mixed), measured
+
+
+def _babble_talkers(speakers: dict[str, Person], rng: np.random.Generator, workdir: Path) -> list[np.ndarray]:
+    """Speech of ``BABBLE_TALKERS`` other voices (none of the dialogue's own), three lines each."""
+    own = {person.voice.name for person in speakers.values()}
+    lines = [line for script in SCRIPTS.values() for pair in script["middle"] for line in pair if "{" not in line]
+    talkers = []
+    while len(talkers) < BABBLE_TALKERS:
+        gender = str(rng.choice(list(GENDER_VARIANTS)))
+        voice = Voice(str(rng.choice(list(ACCENT_VOICES.values()))), str(rng.choice(GENDER_VARIANTS[gender])),
+                      int(rng.integers(150, 190)), int(rng.integers(25, 76)))
+        if voice.name in own:
+            continue
+        said = [synthesize(voice, str(rng.choice(lines)), workdir)[0] for _ in range(3)]
+        talkers.append(np.concatenate([np.concatenate([s, np.zeros(int(0.2 * SAMPLE_RATE))]) for s in said]))
+    return talkers
 
 
 # --------------------------------------------------------------------------- writing
@@ -562,8 +681,10 @@ def write_set_files(
     persons: Sequence[Person],
     plans: Sequence[DialoguePlan],
     measured_snr: dict[str, float],
+    conditions: dict[str, dict] | None = None,
 ) -> None:
-    """Write manifest.jsonl, manifest.csv, consent.csv and truth.json."""
+    """Write manifest.jsonl, manifest.csv, consent.csv and truth.json (with ``conditions``
+    per dialogue for a realistic set)."""
     registrations: dict[str, tuple[int, int]] = {}
     entries = []
     for plan in plans:
@@ -629,14 +750,20 @@ def write_set_files(
             if plan.noise_condition == "quiet" and plan.snr_db < QUIET_SNR_DB - 5
         ],
     }
+    if conditions:
+        truth["conditions"] = conditions
     (out_dir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
 
 
-def generate_dialogues(out_dir: Path, count: int = 6, seed: int = 0, turn_count: int = 10) -> list[Path]:
+def generate_dialogues(out_dir: Path, count: int = 6, seed: int = 0, turn_count: int = 10,
+                       realistic: bool = False) -> list[Path]:
     """Generate ``count`` dialogues and their ground truth into ``out_dir``.
 
     Returns the FLAC paths in dialogue order. The same ``seed`` gives byte-identical
-    files (on the same espeak-ng, libsndfile and soxr versions).
+    files (on the same espeak-ng, libsndfile, soxr and pyroomacoustics versions).
+    ``realistic`` gives each dialogue the real-world conditions its device and noise
+    condition stand for (`collection.synthetic.conditions`), drawn from a generator of
+    their own: the speakers, words and main turns are those of the plain set of the seed.
     """
     if not MIN_TURNS <= turn_count <= MAX_TURNS:
         raise ValueError(f"turn_count must be between {MIN_TURNS} and {MAX_TURNS}")
@@ -645,18 +772,24 @@ def generate_dialogues(out_dir: Path, count: int = 6, seed: int = 0, turn_count:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    realism_rng = np.random.default_rng([seed, REALISM_STREAM])
     persons, plans = plan_set(count, rng)
     paths: list[Path] = []
     measured: dict[str, float] = {}
+    conditions: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="turnscribe-synth-") as tmp:
         for plan in plans:
-            audio, turns, snr = render_dialogue(plan, persons, turn_count, rng, Path(tmp))
+            realism = draw_realism(plan, realism_rng) if realistic else None
+            if realism is not None:
+                plan.snr_db, plan.noise_type = realism.snr_db, realism.noise_kind
+                conditions[plan.dialogue_id] = realism.as_json(plan.device)
+            audio, turns, snr = render_dialogue(plan, persons, turn_count, rng, Path(tmp), realism, realism_rng)
             path = out_dir / f"{plan.dialogue_id}.flac"
             sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
             write_ground_truth(out_dir, plan.dialogue_id, turns)
             measured[plan.dialogue_id] = round(snr, 2)
             paths.append(path)
-    write_set_files(out_dir, persons, plans, measured)
+    write_set_files(out_dir, persons, plans, measured, conditions)
     return paths
 
 
@@ -667,12 +800,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=6, help="number of dialogues (default 6)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--turns", type=int, default=10, help=f"main turns per dialogue ({MIN_TURNS}-{MAX_TURNS})")
+    parser.add_argument("--realistic", action="store_true",
+                        help="telephone line, rooms, real noise types, level differences, more backchannels")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
     if not MIN_TURNS <= args.turns <= MAX_TURNS:
         parser.error(f"--turns must be between {MIN_TURNS} and {MAX_TURNS}")
-    for path in generate_dialogues(args.out, count=args.count, seed=args.seed, turn_count=args.turns):
+    for path in generate_dialogues(args.out, count=args.count, seed=args.seed, turn_count=args.turns,
+                                   realistic=args.realistic):
         print(path)
     return 0
 
