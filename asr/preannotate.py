@@ -19,13 +19,8 @@ from asr.transcriber import AsrOptions, Transcriber
 from asr.turns import build_turns
 from store.turns import TurnJson
 from diarization.backends import load_diarizer
+from diarization.separation import separation_flag
 from diarization.types import SAMPLE_RATE, ProgressHook
-
-
-VOICE_SEPARATION_FLAG = 0.26
-"""Silhouette under which speaker labels are flagged. Measured on two synthetic sets: one
-voice split into two declared speakers 0.15-0.25 (24 cases), real two-speaker dialogues
-0.27-0.55 with one at 0.17 (12 cases): a flag means "check", not "wrong"."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +85,9 @@ class Preannotator:
                          f"{', '.join(declared_languages)}")
         if num_speakers is not None and len(diarization.speakers) < num_speakers and duration > 5:
             flags.append(f"{len(diarization.speakers)} speaker(s) found, {num_speakers} declared")
-        separation = diarization.params.get("cluster_separation")
-        if separation is not None and separation < VOICE_SEPARATION_FLAG:
-            flags.append(f"the voices barely separate (silhouette {separation:.2f} < {VOICE_SEPARATION_FLAG}): one speaker "
-                         "only, or similar voices; check the speaker labels")
+        separation = separation_flag(diarization.params.get("cluster_separation"))  # threshold and its data: there
+        if separation is not None:
+            flags.append(separation)
         params = {
             "asr": self.transcriber.params(), "diarization": diarization.params,
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.settings).items()},

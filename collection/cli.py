@@ -242,9 +242,12 @@ def synthesize(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the dialogues, truth and manifests.")],
     count: Annotated[int, typer.Option(help="Number of dialogues.")] = 6,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 0,
+    realistic: Annotated[bool, typer.Option(help="Real-world conditions per device and noise condition: telephone "
+                                                 "line, rooms, babble/traffic/office noise, level differences, more "
+                                                 "overlapping backchannels.")] = False,
 ) -> None:
     """Generate synthetic two-speaker dialogues with espeak-ng (needs espeak-ng and sox)."""
     from collection.synthetic.generator import generate_dialogues
 
-    paths = generate_dialogues(out_dir, count=count, seed=seed)
+    paths = generate_dialogues(out_dir, count=count, seed=seed, realistic=realistic)
     out.print(f"wrote {len(paths)} dialogues to {out_dir}")

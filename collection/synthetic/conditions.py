@@ -26,18 +26,21 @@ SPEED_OF_SOUND = 343.0
 
 # --------------------------------------------------------------------------- telephone line
 
-_MULAW_BIAS = 0x84  # G.711: 132 added to the magnitude before the segment is found
-_MULAW_CLIP = 32635
+_MULAW_BIAS = 0x84  # G.711: 132 added to the magnitude (33 on the 14-bit scale the encoder works on)
+_MULAW_CLIP_14 = 8159
 
 
 def mulaw_encode(pcm16: np.ndarray) -> np.ndarray:
-    """G.711 μ-law bytes (uint8) of 16-bit linear samples, bit for bit as the ITU tables."""
-    x = pcm16.astype(np.int32)
-    sign = (x < 0).astype(np.int32)
-    magnitude = np.minimum(np.abs(x), _MULAW_CLIP) + _MULAW_BIAS
-    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return (~((sign << 7) | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+    """G.711 μ-law bytes (uint8) of 16-bit linear samples, bit for bit as the ITU reference
+    coder (Sun's g711.c, which CPython's audioop also follows): 14-bit magnitude, segment,
+    4-bit mantissa, inverted."""
+    x = pcm16.astype(np.int32) >> 2
+    mask = np.where(x < 0, 0x7F, 0xFF)
+    magnitude = np.minimum(np.abs(x), _MULAW_CLIP_14) + (_MULAW_BIAS >> 2)
+    segment = np.floor(np.log2(magnitude)).astype(np.int32) - 5
+    code = (np.minimum(segment, 7) << 4) | ((magnitude >> (segment + 1)) & 0x0F)
+    code = np.where(segment >= 8, 0x7F, code)
+    return (code ^ mask).astype(np.uint8)
 
 
 def mulaw_decode(codes: np.ndarray) -> np.ndarray:

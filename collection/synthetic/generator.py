@@ -780,10 +780,10 @@ def generate_dialogues(out_dir: Path, count: int = 6, seed: int = 0, turn_count:
     with tempfile.TemporaryDirectory(prefix="turnscribe-synth-") as tmp:
         for plan in plans:
             realism = draw_realism(plan, realism_rng) if realistic else None
-            if realism is not None:
+            audio, turns, snr = render_dialogue(plan, persons, turn_count, rng, Path(tmp), realism, realism_rng)
+            if realism is not None:  # after rendering: the plain draws must not see it
                 plan.snr_db, plan.noise_type = realism.snr_db, realism.noise_kind
                 conditions[plan.dialogue_id] = realism.as_json(plan.device)
-            audio, turns, snr = render_dialogue(plan, persons, turn_count, rng, Path(tmp), realism, realism_rng)
             path = out_dir / f"{plan.dialogue_id}.flac"
             sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16", format="FLAC")
             write_ground_truth(out_dir, plan.dialogue_id, turns)

@@ -1,0 +1,72 @@
+"""Centred voice similarities behind `collection.duplicates.THRESHOLD`, on generated sets.
+
+`python benchmarks/duplicates_bench.py DIR [DIR ...]`: each DIR is a set made by
+``python -m collection.synthetic.generator [--realistic] --seed S --out DIR`` (every set of
+four or more dialogues registers one voice twice; ``truth.json`` ``duplicates`` names the
+pair). Each set is ingested into a throwaway SQLite store under the English protocol,
+voices are clustered as `find_duplicate_speakers` does, and the script prints the
+similarity of the true duplicate pair, the highest different-voice pair, and whether
+the threshold separates them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from collection.consent import import_consents
+from collection.duplicates import THRESHOLD, voice_pairs
+from collection.intake import ingest_manifest
+from protocols.loader import load_protocol
+from protocols.registry import register_protocol
+from store.db import open_store
+from store.do_not_collect import DoNotCollect
+from store.settings import Settings
+
+EN_PROTOCOL = Path(__file__).resolve().parents[1] / "protocols" / "en_dialogue_accents.yaml"
+
+
+def measure(folder: Path) -> tuple[float, float, str]:
+    """(duplicate pair's best similarity, highest different-voice similarity, that pair's ids)."""
+    truth = json.loads((folder / "truth.json").read_text())
+    voices = truth["voices"]
+    with tempfile.TemporaryDirectory(prefix="dup-bench-") as home:
+        store = open_store(Settings(home=Path(home), database_url=f"sqlite:///{home}/t.db"))
+        with store.session() as session:
+            row = register_protocol(session, load_protocol(EN_PROTOCOL), actor="bench").row
+            session.commit()
+        do_not_collect = DoNotCollect.for_store(store)
+        with store.session() as session:
+            import_consents(session, folder / "consent.csv", do_not_collect, actor="bench")
+            session.commit()
+        ingest_manifest(store, "en-dialogue-accents", folder / "manifest.jsonl", actor="bench")
+        pairs = voice_pairs(store, row.pk)
+        store.close()
+    same, different = [], []
+    for pair in pairs:
+        if pair.may_be_same_id:
+            continue
+        # a clustered voice may stand for several ids: it is the duplicate when one reading is
+        one_voice = any(voices[a] == voices[b] for a in pair.a.candidates for b in pair.b.candidates)
+        all_differ = all(voices[a] != voices[b] for a in pair.a.candidates for b in pair.b.candidates)
+        if one_voice:
+            same.append(pair.similarity)
+        elif all_differ:
+            different.append((pair.similarity, f"{'/'.join(pair.a.candidates)} ~ {'/'.join(pair.b.candidates)}"))
+    top = max(different)
+    return max(same), top[0], top[1]
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    for folder in map(Path, sys.argv[1:]):
+        dup, diff, ids = measure(folder)
+        verdict = "separated" if diff < THRESHOLD <= dup else "NOT separated"
+        print(f"{folder}\tduplicate {dup:.3f}\thighest different {diff:.3f} ({ids})\t{verdict} at {THRESHOLD}")
+
+
+if __name__ == "__main__":
+    main()
