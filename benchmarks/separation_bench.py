@@ -46,10 +46,12 @@ def main() -> None:
     parser.add_argument("--sets", type=Path, nargs="*", default=[], help="generated dialogue folders")
     parser.add_argument("--threshold", type=float, default=VOICE_SEPARATION_FLAG)
     parser.add_argument("--two-only", action="store_true", help="skip the one-voice cases")
+    parser.add_argument("--skip-real", action="store_true", help="skip the real recordings")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     diarizer = EmbeddedDiarizer()
-    groups = {"real": real_conversations()} | {str(folder): synthetic_conversations(folder) for folder in args.sets}
+    groups = {} if args.skip_real else {"real": real_conversations()}
+    groups |= {str(folder): synthetic_conversations(folder) for folder in args.sets}
     for group, conversations in groups.items():
         rows = silhouettes(diarizer, conversations, not args.two_only)
         for case, kind, value in rows:
