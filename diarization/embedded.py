@@ -77,7 +77,7 @@ Known limits:
   six dialogues, 7 of their 12 single voices): it over-splits some noisy or low-pitched
   single voices. Declare the count when the protocol knows it (a dialogue has 2); when
   a declared count splits one voice, `cluster_separation` (the clusters' silhouette) is
-  low and the pre-annotation flags it.
+  lowish, but not below every real two-voice call: see `diarization.separation`.
 """
 
 from __future__ import annotations
