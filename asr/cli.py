@@ -165,13 +165,20 @@ def print_evaluation(report, title: str) -> None:  # type: ignore[no-untyped-def
     def pct(v: float | None) -> str:
         return "–" if v is None else f"{100 * v:.1f}%"
 
-    table = Table("group", "files", "WER", "cpWER", "DER", "JER", title=title, title_justify="left")
+    def seconds(v: float | None) -> str:
+        return "–" if v is None else f"{v:.2f} s"
+
+    table = Table("group", "files", "WER", "cpWER", "DER", "false alarm", "missed", "confusion", "JER",
+                  "boundary (median)", title=title, title_justify="left")
     rows = [("overall", report.overall)] + [(f"{k}={v}", s) for (k, v), s in sorted(report.groups.items())]
     for name, score in rows:
         s = score.summary()
-        table.add_row(name, str(s["files"]), pct(s["wer"]), pct(s["cpwer"]), pct(s["der"]), pct(s["jer"]),
+        table.add_row(name, str(s["files"]), pct(s["wer"]), pct(s["cpwer"]), pct(s["der"]), pct(s["der_false_alarm"]),
+                      pct(s["der_miss"]), pct(s["der_confusion"]), pct(s["jer"]), seconds(s["boundary_median_s"]),
                       style="bold" if name == "overall" else "")
     out.print(table)
+    err.print("DER = false alarm + missed + confusion, over reference speech (no collar, overlap scored); "
+              "boundary: median |start|/|end| error of each reference turn against its best-overlapping turn")
     if report.missing:
         err.print(f"[yellow]no reference for[/yellow]: {', '.join(report.missing)}")
 

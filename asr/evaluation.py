@@ -4,7 +4,13 @@
   Normalisation (applied to both sides): lower case, punctuation removed except
   apostrophes inside words, whitespace collapsed. Numbers are not verbalised, so
   "6.30" against "six thirty" counts as errors.
-- DER and JER: pyannote.metrics, no collar, overlapping speech scored.
+- DER and JER: pyannote.metrics, no collar, overlapping speech scored; DER also split
+  into its false alarm, missed speech and speaker confusion (each over the reference
+  speech time, so the three add up to DER).
+- Turn-boundary error: speakers mapped as DER maps them, each reference turn is paired
+  with the hypothesis turn of its speaker that overlaps it most; the error is |start
+  difference| and |end difference| (two per pair), reported as a median. Reference
+  turns no hypothesis turn of theirs overlaps are counted as unmatched.
 - cpWER: meeteval, concatenated minimum-permutation WER over speakers.
 Totals are micro-averages (summed errors over summed reference length).
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +96,9 @@ class Score:
     der_confusion: float = 0.0
     jer_sum: float = 0.0
     files: int = 0
+    boundary_errors: list[float] = field(default_factory=list)  # seconds, two per matched reference turn
+    reference_turns: int = 0
+    unmatched_turns: int = 0
 
     def add(self, other: Score) -> None:
         for name in self.__dataclass_fields__:
@@ -104,6 +114,8 @@ class Score:
             "der_miss": self.der_miss / self.der_total if self.der_total else None,
             "der_confusion": self.der_confusion / self.der_total if self.der_total else None,
             "jer": self.jer_sum / self.files if self.files else None,
+            "boundary_median_s": round(statistics.median(self.boundary_errors), 3) if self.boundary_errors else None,
+            "reference_turns": self.reference_turns, "unmatched_turns": self.unmatched_turns,
             "reference_words": self.words.reference_words, "reference_speech_s": round(self.der_total, 3),
         }
 
@@ -124,6 +136,24 @@ def _speaker_texts(turns: list[Turn]) -> dict[str, str]:
         if normalize(t.text):
             texts[t.speaker].append(normalize(t.text))
     return {speaker: " ".join(parts) for speaker, parts in texts.items()}
+
+
+def boundary_errors(hypothesis: list[Turn], reference: list[Turn], mapping: dict[Any, Any]) -> tuple[list[float], int]:
+    """|start| and |end| differences (s) of each reference turn and the hypothesis turn of its speaker
+    (`mapping`: hypothesis label to reference label) that overlaps it most; and how many had none."""
+    errors: list[float] = []
+    unmatched = 0
+    for ref in reference:
+        if ref.end <= ref.start:
+            continue
+        overlaps = [(min(ref.end, hyp.end) - max(ref.start, hyp.start), hyp) for hyp in hypothesis
+                    if mapping.get(hyp.speaker) == ref.speaker]
+        best = max(overlaps, key=lambda pair: pair[0], default=None)
+        if best is None or best[0] <= 0:
+            unmatched += 1
+            continue
+        errors += [abs(best[1].start - ref.start), abs(best[1].end - ref.end)]
+    return errors, unmatched
 
 
 def score_recording(hypothesis: list[Turn], reference: list[Turn], uri: str) -> Score:
@@ -150,6 +180,9 @@ def score_recording(hypothesis: list[Turn], reference: list[Turn], uri: str) -> 
     score.der_confusion = components["confusion"]
     score.der_error = score.der_confusion + score.der_false_alarm + score.der_miss
     score.der_total = components["total"]
+    mapping = der.optimal_mapping(ref_ann, hyp_ann, uem=uem) if len(hyp_ann) else {}
+    score.boundary_errors, score.unmatched_turns = boundary_errors(hypothesis, reference, mapping)
+    score.reference_turns = sum(1 for t in reference if t.end > t.start)
     score.jer_sum = float(JaccardErrorRate(collar=0.0, skip_overlap=False)(ref_ann, hyp_ann, uem=uem))
     return score
 

@@ -148,6 +148,16 @@ class EmbeddedOptions:
     snap_s: float = 0.2  # search radius for an energy dip at a speaker change inside speech (0: off)
     dip_level: float = 0.15  # a dip is under floor + dip_level * (speech level - floor), in dB
     change_overlap_s: float = 0.2  # both speakers kept this long on each side of a change with no dip
+    # overlapped speech (a second voice inside another's speech), learnt per recording from its own voices
+    overlap: bool = True
+    overlap_chunks: int = 300  # simulated overlaps (and as many single-voice chunks) per recording
+    overlap_chunk_s: float = 0.5
+    overlap_gain_db: tuple[float, float] = (-8.0, 0.0)  # level of the added voice against the host's
+    overlap_regularisation: float = 0.05  # the logistic regression's C (1.0: AUC 0.860, 0.05: 0.865 on the committed set)
+    overlap_context: int = 4  # MFCC frames of context on each side (every second frame)
+    overlap_threshold: float = 0.5  # smoothed overlap probability that marks a frame overlapped
+    overlap_smooth_s: float = 0.15
+    overlap_min_s: float = 0.2
     # runtime
     threads: int = 1  # torch threads during the call, at most 2 (restored afterwards); 2 gained nothing here
 
@@ -247,7 +257,8 @@ class EmbeddedDiarizer:
         report("clustering", 0.5)
         if self.options.resegment and k > 1:
             labels = self._resegment(samples, speech, labels, scores, k)
-        segments = self._segments(samples, speech, labels, k)
+        overlapped = self._overlapped(samples, speech, labels, k) if self.options.overlap and k > 1 else None
+        segments = self._segments(samples, speech, labels, k, overlapped, scores)
         report("clustering", 1.0)
         params["speech_s"] = round(float(speech.sum()) * FRAME_S, 3)
         params["windows"] = int(len(starts))
@@ -477,6 +488,73 @@ class EmbeddedDiarizer:
             labels = new
         return labels
 
+    # --- 5b. overlapped speech -------------------------------------------------------------------
+
+    def _overlapped(self, audio: np.ndarray, speech: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray | None:
+        """Frames where a second voice speaks under the labelled one (None: too little speech to learn from).
+
+        No overlap model ships offline, so one is learnt per recording from its own voices:
+        chunks of one speaker's speech are mixed with another's at a random relative level
+        (`overlap_gain_db`), and a logistic regression on stacked MFCC frames tells the
+        mixtures from the unmixed chunks. Its smoothed probability over the recording's
+        speech frames, thresholded and kept where it lasts `overlap_min_s`, is the answer.
+        """
+        from sklearn.linear_model import LogisticRegression
+
+        o = self.options
+        rng = np.random.default_rng(0)
+        chunk = max(1, int(round(o.overlap_chunk_s / FRAME_S)))
+        margin = 10  # frames kept away from a speaker change: labels there are least sure
+        core: dict[int, list[tuple[int, int]]] = {}
+        for a, b, j in _label_runs(labels):
+            if j >= 0 and b - a >= chunk + 2 * margin:
+                core.setdefault(j, []).append((a + margin, b - margin))
+        voices = sorted(core)
+        if len(voices) < 2:
+            return None
+        features = _mfcc(audio, len(labels))
+        mean, std = features[speech].mean(axis=0), features[speech].std(axis=0) + 1e-6
+        reach = 2 * o.overlap_context
+
+        def stacked(frames: np.ndarray) -> np.ndarray:
+            z = (frames - mean) / std
+            padded = np.pad(z, ((reach, reach), (0, 0)), mode="edge")
+            return np.concatenate([padded[reach + d: reach + d + len(z)] for d in range(-reach, reach + 1, 2)], axis=1)
+
+        def pick(j: int) -> np.ndarray:
+            runs = core[j]
+            room = np.array([b - a - chunk + 1 for a, b in runs], float)
+            i = int(rng.choice(len(runs), p=room / room.sum()))
+            first = runs[i][0] + int(rng.integers(0, int(room[i])))
+            return audio[first * HOP: (first + chunk) * HOP].astype(np.float64)
+
+        x, y = [], []
+        for _ in range(o.overlap_chunks):
+            host_j, guest_j = rng.choice(voices, 2, replace=False)
+            host, guest = pick(int(host_j)), pick(int(guest_j))
+            gain = np.sqrt(np.mean(host ** 2) / max(np.mean(guest ** 2), 1e-12)) * 10 ** (rng.uniform(*o.overlap_gain_db) / 20)
+            for sample, label in ((host, 0), (host + gain * guest, 1)):
+                frames = stacked(_mfcc(sample.astype(np.float32), chunk))[reach: chunk - reach]
+                x.append(frames)
+                y.append(np.full(len(frames), label))
+        model = LogisticRegression(C=o.overlap_regularisation, max_iter=300)
+        model.fit(np.concatenate(x), np.concatenate(y))
+        probability = np.zeros(len(labels))
+        for first in range(0, len(labels), MEL_CHUNK_FRAMES):
+            last = min(len(labels), first + MEL_CHUNK_FRAMES)
+            lo, hi = max(0, first - reach), min(len(labels), last + reach)
+            block = stacked(features[lo:hi])[first - lo: first - lo + last - first]
+            probability[first:last] = model.predict_proba(block)[:, 1]
+        smooth = max(1, int(round(o.overlap_smooth_s / FRAME_S)))
+        probability = np.convolve(probability, np.ones(smooth) / smooth, mode="same")
+        self._last_overlap_probability = probability  # for inspection by the benchmarks
+        mask = (probability >= o.overlap_threshold) & (labels >= 0)
+        shortest = int(round(o.overlap_min_s / FRAME_S))
+        for a, b in _runs(mask):
+            if b - a < shortest:
+                mask[a:b] = False
+        return mask
+
     def _estimate_count(self, embeddings: np.ndarray, lo: int, hi: int) -> int:
         o = self.options
         if len(embeddings) < 3:
@@ -524,7 +602,8 @@ class EmbeddedDiarizer:
 
     # --- 4. segments ---------------------------------------------------------------------------
 
-    def _segments(self, audio: np.ndarray, speech: np.ndarray, labels: np.ndarray, k: int) -> list[SpeakerSegment]:
+    def _segments(self, audio: np.ndarray, speech: np.ndarray, labels: np.ndarray, k: int,
+                  overlapped: np.ndarray | None = None, scores: np.ndarray | None = None) -> list[SpeakerSegment]:
         o = self.options
         if k == 0 or not (labels >= 0).any():
             return []
@@ -577,6 +656,8 @@ class EmbeddedDiarizer:
             pieces[i][1] = min(t + p, original[j][1])
             pieces[j][0] = max(t - p, original[i][0])
         flat = sorted((a, b, j) for a, b, j in pieces if b - a >= min_frames)
+        if overlapped is not None:
+            flat = _merge_pieces(flat + _second_voices(labels, overlapped, scores, k))
         names: dict[int, str] = {}
         out = []
         for a, b, j in flat:
@@ -629,6 +710,35 @@ def _mfcc(audio: np.ndarray, n_frames: int) -> np.ndarray:
         take = mfcc[first - a // HOP: first - a // HOP + (last - first)]
         out[first: first + len(take)] = take
     return out
+
+
+def _second_voices(labels: np.ndarray, overlapped: np.ndarray, scores: np.ndarray | None,
+                   k: int) -> list[tuple[int, int, int]]:
+    """(start, end, speaker) pieces of the second voice in overlapped frames: the other speaker of
+    two, else the best-scoring speaker other than the labelled one."""
+    second = np.full(len(labels), -1)
+    inside = overlapped & (labels >= 0)
+    if k == 2:
+        second[inside] = 1 - labels[inside]
+    elif scores is not None and scores.shape[1] == k:
+        masked = scores.copy()
+        masked[np.arange(len(labels)), np.maximum(labels, 0)] = -np.inf
+        second[inside] = np.argmax(masked[inside], axis=1)
+    return [(a, b, j) for a, b, j in _label_runs(second) if j >= 0]
+
+
+def _merge_pieces(pieces: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """One speaker's overlapping or touching pieces become one."""
+    out: list[list[int]] = []
+    last: dict[int, list[int]] = {}
+    for a, b, j in sorted(pieces):
+        piece = last.get(j)
+        if piece is not None and a <= piece[1]:
+            piece[1] = max(piece[1], b)
+            continue
+        last[j] = [a, b, j]
+        out.append(last[j])
+    return sorted((a, b, j) for a, b, j in out)
 
 
 def _absorb_short(labels: np.ndarray, min_frames: int) -> None:

@@ -1,0 +1,74 @@
+"""Stored turns against ground truth: DER split into false alarm / missed / confusion, and turn-boundary error.
+
+`python benchmarks/turns_bench.py [DIR ...]` (default: the committed synthetic set) runs what
+`turnscribe pretranscribe` runs (the `Preannotator`: embedded diarizer, tiny.en, `build_turns`)
+on every `<id>.flac` with num_speakers=2 and English, and scores the turns it would store with
+`asr.evaluation.score_recording`, the code behind `turnscribe eval` (pyannote.metrics
+DiarizationErrorRate(collar=0, skip_overlap=False) and its components; median |start|/|end|
+error of each reference turn against its speaker's best-overlapping turn). A second folder,
+e.g. one made with `python -m collection.synthetic.generator --out DIR --count 8 --seed 7`,
+is the check that nothing was tuned on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from asr.evaluation import Score, load_reference, score_recording
+from asr.preannotate import Preannotator, PreannotationSettings
+from collection.decoding import decode, to_working_rate
+from collection.synthetic import DIALOGUES_DIR
+from store.turns import turns_from_json
+
+
+def measure(directory: Path, preannotator: Preannotator) -> dict[str, Any]:
+    """Per-file and total summaries (`Score.summary()`) of the pre-annotation of every dialogue in `directory`."""
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+    total, files = Score(), {}
+    started = time.perf_counter()
+    for flac in sorted(directory.glob("*.flac")):
+        reference = load_reference(directory, flac.stem)
+        if reference is None:
+            continue
+        decoded = decode(flac)
+        result = preannotator(to_working_rate(decoded.samples, decoded.sample_rate), num_speakers=2, language="en")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            score = score_recording(turns_from_json(result.turns), reference, flac.stem)
+        files[flac.stem] = score.summary()
+        total.add(score)
+    return {"files": files, "total": total.summary(), "seconds": time.perf_counter() - started}
+
+
+def _row(name: str, s: dict[str, Any]) -> str:
+    def pct(v: float | None) -> str:
+        return f"{'–':>7s}" if v is None else f"{v:7.2%}"
+
+    return (f"{name:10s} {pct(s['der'])} {pct(s['der_false_alarm'])} {pct(s['der_miss'])} {pct(s['der_confusion'])} "
+            f"{s['boundary_median_s'] or 0:8.3f} {s['unmatched_turns']:3d}/{s['reference_turns']:<3d} {pct(s['wer'])}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print DER, its parts, the median boundary error and WER per file and in total, per folder."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("directories", nargs="*", type=Path, help="dialogues as <id>.flac + <id>.turns.json/.stm/.rttm")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as models:
+        preannotator = Preannotator(PreannotationSettings(device="cpu"), Path(models))
+        for directory in args.directories or [DIALOGUES_DIR]:
+            report = measure(directory, preannotator)
+            print(f"\n{directory}")
+            print(f"{'file':10s} {'DER':>7s} {'FA':>7s} {'miss':>7s} {'conf':>7s} {'bound s':>8s} {'unmatched':9s} {'WER':>7s}")
+            for name, summary in report["files"].items():
+                print(_row(name, summary))
+            print(_row("total", report["total"]) + f"   ({report['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
