@@ -60,7 +60,11 @@ def test_an_overlapped_backchannel_becomes_its_own_overlapping_turn() -> None:
                 for a, b, j in _merge_pieces([(100, 500, 0), *_second_voices(labels, overlapped, None, 2)])]
     assert segments == [SpeakerSegment(1.0, 5.0, "SPEAKER_00"), SpeakerSegment(2.5, 2.9, "SPEAKER_01")]
     words = [w("so", 1.1, 1.4), w("we", 2.0, 2.3), w("yeah", 2.55, 2.85), w("went", 3.0, 3.4), w("home", 4.2, 4.8)]
-    turns = build_turns(words, segments, exclusive_from(segments))
+    host_view = exclusive_from(segments[:1])  # the embedded diarizer's exclusive view: the dominant voice
+    turns = build_turns(words, segments, host_view)
+    assert [(t["speaker"], t["start"], t["end"], t["text"]) for t in turns] == [
+        ("SPEAKER_00", 1.0, 5.0, "so we yeah went home"), ("SPEAKER_01", 2.5, 2.9, "")]
+    turns = build_turns(words, segments, exclusive_from(segments))  # a view that gives overlap to the interrupter
     assert [(t["speaker"], t["start"], t["end"], t["text"]) for t in turns] == [
         ("SPEAKER_00", 1.0, 5.0, "so we went home"), ("SPEAKER_01", 2.5, 2.9, "yeah")]
     three = _second_voices(labels, overlapped, np.tile([0.9, 0.1, 0.5], (600, 1)), 3)
