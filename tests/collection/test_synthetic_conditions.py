@@ -145,7 +145,7 @@ def test_each_device_gets_its_channel_and_the_speakers_their_levels(sets) -> Non
         high = _band_power(audio, 4200, 8000) / _band_power(audio, 300, 3400)
         conditions = truth["conditions"][session]
         assert conditions["telephone_line"] == (entry["device"] == "phone")
-        assert (high < 1e-4) == (entry["device"] == "phone"), (session, high)
+        assert (high < 1e-6) == (entry["device"] == "phone"), (session, high)  # the 8 kHz line: ~1e-8; the band alone: ~1e-4
         assert (conditions["rt60_s"] is not None) == (entry["device"] == "laptop")
         assert truth["snr_db"][session] == pytest.approx(conditions["snr_db"], abs=0.05)
 
