@@ -155,7 +155,7 @@ def run(url: str, task_pk: int, repeats: int, hour: bool) -> tuple[float, list[d
         frame.locator("canvas#wave[data-start]").wait_for(timeout=60000)
         ready_s = time.perf_counter() - began
         frame.locator("body").evaluate(HARNESS)
-        frame.locator('textarea[aria-label="Turn 2 text"]').click()
+        frame.locator(f'textarea[aria-label="Turn {602 if hour else 2} text"]').click()  # rendered: near the opened turn
         rows = [measure(frame, page, "typing", repeats, lambda i: page.keyboard.press("a")),
                 measure(frame, page, "next turn", repeats, lambda i: page.keyboard.press("Alt+ArrowDown")),
                 measure(frame, page, "previous turn", repeats, lambda i: page.keyboard.press("Alt+ArrowUp")),

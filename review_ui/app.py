@@ -15,9 +15,11 @@ import streamlit as st
 
 from store.settings import enforce_offline
 from review_ui.serve import ExtraPage
+from review_ui import warm_imports
 from review_ui.session_auth import JUST_SIGNED_IN, current_principal, sign_out, write_session_cookie
 
 enforce_offline()
+warm_imports.start()
 st.set_page_config(page_title="Turnscribe workbench", layout="wide")
 
 principal = current_principal()

@@ -57,11 +57,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_ui(store: Store, tmp_path: Path) -> Iterator[str]:
-    """`turnscribe ui` on a free port (the real console script, serve() and its flags) for `store`, stopped after."""
-    port = _free_port()
+def running_ui(store: Store, tmp_path: Path, port: int | None = None) -> Iterator[str]:
+    """`turnscribe ui` on `port` or a free one (the real console script, serve() and its flags) for `store`, stopped after."""
+    port = port or _free_port()
     env = dict(os.environ, TURNSCRIBE_HOME=str(store.settings.home), TURNSCRIBE_DATABASE_URL=store.settings.database_url)
-    log = open(tmp_path / "streamlit.log", "w")
+    log = open(tmp_path / "streamlit.log", "a")
     command = [str(Path(sys.executable).parent / "turnscribe"), "ui", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -12,6 +12,7 @@ import { KeyMap, actionFor } from "./keymap";
 import { dropDraft, draftsOf, keepDraft } from "./drafts";
 import { AudioWindow, PALETTE, Waveform } from "./waveform";
 import { drawSpectrogram } from "./spectrogram";
+import { VirtualRows } from "./rows";
 
 interface TaskInfo { pk: number; title: string; editable: boolean; duration: number; lo: number; hi: number;
   reviewing?: boolean; pii_kinds?: string[] }  // reviewing: a reviewer's edit (saved as such; accepting is theirs, no submit)
@@ -59,6 +60,7 @@ let pii: PiiSpan[] = [];  // personal-data spans of the saved version, with the 
 let pendingPii: PiiRequest | null = null;
 let lastArea: HTMLTextAreaElement | null = null;  // where the person last selected text (a toolbar click takes the focus)
 let wavBytes: Uint8Array | null = null;  // the window's WAV, for the spectrogram
+let unanswered = false;  // the message in flight was sent again: the server did not answer it in time
 
 const audio = new Audio();
 audio.preload = "auto";
@@ -70,6 +72,7 @@ const wave = new Waveform($<HTMLCanvasElement>("wave"), {
   select: (i) => select(i, true),
   moveEdge: (i, edge, t) => edit(T.moveEdge(turns, i, edge, t, task!.duration), i),
 });
+const rows = new VirtualRows<Turn>($("turns"), (i) => rowElement(i), (el, i) => renumber(el, i), () => selected);
 
 // ---------------------------------------------------------------- state and saving
 
@@ -86,6 +89,7 @@ function setStatus(): void {
   if (submitted) el.textContent = "Submitted. Thank you!";
   else if (statusError) el.textContent = statusError;
   else if (conflict) el.textContent = "Conflict: choose below";
+  else if (inflight && unanswered) el.textContent = "Server not answering; your changes are kept in this browser and will be saved";
   else if (inflight) el.textContent = "Saving…";
   else if (dirty()) el.textContent = "Unsaved changes";
   else el.textContent = `All changes saved · version ${base}`;
@@ -140,7 +144,8 @@ window.setInterval(() => {
     inflightAt = Date.now();
     setComponentValue(inflight);
     statusError = "";
-    $("status").textContent = "Server not answering; your changes are kept in this browser and will be saved";
+    unanswered = true;
+    setStatus();
   }
 }, 1000);
 
@@ -148,6 +153,7 @@ function onAck(ack: Ack): void {
   if (!inflight || ack.mount !== mount || ack.seq !== inflight.seq) return;
   const sent = inflight;
   inflight = null;
+  unanswered = false;
   if (sent.op === "window") { wantedWindow = null; pump(); return; }
   if (ack.pii) takePii(ack.pii, sent.turns!);
   if (ack.ok && ack.version !== undefined) {
@@ -190,7 +196,12 @@ function edit(next: Turn[], nextSelected = selected, textOf = -1): void {
   selected = Math.max(0, Math.min(nextSelected, turns.length - 1));
   keepLocally();
   scheduleSave();
-  if (textOf >= 0) { renderWords(textOf); rowAt(textOf)!.querySelector(".pii-marks")!.innerHTML = piiHtml(textOf); }
+  if (textOf >= 0) {
+    rows.items = turns;
+    rows.rekey(before[textOf], turns[textOf]);
+    renderWords(textOf);
+    rowAt(textOf)!.querySelector(".pii-marks")!.innerHTML = piiHtml(textOf);
+  }
   else updateRows(before, typing, caret);
   drawWave();
   setStatus();
@@ -234,32 +245,20 @@ function restore(step: { turns: Turn[]; selected: number }): void {
   setStatus();
 }
 
-/** Redraw only the rows that changed from `before` (by reference) and renumber the rows after them. */
-function updateRows(before: Turn[], typing: boolean, caret: number | null): void {
+/** Redraw only the rows that changed (by reference) among those rendered, and renumber the rows after them. */
+function updateRows(_before: Turn[], typing: boolean, caret: number | null): void {
   if (speakers().join("\n") !== renderedSpeakers) { renderTurns(true); return; }
-  let head = 0;
-  while (head < before.length && head < turns.length && before[head] === turns[head]) head++;
-  let tail = 0;
-  while (tail < before.length - head && tail < turns.length - head &&
-         before[before.length - 1 - tail] === turns[turns.length - 1 - tail]) tail++;
-  const box = $("turns");
-  const names = speakers();
-  for (let k = before.length - tail - 1; k >= head; k--) box.children[k].remove();
-  const fresh = turns.slice(head, turns.length - tail).map((_, k) => rowHtml(head + k, names)).join("");
-  const after = box.children[head] || null;
-  if (after) after.insertAdjacentHTML("beforebegin", fresh);
-  else box.insertAdjacentHTML("beforeend", fresh);
-  if (before.length !== turns.length) {
-    for (let i = turns.length - tail; i < turns.length; i++) renumber(box.children[i] as HTMLElement, i);
-  }
+  rows.items = turns;
+  rows.render();
   wave.turns = turns;
   renderPii();
   select(selected, typing, typing ? caret : null);
 }
 
 function renumber(row: HTMLElement, i: number): void {
-  row.dataset.i = String(i);
   row.classList.toggle("selected", i === selected);
+  if (row.dataset.i === String(i)) return;
+  row.dataset.i = String(i);
   row.querySelector(".num")!.textContent = String(i + 1);
   row.querySelector("select")!.setAttribute("aria-label", `Turn ${i + 1} speaker`);
   row.querySelector("textarea")!.setAttribute("aria-label", `Turn ${i + 1} text`);
@@ -353,24 +352,33 @@ function select(i: number, focus: boolean, caret: number | null = null): void {
   if (!turns.length) return;
   selected = Math.max(0, Math.min(i, turns.length - 1));
   document.querySelectorAll(".turn.selected").forEach((el) => el.classList.remove("selected"));
+  rows.render();  // the selected row is always rendered
   const row = rowAt(selected);
   row?.classList.add("selected");
   if (focus) {
     const area = row?.querySelector("textarea") as HTMLTextAreaElement | null;
     if (area) {
-      area.focus({ preventScroll: false });
+      area.focus({ preventScroll: true });  // scrolling the page around the frame costs a layout of the whole page
       const at = caret === null ? area.value.length : caret;
       area.setSelectionRange(at, at);
-      area.scrollIntoView({ block: "nearest" });
     }
   }
+  rows.reveal(selected);
   const turn = turns[selected];
   if (turn && !(inWindow(turn.start) && inWindow(Math.min(turn.end, turn.start + 1)))) askWindow(windowAround(turn.start));
   drawWave();
   nameInAddressBar();
 }
 
+let addressTimer = 0;
+
+/** Name the open task and turn in the address bar (soon after the selection settles: each change of the address costs a few ms). */
 function nameInAddressBar(): void {
+  window.clearTimeout(addressTimer);
+  addressTimer = window.setTimeout(nameNow, 120);
+}
+
+function nameNow(): void {
   if (!task) return;
   try {
     const top = window.parent;
@@ -464,6 +472,7 @@ function renderWords(i: number): void {
 }
 
 let renderedSpeakers = "";
+let speakerNames: string[] = [];
 
 function rowHtml(i: number, names: string[]): string {
   const t = turns[i];
@@ -479,18 +488,27 @@ function rowHtml(i: number, names: string[]): string {
 }
 
 function rowAt(i: number): HTMLElement | null {
-  return ($("turns").children[i] as HTMLElement | undefined) || null;
+  return rows.rowOf(i);
+}
+
+const template = document.createElement("template");
+
+function rowElement(i: number): HTMLElement {
+  template.innerHTML = rowHtml(i, speakerNames);
+  return template.content.firstElementChild as HTMLElement;
 }
 
 const isTyping = (): boolean => !!document.activeElement && document.activeElement.tagName === "TEXTAREA";
 
 function renderTurns(keepFocus: boolean): void {
-  const box = $("turns");
   const wasTyping = isTyping();
   const caret = caretOffset();
   const names = speakers();
   renderedSpeakers = names.join("\n");
-  box.innerHTML = turns.map((_, i) => rowHtml(i, names)).join("");
+  speakerNames = names;
+  rows.reset();
+  rows.items = turns;
+  rows.render();
   wave.turns = turns;
   wave.speakers = names;
   const from = $<HTMLSelectElement>("rename-from");
@@ -517,8 +535,13 @@ function renderNotice(): void {
     const b = saved[i], m = turns[i], t = theirs[i];
     const line = (x?: Turn) => (x ? `${escape(x.speaker)} ${fmt(x.start)}–${fmt(x.end)}: ${escape(x.text)}` : "—");
     if (line(m) === line(t)) continue;
-    const pick = sameShape ? `<label><input type="radio" name="c${i}" value="mine" checked> mine</label> <label><input type="radio" name="c${i}" value="theirs"> theirs</label>` : "";
-    rows.push(`<div>${i + 1}</div><div>${line(b)}</div><div class="changed">${line(m)} ${pick}</div><div class="changed">${line(t)}</div>`);
+    // a side that left the base as it was has nothing to keep: the other side's change is preselected
+    const mineChanged = line(m) !== line(b), theirsChanged = line(t) !== line(b);
+    const preferTheirs = theirsChanged && !mineChanged;
+    const pick = sameShape ? `<label><input type="radio" name="c${i}" value="mine"${preferTheirs ? "" : " checked"} aria-label="Turn ${i + 1}: keep mine"> mine</label>
+      <label><input type="radio" name="c${i}" value="theirs"${preferTheirs ? " checked" : ""} aria-label="Turn ${i + 1}: take theirs"> theirs</label>` : "";
+    rows.push(`<div>${i + 1}</div><div>${line(b)}</div><div class="${mineChanged ? "changed" : ""}">${line(m)} ${pick}</div>` +
+      `<div class="${theirsChanged ? "changed" : ""}">${line(t)}</div>`);
   }
   box.innerHTML = `<b>Conflict:</b> ${escape(conflict.theirs_author)} saved version ${conflict.theirs_version} after the version ${base} your edits are based on.
     Nothing was overwritten. Differences (base · mine · theirs):
@@ -726,6 +749,26 @@ try {
   window.parent.addEventListener("pagehide", () => keepLocally(true));
   window.addEventListener("blur", () => { if (dirty()) requestSave("save"); });  // e.g. a click on Accept outside the editor
 } catch { /* another origin */ }
+
+// Streamlit's own "Connection error" dialog takes the focus when the server goes away, and what the person
+// types next would go into it. The status line here already says the server is not answering and the draft
+// is kept, so the dialog is closed and the focus given back to the turn field they were typing in.
+window.addEventListener("blur", () => {
+  const area = lastArea;  // the frame's own focus is already gone (to its body) when the window blurs
+  if (!area || !area.isConnected) return;
+  const caret = [area.selectionStart, area.selectionEnd];
+  const giveBack = (tries: number) => {
+    try {
+      const dialog = (window.parent.document.activeElement as HTMLElement | null)?.closest<HTMLElement>('[role="dialog"]');
+      if (dialog && /connection error/i.test(dialog.textContent || "")) {
+        dialog.querySelector<HTMLButtonElement>('button[aria-label="Close"]')?.click();
+        area.focus({ preventScroll: true });
+        area.setSelectionRange(caret[0], caret[1]);
+      } else if (tries > 0) window.setTimeout(() => giveBack(tries - 1), 25);
+    } catch { /* another origin */ }
+  };
+  window.setTimeout(() => giveBack(8), 0);
+});
 
 // ---------------------------------------------------------------- what the server sends
 
