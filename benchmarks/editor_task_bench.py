@@ -146,9 +146,12 @@ def keyboard_run(page: Any, frame: Any, fixes: list[Correction], speakers: list[
         elif fix.kind == "speaker":
             current = frame.locator(f'select[aria-label="Turn {at + 1} speaker"]').input_value()
             c.press(f"Alt+{next(k + 1 for k, s in enumerate(speakers) if s != current)}")
-        elif fix.kind == "split":
-            c.press("Home")
-            c.press("Control+ArrowRight", fix.arg)
+        elif fix.kind == "split":  # from the end, word by word back to the start of word `arg`, as a person watching the cursor
+            area = frame.locator(f'textarea[aria-label="Turn {at + 1} text"]')
+            cut = len(" ".join(area.input_value().split()[:fix.arg])) + 1
+            c.press("End")
+            while area.evaluate("(el) => el.selectionStart") > cut:
+                c.press("Control+ArrowLeft")
             c.press("Alt+Enter")
             at += 1
         elif fix.kind == "merge":
@@ -244,6 +247,9 @@ def main() -> None:
                     began = time.perf_counter()
                     counter = run(page, frame, fixes, speakers)
                     ok = wait_stored(home, task_pk, expected)
+                    if not ok:
+                        got = stored(home, task_pk)
+                        print(f"{name}: stored differs at", [(i, g, e) for i, (g, e) in enumerate(zip(got, expected)) if g != e][:3])
                     wall = time.perf_counter() - began
                     rows.append((name, counter.keys, counter.clicks, wall, ok))
                 browser.close()

@@ -628,7 +628,9 @@ const actions: Record<string, () => void> = {
   next_turn: () => move(1),
   prev_turn: () => move(-1),
   split: () => {
-    const at = caretOffset() ?? Math.floor(turns[selected].text.length / 2);
+    // the "Split at cursor" button takes the focus from the text: its field still holds the cursor
+    const field = lastArea && rowAt(selected)?.contains(lastArea) ? lastArea : null;
+    const at = caretOffset() ?? field?.selectionStart ?? Math.floor(turns[selected].text.length / 2);
     tryEdit(() => T.splitAt(turns, selected, at), selected + 1);
     select(selected, true, 0);
   },
