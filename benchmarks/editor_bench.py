@@ -147,6 +147,7 @@ def run(url: str, task_pk: int, repeats: int, hour: bool) -> tuple[float, list[d
         page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_text("Signed in as ann1").first.wait_for()
+        page.wait_for_function("document.cookie.includes('turnscribe_session=')")  # else the editor may open signed out
         began = time.perf_counter()
         page.goto(f"{url}/editor?task={task_pk}&turn={600 if hour else 1}")
         frame = page.frame_locator(FRAME)
