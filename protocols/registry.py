@@ -29,14 +29,14 @@ class Registered:
     created: bool
 
 
-ADDED_LATER = ("review", "deadline")
-"""Optional protocol fields added after plans were registered: left out of the digest while unset."""
+ADDED_LATER = ("review", "deadline", "vocabulary")
+"""Optional protocol fields added after plans were registered: left out of the digest while unset (or empty)."""
 
 
 def spec_hash(protocol: Protocol) -> str:
     dumped = protocol.model_dump(mode="json")
     for later in ADDED_LATER:  # plans without these fields keep the digest they were registered with
-        if dumped.get(later) is None:
+        if dumped.get(later) in (None, []):
             dumped.pop(later, None)
     canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

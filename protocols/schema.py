@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from typing import Literal
+import unicodedata
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 RECORDING_DIMENSIONS = ("noise_condition", "device")
 SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
@@ -20,6 +21,28 @@ ATTRIBUTE_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 STANDARD_SESSION_ATTRIBUTES = ("recorded_by", "site")
 MANIFEST_FIELDS = ("path", "session_id", "device", "noise_condition", "scenario", "language", "recorded_on",
                    "speakers", "speaker_id", "consent_ref", "channel", "line")
+
+
+MAX_TERM_CHARS = 64
+MAX_VOCABULARY_CHARS = 600
+"""The vocabulary reaches Whisper as one comma-separated text before each 30 s window; faster-whisper keeps
+at most 223 tokens of it and drops the rest silently, and 600 characters of names stay under that."""
+
+
+def _check_term(term: str) -> str:
+    """A vocabulary term: one name, place or term as it should be written, nothing silently trimmed."""
+    if not term.strip():
+        raise ValueError("an empty term")
+    if term != term.strip():
+        raise ValueError(f"term {term!r} starts or ends with white space")
+    if len(term) > MAX_TERM_CHARS:
+        raise ValueError(f"term {term[:20]!r}... has {len(term)} characters (at most {MAX_TERM_CHARS}: a name, place or term)")
+    if any(unicodedata.category(c).startswith("C") for c in term):
+        raise ValueError(f"term {term!r} holds a control character (a line break?)")
+    return term
+
+
+Term = Annotated[str, AfterValidator(_check_term)]
 
 
 class Strict(BaseModel):
@@ -204,6 +227,17 @@ class Protocol(Strict):
     # the day every target should be met; coverage projections list the cells that will miss it first
     deadline: dt.date | None = None
     release: ReleaseSettings = ReleaseSettings()
+    # names, places and terms the recordings use; shown to the speech recogniser (asr.transcriber)
+    vocabulary: list[Term] = Field(default_factory=list)
+
+    @field_validator("vocabulary")
+    @classmethod
+    def _vocabulary_fits(cls, terms: list[str]) -> list[str]:
+        length = len(", ".join(terms))
+        if length > MAX_VOCABULARY_CHARS:
+            raise ValueError(f"the terms take {length} characters together (at most {MAX_VOCABULARY_CHARS}: the "
+                             "recogniser reads only about 220 tokens of them); keep the words it gets wrong")
+        return terms
 
     def allowed_values(self) -> dict[str, list[str]]:
         """Every countable dimension (demographic and recording-level) and its values."""
@@ -236,6 +270,11 @@ def semantic_problems(protocol: Protocol) -> list[tuple[Loc, str]]:
     problems += _repeats([d.name for d in protocol.demographics], ("demographics",), "name", "demographic dimension")
     problems += _repeats([n.name for n in protocol.noise_conditions], ("noise_conditions",), "name", "noise condition")
     problems += _repeats(protocol.devices, ("devices",), None, "device")
+    first: dict[str, str] = {}
+    for i, term in enumerate(protocol.vocabulary):
+        if term.casefold() in first:
+            problems.append((("vocabulary", i), f"vocabulary term '{term}' is listed twice (as '{first[term.casefold()]}' before)"))
+        first.setdefault(term.casefold(), term)
     clashes = sorted(set(protocol.session.session_attributes()) & {d.name for d in protocol.demographics})
     for name in clashes:
         problems.append((("session", "attributes"), f"'{name}' is both a session attribute and a demographic dimension "
