@@ -129,7 +129,8 @@ def pretranscribe(
         try:
             audio = load_working_copy(store.blobs.path_for(recording.working_sha256 or ""))
             result = preannotator(audio, num_speakers=speaker_count(protocol), language=language,
-                                  declared_languages=[declared] if declared else list(protocol.languages))
+                                  declared_languages=[declared] if declared else list(protocol.languages),
+                                  vocabulary=protocol.vocabulary)
         except BaseException as exc:
             release_lease(store, recording.pk, holder)
             if not isinstance(exc, Exception):  # Ctrl-C: the lease is handed back, finished work is stored

@@ -33,14 +33,14 @@ def _preannotator(model: str, diarizer: str, pipeline: Path | None, device: str,
     from asr.model_bundles import diarizer_choice
     from asr.models import ModelUnavailable
     from asr.preannotate import Preannotator, PreannotationSettings
-    from asr.transcriber import AsrOptions
+    from asr.transcriber import options_for
     from store.settings import load_settings
 
     models_dir = load_settings().models_dir
     try:
         if diarizer != "pyannote":  # 'embedded' or an imported pipeline bundle's name
             diarizer, pipeline = diarizer_choice(diarizer, models_dir)
-        settings = PreannotationSettings(asr_model=model, asr=AsrOptions(batched=batched), diarizer=diarizer,
+        settings = PreannotationSettings(asr_model=model, asr=options_for(model, batched=batched), diarizer=diarizer,
                                          pipeline_dir=pipeline, device=device, fallback_to_cpu=fallback)
         return Preannotator(settings, models_dir)
     except (ModelUnavailable, DeviceUnavailable, RuntimeError, ValueError) as exc:

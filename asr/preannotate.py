@@ -7,6 +7,7 @@ later distributed engine can run one per worker and map recordings over it.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 
 from asr.model_bundles import identify_asr, identify_diarizer
 from asr.models import resolve_model
-from asr.transcriber import AsrOptions, Transcriber
+from asr.transcriber import AsrOptions, Transcriber, options_for
 from asr.turns import build_turns
 from store.turns import TurnJson
 from diarization.backends import load_diarizer
@@ -28,7 +29,7 @@ class PreannotationSettings:
     """What to run; everything here (and the models' own versions) is stored with the result."""
 
     asr_model: str = "tiny.en"
-    asr: AsrOptions = AsrOptions()
+    asr: AsrOptions | None = None  # None: the defaults chosen for `asr_model` (asr.transcriber.options_for)
     diarizer: str = "embedded"
     pipeline_dir: Path | None = None
     device: str = "auto"
@@ -57,7 +58,8 @@ class Preannotator:
     def __init__(self, settings: PreannotationSettings, models_dir: Path) -> None:
         self.settings = settings
         model = resolve_model(settings.asr_model, models_dir)
-        self.transcriber = Transcriber(model, settings.asr, settings.device, settings.compute_type, settings.fallback_to_cpu)
+        options = settings.asr if settings.asr is not None else options_for(settings.asr_model)
+        self.transcriber = Transcriber(model, options, settings.device, settings.compute_type, settings.fallback_to_cpu)
         self.diarizer = load_diarizer(settings.diarizer, settings.pipeline_dir, settings.device, settings.fallback_to_cpu)
         # which files made each result, by checksum (a changed imported bundle is refused here)
         self.bundles = {"asr": identify_asr(settings.asr_model, model.path),
@@ -68,14 +70,18 @@ class Preannotator:
         return f"whisper:{self.transcriber.model_dir.name}+{self.diarizer.name}"
 
     def __call__(self, audio: np.ndarray, *, num_speakers: int | None = None, language: str | None = None,
-                 declared_languages: list[str] | None = None, hook: ProgressHook | None = None) -> Preannotation:
-        """Diarize, transcribe, assign words to speakers; flag a language that contradicts the declared one."""
+                 declared_languages: list[str] | None = None, vocabulary: Sequence[str] = (),
+                 hook: ProgressHook | None = None) -> Preannotation:
+        """Diarize, transcribe, assign words to speakers; flag a language that contradicts the declared one.
+
+        `vocabulary`: the protocol's names, places and terms, shown to the recogniser.
+        """
         start = time.perf_counter()
         duration = len(audio) / SAMPLE_RATE
         diarization = self.diarizer(audio, num_speakers=num_speakers, hook=hook)
         regions = [(s.start, s.end) for s in diarization.segments]
         asr = self.transcriber.transcribe(
-            audio, language=language, speech_regions=regions,
+            audio, language=language, speech_regions=regions, vocabulary=vocabulary,
             on_progress=(lambda f: hook("transcription", f)) if hook else None,
         )
         turns = build_turns(asr.words, diarization.segments, diarization.exclusive)
@@ -93,6 +99,7 @@ class Preannotator:
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.settings).items()},
             "language": {"forced": language, "detected": asr.language, "probability": asr.language_probability},
             "guards_dropped_words": asr.dropped, "num_speakers": num_speakers, "bundles": self.bundles,
+            "vocabulary": list(vocabulary),
         }
         return Preannotation(turns, asr.language, asr.language_probability, duration,
                              time.perf_counter() - start, params, flags)

@@ -3,7 +3,10 @@
 Whisper fails on dialogue in known ways: text in silence or noise, repetition loops,
 words placed where nobody speaks. Guards, each recorded in the result's params:
 - faster-whisper's own no-speech, log-probability and compression-ratio thresholds
-  (with temperature fallback) and its Silero VAD gating (`vad_filter`);
+  (with temperature fallback) and `hallucination_silence_threshold`; its Silero VAD
+  gating (`vad_filter`) is available but off: it lost words (MODEL_DEFAULTS);
+- words whose alignment collapses to one instant are kept (faster-whisper drops their
+  whole segment when word timestamps are on; bare faster-whisper without them keeps it);
 - `drop_outside_speech`: words whose span does not touch a speech region (from the
   diarizer or webrtcvad) are dropped;
 - `max_repeats`: a phrase repeated back-to-back more than this many times, faster than
@@ -13,8 +16,8 @@ words placed where nobody speaks. Guards, each recorded in the result's params:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,8 +35,12 @@ class AsrOptions:
 
     beam_size: int = 5
     language: str | None = None
-    vad_filter: bool = True
+    vad_filter: bool = False  # faster-whisper's Silero VAD gate: off, see MODEL_DEFAULTS
     condition_on_previous_text: bool = False
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    per_turn: bool = False
+    turn_padding_s: float = 0.2
+    vocabulary_via: str = "hotwords"
     compression_ratio_threshold: float = 2.4
     log_prob_threshold: float = -1.0
     no_speech_threshold: float = 0.6
@@ -44,6 +51,33 @@ class AsrOptions:
     batch_size: int = 8
     cpu_threads: int = 2
     chunk_s: float = 600.0
+
+
+CHOSEN_DECODING: dict[str, Any] = {
+    "beam_size": 5, "temperatures": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "condition_on_previous_text": False,
+    "vad_filter": False, "hallucination_silence_threshold": 2.0, "per_turn": False,
+}
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Chosen with benchmarks/decoding_bench.py on the committed synthetic set (seed 0, 6 dialogues)
+    # and checked on the unseen seed-11 set (8 dialogues), int8 on a 2-core CPU, against bare
+    # WhisperModel.transcribe (library defaults) per file. The rule: never worse than bare on a
+    # file, then the lowest WER. faster-whisper's Silero VAD gate (`vad_filter`) is what lost:
+    # with it tiny.en was worse than bare on 4/6 committed and 2/8 unseen files (it cuts short
+    # replies and the starts of turns), base on 2/6 and 4/8; without it 0 files on either set,
+    # for both models (tiny.en 35.7% vs bare 35.7% committed, 39.6% vs 40.0% unseen; base
+    # 26.5%/26.5% and 27.9%/27.9%). The silence it gated is covered by `drop_outside_speech`.
+    # Conditioning on previous text and the silence-skip threshold changed no file's WER here;
+    # conditioning stays off (it feeds Whisper's loops). Per-turn decoding was worse on 10/14
+    # files (tiny.en), beam 1 on 10/14, so neither is used. Full table: decoding_bench's output.
+    "tiny.en": dict(CHOSEN_DECODING),
+    "base": dict(CHOSEN_DECODING),
+}
+"""The decoding defaults per shipped model (asr.models.PACKAGED); `AsrOptions`' own equal them."""
+
+
+def options_for(model: str, **overrides: Any) -> AsrOptions:
+    """The decoding defaults chosen for `model` (AsrOptions' own for a model not measured), then `overrides`."""
+    return replace(AsrOptions(), **{**MODEL_DEFAULTS.get(model, {}), **overrides})
 
 
 @dataclass
@@ -118,11 +152,9 @@ def inside_speech(words: list[Word], regions: Iterable[tuple[float, float]], tol
 def load_whisper(model: ModelDirectory, device: str = "auto", compute_type: str | None = None, fallback: bool = False,
                  cpu_threads: int = 2) -> tuple[Any, DeviceChoice]:
     """A faster-whisper `WhisperModel` from a local directory (never the hub) and the device it runs on."""
-    from faster_whisper import WhisperModel
-
     choice = choose_device(device, compute_type, fallback)
     try:
-        whisper = WhisperModel(str(model.path), device=choice.device, compute_type=choice.compute_type,
+        whisper = _word_keeping_model_class()(str(model.path), device=choice.device, compute_type=choice.compute_type,
                                cpu_threads=cpu_threads, local_files_only=True)
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelUnavailable(f"cannot load Whisper model from {model.path}: {exc}") from exc
@@ -133,6 +165,67 @@ def load_whisper(model: ModelDirectory, device: str = "auto", compute_type: str 
             f"(faster-whisper assumed {expected}); copy the model's preprocessor_config.json into the directory"
         )
     return whisper, choice
+
+
+def speech_clips(regions: Iterable[tuple[float, float]], duration: float, padding_s: float) -> list[float]:
+    """faster-whisper `clip_timestamps` for per-turn decoding: each stretch of speech, padded.
+
+    Regions that overlap or touch after padding (two speakers at once, a quick reply)
+    become one clip: a clip is decoded on its own, and a word cut between two clips is lost.
+    """
+    clips: list[list[float]] = []
+    for start, end in sorted(regions):
+        start, end = max(0.0, start - padding_s), min(duration, end + padding_s)
+        if clips and start <= clips[-1][1]:
+            clips[-1][1] = max(clips[-1][1], end)
+        elif end > start:
+            clips.append([start, end])
+    return [round(t, 3) for clip in clips for t in clip]
+
+
+VOCABULARY_VIA = ("hotwords", "prompt", "both")
+
+
+def vocabulary_arguments(vocabulary: Sequence[str], via: str) -> dict[str, str]:
+    """faster-whisper arguments that show a protocol's vocabulary to the decoder.
+
+    `hotwords` is put before every 30 s window; `initial_prompt` only before the first
+    (and the following ones when conditioning on previous text).
+    """
+    if via not in VOCABULARY_VIA:
+        raise ValueError(f"vocabulary_via must be one of {', '.join(VOCABULARY_VIA)}, not {via!r}")
+    if not vocabulary:
+        return {}
+    text = ", ".join(vocabulary)
+    return {"hotwords": text} if via == "hotwords" else {"initial_prompt": text} if via == "prompt" else \
+        {"hotwords": text, "initial_prompt": text}
+
+
+FRAME_S = 0.02  # one Whisper output frame: the finest time a word can be given
+
+
+def _word_keeping_model_class():  # type: ignore[no-untyped-def]
+    """faster-whisper's WhisperModel, except that words whose alignment collapses to one instant are kept.
+
+    With word timestamps on, faster-whisper moves a segment's bounds to its words' and then
+    skips every segment whose start equals its end, text and all: on dlg001 (tiny.en) that
+    lost "Lovely." which the same decoding without word timestamps keeps, and made the
+    stage worse than bare faster-whisper. Such a segment and its words get one frame.
+    """
+    from faster_whisper import WhisperModel
+
+    class WordKeepingWhisperModel(WhisperModel):
+        def add_word_timestamps(self, segments, *args, **kwargs):  # type: ignore[no-untyped-def]
+            last = super().add_word_timestamps(segments, *args, **kwargs)
+            for segment in segments or []:
+                for subsegment in segment:
+                    if subsegment.get("words") and subsegment["end"] <= subsegment["start"]:
+                        subsegment["end"] = round(subsegment["start"] + FRAME_S, 2)
+                        for word in subsegment["words"]:
+                            word["end"] = max(word["end"], round(word["start"] + FRAME_S, 2))
+            return last
+
+    return WordKeepingWhisperModel
 
 
 class Transcriber:
@@ -159,8 +252,13 @@ class Transcriber:
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None,
                    speech_regions: Iterable[tuple[float, float]] | None = None,
+                   vocabulary: Sequence[str] = (),
                    on_progress: Callable[[float], None] | None = None) -> AsrResult:
-        """Words with timings and probabilities for 16 kHz mono audio; guards applied."""
+        """Words with timings and probabilities for 16 kHz mono audio; guards applied.
+
+        `vocabulary` (a protocol's names, places and terms) is shown to the decoder as
+        `options.vocabulary_via` says.
+        """
         opts = self.options
         duration = len(audio) / 16000
         regions = list(speech_regions) if speech_regions is not None else None
@@ -171,7 +269,7 @@ class Transcriber:
             language_probability, detected = 0.0, language or opts.language or ""
             for left, right in zip(cuts, cuts[1:]):
                 part = self._transcribe_chunk(
-                    audio[int(left * 16000) : int(right * 16000)], language=language,
+                    audio[int(left * 16000) : int(right * 16000)], language=language, vocabulary=vocabulary,
                     speech_regions=None if regions is None else [(a - left, b - left) for a, b in regions if b > left and a < right],
                     on_progress=(lambda f, l=left, r=right: on_progress((l + f * (r - l)) / duration)) if on_progress else None,
                 )
@@ -181,18 +279,25 @@ class Transcriber:
                 if part.language_probability > language_probability:
                     language_probability, detected = part.language_probability, part.language
             return AsrResult(words, detected, language_probability, duration, dropped)
-        return self._transcribe_chunk(audio, language=language, speech_regions=regions, on_progress=on_progress)
+        return self._transcribe_chunk(audio, language=language, speech_regions=regions, vocabulary=vocabulary,
+                                      on_progress=on_progress)
 
     def _transcribe_chunk(self, audio: np.ndarray, *, language: str | None,
-                          speech_regions: list[tuple[float, float]] | None,
+                          speech_regions: list[tuple[float, float]] | None, vocabulary: Sequence[str],
                           on_progress: Callable[[float], None] | None) -> AsrResult:
         opts = self.options
         kwargs: dict[str, Any] = dict(
             language=language or opts.language, beam_size=opts.beam_size, word_timestamps=True,
             vad_filter=opts.vad_filter, compression_ratio_threshold=opts.compression_ratio_threshold,
             log_prob_threshold=opts.log_prob_threshold, no_speech_threshold=opts.no_speech_threshold,
+            temperature=list(opts.temperatures), **vocabulary_arguments(vocabulary, opts.vocabulary_via),
         )
+        if opts.per_turn and speech_regions:
+            kwargs["clip_timestamps"] = speech_clips(speech_regions, len(audio) / 16000, opts.turn_padding_s)
         if self.batched is not None:
+            if "clip_timestamps" in kwargs:  # the batched pipeline takes clips as {"start", "end"} seconds
+                flat = kwargs["clip_timestamps"]
+                kwargs["clip_timestamps"] = [{"start": a, "end": b} for a, b in zip(flat[::2], flat[1::2])]
             segments, info = self.batched.transcribe(audio, batch_size=opts.batch_size, **kwargs)
         else:
             segments, info = self.model.transcribe(

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 from asr.evaluation import normalize  # noqa: E402
 from asr.models import resolve_model  # noqa: E402
 from asr.preannotate import Preannotator, PreannotationSettings  # noqa: E402
-from asr.transcriber import AsrOptions, Transcriber  # noqa: E402
+from asr.transcriber import Transcriber, options_for  # noqa: E402
+from benchmarks.decoding_bench import bare_model  # noqa: E402
 from collection.decoding import decode, to_working_rate  # noqa: E402
 from collection.synthetic import DIALOGUES_DIR  # noqa: E402
 from store.settings import enforce_offline  # noqa: E402
@@ -53,12 +54,14 @@ def asr_overhead(audio: dict[str, np.ndarray], transcriber: Transcriber, repeats
     kwargs = dict(language="en", beam_size=opts.beam_size, word_timestamps=True, vad_filter=opts.vad_filter,
                   compression_ratio_threshold=opts.compression_ratio_threshold, log_prob_threshold=opts.log_prob_threshold,
                   no_speech_threshold=opts.no_speech_threshold, condition_on_previous_text=opts.condition_on_previous_text,
-                  hallucination_silence_threshold=opts.hallucination_silence_threshold)
+                  hallucination_silence_threshold=opts.hallucination_silence_threshold,
+                  temperature=list(opts.temperatures))
+    plain = bare_model(transcriber)
     ours, bare = float("inf"), float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         for x in audio.values():
-            segments, _ = transcriber.model.transcribe(x, **kwargs)
+            segments, _ = plain.transcribe(x, **kwargs)
             [w for s in segments for w in (s.words or [])]
         bare = min(bare, time.perf_counter() - start)
         start = time.perf_counter()
@@ -119,12 +122,12 @@ def main() -> None:
     seconds = sum(len(x) for x in audio.values()) / 16000
     with tempfile.TemporaryDirectory() as tmp:
         model = resolve_model(args.model, Path(tmp))
-        sequential = Transcriber(model, AsrOptions(), device=args.device)
+        sequential = Transcriber(model, options_for(args.model), device=args.device)
         print(f"model {args.model} on {sequential.device.device}/{sequential.device.compute_type}, "
               f"{len(audio)} dialogues, {seconds:.0f} s of audio")
         ours, bare = asr_overhead(audio, sequential, args.repeats)
         print(f"1. ASR stage: ours {ours:.2f} s, bare faster-whisper {bare:.2f} s, ratio {ours / bare:.3f} (target <= 1.10)")
-        batched = Transcriber(model, AsrOptions(batched=True), device=args.device)
+        batched = Transcriber(model, options_for(args.model, batched=True), device=args.device)
         for name, t in (("sequential", sequential), ("batched", batched)):
             wer, spent, n = wer_of(t, audio)
             print(f"2. {name:10s} WER {100 * wer:5.1f}%  {n} words  RTF {spent / seconds:.3f}")

@@ -57,8 +57,8 @@ def test_silence_provokes_text_that_each_guard_removes(models_dir: Path, guarded
     region_filter = _transcriber(models_dir, vad_filter=False, hallucination_silence_threshold=None)
     filtered = region_filter.transcribe(silence, language="en", speech_regions=[])
     assert filtered.words == [] and filtered.dropped["outside_speech"] == len(hallucinated)
-    # with the VAD gate as well (the default), nothing reaches the decoder
-    result = guarded.transcribe(silence, language="en", speech_regions=[])
+    # with faster-whisper's VAD gate as well, nothing reaches the decoder
+    result = _transcriber(models_dir, vad_filter=True).transcribe(silence, language="en", speech_regions=[])
     assert result.words == [] and result.dropped.get("outside_speech", 0) == 0
 
 
