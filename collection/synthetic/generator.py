@@ -430,7 +430,8 @@ def _spread(values: Sequence[str], n: int, rng: np.random.Generator) -> list[str
     return [tiled[i] for i in rng.permutation(n)]
 
 
-def script_lines(scenario: str, turn_count: int, rng: np.random.Generator) -> list[str]:
+def script_lines(scenario: str, turn_count: int, rng: np.random.Generator,
+                 slot_values: dict[str, tuple[str, ...]] = SLOT_VALUES) -> list[str]:
     """Pick and fill ``turn_count`` alternating lines (A first) for ``scenario``."""
     script = SCRIPTS[scenario]
     n_middle = (turn_count - 4) // 2
@@ -441,8 +442,8 @@ def script_lines(scenario: str, turn_count: int, rng: np.random.Generator) -> li
     lines.extend(script["closing"])
     if turn_count % 2:
         lines.append(script["closing_extra"])
-    slots = {key: str(rng.choice(values)) for key, values in SLOT_VALUES.items()}
-    slots["day2"] = str(rng.choice([d for d in SLOT_VALUES["day"] if d != slots["day"]]))
+    slots = {key: str(rng.choice(values)) for key, values in slot_values.items()}
+    slots["day2"] = str(rng.choice([d for d in slot_values["day"] if d != slots["day"]] or slot_values["day"]))
     return [line.format(**slots) for line in lines]
 
 
@@ -564,6 +565,7 @@ def render_dialogue(
     workdir: Path,
     realism: Realism | None = None,
     realism_rng: np.random.Generator | None = None,
+    slot_values: dict[str, tuple[str, ...]] = SLOT_VALUES,
 ) -> tuple[np.ndarray, list[PlacedTurn], float]:
     """Synthesize, lay out, channel and mix one dialogue; return audio, turns, real SNR.
 
@@ -573,7 +575,7 @@ def render_dialogue(
     """
     speakers = {sid: persons[p] for sid, (p, _) in zip(plan.speaker_ids, plan.registrations)}
     offsets = dict(zip(plan.speaker_ids, realism.level_offset_db if realism else (0.0, 0.0)))
-    lines = script_lines(plan.scenario, turn_count, rng)
+    lines = script_lines(plan.scenario, turn_count, rng, slot_values)
     main = []
     for i, text in enumerate(lines):
         sid = plan.speaker_ids[i % 2]
@@ -755,8 +757,19 @@ def write_set_files(
     (out_dir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
 
 
+def slot_words(overrides: dict[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """``SLOT_VALUES`` with some slots' words replaced (e.g. the names a protocol's vocabulary lists)."""
+    unknown = sorted(set(overrides) - set(SLOT_VALUES))
+    if unknown:
+        raise ValueError(f"unknown slot(s) {', '.join(unknown)} (slots: {', '.join(SLOT_VALUES)})")
+    empty = sorted(k for k, words in overrides.items() if not [w for w in words if w.strip()])
+    if empty:
+        raise ValueError(f"slot(s) {', '.join(empty)} given no words")
+    return {**SLOT_VALUES, **{k: tuple(w.strip() for w in words if w.strip()) for k, words in overrides.items()}}
+
+
 def generate_dialogues(out_dir: Path, count: int = 6, seed: int = 0, turn_count: int = 10,
-                       realistic: bool = False) -> list[Path]:
+                       realistic: bool = False, slots: dict[str, Sequence[str]] | None = None) -> list[Path]:
     """Generate ``count`` dialogues and their ground truth into ``out_dir``.
 
     Returns the FLAC paths in dialogue order. The same ``seed`` gives byte-identical
@@ -764,9 +777,11 @@ def generate_dialogues(out_dir: Path, count: int = 6, seed: int = 0, turn_count:
     ``realistic`` gives each dialogue the real-world conditions its device and noise
     condition stand for (`collection.synthetic.conditions`), drawn from a generator of
     their own: the speakers, words and main turns are those of the plain set of the seed.
+    ``slots`` replaces the words some script slots are filled from (see ``slot_words``).
     """
     if not MIN_TURNS <= turn_count <= MAX_TURNS:
         raise ValueError(f"turn_count must be between {MIN_TURNS} and {MAX_TURNS}")
+    slot_values = slot_words(slots or {})
     if shutil.which(ESPEAK) is None:
         raise RuntimeError("espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)")
     out_dir = Path(out_dir)
@@ -780,7 +795,7 @@ def generate_dialogues(out_dir: Path, count: int = 6, seed: int = 0, turn_count:
     with tempfile.TemporaryDirectory(prefix="turnscribe-synth-") as tmp:
         for plan in plans:
             realism = draw_realism(plan, realism_rng) if realistic else None
-            audio, turns, snr = render_dialogue(plan, persons, turn_count, rng, Path(tmp), realism, realism_rng)
+            audio, turns, snr = render_dialogue(plan, persons, turn_count, rng, Path(tmp), realism, realism_rng, slot_values)
             if realism is not None:  # after rendering: the plain draws must not see it
                 plan.snr_db, plan.noise_type = realism.snr_db, realism.noise_kind
                 conditions[plan.dialogue_id] = realism.as_json(plan.device)
@@ -802,13 +817,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=10, help=f"main turns per dialogue ({MIN_TURNS}-{MAX_TURNS})")
     parser.add_argument("--realistic", action="store_true",
                         help="telephone line, rooms, real noise types, level differences, more backchannels")
+    parser.add_argument("--slot", action="append", default=[], metavar="SLOT=WORD,WORD",
+                        help=f"fill a script slot from these words (slots: {', '.join(SLOT_VALUES)}); repeatable")
     args = parser.parse_args(argv)
+    slots: dict[str, list[str]] = {}
+    for given in args.slot:
+        key, sep, words = given.partition("=")
+        if not sep:
+            parser.error(f"--slot {given!r}: write SLOT=WORD,WORD")
+        slots[key.strip()] = words.split(",")
+    try:
+        slot_words(slots)
+    except ValueError as exc:
+        parser.error(f"--slot: {exc}")
     if args.count < 1:
         parser.error("--count must be at least 1")
     if not MIN_TURNS <= args.turns <= MAX_TURNS:
         parser.error(f"--turns must be between {MIN_TURNS} and {MAX_TURNS}")
     for path in generate_dialogues(args.out, count=args.count, seed=args.seed, turn_count=args.turns,
-                                   realistic=args.realistic):
+                                   realistic=args.realistic, slots=slots):
         print(path)
     return 0
 
