@@ -211,12 +211,20 @@ def _word_keeping_model_class():  # type: ignore[no-untyped-def]
     skips every segment whose start equals its end, text and all: on dlg001 (tiny.en) that
     lost "Lovely." which the same decoding without word timestamps keeps, and made the
     stage worse than bare faster-whisper. Such a segment and its words get one frame.
+    Text decoded in a last window of one frame (20 ms; a vocabulary prompt can make
+    tiny.en write there) cannot be aligned, and faster-whisper's alignment crashes on it:
+    it gets no words.
     """
     from faster_whisper import WhisperModel
 
     class WordKeepingWhisperModel(WhisperModel):
-        def add_word_timestamps(self, segments, *args, **kwargs):  # type: ignore[no-untyped-def]
-            last = super().add_word_timestamps(segments, *args, **kwargs)
+        def add_word_timestamps(self, segments, tokenizer, encoder_output, num_frames, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if num_frames < 2:  # a last window of one frame: faster-whisper's alignment raises IndexError on it
+                for segment in segments or []:
+                    for subsegment in segment:
+                        subsegment["words"] = []
+                return kwargs.get("last_speech_timestamp", args[-1] if args else 0.0)
+            last = super().add_word_timestamps(segments, tokenizer, encoder_output, num_frames, *args, **kwargs)
             for segment in segments or []:
                 for subsegment in segment:
                     if subsegment.get("words") and subsegment["end"] <= subsegment["start"]:
