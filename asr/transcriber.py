@@ -219,7 +219,9 @@ def _word_keeping_model_class():  # type: ignore[no-untyped-def]
 
     class WordKeepingWhisperModel(WhisperModel):
         def add_word_timestamps(self, segments, tokenizer, encoder_output, num_frames, *args, **kwargs):  # type: ignore[no-untyped-def]
-            if num_frames < 2:  # a last window of one frame: faster-whisper's alignment raises IndexError on it
+            # a last window of one frame: faster-whisper's alignment raises IndexError on it (the batched
+            # pipeline passes a list of frame counts, one per clip: left to the library)
+            if isinstance(num_frames, int) and num_frames < 2:
                 for segment in segments or []:
                     for subsegment in segment:
                         subsegment["words"] = []
