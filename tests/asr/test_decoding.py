@@ -109,3 +109,11 @@ def test_vocabulary_arguments_and_per_turn_clips() -> None:
         vocabulary_arguments(("Crewe",), "prefix")
     # overlapping speakers and a gap closed by the padding make one clip; the ends stay inside the audio
     assert speech_clips([(0.1, 2.0), (1.5, 3.0), (3.3, 4.0), (6.0, 9.95)], 10.0, 0.2) == [0.0, 4.2, 5.8, 10.0]
+
+
+def test_the_batched_pipeline_decodes_through_the_same_guarded_model(stage: Transcriber, tmp_path: Path) -> None:
+    """The batched pipeline hands the model's word alignment a list of frame counts, not one."""
+    batched = Transcriber(stage.model_dir, options_for("tiny.en", batched=True), device="cpu")
+    audio = _say("Please book a table for two on Friday evening.", tmp_path / "batched.wav")
+    words = batched.transcribe(audio, language="en", speech_regions=[(0.0, len(audio) / RATE)]).words
+    assert {"table", "friday"} <= set(normalize(" ".join(w["text"] for w in words)).split()), words
