@@ -37,9 +37,15 @@ from store.blobs import BlobStore
 from store.db import Store
 from store.turns import TurnJson, Word, normalise_text
 from review_ui.tasks import model_revision
-from review_ui.turn_ops import words_match_text
 
 log = logging.getLogger(__name__)
+
+
+def words_match_text(turn: TurnJson) -> bool:
+    """Whether the timed words still spell the turn's text (false once a person retyped it)."""
+    words = turn.get("words") or []
+    return bool(words) and [w["text"].strip() for w in words] == turn.get("text", "").split()
+
 DEFAULT_MODEL = "tiny.en"  # what pre-annotates by default; used when no Whisper model's revision names one
 
 Aligner = Callable[[float, float, str], list[AlignedWord]]
