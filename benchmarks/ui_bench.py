@@ -383,8 +383,9 @@ def main() -> None:
             print(f"{r['where']:<7} {r['at_s']:>7.0f} {r['window_ms']:>10.1f} {r['whole_file_ms']:>14.1f} {r['ratio']:>6.0f}x")
         print(f"\nEditor page on the one-hour recording ({page['turns']} turns, AppTest script run, no browser): "
               f"first load {page['first_ms']:.0f} ms, re-run answering a component message {page['rerun_ms']:.0f} ms (median)")
-    ok = bool(results) and all(r["p95_ms"] < 200 and r["lost"] == 0 and r["overwritten"] == 0 and r["errors"] == 0 for r in results)
-    print("\ntarget (p95 < 200 ms, nothing lost or overwritten, no errors):", "met" if ok else "NOT met")
+    if results:
+        ok = all(r["p95_ms"] < 200 and r["lost"] == 0 and r["overwritten"] == 0 and r["errors"] == 0 for r in results)
+        print("\ntarget (p95 < 200 ms, nothing lost or overwritten, no errors):", "met" if ok else "NOT met")
 
 
 if __name__ == "__main__":
