@@ -23,11 +23,12 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
-from asr.preannotate import Preannotator
+from asr.preannotate import Preannotation, Preannotator
 from collection.decoding import load_working_copy
 from store import models
 from store.audit import record_event
@@ -114,35 +115,37 @@ def speaker_count(protocol: Protocol) -> int | None:
     return protocol.session.speakers_per_session if protocol.session.kind in ("dialogue", "monologue") else None
 
 
+def call_arguments(protocol: Protocol, recording: models.Recording) -> dict[str, Any]:
+    """What the pre-annotator is told about one recording: every engine passes exactly this."""
+    declared = recording.declared.get("language") or None
+    return {"num_speakers": speaker_count(protocol),
+            "language": protocol.languages[0] if len(protocol.languages) == 1 else None,
+            "declared_languages": [declared] if declared else list(protocol.languages),
+            "vocabulary": protocol.vocabulary}
+
+
 def pretranscribe(
     store: Store, protocol_row: models.Protocol, protocol: Protocol, preannotator: Preannotator,
     on_done: Callable[[models.Recording, float], None] | None = None, *, actor: str, lease_s: float = LEASE_S,
 ) -> BatchReport:
     """Pre-annotate pending accepted recordings of a protocol version until none is left unleased."""
     report = BatchReport()
-    language = protocol.languages[0] if len(protocol.languages) == 1 else None
     holder = new_holder()
     tried: set[int] = set()  # failures are retried by the next run, not in a loop by this one
     while (recording := claim_recording(store, protocol_row, holder, lease_s=lease_s, skip=frozenset(tried))) is not None:
         tried.add(recording.pk)
-        declared = recording.declared.get("language") or None
         try:
             audio = load_working_copy(store.blobs.path_for(recording.working_sha256 or ""))
-            result = preannotator(audio, num_speakers=speaker_count(protocol), language=language,
-                                  declared_languages=[declared] if declared else list(protocol.languages),
-                                  vocabulary=protocol.vocabulary)
+            result = preannotator(audio, **call_arguments(protocol, recording))
         except BaseException as exc:
             release_lease(store, recording.pk, holder)
             if not isinstance(exc, Exception):  # Ctrl-C: the lease is handed back, finished work is stored
                 raise
             message = f"{type(exc).__name__}: {exc}"
-            log.error("recording %s (%s) failed: %s", recording.pk, recording.source_name, message)
-            with store.session() as session:
-                record_event(session, actor, "pretranscribe_failed", f"recording:{recording.pk}", {"error": message})
-                session.commit()
+            record_failure(store, recording, message, actor)
             report.failed.append((recording.pk, message))
         else:
-            if not _store_result(store, recording, preannotator, result, holder, actor):
+            if not store_results(store, [Finished(recording.pk, preannotator.author, result, preannotator.bundles)], holder, actor)[0]:
                 report.lost.append(recording.pk)
             else:
                 report.done.append((recording.pk, result.duration, result.seconds))
@@ -152,28 +155,55 @@ def pretranscribe(
     return report
 
 
-def _store_result(store: Store, recording: models.Recording, preannotator: Preannotator, result, holder: str,  # type: ignore[no-untyped-def]
-                  actor: str) -> bool:
-    """The revision stored and the lease dropped in one transaction; False if the lease expired and another run stored its own."""
-    rec, rev, lease = models.Recording, models.TranscriptRevision, models.RecordingLease
+def record_failure(store: Store, recording: models.Recording, message: str, actor: str) -> None:
+    """A recording that could not be pre-annotated: logged and kept as an audit event (its lease is the caller's)."""
+    log.error("recording %s (%s) failed: %s", recording.pk, recording.source_name, message)
     with store.session() as session:
-        if session.get_bind().dialect.name == "postgresql":  # serialise with a run that took over an expired lease
-            session.execute(select(rec.pk).where(rec.pk == recording.pk).with_for_update())
-        held = session.execute(delete(lease).where(lease.recording_pk == recording.pk, lease.holder == holder)).rowcount
-        if not held and session.scalar(select(rev.pk).where(rev.recording_pk == recording.pk, rev.author_kind == "model")):
-            log.warning("recording %s: the lease expired and another run stored its pre-annotation; dropping ours", recording.pk)
-            session.rollback()
-            return False
-        revision = rev(
-            recording_pk=recording.pk, parent_pk=None, author_kind="model", author=preannotator.author,
-            author_params={**result.params, "flags": result.flags, "seconds": round(result.seconds, 3)},
-            turns=result.turns, asr_bundle_sha256=preannotator.bundles["asr"]["checksum"],
-            diarizer_bundle_sha256=preannotator.bundles["diarization"]["checksum"],
-        )
-        session.add(revision)
-        session.flush()
-        record_event(session, actor, "pretranscribe", f"recording:{recording.pk}",
-                     {"revision": revision.pk, "author": preannotator.author, "flags": result.flags,
-                      "bundles": {role: b["checksum"] for role, b in preannotator.bundles.items()}})
+        record_event(session, actor, "pretranscribe_failed", f"recording:{recording.pk}", {"error": message})
         session.commit()
-    return True
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One recording's pre-annotation, ready to be stored under the lease `holder` took for it."""
+
+    recording_pk: int
+    author: str
+    result: Preannotation
+    bundles: dict[str, Any]  # the checksummed model bundles that made it (Preannotator.bundles)
+
+
+def store_results(store: Store, finished: list[Finished], holder: str, actor: str) -> list[bool]:
+    """Store several results in one transaction, each revision with its lease dropped.
+
+    Per result: False (and nothing written for it) if its lease expired and another run stored
+    its own pre-annotation first; the other results of the batch are stored regardless.
+    """
+    rec, rev, lease = models.Recording, models.TranscriptRevision, models.RecordingLease
+    stored: list[bool] = []
+    with store.session() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        for item in finished:
+            if postgres:  # serialise with a run that took over an expired lease
+                session.execute(select(rec.pk).where(rec.pk == item.recording_pk).with_for_update())
+            held = session.execute(delete(lease).where(lease.recording_pk == item.recording_pk, lease.holder == holder)).rowcount
+            if not held and session.scalar(select(rev.pk).where(rev.recording_pk == item.recording_pk, rev.author_kind == "model")):
+                log.warning("recording %s: the lease expired and another run stored its pre-annotation; dropping ours",
+                            item.recording_pk)
+                stored.append(False)
+                continue
+            result = item.result
+            revision = rev(
+                recording_pk=item.recording_pk, parent_pk=None, author_kind="model", author=item.author,
+                author_params={**result.params, "flags": result.flags, "seconds": round(result.seconds, 3)},
+                turns=result.turns, asr_bundle_sha256=item.bundles["asr"]["checksum"],
+                diarizer_bundle_sha256=item.bundles["diarization"]["checksum"],
+            )
+            session.add(revision)
+            session.flush()
+            record_event(session, actor, "pretranscribe", f"recording:{item.recording_pk}",
+                         {"revision": revision.pk, "author": item.author, "flags": result.flags,
+                          "bundles": {role: b["checksum"] for role, b in item.bundles.items()}})
+            stored.append(True)
+        session.commit()
+    return stored

@@ -28,21 +28,28 @@ FallbackOpt = Annotated[bool, typer.Option("--fallback-to-cpu", help="Use the CP
 BatchedOpt = Annotated[bool, typer.Option("--batched/--sequential", help="faster-whisper's batched pipeline or sequential decoding.")]
 
 
+def _settings(model: str, diarizer: str, pipeline: Path | None, device: str, fallback: bool, batched: bool,  # type: ignore[no-untyped-def]
+              models_dir: Path):
+    """What to run, every engine alike; a diarizer bundle's name resolves to its pipeline directory."""
+    from asr.model_bundles import diarizer_choice
+    from asr.preannotate import PreannotationSettings
+    from asr.transcriber import options_for
+
+    if diarizer != "pyannote":  # 'embedded' or an imported pipeline bundle's name
+        diarizer, pipeline = diarizer_choice(diarizer, models_dir)
+    return PreannotationSettings(asr_model=model, asr=options_for(model, batched=batched), diarizer=diarizer,
+                                 pipeline_dir=pipeline, device=device, fallback_to_cpu=fallback)
+
+
 def _preannotator(model: str, diarizer: str, pipeline: Path | None, device: str, fallback: bool, batched: bool):  # type: ignore[no-untyped-def]
     from asr.devices import DeviceUnavailable
-    from asr.model_bundles import diarizer_choice
     from asr.models import ModelUnavailable
-    from asr.preannotate import Preannotator, PreannotationSettings
-    from asr.transcriber import options_for
+    from asr.preannotate import Preannotator
     from store.settings import load_settings
 
     models_dir = load_settings().models_dir
     try:
-        if diarizer != "pyannote":  # 'embedded' or an imported pipeline bundle's name
-            diarizer, pipeline = diarizer_choice(diarizer, models_dir)
-        settings = PreannotationSettings(asr_model=model, asr=options_for(model, batched=batched), diarizer=diarizer,
-                                         pipeline_dir=pipeline, device=device, fallback_to_cpu=fallback)
-        return Preannotator(settings, models_dir)
+        return Preannotator(_settings(model, diarizer, pipeline, device, fallback, batched, models_dir), models_dir)
     except (ModelUnavailable, DeviceUnavailable, RuntimeError, ValueError) as exc:
         fail(str(exc), Exit.USAGE)
 
@@ -78,6 +85,14 @@ def pretranscribe(
     device: DeviceOpt = "auto", fallback_to_cpu: FallbackOpt = False, batched: BatchedOpt = False,
     lease_minutes: Annotated[float, typer.Option(min=0.1, help="How long a claimed recording stays this run's: "
                                                  "longer than one recording takes; a crashed run's claims expire after it.")] = 30.0,
+    engine: Annotated[str, typer.Option("--engine", help="'process' (this process) or 'ray' (Ray actors; pip install "
+                                        "'turnscribe[ray]').")] = "process",
+    address: Annotated[str | None, typer.Option("--address", help="With --engine ray: the cluster to join (host:port of "
+                                                "the head, or 'auto'); without it a local Ray instance runs for this command.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="With --engine ray: actors to start (default: "
+                                                "one per GPU, else one per --threads-per-worker CPUs).")] = None,
+    threads_per_worker: Annotated[int, typer.Option("--threads-per-worker", min=1, help="With --engine ray: CPU threads "
+                                                    "of each CPU actor.")] = 1,
 ) -> None:
     """Pre-annotate every accepted recording without a pre-annotation (resumable; runs at once share the work)."""
     import time
@@ -89,12 +104,26 @@ def pretranscribe(
     store = store_for_cli()
     principal = principal_for_cli(store, "pretranscribe")
     row, spec = protocol_for_cli(store, protocol, version)
+    if engine not in ("process", "ray"):
+        fail(f"unknown engine '{engine}' (process or ray)", Exit.USAGE)
+    if engine == "process" and (address or workers):
+        fail("--address and --workers need --engine ray", Exit.USAGE)
     pending = pending_recordings(store, row)
     if not pending:
         out.print("nothing to pre-annotate: every accepted recording has a pre-annotation")
         raise typer.Exit(Exit.OK)
-    preannotator = _preannotator(*_protocol_models(store, row.protocol_id, model, diarizer), pipeline, device,
-                                 fallback_to_cpu, batched)
+    model, diarizer = _protocol_models(store, row.protocol_id, model, diarizer)
+    if engine == "ray":
+        from asr.models import ModelUnavailable
+        from asr.ray_cli import pretranscribe_on_cluster
+
+        try:
+            settings = _settings(model, diarizer, pipeline, device, fallback_to_cpu, batched, store.settings.models_dir)
+        except (ModelUnavailable, RuntimeError, ValueError) as exc:
+            fail(str(exc), Exit.USAGE)
+        pretranscribe_on_cluster(store, principal.username, row, spec, pending, settings, address, workers,
+                                 threads_per_worker, lease_minutes)
+    preannotator = _preannotator(model, diarizer, pipeline, device, fallback_to_cpu, batched)
     total_hours = sum(r.duration_s or 0 for r in pending) / 3600
     columns = (TextColumn("pre-annotate"), BarColumn(), TextColumn("{task.completed:.3f}/{task.total:.3f} h audio"),
                TextColumn("{task.description}"), TimeRemainingColumn())
@@ -113,6 +142,12 @@ def pretranscribe(
         except KeyboardInterrupt:
             err.print("[yellow]interrupted: finished recordings are stored; run again to resume[/yellow]")
             raise typer.Exit(130) from None
+    print_batch_report(report)
+    raise typer.Exit(Exit.REJECTED if report.failed else Exit.OK)
+
+
+def print_batch_report(report) -> None:  # type: ignore[no-untyped-def]
+    """The totals table (its first column is the count stored), then failures, lost leases and flags."""
     from rich.table import Table
 
     table = Table("pre-annotated", "failed", "audio h", "real-time factor", title="Pre-annotation", title_justify="left")
@@ -125,7 +160,6 @@ def pretranscribe(
                   "(raise --lease-minutes); this run's result was dropped")
     for pk, flag in report.flags:
         err.print(f"[yellow]recording {pk}[/yellow]: {flag}")
-    raise typer.Exit(Exit.REJECTED if report.failed else Exit.OK)
 
 
 def transcribe(

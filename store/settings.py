@@ -12,6 +12,7 @@ OFFLINE_ENV = {
     "TRANSFORMERS_OFFLINE": "1",
     "PYANNOTE_METRICS_ENABLED": "false",
     "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    "RAY_USAGE_STATS_ENABLED": "0",  # Ray (the optional cluster engine) reports usage unless told not to
 }
 
 
