@@ -77,7 +77,8 @@ class PreannotationWorker:
         self.node_id = ray.get_runtime_context().get_node_id()
         sees = probe is not None and probe[1] is not None and probe_digest(Path(probe[0])) == probe[1]
         device = self.preannotator.transcriber.device
-        self.place = WorkerPlace(self.node_id, f"{socket.gethostname()} ({ray.util.get_node_ip_address()})", device.device,
+        name = f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {self.node_id[:8]}"
+        self.place = WorkerPlace(self.node_id, name, device.device,
                                  device.compute_type, threads, sees, time.perf_counter() - started)
 
     def where(self) -> WorkerPlace:

@@ -51,6 +51,7 @@ class AsrOptions:
     batch_size: int = 8
     cpu_threads: int = 2
     chunk_s: float = 600.0
+    seed: int = 0  # temperature fallback samples: seeded per recording, the same audio gives the same words in any process
 
 
 CHOSEN_DECODING: dict[str, Any] = {
@@ -269,7 +270,10 @@ class Transcriber:
         `vocabulary` (a protocol's names, places and terms) is shown to the decoder as
         `options.vocabulary_via` says.
         """
+        import ctranslate2
+
         opts = self.options
+        ctranslate2.set_random_seed(opts.seed)
         duration = len(audio) / 16000
         regions = list(speech_regions) if speech_regions is not None else None
         if duration > opts.chunk_s:
