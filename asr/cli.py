@@ -93,6 +93,8 @@ def pretranscribe(
                                                 "one per GPU, else one per --threads-per-worker CPUs).")] = None,
     threads_per_worker: Annotated[int, typer.Option("--threads-per-worker", min=1, help="With --engine ray: CPU threads "
                                                     "of each CPU actor.")] = 1,
+    ship_audio: Annotated[bool, typer.Option("--ship-audio", help="With --engine ray: send audio through Ray's object "
+                                             "store even to nodes that see the blob folder.")] = False,
 ) -> None:
     """Pre-annotate every accepted recording without a pre-annotation (resumable; runs at once share the work)."""
     import time
@@ -106,8 +108,8 @@ def pretranscribe(
     row, spec = protocol_for_cli(store, protocol, version)
     if engine not in ("process", "ray"):
         fail(f"unknown engine '{engine}' (process or ray)", Exit.USAGE)
-    if engine == "process" and (address or workers):
-        fail("--address and --workers need --engine ray", Exit.USAGE)
+    if engine == "process" and (address or workers or ship_audio):
+        fail("--address, --workers and --ship-audio need --engine ray", Exit.USAGE)
     pending = pending_recordings(store, row)
     if not pending:
         out.print("nothing to pre-annotate: every accepted recording has a pre-annotation")
@@ -122,7 +124,7 @@ def pretranscribe(
         except (ModelUnavailable, RuntimeError, ValueError) as exc:
             fail(str(exc), Exit.USAGE)
         pretranscribe_on_cluster(store, principal.username, row, spec, pending, settings, address, workers,
-                                 threads_per_worker, lease_minutes)
+                                 threads_per_worker, ship_audio, lease_minutes)
     preannotator = _preannotator(model, diarizer, pipeline, device, fallback_to_cpu, batched)
     total_hours = sum(r.duration_s or 0 for r in pending) / 3600
     columns = (TextColumn("pre-annotate"), BarColumn(), TextColumn("{task.completed:.3f}/{task.total:.3f} h audio"),

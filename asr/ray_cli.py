@@ -17,7 +17,7 @@ from store.db import Store
 
 def pretranscribe_on_cluster(store: Store, actor: str, row: models.Protocol, spec: Protocol, pending: list[models.Recording],
                              settings: PreannotationSettings, address: str | None, workers: int | None, threads: int,
-                             lease_minutes: float) -> NoReturn:
+                             ship_audio: bool, lease_minutes: float) -> NoReturn:
     """Run the backlog on Ray, show progress for the whole run, then the totals and one line per node."""
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -55,7 +55,7 @@ def pretranscribe_on_cluster(store: Store, actor: str, row: models.Protocol, spe
                     progress.update(task, completed=node_done, description=f"{node_done * 3600 / elapsed:.2f} s audio/s")
 
                 report = pretranscribe_on_ray(store, row, spec, settings, cluster, RayOptions(
-                    address=address, workers=workers, threads=threads), actor=actor, lease_s=lease_minutes * 60,
+                    address=address, workers=workers, threads=threads, ship_audio=ship_audio), actor=actor, lease_s=lease_minutes * 60,
                     on_done=advance, on_event=progress.console.print, probe_recording=pending[0])
     except ClusterUnreachable as exc:
         fail(str(exc), Exit.FAILED)

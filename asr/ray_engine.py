@@ -56,6 +56,7 @@ class RayOptions:
     commit_interval_s: float = 10.0  # ... or after this long, whichever comes first
     max_attempts: int = 3  # a recording whose worker dies this many times is stored as failed
     startup_timeout_s: float = 600.0  # how long to wait for a first (or replacement) worker to load its models
+    ship_audio: bool = False  # send audio through the object store even to workers that see the blob folder
 
 
 @dataclass
@@ -74,7 +75,8 @@ class RayReport(BatchReport):
     audio_modes: dict[str, str] = field(default_factory=dict)  # node name -> "shared blob folder" | "object store"
     lost_workers: list[tuple[str, int]] = field(default_factory=list)  # (node name, recordings handed back)
     worker_starts: int = 0
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # from starting the workers to the last commit
+    first_ready_s: float | None = None  # until the first worker had its models loaded
 
     @property
     def wall_real_time_factor(self) -> float:
@@ -182,6 +184,7 @@ class _Run:
         self.store, self.row, self.protocol, self.plan, self.options = store, protocol_row, protocol, plan, options
         self.actor, self.lease_s, self.report, self.on_done, self.say = actor, lease_s, report, on_done, say
         self.holder = new_holder()
+        self.started = time.perf_counter()
         self.remote = ray.remote(PreannotationWorker).options(max_restarts=0, max_task_retries=0, **plan.options)
         self.starting: dict[Any, Any] = {}  # where() ref -> actor handle
         self.ready: dict[Any, WorkerPlace] = {}  # actor handle -> place
@@ -216,13 +219,17 @@ class _Run:
             self.say(f"a worker could not start: {self.startup_errors[-1]}")
             return
         self.ready[handle] = place
+        if self.report.first_ready_s is None:
+            self.report.first_ready_s = time.perf_counter() - self.started
         stats = self.report.nodes.setdefault(place.node_id, NodeStats(place.node))
         stats.workers += 1
-        mode = "shared blob folder" if place.sees_blobs else "object store"
+        by_path = place.sees_blobs and not self.options.ship_audio
+        mode = "shared blob folder" if by_path else "object store"
         if self.report.audio_modes.get(place.node) != mode:
             self.report.audio_modes[place.node] = mode
-            self.say(f"{place.node}: audio by path on the shared blob folder {self.store.blobs.root}" if place.sees_blobs
-                     else f"{place.node}: does not see the blob folder {self.store.blobs.root}; audio goes through Ray's object store")
+            sees = "sees" if place.sees_blobs else "does not see"
+            self.say(f"{place.node}: audio by path on the shared blob folder {self.store.blobs.root}" if by_path
+                     else f"{place.node} {sees} the blob folder {self.store.blobs.root}; audio goes through Ray's object store")
         self.say(f"worker ready on {place.node}: {place.device} {place.compute_type}, {place.threads} thread(s), "
                  f"models loaded in {place.load_seconds:.1f} s")
 
@@ -261,7 +268,7 @@ class _Run:
 
     def _send(self, handle: Any, place: WorkerPlace, job: _Job) -> bool:
         path = self.store.blobs.path_for(job.recording.working_sha256 or "")
-        if place.sees_blobs:
+        if place.sees_blobs and not self.options.ship_audio:
             audio: Any = str(path)
         else:
             try:
@@ -400,7 +407,6 @@ def pretranscribe_on_ray(
     probe_path = store.blobs.path_for(probe_recording.working_sha256) if probe_recording and probe_recording.working_sha256 else None
     probe = (str(probe_path), probe_digest(probe_path)) if probe_path else ("", None)
     run = _Run(store, protocol_row, protocol, plan, options, actor, lease_s, report, on_done, say)
-    started = time.perf_counter()
     say(f"starting {plan.describe()} on {len(cluster.nodes)} node(s)")
     run.start_workers(plan.count, probe)
     try:
@@ -410,6 +416,6 @@ def pretranscribe_on_ray(
         run.hand_back()
         raise
     finally:
-        report.wall_s = time.perf_counter() - started
+        report.wall_s = time.perf_counter() - run.started
     run.stop_workers()
     return report

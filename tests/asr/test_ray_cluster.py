@@ -144,3 +144,37 @@ def test_two_nodes_one_killed_mid_run_every_recording_once_same_turns(
         assert stored[recording.pk].turns == expected.turns, recording.source_name
         assert stored[recording.pk].author == single.author
     store.close()
+
+
+def test_a_failing_recording_is_stored_with_its_error_then_audio_through_the_object_store(
+        request: pytest.FixtureRequest, tmp_path: Path, cluster: LocalRayCluster, short_dialogues: Path) -> None:
+    store = open_test_store(request, tmp_path / "home", "postgresql")
+    row, _ = _backlog(store, short_dialogues, 2)
+    good, bad = pending_recordings(store, row)
+    broken = store.blobs.path_for(bad.working_sha256)
+    saved = broken.read_bytes()
+    os.chmod(broken, 0o644)
+    broken.write_bytes(b"not audio")
+    with pytest.raises(Exception) as raised:  # what the single-process run stores for this file
+        load_working_copy(broken)
+    expected = f"{type(raised.value).__name__}: {raised.value}"
+
+    first = subprocess.run(_command(cluster) + ["--workers", "1"], env=_environment(store, cluster), capture_output=True,
+                           text=True, timeout=600)
+    assert first.returncode == 1, first.stderr
+    with store.session() as session:
+        failures = session.scalars(select(models.AuditEvent).where(models.AuditEvent.action == "pretranscribe_failed")).all()
+        assert [(f.subject, f.details["error"]) for f in failures] == [(f"recording:{bad.pk}", expected)]
+        assert session.scalar(select(func.count()).select_from(models.RecordingLease)) == 0
+    assert [r.pk for r in pending_recordings(store, row)] == [bad.pk]
+
+    broken.write_bytes(saved)
+    second = subprocess.run(_command(cluster) + ["--workers", "1", "--ship-audio"], env=_environment(store, cluster),
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "audio goes through Ray's object store" in second.stderr and "audio by path" not in second.stderr, second.stderr
+    assert pending_recordings(store, row) == []
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(models.TranscriptRevision)
+                              .where(models.TranscriptRevision.recording_pk == bad.pk)) == 1
+    store.close()
