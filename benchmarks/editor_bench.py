@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 
@@ -136,18 +137,24 @@ def measure(frame, page, name: str, repeats: int, act, counts: str = "(e) => tru
     return {"action": name, "n": len(values), "p50_ms": statistics.median(values), "p95_ms": p95(values)}
 
 
+def signed_in_page(pw: Any, url: str, username: str = "ann1") -> tuple[Any, Any]:
+    """A 1440x900 chromium page signed in to the workbench at `url` (the browser, then the page)."""
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text(f"Signed in as {username}").first.wait_for()
+    page.wait_for_function("document.cookie.includes('turnscribe_session=')")  # else the editor may open signed out
+    return browser, page
+
+
 def run(url: str, task_pk: int, repeats: int, hour: bool) -> tuple[float, list[dict[str, float]]]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(url)
-        page.get_by_role("textbox", name="Username").fill("ann1")
-        page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.get_by_text("Signed in as ann1").first.wait_for()
-        page.wait_for_function("document.cookie.includes('turnscribe_session=')")  # else the editor may open signed out
+        browser, page = signed_in_page(pw, url)
         began = time.perf_counter()
         page.goto(f"{url}/editor?task={task_pk}&turn={600 if hour else 1}")
         frame = page.frame_locator(FRAME)

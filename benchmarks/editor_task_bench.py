@@ -37,7 +37,7 @@ from store import models  # noqa: E402
 from store.accounts import add_user  # noqa: E402
 from store.db import open_store  # noqa: E402
 from store.settings import Settings, enforce_offline  # noqa: E402
-from editor_bench import CHROMIUM, FRAME, PASSWORD, PROTOCOL, serve  # noqa: E402
+from editor_bench import FRAME, PASSWORD, PROTOCOL, serve, signed_in_page  # noqa: E402
 
 TASK_S = 300.0
 
@@ -232,14 +232,7 @@ def main() -> None:
         rows = []
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
-                page = browser.new_page(viewport={"width": 1440, "height": 900})
-                page.goto(url)
-                page.get_by_role("textbox", name="Username").fill("ann1")
-                page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
-                page.get_by_role("button", name="Sign in").click()
-                page.get_by_text("Signed in as ann1").first.wait_for()
-                page.wait_for_function("document.cookie.includes('turnscribe_session=')")
+                browser, page = signed_in_page(pw, url)
                 for name, task_pk, run in (("keyboard only", keyboard_task, keyboard_run), ("mouse", mouse_task, mouse_run)):
                     page.goto(f"{url}/editor?task={task_pk}&turn=1")
                     frame = page.frame_locator(FRAME)

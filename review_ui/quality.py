@@ -67,44 +67,37 @@ def first_submissions(session: Session, task_pks: Iterable[int]) -> dict[int, mo
     return out
 
 
-def _newest_per_recording(session: Session, recording_pks: Iterable[int], which: Any) -> dict[int, models.TranscriptRevision]:
-    """Recording pk -> its newest revision matching `which`, 500 recordings per query."""
+def _per_recording(session: Session, recording_pks: Iterable[int], which: Any, pick: Any = func.max,
+                   ) -> dict[int, models.TranscriptRevision]:
+    """Recording pk -> its newest (or with `pick=func.min`, first) revision matching `which`, 500 recordings per query."""
     rev = models.TranscriptRevision
     pks = sorted(set(recording_pks))
     out: dict[int, models.TranscriptRevision] = {}
     for i in range(0, len(pks), 500):
-        newest = select(func.max(rev.pk)).where(rev.recording_pk.in_(pks[i:i + 500]), which).group_by(rev.recording_pk)
-        for revision in session.scalars(select(rev).where(rev.pk.in_(newest))):
+        chosen = select(pick(rev.pk)).where(rev.recording_pk.in_(pks[i:i + 500]), which).group_by(rev.recording_pk)
+        for revision in session.scalars(select(rev).where(rev.pk.in_(chosen))):
             out[revision.recording_pk] = revision
     return out
 
 
 def first_model_revisions(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
     """Recording pk -> its first model revision: the pre-annotation people started from."""
-    rev = models.TranscriptRevision
-    pks = sorted(set(recording_pks))
-    out: dict[int, models.TranscriptRevision] = {}
-    for start in range(0, len(pks), 500):
-        first = (select(func.min(rev.pk)).where(rev.recording_pk.in_(pks[start:start + 500]), rev.author_kind == "model")
-                 .group_by(rev.recording_pk))
-        for revision in session.scalars(select(rev).where(rev.pk.in_(first))):
-            out[revision.recording_pk] = revision
-    return out
+    return _per_recording(session, recording_pks, models.TranscriptRevision.author_kind == "model", func.min)
 
 
 def approved_of(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
     """Recording pk -> its newest approved revision (what a release would take)."""
-    return _newest_per_recording(session, recording_pks, models.TranscriptRevision.stage == "approved")
+    return _per_recording(session, recording_pks, models.TranscriptRevision.stage == "approved")
 
 
 def references(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
     """Recording pk -> its newest reference revision."""
-    return _newest_per_recording(session, recording_pks, models.TranscriptRevision.stage == "reference")
+    return _per_recording(session, recording_pks, models.TranscriptRevision.stage == "reference")
 
 
 def models_of(session: Session, recording_pks: Iterable[int]) -> dict[int, models.TranscriptRevision]:
     """Recording pk -> its newest model revision (the pre-annotation)."""
-    return _newest_per_recording(session, recording_pks, models.TranscriptRevision.author_kind == "model")
+    return _per_recording(session, recording_pks, models.TranscriptRevision.author_kind == "model")
 
 
 def _first_submissions_against(session: Session, rows: list[tuple[models.Task, models.Recording]],
