@@ -38,9 +38,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('transcript_revisions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_transcript_revisions_asr_bundle_sha256'))
-        batch_op.drop_column('diarizer_bundle_sha256')
-        batch_op.drop_column('asr_bundle_sha256')
+    # plain ALTER TABLE … DROP COLUMN (SQLite >= 3.35 has it): a batch rebuild would drop and recreate
+    # transcript_revisions, which the foreign keys of other tables (PII spans, comments) refuse
+    op.drop_index('ix_transcript_revisions_asr_bundle_sha256', table_name='transcript_revisions')
+    op.drop_column('transcript_revisions', 'diarizer_bundle_sha256')
+    op.drop_column('transcript_revisions', 'asr_bundle_sha256')
     op.drop_index('ix_protocol_model_choice', table_name='protocol_model_choices')
     op.drop_table('protocol_model_choices')
