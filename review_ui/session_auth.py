@@ -19,7 +19,7 @@ import streamlit.components.v1 as components
 from store.accounts import (AuthenticationFailed, PermissionDenied, Principal, SignInThrottled, authenticate, authorize,
                             load_principal)
 from store.db import Store, open_store
-from store.settings import Settings, enforce_offline, load_settings
+from store.settings import Settings, SignInPolicy, enforce_offline, load_settings
 from store.web_sessions import SESSION_TTL, open_web_session, principal_for_token, revoke_web_session
 
 USER_KEY = "signed_in_user"
@@ -29,15 +29,16 @@ JUST_SIGNED_IN = "just_signed_in"  # the account page then forwards to the perso
 
 
 @st.cache_resource(show_spinner=False)
-def _open(home: str, url: str) -> Store:
-    return open_store(Settings(home=Path(home), database_url=url))
+def _open(home: str, url: str, sign_in: SignInPolicy) -> Store:
+    return open_store(Settings(home=Path(home), database_url=url, sign_in=sign_in))
 
 
 def get_store() -> Store:
-    """The store named by TURNSCRIBE_HOME / TURNSCRIBE_DATABASE_URL, opened once per server process."""
+    """The store named by TURNSCRIBE_HOME / TURNSCRIBE_DATABASE_URL, opened once per server process, with the
+    sign-in policy of the TURNSCRIBE_SIGN_IN_* environment (an operator's longer delays hold in the browser too)."""
     enforce_offline()
     settings = load_settings()
-    return _open(str(settings.home), settings.database_url)
+    return _open(str(settings.home), settings.database_url, settings.sign_in)
 
 
 def sign_in(username: str, password: str) -> Principal:
