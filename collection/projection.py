@@ -7,7 +7,8 @@ hours over the rate, rounded up to a whole day. A cell with a gap and no recent 
 never met at this rate. Hours come from `collection.coverage.compute_coverage` (the
 figures of `collect coverage`), once over every accepted recording and once over those
 ingested in the window, so the projection never counts differently from the coverage
-report. Ingestion time, not the declared recording day, is the rate's clock: it is when
+report; the weekly intake chart adds durations (the coverage total's hours) from one read of the
+recordings. Ingestion time, not the declared recording day, is the rate's clock: it is when
 the audio became usable, and every recording has one.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collection.coverage import CoverageRow, RecordingFilter, compute_coverage
+from collection.coverage import CoverageRow, RecordingFilter, compute_coverage, recordings_where
 from protocols.schema import Protocol
 from store import models
 
@@ -81,10 +82,11 @@ def _window_end(as_of: dt.date) -> dt.datetime:
     return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
 
 
-def _ingested_between(session: Session, protocol_pk: int, start: dt.datetime, end: dt.datetime) -> frozenset[int]:
+def _intake(session: Session, protocol_pk: int) -> list[tuple[int, dt.datetime, float]]:
+    """(pk, ingestion time, duration in seconds) of every accepted recording, read once per projection."""
     rec = models.Recording
-    query = select(rec.pk, rec.ingested_at).where(rec.protocol_pk == protocol_pk, rec.status == "accepted")
-    return frozenset(pk for pk, at in session.execute(query) if start <= _aware(at) < end)
+    query = select(rec.pk, rec.ingested_at, rec.duration_s).where(rec.protocol_pk == protocol_pk, rec.status == "accepted")
+    return [(pk, _aware(at), float(seconds or 0.0)) for pk, at, seconds in session.execute(query)]
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -127,18 +129,19 @@ def coverage_projection(session: Session, protocol_row: models.Protocol, protoco
         raise ValueError("weeks must be at least 1")
     end = _window_end(as_of)
     start = end - dt.timedelta(weeks=weeks)
-    now = compute_coverage(session, protocol_row, protocol, cells=cells, where=where)
-    recent = compute_coverage(session, protocol_row, protocol, _ingested_between(session, protocol_row.pk, start, end),
-                              cells=cells, where=where)
+    chosen = recordings_where(session, protocol_row.pk, where)
+    intake = [(pk, at, seconds) for pk, at, seconds in _intake(session, protocol_row.pk) if chosen is None or pk in chosen]
+    now = compute_coverage(session, protocol_row, protocol, chosen, cells=cells)
+    recent = compute_coverage(session, protocol_row, protocol, frozenset(pk for pk, at, _ in intake if start <= at < end),
+                              cells=cells)
     recent_hours = {(r.scope, r.values): r.hours for r in recent.rows}
     rows = [project(r, recent_hours.get((r.scope, r.values), 0.0), weeks, as_of, protocol.deadline)
             for r in now.rows if r.scope in ("total", "cell")]
-    weekly = []
-    for week in range(weeks):
-        week_start = start + dt.timedelta(weeks=week)
-        pks = _ingested_between(session, protocol_row.pk, week_start, week_start + dt.timedelta(weeks=1))
-        total = compute_coverage(session, protocol_row, protocol, pks, where=where).scope("total")[0]
-        weekly.append((week_start.date(), total.hours))
+    weekly = [0.0] * weeks  # a dialogue's hours are its duration, as the coverage total counts them
+    for _, at, seconds in intake:
+        if start <= at < end:
+            weekly[int((at - start) // dt.timedelta(weeks=1))] += seconds / 3600
+    weekly_hours = [((start + dt.timedelta(weeks=k)).date(), hours) for k, hours in enumerate(weekly)]
     totals = [r for r in rows if r.scope == "total"]
-    return Projection(protocol.id, protocol.version, as_of, weeks, protocol.deadline, weekly,
+    return Projection(protocol.id, protocol.version, as_of, weeks, protocol.deadline, weekly_hours,
                       totals + sorted((r for r in rows if r.scope == "cell"), key=_misses_first))
