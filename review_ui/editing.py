@@ -222,11 +222,13 @@ def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk:
 
 def _clean(turns: Any, duration_s: float) -> list[TurnJson]:
     return [{**t.to_json(), "start": round(t.start, 3), "end": round(t.end, 3)}
-            for t in turns_from_json(turns, duration_s=duration_s, positive_length=True)]
+            for t in turns_from_json(turns, duration_s=duration_s, positive_length=True, words_inside=True)]
 
 
 def validate_turns(turns: Any, duration_s: float) -> list[TurnJson]:
-    """A person's turns as the one turn type, inside the audio and each of positive length; JSON copies sorted by start.
+    """A person's turns as the one turn type, inside the audio, each of positive length and holding its words
+    (a word outside its turn is refused, nothing is stored: the editor keeps words inside when a boundary moves);
+    JSON copies sorted by start.
 
     Turn times are kept to the millisecond (what the editor shows and nudges by).
     """

@@ -35,6 +35,7 @@ REQUIRED_TURN_FIELDS = ("speaker", "start", "end", "text")
 REQUIRED_WORD_FIELDS = ("text", "start", "end")
 _WORD_KEYS, _REQUIRED_WORD_KEYS = frozenset(WORD_FIELDS), frozenset(REQUIRED_WORD_FIELDS)
 TIME_TOLERANCE_S = 0.05  # a turn may end this far past the audio (rounding of model output)
+WORD_TOLERANCE_S = 0.0005  # a person's word may pass its turn's edge by rounding to the millisecond only
 
 
 class TurnValidationError(ValueError):
@@ -188,11 +189,14 @@ def _turn_problems(speaker: Any, start: Any, end: Any, text: Any, *, stored: boo
 
 
 def turns_from_json(data: Any, *, duration_s: float | None = None, stored: bool = False,
-                    positive_length: bool = False) -> list[Turn]:
+                    positive_length: bool = False, words_inside: bool = False) -> list[Turn]:
     """Turns from their JSON form, in the given order; every problem of every turn is named at once.
 
     `duration_s`: the recording's length, which no turn may end past (beyond rounding).
-    `positive_length`: refuse instants (a person's turn must last). `stored`: see the module.
+    `positive_length`: refuse instants (a person's turn must last). `words_inside`: refuse a word
+    that lies (even partly) outside its turn, beyond rounding to the millisecond: a person's turn
+    holds its words (the editor clips or respreads them when a boundary moves; the pre-annotation
+    snaps them in), so exports never put a word in a segment that does not say it. `stored`: see the module.
     """
     if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
         raise TurnValidationError([f"turns must be a list, not {type(data).__name__}"])
@@ -224,6 +228,10 @@ def turns_from_json(data: Any, *, duration_s: float | None = None, stored: bool 
                     words.append(Word.from_json(word))
                 except TurnValidationError as bad:
                     found += [f"turn {i} word {j}: {p}" for p in bad.problems]
+        if words_inside and not found:
+            found += [f"turn {i} word {j}: {w.text!r} at {w.start:.3f}-{w.end:.3f} s lies outside its turn "
+                      f"({float(item['start']):.3f}-{float(item['end']):.3f} s)" for j, w in enumerate(words)
+                      if w.start < float(item["start"]) - WORD_TOLERANCE_S or w.end > float(item["end"]) + WORD_TOLERANCE_S]
         problems += found
         if not found:
             turns.append(Turn(speaker, float(item["start"]), float(item["end"]), text, tuple(words), stored=stored))

@@ -334,6 +334,76 @@ def canvas_point(frame: Any, t: float, lane: int) -> tuple[float, float]:
     return box["x"] + (t - start) / (end - start) * box["width"], box["y"] + 90 + 18 * lane + 9
 
 
+def spread_over(words: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
+    """`words` laid end to end over start..end, each a share by its length plus one, marked spread (the rule the
+    editor and asr.alignment.spread share)."""
+    total = sum(len(w["text"]) + 1 for w in words)
+    out, at = [], start
+    for w in words:
+        step = (end - start) * (len(w["text"]) + 1) / total
+        out.append({**w, "start": round(at, 3), "end": round(min(at + step, end), 3), "spread": True})
+        at += step
+    return out
+
+
+def outside(turns: list[dict[str, Any]]) -> list[str]:
+    """The stored words that do not lie within their turn."""
+    return [f"{t['start']}-{t['end']}: {w}" for t in turns for w in t["words"] if not t["start"] <= w["start"] <= w["end"] <= t["end"]]
+
+
+def test_boundary_drags_and_nudges_keep_the_words_inside_their_turn(review_store: ReviewStore, server: str, browser: Any) -> None:
+    """Drag turn 1's end back past its last words and nudge turn 3's start into its first word: the words cut
+    are clipped, the words passed are spread over the turn (marked spread); that is what is saved and shown
+    after a reload, and the submission aligns the spread words to the audio again."""
+    from playwright.sync_api import expect
+
+    review_store.add_user("ann1", "annotator")
+    task_pk, _ = seed_task(review_store, "ann1")
+    truth = _model_turns(review_store, task_pk)
+    first, third = truth[0], truth[2]
+    page = new_context(browser).new_page()
+    page.goto(f"{server}/editor?task={task_pk}")
+    fill_sign_in(page, "ann1")
+    frame = editor(page)
+    x0, y = canvas_point(frame, first["end"], lane=0)
+    x1, _ = canvas_point(frame, first["words"][6]["start"] - 0.1, lane=0)  # back past "table for three, please."
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, y)
+    page.mouse.move(x1, y)
+    page.mouse.up()
+    frame.get_by_role("textbox", name="Turn 3 text").click()
+    frame.get_by_role("textbox", name="Turn 3 text").press("Alt+w")  # start 0.1 s later: into "Could"
+    wait_saved(frame)
+
+    saved = head_turns(review_store, task_pk)
+    assert outside(saved) == []
+    end = saved[0]["end"]
+    assert end < first["words"][6]["start"] - 0.05, "dragged back past the last four words"
+    want = spread_over(first["words"], first["start"], end)
+    assert [(w["text"], w["probability"], w.get("spread")) for w in saved[0]["words"]] == \
+        [(w["text"], w["probability"], True) for w in want]
+    assert max(abs(a[k] - b[k]) for a, b in zip(saved[0]["words"], want) for k in ("start", "end")) <= 0.0011
+    start = round(third["start"] + 0.1, 3)
+    assert third["words"][0]["start"] < start < third["words"][0]["end"], "the nudge cuts the first word"
+    assert saved[2]["start"] == start
+    assert saved[2]["words"] == [dict(third["words"][0], start=start), *third["words"][1:]], "the cut word is clipped"
+
+    page.reload()
+    frame = editor(page)
+    titles = frame.locator('.turn[data-i="0"] .words span').evaluate_all("(spans) => spans.map((s) => s.title.split(' ')[0])")
+    assert titles == [f"{w['start']:.2f}" for w in saved[0]["words"]], "the browser holds the spread words after a reload"
+    expect(frame.get_by_role("status")).to_contain_text("All changes saved")
+
+    frame.get_by_role("button", name="Submit").click()  # aligns turn 1's spread words: seconds on a busy CPU
+    expect(frame.get_by_role("status")).to_have_text("Submitted. Thank you!", timeout=60000)
+    submitted = head_turns(review_store, task_pk)
+    assert outside(submitted) == []
+    assert [w["text"] for w in submitted[0]["words"]] == [w["text"] for w in first["words"]]
+    assert not any(w.get("spread") for w in submitted[0]["words"]), "the submission aligned the spread words"
+    assert submitted[2]["words"] == saved[2]["words"], "clipped words are timed words: kept"
+
+
 def test_the_editing_loop_then_submit_review_and_the_managers_pages(review_store: ReviewStore, server: str, browser: Any,
                                                                     tmp_path: Path) -> None:
     from playwright.sync_api import expect

@@ -56,6 +56,25 @@ def test_validation_names_each_bad_turn() -> None:
     assert validate_turns([TURNS[1], TURNS[0]], 10.0)[0]["speaker"] == "A", "stored sorted by start"
 
 
+def test_a_save_with_words_outside_their_turn_is_refused_and_stores_nothing(review_store: ReviewStore) -> None:
+    """The editor keeps a turn's words inside it when a boundary moves; a save that does not is refused whole."""
+    ann1 = review_store.add_user("ann1", "annotator")
+    task_pk = make_task(review_store, "ann1")
+    with review_store.store.session() as session:
+        view = open_task(session, ann1, review_store.store.blobs, task_pk)
+    first = view.turns[0]
+    moved = [dict(first, end=round(first["words"][-2]["start"], 3)), *view.turns[1:]]  # the last two words now past it
+    last = first["words"][-1]
+    with review_store.store.session() as session, pytest.raises(TurnValidationError) as caught:
+        save_draft(session, ann1, task_pk, view.version, moved, realigner=Realigner.of(review_store.store))
+    assert f"turn 0 word {len(first['words']) - 1}: {last['text']!r} at {last['start']:.3f}-{last['end']:.3f} s lies outside " \
+        f"its turn ({first['start']:.3f}-{moved[0]['end']:.3f} s)" in caught.value.problems
+    with review_store.store.session() as session:
+        task = session.get(models.Task, task_pk)
+        assert (task.version, task.head_revision_pk) == (view.version, None), "nothing stored"
+        assert session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)).all() == []
+
+
 # -- opening, saving, conflicts, history (SQLite and PostgreSQL) ---------------------------------
 
 def test_open_task_only_for_the_assignee_and_never_reveals_gold(review_store: ReviewStore) -> None:

@@ -94,6 +94,17 @@ def test_an_instant_is_a_models_turn_but_not_a_persons() -> None:
     assert problems([turn(start=1.0, end=1.0)], positive_length=True) == ["turn 0: start 1.000 s must be >= 0 and before end 1.000 s"]
 
 
+def test_a_persons_turn_holds_its_words_to_the_millisecond() -> None:
+    words = [{"text": "hi", "start": 0.5, "end": 0.8}, {"text": "there", "start": 0.85, "end": 1.25}]
+    assert problems([turn(start=0.6, end=1.25, text="hi there", words=words)], words_inside=True) == [
+        "turn 0 word 0: 'hi' at 0.500-0.800 s lies outside its turn (0.600-1.250 s)"]
+    assert problems([turn(start=0.5, end=1.0, text="hi there", words=words)], words_inside=True) == [
+        "turn 0 word 1: 'there' at 0.850-1.250 s lies outside its turn (0.500-1.000 s)"]
+    assert turns_from_json([turn(start=0.5004, end=1.2496, text="hi there", words=words)], words_inside=True), "rounding only"
+    assert turns_from_json([turn(start=0.6, end=1.0, text="hi there", words=words)])[0].words == tuple(
+        Word.from_json(w) for w in words), "a model's or an import's turn is not held to it"
+
+
 # What the code before the turn type could store (checked in its history): the pre-annotation
 # (asr/turns.py build_turns: exactly these keys, Whisper's stripped words with probabilities,
 # instants possible), the editor's saves (review_ui/editing.py validate_turns: label and text

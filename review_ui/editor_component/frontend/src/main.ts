@@ -30,7 +30,8 @@ const SAVE_DEBOUNCE_MS = 700;
 const RETRY_MS = 5000;
 const UNDO_COALESCE_MS = 1200;
 const NUDGE_S = 0.1;
-const DRAFT_WRITE_MS = 150;  // a one-hour task's draft is a few hundred KB: not rewritten on every key
+const DRAFT_WRITE_MS = 150;  // a one-hour task's draft is a few hundred KB: not rewritten on every key...
+const DRAFT_IDLE_MS = 600;  // ...but in the browser's idle time, at the latest this long after the debounce
 
 const $ = <E extends HTMLElement>(id: string): E => document.getElementById(id) as E;
 const mount = Math.random().toString(36).slice(2);
@@ -72,7 +73,8 @@ const wave = new Waveform($<HTMLCanvasElement>("wave"), {
   select: (i) => select(i, true),
   moveEdge: (i, edge, t) => edit(T.moveEdge(turns, i, edge, t, task!.duration), i),
 });
-const rows = new VirtualRows<Turn>($("turns"), (i) => rowElement(i), (el, i) => renumber(el, i), () => selected);
+const rows = new VirtualRows<Turn>($("turns"), (i) => rowElement(i), (el, i, changed) => patchRow(el, i, changed), () => selected,
+  (t) => t.id!);
 
 // ---------------------------------------------------------------- state and saving
 
@@ -96,11 +98,20 @@ function setStatus(): void {
 }
 
 let keepTimer = 0;
+let keepIdle = 0;
 
-/** Keep the draft in this browser within DRAFT_WRITE_MS of an edit (and at once when the page is hidden or left). */
+/** Keep the draft in this browser once edits pause for DRAFT_WRITE_MS, in idle time (writing a long task's draft
+ * takes milliseconds that would delay the next key's frame), within DRAFT_IDLE_MS more at the latest; at once
+ * when the page is hidden or left (`now`). */
 function keepLocally(now = false): void {
   window.clearTimeout(keepTimer);
-  if (!now) { keepTimer = window.setTimeout(() => keepLocally(true), DRAFT_WRITE_MS); return; }
+  if (keepIdle) { window.cancelIdleCallback(keepIdle); keepIdle = 0; }
+  if (!now) {
+    keepTimer = window.setTimeout(() => {
+      keepIdle = window.requestIdleCallback(() => { keepIdle = 0; keepLocally(true); }, { timeout: DRAFT_IDLE_MS });
+    }, DRAFT_WRITE_MS);
+    return;
+  }
   if (!task) return;
   if (dirty()) keepDraft(task.pk, base, turns);
   else dropDraft(task.pk, base);
@@ -184,33 +195,31 @@ function onAck(ack: Ack): void {
 /** Edits never mutate a turn or the list, so a snapshot is the list itself. */
 function snapshot(): { turns: Turn[]; selected: number } { return { turns, selected }; }
 
-/** Apply an edit (undoable), keep it locally at once and save it soon. */
-function edit(next: Turn[], nextSelected = selected, textOf = -1): void {
+/** Apply an edit (undoable), keep it locally soon and save it soon; `caretAfter`: put the text cursor of the
+ * selected turn there (split and merge), else where it was. */
+function edit(next: Turn[], nextSelected = selected, textOf = -1, caretAfter: number | null = null): void {
   const now = Date.now();
   const coalesce = textOf >= 0 && lastTextEdit.turn === textOf && now - lastTextEdit.at < UNDO_COALESCE_MS;
   if (!coalesce) { undoStack.push(snapshot()); redoStack = []; }
   lastTextEdit = textOf >= 0 ? { turn: textOf, at: now } : { turn: -1, at: 0 };
-  const before = turns;
-  const typing = isTyping(), caret = caretOffset();
+  const typing = caretAfter !== null || isTyping(), caret = caretAfter ?? caretOffset();
   turns = next;
   selected = Math.max(0, Math.min(nextSelected, turns.length - 1));
   keepLocally();
   scheduleSave();
   if (textOf >= 0) {
     rows.items = turns;
-    rows.rekey(before[textOf], turns[textOf]);
-    renderWords(textOf);
-    rowAt(textOf)!.querySelector(".pii-marks")!.innerHTML = piiHtml(textOf);
+    rows.render();  // the typed-in row is patched (its words and marks), the field already holds the text
   }
-  else updateRows(before, typing, caret);
+  else updateRows(typing, caret);
   drawWave();
   setStatus();
 }
 
-function tryEdit(make: () => Turn[], nextSelected = selected): void {
+function tryEdit(make: () => Turn[], nextSelected = selected, caretAfter: number | null = null): void {
   if (!task || !task.editable) return;
   try {
-    edit(make(), nextSelected);
+    edit(make(), nextSelected, -1, caretAfter);
     statusError = "";
   } catch (problem) {
     statusError = (problem as Error).message;
@@ -233,35 +242,64 @@ function redo(): void {
 }
 
 function restore(step: { turns: Turn[]; selected: number }): void {
-  const before = turns;
   const typing = isTyping(), caret = caretOffset();
   turns = step.turns;
   selected = Math.min(step.selected, turns.length - 1);
   lastTextEdit = { turn: -1, at: 0 };
   keepLocally();
   scheduleSave();
-  updateRows(before, typing, caret);
+  updateRows(typing, caret);
   drawWave();
   setStatus();
 }
 
-/** Redraw only the rows that changed (by reference) among those rendered, and renumber the rows after them. */
-function updateRows(_before: Turn[], typing: boolean, caret: number | null): void {
-  if (speakers().join("\n") !== renderedSpeakers) { renderTurns(true); return; }
-  rows.items = turns;
-  rows.render();
-  wave.turns = turns;
-  renderPii();
+/** Patch only the rendered rows whose turn changed (by reference), renumber the rows after them, and select. */
+function updateRows(typing: boolean, caret: number | null): void {
+  if (speakers().join("\n") !== renderedSpeakers) renderTurns();
+  else {
+    rows.items = turns;
+    rows.render();
+    wave.turns = turns;
+    renderPii();
+  }
   select(selected, typing, typing ? caret : null);
 }
 
-function renumber(row: HTMLElement, i: number): void {
+const shownHtml = new WeakMap<Element, string>();
+
+/** Set an element's HTML only when it differs from what was set last (no layout for an unchanged part). */
+function setHtml(el: Element, html: string): void {
+  if (shownHtml.get(el) === html) return;
+  shownHtml.set(el, html);
+  el.innerHTML = html;
+}
+
+/** A kept row now shows turn i: renumbered when its index moved, its fields patched (only those that differ)
+ * when the turn changed. Its text field is the same element, so it keeps the focus and the caret. */
+function patchRow(row: HTMLElement, i: number, changed: boolean): void {
   row.classList.toggle("selected", i === selected);
-  if (row.dataset.i === String(i)) return;
-  row.dataset.i = String(i);
-  row.querySelector(".num")!.textContent = String(i + 1);
-  row.querySelector("select")!.setAttribute("aria-label", `Turn ${i + 1} speaker`);
-  row.querySelector("textarea")!.setAttribute("aria-label", `Turn ${i + 1} text`);
+  const moved = row.dataset.i !== String(i);
+  if (moved) {
+    row.dataset.i = String(i);
+    row.querySelector(".num")!.textContent = String(i + 1);
+    row.querySelector("select")!.setAttribute("aria-label", `Turn ${i + 1} speaker`);
+    row.querySelector("textarea")!.setAttribute("aria-label", `Turn ${i + 1} text`);
+  }
+  if (!changed && !moved) return;
+  const t = turns[i];
+  if (changed) {
+    const colour = PALETTE[speakerNames.indexOf(t.speaker) % PALETTE.length];
+    const num = row.querySelector<HTMLElement>(".num")!;
+    if (num.dataset.colour !== colour) { num.dataset.colour = colour; num.style.borderLeftColor = colour; }
+    const box = row.querySelector("select")!;
+    if (box.value !== t.speaker) box.value = t.speaker;
+    const times = row.querySelector(".times")!, span = `${fmt(t.start)}–${fmt(t.end)} s`;
+    if (times.textContent !== span) times.textContent = span;
+    const area = row.querySelector("textarea")!;
+    if (area.value !== t.text) area.value = t.text;
+  }
+  setHtml(row.querySelector(".words")!, wordsHtml(t, i));
+  setHtml(row.querySelector(".pii-marks")!, piiHtml(i));
 }
 
 // ---------------------------------------------------------------- audio
@@ -311,7 +349,7 @@ function tick(): void {
     if (turn && ($("loop") as HTMLInputElement).checked && !audio.paused && now >= turn.end) audio.currentTime = turn.start - w.start;
     if (wave.playhead !== now) {
       wave.playhead = now;
-      drawWave();
+      drawWaveNow();  // already in a frame
       $("clock").textContent = `${now.toFixed(2)} s`;
     }
   }
@@ -358,9 +396,10 @@ function select(i: number, focus: boolean, caret: number | null = null): void {
   if (focus) {
     const area = row?.querySelector("textarea") as HTMLTextAreaElement | null;
     if (area) {
-      area.focus({ preventScroll: true });  // scrolling the page around the frame costs a layout of the whole page
+      // focusing lays out the document: the field that already has it (a patched row) is left alone
+      if (document.activeElement !== area) area.focus({ preventScroll: true });  // no scroll of the page around the frame
       const at = caret === null ? area.value.length : caret;
-      area.setSelectionRange(at, at);
+      if (area.selectionStart !== at || area.selectionEnd !== at) area.setSelectionRange(at, at);
     }
   }
   rows.reveal(selected);
@@ -438,8 +477,8 @@ function renderPii(): void {
   for (const i of new Set([...rows, ...piiRows])) {
     const row = rowAt(i);
     if (!row) continue;
-    row.querySelector(".pii-marks")!.innerHTML = piiHtml(i);
-    row.querySelector(".words")!.innerHTML = wordsHtml(turns[i], i);
+    setHtml(row.querySelector(".pii-marks")!, piiHtml(i));
+    setHtml(row.querySelector(".words")!, wordsHtml(turns[i], i));
   }
   piiRows = rows;
 }
@@ -466,11 +505,6 @@ function drawSpectrogramIfShown(): void {
   drawSpectrogram(canvas, wavBytes, wave.window.start, wave.window.end);
 }
 
-function renderWords(i: number): void {
-  const row = rowAt(i)?.querySelector(".words");
-  if (row) row.innerHTML = wordsHtml(turns[i], i);
-}
-
 let renderedSpeakers = "";
 let speakerNames: string[] = [];
 
@@ -480,9 +514,9 @@ function rowHtml(i: number, names: string[]): string {
   const options = names.map((s, k) => `<option value="${escape(s)}"${s === t.speaker ? " selected" : ""}>${k + 1} ${escape(s)}</option>`).join("");
   const colour = PALETTE[names.indexOf(t.speaker) % PALETTE.length];
   return `<div class="turn${i === selected ? " selected" : ""}" data-i="${i}" role="listitem">
-    <div class="num" style="border-left:4px solid ${colour};padding-left:4px">${i + 1}</div>
+    <div class="num" data-colour="${colour}" style="border-left:4px solid ${colour};padding-left:4px">${i + 1}</div>
     <div class="meta"><select aria-label="Turn ${i + 1} speaker"${readOnly ? " disabled" : ""}>${options}</select>
-      <div>${fmt(t.start)}–${fmt(t.end)} s</div></div>
+      <div class="times">${fmt(t.start)}–${fmt(t.end)} s</div></div>
     <div><textarea rows="2" aria-label="Turn ${i + 1} text"${readOnly ? " readonly" : ""}>${escape(t.text)}</textarea>
       <div class="words">${wordsHtml(t, i)}</div><div class="pii-marks">${piiHtml(i)}</div></div></div>`;
 }
@@ -495,14 +529,16 @@ const template = document.createElement("template");
 
 function rowElement(i: number): HTMLElement {
   template.innerHTML = rowHtml(i, speakerNames);
-  return template.content.firstElementChild as HTMLElement;
+  const row = template.content.firstElementChild as HTMLElement;
+  shownHtml.set(row.querySelector(".words")!, wordsHtml(turns[i], i));
+  shownHtml.set(row.querySelector(".pii-marks")!, piiHtml(i));
+  return row;
 }
 
 const isTyping = (): boolean => !!document.activeElement && document.activeElement.tagName === "TEXTAREA";
 
-function renderTurns(keepFocus: boolean): void {
-  const wasTyping = isTyping();
-  const caret = caretOffset();
+/** Build every rendered row again (the speaker list changed, or a new version replaced the turns). */
+function renderTurns(): void {
   const names = speakers();
   renderedSpeakers = names.join("\n");
   speakerNames = names;
@@ -513,10 +549,20 @@ function renderTurns(keepFocus: boolean): void {
   wave.speakers = names;
   const from = $<HTMLSelectElement>("rename-from");
   from.innerHTML = names.map((s) => `<option>${escape(s)}</option>`).join("");
-  if (keepFocus) select(selected, wasTyping, wasTyping ? caret : null);
 }
 
+let waveQueued = false;
+
+/** Redraw the waveform in the coming frame, once however many changes this event made (it is drawn before that
+ * frame is painted, so the change is still visible in it). */
 function drawWave(): void {
+  if (waveQueued) return;
+  waveQueued = true;
+  window.requestAnimationFrame(drawWaveNow);
+}
+
+function drawWaveNow(): void {
+  waveQueued = false;
   wave.selected = selected;
   wave.turns = turns;
   wave.draw();
@@ -558,7 +604,7 @@ function renderNotice(): void {
     turns = T.withIds(chosen);
     keepLocally(true);
     renderNotice();
-    renderTurns(false);
+    renderTurns();
     drawWave();
     if (dirty() || pendingOp === "submit") requestSave(pendingOp === "submit" ? "submit" : "save");
     setStatus();
@@ -602,7 +648,7 @@ function renderAll(): void {
   document.querySelectorAll<HTMLElement>(".edit").forEach((el) => (el.style.display = task && task.editable ? "" : "none"));
   if (task && task.reviewing) $("submit").style.display = "none";  // a reviewer accepts or sends back below
   $<HTMLSelectElement>("pii-kind").innerHTML = ((task && task.pii_kinds) || ["other"]).map((k) => `<option>${escape(k)}</option>`).join("");
-  renderTurns(false);
+  renderTurns();
   renderNotice();
   drawWave();
   setStatus();
@@ -631,13 +677,16 @@ const actions: Record<string, () => void> = {
     // the "Split at cursor" button takes the focus from the text: its field still holds the cursor
     const field = lastArea && rowAt(selected)?.contains(lastArea) ? lastArea : null;
     const at = caretOffset() ?? field?.selectionStart ?? Math.floor(turns[selected].text.length / 2);
-    tryEdit(() => T.splitAt(turns, selected, at), selected + 1);
-    select(selected, true, 0);
+    tryEdit(() => T.splitAt(turns, selected, at), selected + 1, 0);
   },
   merge_prev: () => {
-    const join = selected > 0 ? turns[selected - 1].text.trim().length + 1 : 0;
-    tryEdit(() => T.mergeWithPrevious(turns, selected), selected - 1);
-    select(selected, true, join);
+    const i = selected;
+    const join = i > 0 ? turns[i - 1].text.trim().length + 1 : 0;
+    // the earlier turn's field takes the focus before the later row goes: removing the focused field, then
+    // focusing another after the list changed, cost two layouts of the list
+    const into = i > 0 ? rowAt(i - 1)?.querySelector("textarea") : null;
+    if (into && task && task.editable) { quietFocus = true; into.focus({ preventScroll: true }); quietFocus = false; }
+    tryEdit(() => T.mergeWithPrevious(turns, i), i - 1, join);
   },
   undo, redo,
   save: () => requestSave("save"),
@@ -680,8 +729,10 @@ $("turns").addEventListener("change", (e) => {
   selected = i;
   tryEdit(() => T.setSpeaker(turns, i, box.value), i);
 });
+let quietFocus = false;  // the editor moves the focus itself and selects afterwards
 $("turns").addEventListener("focusin", (e) => {
   if ((e.target as HTMLElement).tagName === "TEXTAREA") lastArea = e.target as HTMLTextAreaElement;
+  if (quietFocus) return;
   const row = (e.target as HTMLElement).closest<HTMLElement>(".turn");
   if (row && Number(row.dataset.i) !== selected) select(Number(row.dataset.i), false);
 });
@@ -813,7 +864,7 @@ onRender((args) => {
     saved = T.clone(doc.turns);
     pii = [];
     takePii(doc.pii || [], saved);
-    renderTurns(false);
+    renderTurns();
   }
   takeAudio(args.window as AudioWindow | null, args.audio);
   if (args.ack) onAck(args.ack as Ack);

@@ -2,24 +2,27 @@
 // are in the DOM; the rest are stood in for by spacers of their (measured or estimated) height. A one-hour
 // task has ~1,500 turns: building all their rows made the editor slow to open and every edit slow to lay out.
 //
-// Rows are keyed by their item (a turn object): edits replace turn objects, never mutate them, so a row whose
-// turn is unchanged is kept (its text field keeps the focus and the caret), and a changed turn gets a new row.
+// Rows are keyed by their item's stable key (a turn's id): an edit replaces a turn object but keeps its id, so
+// its row is patched in place (`patch`), never rebuilt: its text field keeps the focus and the caret, and an
+// edit costs the layout of the fields that changed, not of a new row (rebuilding the focused row and focusing
+// its replacement was most of a nudge's or a merge's time).
 
 export class VirtualRows<T extends object> {
   items: T[] = [];
-  private live = new Map<T, HTMLElement>();
-  private heights = new WeakMap<T, number>();
+  private live = new Map<string, { item: T; row: HTMLElement }>();
+  private heights = new Map<string, number>();
   private pads: HTMLElement[] = [];
   private estimate: number;
   private queued = false;
 
   /**
-   * `make(i)` builds item i's row, `place(el, i)` tells a kept row its (possibly new) index, `pinned()` is the
-   * index that stays rendered wherever the list is scrolled (the selected turn: its field may hold the focus).
+   * `make(i)` builds item i's row, `patch(el, i, changed)` tells a kept row its (possibly new) index and, when
+   * `changed`, brings its content in line with item i; `pinned()` is the index that stays rendered wherever the
+   * list is scrolled (the selected turn: its field may hold the focus); `keyOf` names an item across edits.
    */
   constructor(readonly box: HTMLElement, readonly make: (i: number) => HTMLElement,
-              readonly place: (el: HTMLElement, i: number) => void, readonly pinned: () => number,
-              readonly overscanPx = 800, estimatePx = 72) {
+              readonly patch: (el: HTMLElement, i: number, changed: boolean) => void, readonly pinned: () => number,
+              readonly keyOf: (item: T) => string, readonly overscanPx = 800, estimatePx = 72) {
     this.estimate = estimatePx;
     box.addEventListener("scroll", () => {
       if (this.queued) return;
@@ -31,17 +34,7 @@ export class VirtualRows<T extends object> {
   /** The row of item i when it is rendered. */
   rowOf(i: number): HTMLElement | null {
     const item = this.items[i];
-    return (item && this.live.get(item)) || null;
-  }
-
-  /** The row showing `from` now shows `to` (the person typed into it: the row already holds the new text). */
-  rekey(from: T, to: T): void {
-    const row = this.live.get(from);
-    if (!row) return;
-    this.live.delete(from);
-    this.live.set(to, row);
-    const h = this.heights.get(from);
-    if (h !== undefined) this.heights.set(to, h);
+    return (item && this.live.get(this.keyOf(item))?.row) || null;
   }
 
   /** Scroll the list (only the list, never the page around it) so item i's row is in view. */
@@ -60,7 +53,7 @@ export class VirtualRows<T extends object> {
 
   /** Drop every row (the next render builds them again, e.g. when the speaker list changed). */
   reset(): void {
-    for (const row of this.live.values()) row.remove();
+    for (const { row } of this.live.values()) row.remove();
     this.live.clear();
   }
 
@@ -69,12 +62,11 @@ export class VirtualRows<T extends object> {
     const n = this.items.length;
     const tops = new Array<number>(n + 1);
     tops[0] = 0;
-    for (let i = 0; i < n; i++) tops[i + 1] = tops[i] + (this.heights.get(this.items[i]) ?? this.estimate);
+    for (let i = 0; i < n; i++) tops[i + 1] = tops[i] + (this.heights.get(this.keyOf(this.items[i])) ?? this.estimate);
     const lo = this.box.scrollTop - this.overscanPx, hi = this.box.scrollTop + this.box.clientHeight + this.overscanPx;
-    let first = 0;
     let a = 0, b = n;  // first item whose bottom is below lo
     while (a < b) { const m = (a + b) >> 1; if (tops[m + 1] <= lo) a = m + 1; else b = m; }
-    first = a;
+    const first = a;
     let last = first;
     while (last < n - 1 && tops[last + 1] < hi) last++;
     const indices: number[] = [];
@@ -98,25 +90,34 @@ export class VirtualRows<T extends object> {
     return this.pads[k];
   }
 
-  /** Bring the DOM in line with the items and the scroll position, touching only rows that changed. */
+  /** Bring the DOM in line with the items and the scroll position, touching only rows that changed; rows built or
+   * patched are measured afterwards, all at once (one layout, not one per row). */
   render(): void {
     const { indices, tops } = this.wanted();
     const sequence: HTMLElement[] = [];
-    const next = new Map<T, HTMLElement>();
+    const next = new Map<string, { item: T; row: HTMLElement }>();
+    const measure: [string, HTMLElement][] = [];
     let pads = 0, prev = -1;
     for (const i of indices) {
       if (i > prev + 1) sequence.push(this.pad(pads++, tops[i] - tops[prev + 1]));
-      const item = this.items[i];
-      let row = this.live.get(item);
-      if (row) this.place(row, i);
-      else row = this.make(i);
-      next.set(item, row);
+      const item = this.items[i], key = this.keyOf(item);
+      const had = this.live.get(key);
+      let row: HTMLElement;
+      if (had && !next.has(key)) {
+        row = had.row;
+        this.patch(row, i, had.item !== item);
+        if (had.item !== item) measure.push([key, row]);
+      } else {
+        row = this.make(i);
+        measure.push([key, row]);
+      }
+      next.set(key, { item, row });
       sequence.push(row);
       prev = i;
     }
     const n = this.items.length;
     if (prev < n - 1) sequence.push(this.pad(pads++, tops[n] - tops[prev + 1]));
-    for (const [item, row] of this.live) if (next.get(item) !== row) row.remove();
+    for (const [key, { row }] of this.live) if (next.get(key)?.row !== row) row.remove();
     for (let k = pads; k < this.pads.length; k++) this.pads[k].remove();
     this.live = next;
     let cursor = this.box.firstElementChild;
@@ -126,10 +127,10 @@ export class VirtualRows<T extends object> {
     }
     while (cursor) { const after = cursor.nextElementSibling; cursor.remove(); cursor = after; }
     let total = 0, count = 0;
-    for (const [item, row] of this.live) {
+    for (const [key, row] of measure) {
       const h = row.offsetHeight;
-      if (h > 0) { this.heights.set(item, h); total += h; count++; }
+      if (h > 0) { this.heights.set(key, h); total += h; count++; }
     }
-    if (count) this.estimate = total / count;
+    if (count) this.estimate = (this.estimate * 3 + total / count) / 4;
   }
 }

@@ -1,7 +1,9 @@
 // Turn edits as pure functions over the one turn shape
 // {speaker, start, end, text, words: [{text, start, end, probability}]}; each returns new turns.
 
-export interface Word { text: string; start: number; end: number; probability: number }
+// `typed`: a person typed it; `spread`: its times are an even share of the turn, not an alignment (the submission
+// aligns a turn whose words are all spread). Both are sent only when true, as the server's turn type says.
+export interface Word { text: string; start: number; end: number; probability: number; typed?: boolean; spread?: boolean }
 // `id`: stable while the turn exists (a split's second half and a new turn get a new one, a merge keeps
 // the first turn's); saved alongside the turns so a reviewer's comment stays on its turn.
 export interface Turn { speaker: string; start: number; end: number; text: string; words: Word[]; id?: string }
@@ -48,8 +50,8 @@ export function splitAt(turns: Turn[], i: number, offset: number): Turn[] {
   if (aligned) at = turn.words[cut].start;
   else at = turn.start + ((turn.end - turn.start) * before.length) / (before.length + after.length + 1);
   at = Math.min(Math.max(at, turn.start + MIN_TURN_S), turn.end - MIN_TURN_S);
-  const first: Turn = { ...turn, end: r3(at), text: before, words: aligned ? turn.words.slice(0, cut) : [] };
-  const second: Turn = { ...turn, id: newId(), start: r3(at), text: after, words: aligned ? turn.words.slice(cut) : [] };
+  const first = wordsInside({ ...turn, end: r3(at), text: before, words: aligned ? turn.words.slice(0, cut) : [] });
+  const second = wordsInside({ ...turn, id: newId(), start: r3(at), text: after, words: aligned ? turn.words.slice(cut) : [] });
   return [...turns.slice(0, i), first, second, ...turns.slice(i + 1)];
 }
 
@@ -82,13 +84,39 @@ export function setSpeaker(turns: Turn[], i: number, speaker: string): Turn[] {
   return out;
 }
 
-/** Move one edge of turn i to `at` seconds, kept inside 0..duration and at least MIN_TURN_S long. */
+/** Move one edge of turn i to `at` seconds, kept inside 0..duration and at least MIN_TURN_S long; its words are
+ * kept inside it (`wordsInside`). Boundary drags on the waveform and nudges by key both come here. */
 export function moveEdge(turns: Turn[], i: number, edge: "start" | "end", at: number, duration: number): Turn[] {
   const turn = turns[i];
   const value = edge === "start" ? Math.min(Math.max(0, at), turn.end - MIN_TURN_S) : Math.max(Math.min(duration, at), turn.start + MIN_TURN_S);
   const out = turns.slice();
-  out[i] = { ...turn, [edge]: r3(value) };
+  out[i] = wordsInside({ ...turn, [edge]: r3(value) });
   return out;
+}
+
+/** The turn with its words inside its bounds (the server refuses a word outside its turn). A word the bounds cut
+ * is clipped to the part inside; when an edge moved past a whole word, the words are spread over the turn by
+ * their length (as the server spreads a draft's retyped turn) and marked `spread`, so the submission aligns
+ * them to the audio again. Words already inside are left as they are (the same turn object when all are). */
+export function wordsInside(turn: Turn): Turn {
+  const { start, end, words } = turn;
+  if (words.every((w) => w.start >= start && w.end <= end)) return turn;
+  if (words.some((w) => w.end <= start || w.start >= end)) return { ...turn, words: spread(words, start, end) };
+  return { ...turn, words: words.map((w) => (w.start >= start && w.end <= end ? w
+    : { ...w, start: r3(Math.max(w.start, start)), end: r3(Math.min(w.end, end)) })) };
+}
+
+/** `words` laid end to end over start..end, each a share by its length plus one (asr.alignment.spread's rule),
+ * keeping their text, probability and typed mark, marked `spread`. */
+export function spread(words: Word[], start: number, end: number): Word[] {
+  const total = words.reduce((sum, w) => sum + w.text.length + 1, 0);
+  let at = start;
+  return words.map((w) => {
+    const step = ((end - start) * (w.text.length + 1)) / total;
+    const out: Word = { ...w, start: r3(at), end: r3(Math.min(at + step, end)), spread: true };
+    at += step;
+    return out;
+  });
 }
 
 export function renameSpeaker(turns: Turn[], from: string, to: string): Turn[] {
@@ -122,7 +150,8 @@ export function sameTurns(a: Turn[], b: Turn[]): boolean {
         x.words.length !== y.words.length) return false;
     for (let j = 0; j < x.words.length; j++) {
       const v = x.words[j], w = y.words[j];
-      if (v.text !== w.text || v.start !== w.start || v.end !== w.end || v.probability !== w.probability) return false;
+      if (v.text !== w.text || v.start !== w.start || v.end !== w.end || v.probability !== w.probability ||
+          !!v.typed !== !!w.typed || !!v.spread !== !!w.spread) return false;
     }
   }
   return true;
@@ -131,7 +160,8 @@ export function sameTurns(a: Turn[], b: Turn[]): boolean {
 /** What the server stores: trimmed text, times in milliseconds precision (ids travel beside the turns). */
 export function normalised(turns: Turn[]): Turn[] {
   return turns.map((t) => ({ speaker: t.speaker, start: r3(t.start), end: r3(t.end), text: t.text.trim(),
-    words: t.words.map((w) => ({ text: w.text, start: w.start, end: w.end, probability: w.probability })) }));
+    words: t.words.map((w) => ({ text: w.text, start: w.start, end: w.end, probability: w.probability,
+      ...(w.typed ? { typed: true } : {}), ...(w.spread ? { spread: true } : {}) })) }));
 }
 
 /** The words [start, end) of a turn's text (split on whitespace, as the server counts them) that a character

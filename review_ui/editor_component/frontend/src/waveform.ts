@@ -22,6 +22,9 @@ export class Waveform {
   selected = 0;
   playhead = -1;
   private drag: { index: number; edge: "start" | "end"; time: number } | null = null;
+  // The peaks and the time axis depend only on the window and the canvas size: drawn once into this layer, then
+  // copied under each redraw (an edit, a selection or the playhead redraws only the regions over them).
+  private layer: { key: string; canvas: HTMLCanvasElement } | null = null;
 
   constructor(readonly canvas: HTMLCanvasElement, readonly on: WaveCallbacks) {
     canvas.height = this.height();
@@ -95,6 +98,36 @@ export class Waveform {
     this.on.moveEdge(index, edge, time);
   }
 
+  /** The window's peaks and time axis on a transparent canvas of this canvas's size (made again only when the
+   * window or the size changed). */
+  private staticLayer(w: AudioWindow): HTMLCanvasElement {
+    const c = this.canvas;
+    const key = `${w.start}:${w.end}:${w.peaks.length}:${c.width}x${c.height}`;
+    if (this.layer && this.layer.key === key) return this.layer.canvas;
+    const layer = this.layer?.canvas || document.createElement("canvas");
+    layer.width = c.width;
+    layer.height = c.height;
+    const g = layer.getContext("2d")!;
+    g.clearRect(0, 0, layer.width, layer.height);
+    const n = w.peaks.length / 2, mid = WAVE_H / 2, amp = WAVE_H / 2 - 2;
+    g.fillStyle = "#444";
+    for (let i = 0; i < n; i++) {
+      const x = this.x(w.start + i / w.per_second);
+      const lo = w.peaks[2 * i] / 127, hi = w.peaks[2 * i + 1] / 127;
+      g.fillRect(x, mid - hi * amp, Math.max(1, c.width / n), Math.max(1, (hi - lo) * amp));
+    }
+    g.font = "11px sans-serif";
+    const span = w.end - w.start;
+    const step = [0.5, 1, 2, 5, 10, 15, 30, 60, 120].find((s) => span / s <= 12) || 300;
+    g.fillStyle = "#666";
+    for (let t = Math.ceil(w.start / step) * step; t < w.end; t += step) {
+      g.fillRect(this.x(t), c.height - AXIS_H, 1, 4);
+      g.fillText(`${+t.toFixed(1)}s`, this.x(t) + 2, c.height - 2);
+    }
+    this.layer = { key, canvas: layer };
+    return layer;
+  }
+
   draw(): void {
     const c = this.canvas, g = c.getContext("2d")!;
     const width = c.clientWidth || 1000;
@@ -125,25 +158,12 @@ export class Waveform {
         g.strokeRect(x0, WAVE_H + lane * LANE_H + 1, Math.max(1, x1 - x0), LANE_H - 2);
       }
     });
-    const n = w.peaks.length / 2, mid = WAVE_H / 2, amp = WAVE_H / 2 - 2;
-    g.fillStyle = "#444";
-    for (let i = 0; i < n; i++) {
-      const x = this.x(w.start + i / w.per_second);
-      const lo = w.peaks[2 * i] / 127, hi = w.peaks[2 * i + 1] / 127;
-      g.fillRect(x, mid - hi * amp, Math.max(1, c.width / n), Math.max(1, (hi - lo) * amp));
-    }
+    g.drawImage(this.staticLayer(w), 0, 0);
     g.font = "11px sans-serif";
     this.speakers.forEach((s, lane) => {
       g.fillStyle = "#222";
       g.fillText(`${lane + 1} ${s}`, 3, WAVE_H + lane * LANE_H + 13);
     });
-    const span = w.end - w.start;
-    const step = [0.5, 1, 2, 5, 10, 15, 30, 60, 120].find((s) => span / s <= 12) || 300;
-    g.fillStyle = "#666";
-    for (let t = Math.ceil(w.start / step) * step; t < w.end; t += step) {
-      g.fillRect(this.x(t), c.height - AXIS_H, 1, 4);
-      g.fillText(`${+t.toFixed(1)}s`, this.x(t) + 2, c.height - 2);
-    }
     if (this.playhead >= w.start && this.playhead <= w.end) {
       g.fillStyle = "#e00";
       g.fillRect(this.x(this.playhead) - 1, 0, 2, c.height - AXIS_H);
