@@ -94,7 +94,9 @@ def test_two_tabs_conflict_and_the_three_way_view_stores_exactly_the_versions_ch
     wait_saved(frame_a)
     assert [t["text"] for t in head_turns(review_store, task_pk)[:3]] == ["theirs one", truth[1]["text"], "theirs three"]
 
-    for n, text in ((1, "mine one"), (2, "mine two")):  # tab B, still on version 0, changes turns 1 and 2
+    mine_two = truth[1]["text"].replace("Which", "What", 1)  # one word of turn 2
+    assert mine_two != truth[1]["text"]
+    for n, text in ((1, "mine one"), (2, mine_two)):  # tab B, still on version 0, changes turns 1 and 2
         frame_b.get_by_role("textbox", name=f"Turn {n} text").fill(text)
     frame_b.get_by_role("textbox", name="Turn 2 text").press("Control+s")
     notice = frame_b.locator("#notice.conflict")
@@ -105,6 +107,9 @@ def test_two_tabs_conflict_and_the_three_way_view_stores_exactly_the_versions_ch
     assert [cells.nth(4 * r + 1).inner_text().split(": ", 1)[1] for r in range(3)] == [t["text"] for t in truth[:3]], "base"
     assert [cells.nth(4 * r + c).get_attribute("class") for r in range(3) for c in (2, 3)] == \
         ["changed", "changed", "changed", "", "", "changed"], "each side is highlighted where it differs from the base"
+    marks = [cells.nth(4 * r + c).locator("mark").all_inner_texts() for r in range(3) for c in (2, 3)]
+    assert marks == [["mine", "one"], ["theirs", "one"], ["What"], [], [], ["theirs", "three"]], \
+        "and within it, the words that side changed"
     # preselected: the side that changed the turn; where both did, mine until the person chooses
     expect(frame_b.get_by_role("radio", name="Turn 1: keep mine")).to_be_checked()
     expect(frame_b.get_by_role("radio", name="Turn 2: keep mine")).to_be_checked()
@@ -116,7 +121,7 @@ def test_two_tabs_conflict_and_the_three_way_view_stores_exactly_the_versions_ch
 
     saved = head_turns(review_store, task_pk)
     expected = [dict(t) for t in truth]
-    expected[0]["text"], expected[1]["text"], expected[2]["text"] = "theirs one", "mine two", "theirs three"
+    expected[0]["text"], expected[1]["text"], expected[2]["text"] = "theirs one", mine_two, "theirs three"
     assert [(t["speaker"], t["start"], t["end"], t["text"]) for t in saved] == \
         [(t["speaker"], t["start"], t["end"], t["text"]) for t in expected]
     assert saved[3:] == truth[3:], "turns nobody touched keep their words and times"

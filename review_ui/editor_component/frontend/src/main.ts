@@ -586,8 +586,8 @@ function renderNotice(): void {
     const preferTheirs = theirsChanged && !mineChanged;
     const pick = sameShape ? `<label><input type="radio" name="c${i}" value="mine"${preferTheirs ? "" : " checked"} aria-label="Turn ${i + 1}: keep mine"> mine</label>
       <label><input type="radio" name="c${i}" value="theirs"${preferTheirs ? " checked" : ""} aria-label="Turn ${i + 1}: take theirs"> theirs</label>` : "";
-    rows.push(`<div>${i + 1}</div><div>${line(b)}</div><div class="${mineChanged ? "changed" : ""}">${line(m)} ${pick}</div>` +
-      `<div class="${theirsChanged ? "changed" : ""}">${line(t)}</div>`);
+    rows.push(`<div>${i + 1}</div><div>${line(b)}</div><div class="${mineChanged ? "changed" : ""}">${T.wordDiff(line(b), line(m))} ${pick}</div>` +
+      `<div class="${theirsChanged ? "changed" : ""}">${T.wordDiff(line(b), line(t))}</div>`);
   }
   box.innerHTML = `<b>Conflict:</b> ${escape(conflict.theirs_author)} saved version ${conflict.theirs_version} after the version ${base} your edits are based on.
     Nothing was overwritten. Differences (base · mine · theirs):

@@ -172,3 +172,23 @@ export function wordRange(text: string, from: number, to: number): [number, numb
   const touched = words.map(([a, b], k) => ((from === to ? a <= from && from <= b : a < to && from < b) ? k : -1)).filter((k) => k >= 0);
   return touched.length ? [touched[0], touched[touched.length - 1] + 1] : null;
 }
+
+/** `after` (HTML-escaped text) with each word that is not in `before` (in order: their longest common
+ * subsequence of words) wrapped in <mark>, so the conflict view shows which words each side changed. */
+export function wordDiff(before: string, after: string): string {
+  const a = before.split(" "), b = after.split(" ");
+  const common: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      common[i][j] = a[i] === b[j] ? common[i + 1][j + 1] + 1 : Math.max(common[i + 1][j], common[i][j + 1]);
+    }
+  }
+  const out: string[] = [];
+  let i = 0, j = 0;
+  while (j < b.length) {
+    if (i < a.length && a[i] === b[j]) { out.push(b[j]); i++; j++; }
+    else if (i < a.length && common[i + 1][j] >= common[i][j + 1]) i++;
+    else { out.push(`<mark>${b[j]}</mark>`); j++; }
+  }
+  return out.join(" ");
+}
