@@ -22,7 +22,8 @@ def pretranscribe_on_cluster(store: Store, actor: str, row: models.Protocol, spe
     from rich.progress import BarColumn, Progress, TextColumn
 
     from asr.models import ModelUnavailable, resolve_model
-    from asr.ray_engine import ClusterRefused, ClusterUnreachable, RayOptions, pretranscribe_on_ray, ray_cluster
+    from asr.ray_engine import RayOptions, pretranscribe_on_ray
+    from collection.ray_cluster import ClusterRefused, ClusterUnreachable, ray_cluster
 
     try:  # a wrong model name fails here, before any node loads anything
         resolve_model(settings.asr_model, store.settings.models_dir)
@@ -33,8 +34,7 @@ def pretranscribe_on_cluster(store: Store, actor: str, row: models.Protocol, spe
                TextColumn("{task.description}"))
     try:
         with ray_cluster(address) as cluster:
-            where = "a local Ray instance for this run" if cluster.started_here else f"the Ray cluster at {cluster.address}"
-            err.print(f"Ray: {where}, {len(cluster.nodes)} node(s); dashboard: {cluster.dashboard_url or 'none'}")
+            err.print(cluster.describe())
             with Progress(*columns, console=err, transient=True) as progress:
                 overall = progress.add_task("", total=total_hours, label="all nodes")
                 per_node: dict[str, int] = {}

@@ -7,8 +7,6 @@ so a worker that dies loses nothing but the recordings it held, which the driver
 
 from __future__ import annotations
 
-import hashlib
-import socket
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,32 +15,7 @@ from typing import Any
 import numpy as np
 
 from asr.preannotate import Preannotation, PreannotationSettings, Preannotator
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-PROBE_BYTES = 1 << 16
-
-
-def probe_digest(path: Path) -> tuple[int, str] | None:
-    """Size and hash of the first 64 KiB of a file: what driver and worker compare to agree they see the same blob."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(PROBE_BYTES)
-        return path.stat().st_size, hashlib.sha256(head).hexdigest()
-    except OSError:
-        return None
-
-
-@dataclass(frozen=True)
-class WorkerPlace:
-    """Where a worker runs and what it sees."""
-
-    node_id: str
-    node: str  # host name and address, for people
-    device: str
-    compute_type: str
-    threads: int
-    sees_blobs: bool
-    load_seconds: float
+from collection.ray_cluster import Probe, WorkerPlace, worker_place
 
 
 @dataclass
@@ -62,7 +35,7 @@ class PreannotationWorker:
     """Holds one `Preannotator`; `threads` caps every thread pool in the process (CPU actors)."""
 
     def __init__(self, settings: PreannotationSettings, models_dir: str, threads: int,
-                 probe: tuple[str, tuple[int, str] | None] | None = None) -> None:
+                 probe: Probe | None = None) -> None:
         started = time.perf_counter()
         import torch  # the engine set THREAD_VARIABLES in the actor's environment before its process started
 
@@ -71,15 +44,11 @@ class PreannotationWorker:
             settings = replace(settings, asr=replace(settings.asr, cpu_threads=threads))
         self.preannotator = Preannotator(settings, Path(models_dir))
         torch.set_num_threads(threads)  # loading silero-vad resets it
-        self.threads = threads
         import ray
 
         self.node_id = ray.get_runtime_context().get_node_id()
-        sees = probe is not None and probe[1] is not None and probe_digest(Path(probe[0])) == probe[1]
         device = self.preannotator.transcriber.device
-        name = f"{socket.gethostname()} {ray.util.get_node_ip_address()} node {self.node_id[:8]}"
-        self.place = WorkerPlace(self.node_id, name, device.device,
-                                 device.compute_type, threads, sees, time.perf_counter() - started)
+        self.place = worker_place(probe, started, f"{device.device} {device.compute_type}, {threads} thread(s), models loaded")
 
     def where(self) -> WorkerPlace:
         return self.place

@@ -71,22 +71,36 @@ class IngestReport:
         return self.count(REJECTED) == 0 and self.count(FAULT) == 0
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """What decoding gives the checks: the measurements and the transforms applied, or why the file was refused."""
+
+    measured: Measurements | None = None
+    container: str | None = None
+    transforms: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+
+
 @dataclass
-class _Prepared:
-    """An item after the file-level work (hash, decode, measure) done outside any transaction."""
+class Prepared:
+    """An item on its way in: the file-level work (hash, decode, measure) is done outside any transaction."""
 
     item: ManifestItem
     path: Path | None = None
     sha256: str | None = None
-    measured: Measurements | None = None
+    reasons: list[Reason] = field(default_factory=list)  # found before decoding: path, missing or unreadable file
+    previous: tuple[int, list[dict[str, str]]] | None = None  # an earlier rejection of the same audio: (pk, reasons)
+    decoded: Decoded | None = None
     working: Path | None = None  # the 16 kHz mono working copy, a scratch file until stored
-    container: str | None = None
-    transforms: list[str] = field(default_factory=list)
-    reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def needs_decoding(self) -> bool:
+        return self.sha256 is not None and self.decoded is None
 
 
-def _prepare(item: ManifestItem, manifest_dir: Path, allow_absolute: bool) -> _Prepared:
-    prepared = _Prepared(item)
+def prepare(item: ManifestItem, manifest_dir: Path, allow_absolute: bool) -> Prepared:
+    """Resolve and hash the item's file; a path outside the manifest's folder is refused here, before anything reads it."""
+    prepared = Prepared(item)
     try:
         prepared.path = resolve_audio_path(manifest_dir, item.path, allow_absolute)
     except UnsafePath as exc:
@@ -102,31 +116,34 @@ def _prepare(item: ManifestItem, manifest_dir: Path, allow_absolute: bool) -> _P
     return prepared
 
 
-def _decode_and_measure(prepared: _Prepared, protocol: Protocol, scratch: Path) -> None:
-    """Header first (an over-long file is refused undecoded), then measure and write the working copy in blocks."""
-    assert prepared.path is not None
-    scratch.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=scratch, prefix=".working-", suffix=".wav")
+def scratch_file(folder: Path) -> Path:
+    """An empty scratch file for a working copy, in `folder` (the blob folder: the blob store moves it in cheaply)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".working-", suffix=".wav")
     os.close(fd)
-    prepared.working = Path(name)
+    return Path(name)
+
+
+def decode_checked(source: Path, working: Path, max_duration_s: float | None) -> Decoded:
+    """Header first (an over-long file is refused undecoded), then measure and write the working copy in blocks.
+
+    A file that cannot be decoded, or is too long, is a refusal; an OSError (disk full) is raised: a fault.
+    """
     try:
-        measured, header = measure_file(prepared.path, prepared.working, duration_ceiling(protocol))
+        measured, header = measure_file(source, working, max_duration_s)
     except TooLong as exc:
-        prepared.reasons.append(Reason("duration", str(exc)))
-        return
+        return Decoded(reasons=(Reason("duration", str(exc)),))
     except AudioDecodeError as exc:
-        prepared.reasons.append(Reason("decode", str(exc)))
-        return
-    prepared.measured = measured
-    prepared.container = header.container
-    prepared.transforms = [f"decode:{header.decoder}:{header.container}/{header.subtype}"]
+        return Decoded(reasons=(Reason("decode", str(exc)),))
+    transforms = [f"decode:{header.decoder}:{header.container}/{header.subtype}"]
     if header.note:
-        prepared.transforms.append(f"length:{header.note}")
+        transforms.append(f"length:{header.note}")
     if header.channels > 1:
-        prepared.transforms.append(f"downmix:mean:{header.channels}->1")
+        transforms.append(f"downmix:mean:{header.channels}->1")
     if header.sample_rate != WORKING_RATE:
-        prepared.transforms.append(f"resample:soxr-hq:{header.sample_rate}->{WORKING_RATE}")
-    prepared.transforms.append("encode:wav/pcm16")
+        transforms.append(f"resample:soxr-hq:{header.sample_rate}->{WORKING_RATE}")
+    transforms.append("encode:wav/pcm16")
+    return Decoded(measured, header.container, tuple(transforms))
 
 
 def _previous(session: Session, sha256: str) -> models.Recording | None:
@@ -135,11 +152,13 @@ def _previous(session: Session, sha256: str) -> models.Recording | None:
     ).first()
 
 
-def _store_accepted(session: Session, store: Store, protocol_row: models.Protocol, prepared: _Prepared,
+def _store_accepted(session: Session, store: Store, protocol_row: models.Protocol, prepared: Prepared,
                     written: set[str]) -> models.Recording:
     """Blobs first (each one this call creates goes into `written`, for the clean-up on failure), then the rows."""
-    item, measured = prepared.item, prepared.measured
-    assert measured is not None and prepared.path is not None and prepared.working is not None and prepared.sha256
+    item, decoded = prepared.item, prepared.decoded
+    assert decoded is not None and decoded.measured is not None and prepared.path is not None
+    assert prepared.working is not None and prepared.sha256
+    measured = decoded.measured
     if not store.blobs.exists(prepared.sha256):
         written.add(prepared.sha256)
         store.blobs.put_file(prepared.path, prepared.sha256)
@@ -170,7 +189,7 @@ def _store_accepted(session: Session, store: Store, protocol_row: models.Protoco
     recording = models.Recording(
         protocol_pk=protocol_row.pk, session_pk=session_row.pk, status=ACCEPTED, reasons=[],
         sha256=prepared.sha256, working_sha256=working_sha, source_name=item.path,
-        container_format=prepared.container, sample_rate=measured.sample_rate, channels=measured.channels,
+        container_format=decoded.container, sample_rate=measured.sample_rate, channels=measured.channels,
         num_samples=measured.num_samples, duration_s=measured.duration_s, n_speakers=len(item.speakers),
         peak_dbfs=measured.peak_dbfs, clipping_ratio=measured.clipping_ratio, speech_ratio=measured.speech_ratio,
         snr_db=measured.snr_db, noise_mismatch=None, declared=item.declared(),
@@ -180,12 +199,14 @@ def _store_accepted(session: Session, store: Store, protocol_row: models.Protoco
     return recording
 
 
-def _store_rejected(session: Session, protocol_row: models.Protocol, prepared: _Prepared) -> models.Recording:
-    measured = prepared.measured
+def _store_rejected(session: Session, protocol_row: models.Protocol, prepared: Prepared,
+                    reasons: list[Reason]) -> models.Recording:
+    decoded = prepared.decoded or Decoded()
+    measured = decoded.measured
     recording = models.Recording(
         protocol_pk=protocol_row.pk, session_pk=None, status=REJECTED,
-        reasons=[r.as_dict() for r in prepared.reasons], sha256=prepared.sha256, source_name=prepared.item.path,
-        container_format=prepared.container, n_speakers=len(prepared.item.speakers), declared=prepared.item.declared(),
+        reasons=[r.as_dict() for r in reasons], sha256=prepared.sha256, source_name=prepared.item.path,
+        container_format=decoded.container, n_speakers=len(prepared.item.speakers), declared=prepared.item.declared(),
         **(measured.as_dict() if measured else {}),
     )
     session.add(recording)
@@ -202,69 +223,104 @@ def ingest_item(
     store: Store, protocol_row: models.Protocol, protocol: Protocol, item: ManifestItem, manifest_dir: Path,
     blocked: DoNotCollect, *, allow_absolute: bool = False, actor: str, today: dt.date | None = None,
 ) -> Outcome:
-    """Check and store one recording in its own transaction; never raises for bad input or an environment fault.
+    """Check and store one recording, decoded in this process; never raises for bad input or an environment fault."""
+    prepared = prepare(item, manifest_dir, allow_absolute)
+    outcome = screen(store, prepared, blocked, actor)
+    if outcome is not None:
+        return outcome
+    if prepared.needs_decoding:
+        assert prepared.path is not None
+        try:
+            prepared.working = scratch_file(store.blobs.root)
+            prepared.decoded = decode_checked(prepared.path, prepared.working, duration_ceiling(protocol))
+        except OSError as exc:
+            discard_working(prepared)
+            return fault(store, item, fault_text(exc), set(), actor)
+    return settle(store, protocol_row, protocol, prepared, actor=actor, today=today)
+
+
+def screen(store: Store, prepared: Prepared, blocked: DoNotCollect, actor: str) -> Outcome | None:
+    """Before decoding: a row erased on request is refused (only audited), audio already accepted is skipped.
+
+    None: the row goes on (decoding, then `settle`); an earlier rejection of the same audio is
+    noted on `prepared`, so that the same reasons again are a skip.
+    """
+    item = prepared.item
+    try:
+        with store.session() as session:
+            if _erased_on_request(session, blocked, item, prepared.sha256):
+                record_event(session, actor, "ingest_refused", f"manifest_line:{item.line}",
+                             {"manifest_line": item.line, "reasons": [DO_NOT_COLLECT.as_dict()]})
+                session.commit()
+                return Outcome(item.line, item.path, REJECTED, (DO_NOT_COLLECT,))
+            previous = _previous(session, prepared.sha256) if prepared.sha256 is not None else None
+            if previous is not None and previous.status == ACCEPTED:
+                return Outcome(item.line, item.path, SKIPPED, recording_pk=previous.pk, duration_s=previous.duration_s,
+                               note=f"already ingested as recording {previous.pk}; nothing changed")
+            prepared.previous = (previous.pk, list(previous.reasons)) if previous is not None else None
+    except (OSError, SQLAlchemyError) as exc:
+        return fault(store, item, fault_text(exc), set(), actor)
+    return None
+
+
+def discard_working(prepared: Prepared) -> None:
+    if prepared.working is not None:
+        prepared.working.unlink(missing_ok=True)
+        prepared.working = None
+
+
+def settle(store: Store, protocol_row: models.Protocol, protocol: Protocol, prepared: Prepared, *, actor: str,
+           today: dt.date | None = None) -> Outcome:
+    """After decoding (wherever it ran): the remaining checks, then the row stored; the scratch working copy removed.
 
     A unique-key conflict means another process stored something this row needs at the
     same moment: the same audio (then this row is skipped), or a shared speaker or
     session (then the row is tried once more, and those rows are found stored).
     """
     written: set[str] = set()
-    for attempt in (1, 2):
-        prepared = _prepare(item, manifest_dir, allow_absolute)
-        try:
-            return _ingest(store, protocol_row, protocol, prepared, blocked, actor, today or dt.date.today(), written)
-        except IntegrityError as exc:
-            if prepared.sha256 is not None and _accepted(store, prepared.sha256):
-                _clean_up(store, written)  # keeps the blobs the other process's row refers to
-                return Outcome(item.line, item.path, SKIPPED, note="ingested concurrently by another process")
-            if attempt == 2:
-                return _fault(store, item, exc, written, actor)
-        except (OSError, SQLAlchemyError) as exc:
-            return _fault(store, item, exc, written, actor)
-        finally:
-            if prepared.working is not None:
-                prepared.working.unlink(missing_ok=True)
+    item = prepared.item
+    try:
+        for attempt in (1, 2):
+            try:
+                return _settle(store, protocol_row, protocol, prepared, actor, today or dt.date.today(), written)
+            except IntegrityError as exc:
+                if prepared.sha256 is not None and _accepted(store, prepared.sha256):
+                    _clean_up(store, written)  # keeps the blobs the other process's row refers to
+                    return Outcome(item.line, item.path, SKIPPED, note="ingested concurrently by another process")
+                if attempt == 2:
+                    return fault(store, item, fault_text(exc), written, actor)
+            except (OSError, SQLAlchemyError) as exc:
+                return fault(store, item, fault_text(exc), written, actor)
+    finally:
+        discard_working(prepared)
     raise AssertionError("unreachable")
 
 
-def _ingest(store: Store, protocol_row: models.Protocol, protocol: Protocol, prepared: _Prepared, blocked: DoNotCollect,
-            actor: str, today: dt.date, written: set[str]) -> Outcome:
-    item = prepared.item
-    previous: models.Recording | None = None
+def _settle(store: Store, protocol_row: models.Protocol, protocol: Protocol, prepared: Prepared, actor: str,
+            today: dt.date, written: set[str]) -> Outcome:
+    item, decoded = prepared.item, prepared.decoded or Decoded()
     with store.session() as session:
-        if _erased_on_request(session, blocked, item, prepared.sha256):
-            record_event(session, actor, "ingest_refused", f"manifest_line:{item.line}",
-                         {"manifest_line": item.line, "reasons": [DO_NOT_COLLECT.as_dict()]})
-            session.commit()
-            return Outcome(item.line, item.path, REJECTED, (DO_NOT_COLLECT,))
-        if prepared.sha256 is not None:
-            previous = _previous(session, prepared.sha256)
-            if previous is not None and previous.status == ACCEPTED:
-                return Outcome(item.line, item.path, SKIPPED, recording_pk=previous.pk, duration_s=previous.duration_s,
-                               note=f"already ingested as recording {previous.pk}; nothing changed")
-            _decode_and_measure(prepared, protocol, store.blobs.root)
-        prepared.reasons += metadata_reasons(session, item, protocol)
-        prepared.reasons += consent_reasons(session, item, protocol, today)
-        if prepared.measured is not None:
-            prepared.reasons += gate_reasons(prepared.measured, protocol)
-        if prepared.reasons and previous is not None:
-            if previous.reasons == [r.as_dict() for r in prepared.reasons]:
-                return Outcome(item.line, item.path, SKIPPED, tuple(prepared.reasons), previous.pk,
-                               note=f"already rejected as recording {previous.pk} for the same reasons")
-        if prepared.reasons:
-            recording = _store_rejected(session, protocol_row, prepared)
+        reasons = [*prepared.reasons, *decoded.reasons, *metadata_reasons(session, item, protocol),
+                   *consent_reasons(session, item, protocol, today)]
+        if decoded.measured is not None:
+            reasons += gate_reasons(decoded.measured, protocol)
+        if reasons and prepared.previous is not None and prepared.previous[1] == [r.as_dict() for r in reasons]:
+            return Outcome(item.line, item.path, SKIPPED, tuple(reasons), prepared.previous[0],
+                           note=f"already rejected as recording {prepared.previous[0]} for the same reasons")
+        if reasons:
+            recording = _store_rejected(session, protocol_row, prepared, reasons)
             status = REJECTED
         else:
             recording = _store_accepted(session, store, protocol_row, prepared, written)
-            recording.noise_mismatch = noise_mismatch(prepared.measured, item.noise_condition, protocol)  # type: ignore[arg-type]
+            recording.noise_mismatch = noise_mismatch(decoded.measured, item.noise_condition, protocol)  # type: ignore[arg-type]
             status = ACCEPTED
         record_event(session, actor, f"ingest_{status}", f"recording:{recording.pk}", {
             "source": item.path, "manifest_line": item.line, "sha256": prepared.sha256,
             "working_sha256": recording.working_sha256, "protocol": f"{protocol.id}@{protocol.version}",
-            "transforms": prepared.transforms, "reasons": recording.reasons,
+            "transforms": list(decoded.transforms), "reasons": recording.reasons,
         })
         session.commit()
-    return Outcome(item.line, item.path, status, tuple(prepared.reasons), recording.pk, recording.duration_s,
+    return Outcome(item.line, item.path, status, tuple(reasons), recording.pk, recording.duration_s,
                    note=recording.noise_mismatch or "")
 
 
@@ -286,9 +342,8 @@ def _clean_up(store: Store, written: set[str]) -> set[str]:
         return {d for d in written if store.blobs.exists(d)}
 
 
-def _fault(store: Store, item: ManifestItem, exc: BaseException, written: set[str], actor: str) -> Outcome:
-    """The row's fault outcome, its new blobs cleaned up, audited when the store lets us."""
-    message = fault_text(exc)
+def fault(store: Store, item: ManifestItem, message: str, written: set[str], actor: str) -> Outcome:
+    """The row's fault outcome (`message`: what failed), its new blobs cleaned up, audited when the store lets us."""
     notes = []
     kept = _clean_up(store, written)
     if kept:
@@ -302,11 +357,20 @@ def _fault(store: Store, item: ManifestItem, exc: BaseException, written: set[st
     return Outcome(item.line, item.path, FAULT, (Reason("fault", message),), note="; ".join(notes))
 
 
-def ingest_manifest(
-    store: Store, protocol_id: str, manifest: Path, *, version: int | None = None, allow_absolute: bool = False,
-    actor: str, on_item: Callable[[Outcome], None] | None = None,
-) -> IngestReport:
-    """Ingest every row of `manifest` under a registered protocol; problems become outcomes."""
+@dataclass
+class ManifestRun:
+    """A manifest read under its protocol, its malformed rows already refused (and audited) in `report`."""
+
+    protocol_row: models.Protocol
+    protocol: Protocol
+    blocked: DoNotCollect
+    items: list[ManifestItem]
+    report: IngestReport
+
+
+def open_manifest(store: Store, protocol_id: str, manifest: Path, *, version: int | None = None,
+                  actor: str) -> ManifestRun:
+    """The protocol, the do-not-collect list and the manifest's rows; every malformed row becomes a refusal."""
     with store.session() as session:
         protocol_row, protocol = get_protocol(session, protocol_id, version)
     blocked = DoNotCollect.for_store(store)
@@ -320,14 +384,23 @@ def ingest_manifest(
                              {"path": problem.path, "message": problem.message})
             session.commit()
     except (OSError, SQLAlchemyError) as exc:  # the refusals could not be audited: a fault, said per row
-        fault = Reason("fault", f"not in the audit log: {fault_text(exc)}")
-        refused = [Outcome(o.line, o.path, FAULT, (*o.reasons, fault)) for o in refused]
+        unaudited = Reason("fault", f"not in the audit log: {fault_text(exc)}")
+        refused = [Outcome(o.line, o.path, FAULT, (*o.reasons, unaudited)) for o in refused]
     report.outcomes += refused
-    for item in items:
-        outcome = ingest_item(store, protocol_row, protocol, item, manifest.parent, blocked,
+    return ManifestRun(protocol_row, protocol, blocked, items, report)
+
+
+def ingest_manifest(
+    store: Store, protocol_id: str, manifest: Path, *, version: int | None = None, allow_absolute: bool = False,
+    actor: str, on_item: Callable[[Outcome], None] | None = None,
+) -> IngestReport:
+    """Ingest every row of `manifest` under a registered protocol, in this process; problems become outcomes."""
+    run = open_manifest(store, protocol_id, manifest, version=version, actor=actor)
+    for item in run.items:
+        outcome = ingest_item(store, run.protocol_row, run.protocol, item, manifest.parent, run.blocked,
                               allow_absolute=allow_absolute, actor=actor)
-        report.outcomes.append(outcome)
+        run.report.outcomes.append(outcome)
         if on_item is not None:
             on_item(outcome)
-    report.outcomes.sort(key=lambda o: o.line)
-    return report
+    run.report.outcomes.sort(key=lambda o: o.line)
+    return run.report
