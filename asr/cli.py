@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from collection.ray_console import AddressOpt, EngineOpt, ShipAudioOpt, ThreadsOpt, WorkersOpt, check_engine
 from protocols.cli import protocol_for_cli
 from store.console import Exit, err, fail, out, principal_for_cli, store_for_cli
 
@@ -85,16 +86,8 @@ def pretranscribe(
     device: DeviceOpt = "auto", fallback_to_cpu: FallbackOpt = False, batched: BatchedOpt = False,
     lease_minutes: Annotated[float, typer.Option(min=0.1, help="How long a claimed recording stays this run's: "
                                                  "longer than one recording takes; a crashed run's claims expire after it.")] = 30.0,
-    engine: Annotated[str, typer.Option("--engine", help="'process' (this process) or 'ray' (Ray actors; pip install "
-                                        "'turnscribe[ray]').")] = "process",
-    address: Annotated[str | None, typer.Option("--address", help="With --engine ray: the cluster to join (host:port of "
-                                                "the head, or 'auto'); without it a local Ray instance runs for this command.")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="With --engine ray: actors to start (default: "
-                                                "one per GPU, else one per --threads-per-worker CPUs).")] = None,
-    threads_per_worker: Annotated[int, typer.Option("--threads-per-worker", min=1, help="With --engine ray: CPU threads "
-                                                    "of each CPU actor.")] = 1,
-    ship_audio: Annotated[bool, typer.Option("--ship-audio", help="With --engine ray: send audio through Ray's object "
-                                             "store even to nodes that see the blob folder.")] = False,
+    engine: EngineOpt = "process", address: AddressOpt = None, workers: WorkersOpt = None, threads_per_worker: ThreadsOpt = 1,
+    ship_audio: ShipAudioOpt = False,
 ) -> None:
     """Pre-annotate every accepted recording without a pre-annotation (resumable; runs at once share the work)."""
     import time
@@ -106,10 +99,7 @@ def pretranscribe(
     store = store_for_cli()
     principal = principal_for_cli(store, "pretranscribe")
     row, spec = protocol_for_cli(store, protocol, version)
-    if engine not in ("process", "ray"):
-        fail(f"unknown engine '{engine}' (process or ray)", Exit.USAGE)
-    if engine == "process" and (address or workers or ship_audio):
-        fail("--address, --workers and --ship-audio need --engine ray", Exit.USAGE)
+    check_engine(engine, address, workers, ship_audio)
     pending = pending_recordings(store, row)
     if not pending:
         out.print("nothing to pre-annotate: every accepted recording has a pre-annotation")

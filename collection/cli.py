@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from collection.duplicates_cli import register as register_duplicates
+from collection.ray_console import AddressOpt, EngineOpt, ShipAudioOpt, ThreadsOpt, WorkersOpt, check_engine
 from protocols.cli import protocol_for_cli
 from store.console import Exit, err, fail, out, principal_for_cli, store_for_cli
 from store.listing import Column, Listing, ListFormat, emit
@@ -91,8 +92,14 @@ def ingest(
     protocol: Annotated[str, typer.Option("--protocol", help="Registered protocol id.")],
     version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
     allow_absolute_paths: Annotated[bool, typer.Option(help="Accept absolute paths in the manifest.")] = False,
+    engine: EngineOpt = "process", address: AddressOpt = None, workers: WorkersOpt = None, threads_per_worker: ThreadsOpt = 1,
+    ship_audio: ShipAudioOpt = False,
 ) -> None:
-    """Check every listed recording and store what passes. Exit 1 if anything was rejected."""
+    """Check every listed recording and store what passes. Exit 1 if anything was rejected.
+
+    With `--engine ray` the files are decoded and measured by Ray actors; the checks and
+    everything stored are the same as in this process, done by this process.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from collection.intake import ingest_manifest
@@ -100,6 +107,7 @@ def ingest(
 
     from store.do_not_collect import DoNotCollectKeyError
 
+    check_engine(engine, address, workers, ship_audio)
     store = store_for_cli()
     principal = principal_for_cli(store, "ingest")
     _, plan = protocol_for_cli(store, protocol, version)
@@ -107,6 +115,14 @@ def ingest(
         total = len(read_manifest(manifest, plan.session.session_attributes())[0])
     except ValueError as exc:
         fail(str(exc), Exit.USAGE)
+    if engine == "ray":
+        from collection.ray_ingest_cli import ingest_on_cluster
+
+        try:
+            ingest_on_cluster(store, principal.username, protocol, version, manifest, total, allow_absolute_paths,
+                              address, workers, threads_per_worker, ship_audio)
+        except DoNotCollectKeyError as exc:
+            fail(str(exc), Exit.FAILED)
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("", total=total)

@@ -119,8 +119,12 @@ class ActorPool:
         raise NotImplementedError
 
     def on_failure(self, job: Job, message: str) -> None:
-        """The job raised in its worker, or its workers died `max_attempts` times."""
+        """The job raised in its worker (or could not be sent)."""
         raise NotImplementedError
+
+    def on_gave_up(self, job: Job, node: str, error: BaseException) -> None:
+        """The job's workers died `max_attempts` times holding it (the last on `node`, with `error`)."""
+        self.on_failure(job, f"WorkerLost: its worker died {job.attempts} times (last on {node}): {first_line(error)}")
 
     def flush(self, force: bool = False) -> None:
         """Store finished results when a batch is due (always when `force`)."""
@@ -183,7 +187,7 @@ class ActorPool:
             del self.in_flight[ref]
             job.attempts += 1
             if job.attempts >= self.options.max_attempts:
-                self.on_failure(job, f"WorkerLost: its worker died {job.attempts} times (last on {name}): {first_line(error)}")
+                self.on_gave_up(job, name, error)
             else:
                 self.retry.append(job)
         if place is not None:
