@@ -84,9 +84,9 @@ def _outcomes(report: IngestReport) -> list[tuple[Any, ...]]:
     return [(o.line, o.path, o.status, o.reasons, re.sub(r"\d+", "N", o.note)) for o in report.outcomes]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_same_intake_as_one_process_by_path_and_through_the_object_store(
-        request: pytest.FixtureRequest, tmp_path: Path, dialogues: Path, local_ray: Cluster, backend: str) -> None:
+        request: pytest.FixtureRequest, tmp_path: Path, dialogues: Path, local_ray: Cluster) -> None:
+    backend = "sqlite"  # one machine; tests/asr/test_ray_cluster.py runs the command on two nodes against PostgreSQL
     manifest = _mixed_manifest(dialogues)
     single = _ready(request, tmp_path / "single", backend, dialogues)
     expected = ingest_manifest(single, PROTOCOL, manifest, actor="test")
@@ -109,12 +109,12 @@ def test_the_same_intake_as_one_process_by_path_and_through_the_object_store(
         accepted = [o for o in report.outcomes if o.status == "accepted"]
         assert sum(s.recordings for s in figures.nodes.values()) == len(accepted)
         assert sum(s.audio_s for s in figures.nodes.values()) == pytest.approx(sum(o.duration_s for o in accepted))
-
-        again, _ = ingest_on_ray(store, PROTOCOL, manifest, local_ray, actor="test")
-        assert _outcomes(again) == _outcomes(again_single)
-        assert _stored(store) == _stored(single) and _blobs(store) == _blobs(single)
-        with_audio = [o.status for o in again.outcomes if o.path not in ("missing.flac", "../../etc/passwd")]
-        assert set(with_audio) == {"skipped"}, again.outcomes  # every file that was read: nothing added
+        if not ship:  # a rerun (once: actors start slowly on two shared cores)
+            again, _ = ingest_on_ray(store, PROTOCOL, manifest, local_ray, actor="test")
+            assert _outcomes(again) == _outcomes(again_single)
+            assert _stored(store) == _stored(single) and _blobs(store) == _blobs(single)
+            with_audio = [o.status for o in again.outcomes if o.path not in ("missing.flac", "../../etc/passwd")]
+            assert set(with_audio) == {"skipped"}, again.outcomes  # every file that was read: nothing added
         store.close()
     single.close()
 
@@ -144,19 +144,19 @@ def test_a_killed_worker_is_replaced_its_file_retried_and_a_file_that_always_kil
         rows[0], variant_row(rows[0], "poison.wav", "poison"), rows[1], variant_row(rows[0], "flaky.wav", "flaky"),
         variant_row(rows[0], "../outside.flac", "escape")])
     store = _ready(request, tmp_path / "home", "sqlite", dialogues)
-    report, figures = ingest_on_ray(store, PROTOCOL, manifest, local_ray, ClusterOptions(workers=2, in_flight=1),
+    report, figures = ingest_on_ray(store, PROTOCOL, manifest, local_ray, ClusterOptions(workers=2, in_flight=1, max_attempts=2),
                                     actor="test", worker=KillingWorker)
     by_path = {o.path: o for o in report.outcomes}
     poison = by_path["poison.wav"]
     assert poison.status == "rejected"
-    assert [(r.code, r.message) for r in poison.reasons] == [("decode_failed", "its worker died 3 times decoding this file")]
+    assert [(r.code, r.message) for r in poison.reasons] == [("decode_failed", "its worker died 2 times decoding this file")]
     assert by_path["flaky.wav"].status == "accepted"
     assert [by_path[r["path"]].status for r in rows[:2]] == ["accepted", "accepted"]
     assert [r.code for r in by_path["../outside.flac"].reasons] == ["unsafe_path"]
-    assert len(figures.lost_workers) == 4 and sum(n for _, n in figures.lost_workers) == 4  # 3 × poison, 1 × flaky
+    assert len(figures.lost_workers) == 3 and sum(n for _, n in figures.lost_workers) == 3  # 2 × poison, 1 × flaky
     seen = (dialogues / "seen.log").read_text().splitlines()
     assert not any("outside" in line for line in seen), seen  # refused on the driver: never sent
-    assert sorted(Path(line).name for line in seen).count("poison.wav") == 3
+    assert sorted(Path(line).name for line in seen).count("poison.wav") == 2
     with store.session() as session:
         stored = {r.source_name: r.status for r in session.scalars(select(models.Recording))}
     assert stored == {rows[0]["path"]: "accepted", rows[1]["path"]: "accepted", "flaky.wav": "accepted",
