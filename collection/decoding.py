@@ -232,6 +232,9 @@ def _probe_ffmpeg(path: Path) -> AudioHeader:
         detail = probe_run.stderr.strip().splitlines()[-1] if probe_run.stderr.strip() else "no audio stream found"
         detail = detail.replace(f"{path}: ", "")
         raise AudioDecodeError(f"not a decodable audio file: {detail}") from exc
+    if rate <= 0 or channels <= 0:  # FFmpeg guessed a codec from the file name alone (text named .flac)
+        raise AudioDecodeError(f"not a decodable audio file: FFmpeg finds no sample rate or channels "
+                               f"({stream.get('codec_name', 'no codec')} stream, {rate} Hz, {channels} channel(s))")
     duration = stream.get("duration") or info.get("format", {}).get("duration")
     try:
         frames = round(float(duration) * rate) if duration not in (None, "N/A") else None

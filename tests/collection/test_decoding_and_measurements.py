@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from collection.decoding import AudioDecodeError, decode, to_working_rate
-from collection.measurements import measure
+from collection.measurements import measure, measure_file
 from collection.synthetic import DIALOGUES_DIR
 from tests.factories import ffmpeg
 
@@ -45,6 +45,14 @@ def test_refuses_empty_corrupt_and_truncated(tmp_path: Path) -> None:
     cut.write_bytes(wav.read_bytes()[:5000])
     with pytest.raises(AudioDecodeError, match="truncated"):
         decode(cut)
+
+
+def test_text_named_like_audio_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """FFmpeg guesses a FLAC stream from the name alone (0 Hz, 0 channels): a refusal, not an error that stops the batch."""
+    text = tmp_path / "t.flac"
+    text.write_bytes(b"not audio at all" * 64)
+    with pytest.raises(AudioDecodeError, match="no sample rate or channels"):
+        measure_file(text, tmp_path / "w.wav")
 
 
 def test_snr_estimate_separates_quiet_from_noisy() -> None:
