@@ -1,9 +1,11 @@
-"""`pretranscribe --engine ray` on a real two-node Ray cluster against the real PostgreSQL server (issue #13).
+"""`pretranscribe --engine ray` and `collect ingest --engine ray` on a real two-node Ray cluster (issue #13).
 
 One cluster for the module (Ray starts slowly on two shared cores): a head and a second
-node, each with one CPU, so each holds one worker actor. Twenty short synthetic dialogues
-are pre-annotated while the second node is killed mid-run; every recording must end with
-exactly one pre-annotation, equal turn for turn to what the single-process engine computes.
+node, each with one CPU, so each holds one worker actor, against the real PostgreSQL server.
+Twenty short synthetic dialogues are pre-annotated while the second node is killed mid-run;
+every recording must end with exactly one pre-annotation, equal turn for turn to what the
+single-process engine computes. The intake runs here too, before the kill (the killed node
+does not come back): the same recordings and blobs as one process, with workers on both nodes.
 """
 
 from __future__ import annotations
@@ -59,15 +61,24 @@ def short_dialogues(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _backlog(store: Store, dialogues: Path, count: int) -> tuple[models.Protocol, Protocol]:
+def _registered(store: Store, dialogues: Path) -> tuple[models.Protocol, Protocol]:
+    """The protocol, the dialogues' consent and a manager who signs the commands in."""
     row, protocol = register_en(store)
     import_consent_file(store, dialogues / "consent.csv")
-    long_enough = [row for row in manifest_rows(dialogues) if sf.info(dialogues / row["path"]).duration >= 10.2]  # intake's minimum: 10 s
-    manifest = write_manifest(dialogues / f"first-{count}.jsonl", long_enough[:count])
-    assert ingest_manifest(store, protocol.id, manifest, actor="test").count("accepted") == count
     with store.session() as session:
         add_user(session, "ada", PASSWORD, ["manager"], actor="test")
         session.commit()
+    return row, protocol
+
+
+def _long_enough(dialogues: Path) -> list[dict[str, object]]:
+    return [row for row in manifest_rows(dialogues) if sf.info(dialogues / str(row["path"])).duration >= 10.2]  # intake's minimum: 10 s
+
+
+def _backlog(store: Store, dialogues: Path, count: int) -> tuple[models.Protocol, Protocol]:
+    row, protocol = _registered(store, dialogues)
+    manifest = write_manifest(dialogues / f"first-{count}.jsonl", _long_enough(dialogues)[:count])
+    assert ingest_manifest(store, protocol.id, manifest, actor="test").count("accepted") == count
     return row, protocol
 
 
@@ -93,7 +104,53 @@ def test_sqlite_is_refused_on_a_cluster_of_several_nodes(request: pytest.Fixture
     assert len(pending_recordings(store, row)) == 1
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(models.RecordingLease)) == 0
+    manifest = write_manifest(short_dialogues / "refused.jsonl", _long_enough(short_dialogues)[1:3])
+    ingest = subprocess.run(_ingest_command(cluster, manifest), env=_environment(store, cluster), capture_output=True,
+                            text=True, timeout=300)
+    assert ingest.returncode == 2, ingest.stderr
+    assert "has 2 nodes but the store is SQLite" in " ".join(ingest.stderr.split()), ingest.stderr
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(models.Recording)) == 1
     store.close()
+
+
+def _ingest_command(cluster: LocalRayCluster, manifest: Path) -> list[str]:
+    return [str(BIN), "collect", "ingest", str(manifest), "--protocol", "en-dialogue-accents", "--engine", "ray",
+            "--address", cluster.address]
+
+
+def _intake(store: Store) -> list[tuple[object, ...]]:
+    with store.session() as session:
+        return sorted((r.source_name, r.status, r.reasons, r.sha256, r.working_sha256, r.duration_s, r.speech_ratio, r.snr_db)
+                      for r in session.scalars(select(models.Recording)))
+
+
+def test_ingest_on_two_nodes_stores_what_one_process_stores(
+        request: pytest.FixtureRequest, tmp_path: Path, cluster: LocalRayCluster, short_dialogues: Path) -> None:
+    rows = _long_enough(short_dialogues)[:8]
+    (short_dialogues / "broken.flac").write_bytes(b"not audio at all" * 64)
+    extra = {**rows[0], "path": "broken.flac", "session_id": "broken"}
+    manifest = write_manifest(short_dialogues / "intake.jsonl", [*rows, extra])
+    single = open_test_store(request, tmp_path / "single", "postgresql")
+    _, protocol = _registered(single, short_dialogues)
+    expected = ingest_manifest(single, protocol.id, manifest, actor="test")
+    assert expected.count("accepted") == len(rows) and expected.count("rejected") == 1
+
+    store = open_test_store(request, tmp_path / "home", "postgresql")
+    _registered(store, short_dialogues)
+    cluster.wait_for_nodes(2)
+    run = subprocess.run(_ingest_command(cluster, manifest), env=_environment(store, cluster), capture_output=True,
+                         text=True, timeout=600)
+    print(run.stderr, run.stdout)  # shown by pytest when the test fails
+    assert run.returncode == 1, run.stderr  # one row rejected
+    assert run.stderr.count("audio by path on the manifest's folder") == 2, run.stderr  # a worker on each node
+    assert f"dashboard: http://127.0.0.1:{cluster.dashboard_port}" in run.stderr
+    assert "Per node" in run.stdout and "not a decodable audio file" in " ".join(run.stderr.split())
+    assert _intake(store) == _intake(single)
+    assert {p.name for p in store.blobs.root.rglob("*") if p.is_file()} == \
+        {p.name for p in single.blobs.root.rglob("*") if p.is_file()}
+    store.close()
+    single.close()
 
 
 def test_two_nodes_one_killed_mid_run_every_recording_once_same_turns(
