@@ -11,7 +11,8 @@ stored as failed with its error.
 
 Audio reaches a worker by path when the worker sees the blob folder at the driver's path
 (checked at start against a real working copy: size and first 64 KiB), else the driver
-reads it and sends the samples through Ray's object store.
+reads it and sends the samples through Ray's object store. The loop itself (workers started
+and replaced, dispatch, lost work retried) is `collection.ray_pool`, shared with the intake.
 """
 
 from __future__ import annotations
