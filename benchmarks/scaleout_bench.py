@@ -104,7 +104,7 @@ def backlog(home: Path, copies: int) -> tuple[Store, models.Protocol, object]:
 def intake_bench(home: Path, copies: int) -> None:
     """Intake throughput: one process, then Ray with 1 and 2 CPU actors, each into a fresh store; the same rows stored."""
     manifest = copies_manifest(home / "intake-audio", copies, rate=44100)
-    files = copies * len((DIALOGUES_DIR / "manifest.jsonl").read_text().split())
+    files = len(manifest.read_text().splitlines())
     print(f"\nINTAKE: {files} files (44.1 kHz WAV), load average {os.getloadavg()[0]:.1f} at start")
     store, _, protocol = new_store(home / "intake-single")
     started = time.perf_counter()
