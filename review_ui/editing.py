@@ -250,8 +250,11 @@ def validate_with_ids(turns: Any, duration_s: float, turn_ids: Any) -> tuple[lis
 def _conflict(session: Session, task_pk: int, base_version: int, yours: list[TurnJson]) -> SaveConflict:
     task = _task(session, task_pk)
     head = session.get(models.TranscriptRevision, task.head_revision_pk) if task.head_revision_pk else None
+    author = head
+    while author is not None and author.author_kind == "aligner" and author.parent_pk is not None:
+        author = session.get(models.TranscriptRevision, author.parent_pk)  # words aligned in the background: whose draft
     return SaveConflict(task_pk=task_pk, base_version=base_version, theirs_version=task.version,
-                        theirs_author=head.author if head is not None else "?", theirs_revision_pk=task.head_revision_pk,
+                        theirs_author=author.author if author is not None else "?", theirs_revision_pk=task.head_revision_pk,
                         theirs_turns=head.as_turn_json() if head is not None else [], yours_turns=yours)
 
 

@@ -12,7 +12,11 @@ spelling keeps the probability (and the typed mark) it had in the revision the p
 started from; a word they typed is marked `typed` (probability 1.0, as the turn type
 says). Only changed turns cost an alignment: a turn whose text and bounds are as in that
 revision gets its words back from it (untimed ones too: an old draft or an import is not
-aligned as a whole on its next save), even when the browser sends it without them. When alignment cannot run (a turn longer than one
+aligned as a whole on its next save), even when the browser sends it without them, and spread words the
+browser sends back give way to aligned ones the revision holds for the same text and bounds (aligned in the
+background meanwhile: `review_ui.draft_alignment`). Alignments are remembered per process by what was
+aligned (audio, model, bounds, text), so a submission after the background worker has aligned a
+turn does not align it again. When alignment cannot run (a turn longer than one
 Whisper window or too short for its words, no model, unreadable audio) the words are
 spread evenly over the turn and marked `spread`; a save never fails for this and never
 loses text.
@@ -23,6 +27,8 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,10 +74,53 @@ class WordTiming:
                 "deferred": self.deferred, "problems": self.problems[:5]}
 
 
-@functools.lru_cache(maxsize=2)
-def _loaded(path: Path, name: str) -> WordAligner:
-    """One loaded model per directory for the whole process (a model load costs seconds; alignment a fraction)."""
-    return WordAligner(ModelDirectory(name, path))
+@functools.lru_cache(maxsize=4)
+def _loaded(path: Path, name: str, background: bool = False) -> WordAligner:
+    """One loaded model per directory (and per foreground / background use) for the whole process (a model load
+    costs seconds; alignment a fraction). The background worker's own copy runs on one thread, and is loaded by
+    that low-priority thread so the model's compute threads inherit its priority."""
+    return WordAligner(ModelDirectory(name, path), cpu_threads=1 if background else 2)
+
+
+AlignmentKey = tuple[str, str, float, float, str]  # (working copy sha256, model path, start, end, text)
+_REMEMBERED = 4096  # alignments kept per process (a few KB each)
+_alignments: OrderedDict[AlignmentKey, list[AlignedWord] | str] = OrderedDict()
+_alignments_lock = threading.Lock()
+
+
+def remembered_alignment(key: AlignmentKey) -> list[AlignedWord] | str | None:
+    """The words (or the AlignmentFailed message) this process already found for `key`, else None."""
+    with _alignments_lock:
+        found = _alignments.get(key)
+        if found is not None:
+            _alignments.move_to_end(key)
+        return found
+
+
+def remember_alignment(key: AlignmentKey, result: list[AlignedWord] | str) -> None:
+    with _alignments_lock:
+        _alignments[key] = result
+        _alignments.move_to_end(key)
+        while len(_alignments) > _REMEMBERED:
+            _alignments.popitem(last=False)
+
+
+def align_remembered(aligner: WordAligner, working: Path, sha256: str, start: float, end: float,
+                     text: str) -> list[AlignedWord]:
+    """`align_turn`, once per (audio, model, bounds, text) per process; raises AlignmentFailed as it did."""
+    key = (sha256, str(aligner.model_dir.path), round(start, 3), round(end, 3), normalise_text(text))
+    found = remembered_alignment(key)
+    if found is None:
+        try:
+            found = align_turn(aligner, working, start, end, text)
+        except AlignmentFailed as exc:
+            found = str(exc)
+        except (OSError, RuntimeError) as exc:  # unreadable audio: not remembered (it may come back)
+            raise AlignmentFailed(str(exc)) from exc
+        remember_alignment(key, found)
+    if isinstance(found, str):
+        raise AlignmentFailed(found)
+    return found
 
 
 @dataclass(frozen=True)
@@ -80,10 +129,11 @@ class Realigner:
 
     blobs: BlobStore
     models_dir: Path
+    background: bool = False  # the background worker's own low-priority model copy (`_loaded`)
 
     @classmethod
-    def of(cls, store: Store) -> Realigner:
-        return cls(store.blobs, store.settings.models_dir)
+    def of(cls, store: Store, *, background: bool = False) -> Realigner:
+        return cls(store.blobs, store.settings.models_dir, background)
 
     def model_for(self, session: Session, recording: models.Recording) -> WordAligner:
         """The Whisper model of the recording's pre-annotation (its stored path, else its name), else the default."""
@@ -93,11 +143,11 @@ class Realigner:
         if path is not None:
             try:
                 check_model_dir(path)
-                return _loaded(path, str(asr.get("model") or path.name))
+                return _loaded(path, str(asr.get("model") or path.name), self.background)
             except ModelUnavailable:
                 log.warning("the pre-annotation's model %s is not there any more; resolving %r", path, asr.get("model"))
         directory = resolve_model(str(asr.get("model") or DEFAULT_MODEL), self.models_dir)
-        return _loaded(directory.path, directory.name)
+        return _loaded(directory.path, directory.name, self.background)
 
     def retime(self, session: Session, recording: models.Recording, parent: Sequence[TurnJson],
                turns: list[TurnJson], *, align_now: bool = True) -> tuple[list[TurnJson], WordTiming]:
@@ -108,20 +158,27 @@ class Realigner:
 
         def align(start: float, end: float, text: str) -> list[AlignedWord]:
             if "aligner" not in state:
-                try:
-                    state["aligner"] = self.model_for(session, recording)
-                    timing.model = state["aligner"].model_dir.name
-                except ModelUnavailable as exc:
-                    state["aligner"] = None
-                    timing.problems.append(str(exc))
-            if state["aligner"] is None or recording.working_sha256 is None:
-                raise AlignmentFailed("no Whisper model or no working copy to align with")
-            try:
-                return align_turn(state["aligner"], self.blobs.path_for(recording.working_sha256), start, end, text)
-            except (OSError, RuntimeError) as exc:  # unreadable audio
-                raise AlignmentFailed(str(exc)) from exc
+                state["aligner"] = self.aligner_for(session, recording, timing)
+            return state["aligner"](start, end, text)
 
         return retime_turns(turns, parent, align, timing, align_now=align_now), timing
+
+    def aligner_for(self, session: Session, recording: models.Recording, timing: WordTiming) -> Aligner:
+        """An `Aligner` for the recording's turns (its model loaded now; `timing` notes the model or why none)."""
+        try:
+            model = self.model_for(session, recording)
+            timing.model = model.model_dir.name
+        except ModelUnavailable as exc:
+            timing.problems.append(str(exc))
+            model = None
+        sha256 = recording.working_sha256
+
+        def align(start: float, end: float, text: str) -> list[AlignedWord]:
+            if model is None or sha256 is None:
+                raise AlignmentFailed("no Whisper model or no working copy to align with")
+            return align_remembered(model, self.blobs.path_for(sha256), sha256, start, end, text)
+
+        return align
 
 
 def _key(word: dict[str, Any]) -> tuple[str, float, float]:
@@ -151,9 +208,27 @@ def marked(timed: list[AlignedWord], reference: list[dict[str, Any]], *, spread_
     return out
 
 
-def _pending(words: list[dict[str, Any]]) -> bool:
+def pending(words: list[dict[str, Any]]) -> bool:
     """Words a draft spread over their turn (or an alignment that could not run): the submission aligns them."""
     return bool(words) and all(w.get("spread") for w in words)
+
+
+def spread_as_sent(turn: TurnJson) -> bool:
+    """Whether the turn's words are exactly `spread`'s times for its text (the browser drops the `spread` mark)."""
+    laid = spread(turn["text"], turn["start"], turn["end"])
+    words = turn.get("words") or []
+    return len(words) == len(laid) and all(round(float(w["start"]), 3) == s.start and round(float(w["end"]), 3) == s.end
+                                           for w, s in zip(words, laid))
+
+
+def _turn_key(turn: TurnJson) -> tuple[str, float, float]:
+    return (normalise_text(turn["text"]), round(turn["start"], 3), round(turn["end"], 3))
+
+
+def _aligned_in(unchanged: dict[tuple[str, float, float], list[dict[str, Any]]], turn: TurnJson) -> bool:
+    """Whether the parent holds this turn (text and bounds) with words that are not spread."""
+    before = unchanged.get(_turn_key(turn))
+    return bool(before) and not pending(before)  # type: ignore[arg-type]
 
 
 def retime_turns(turns: list[TurnJson], parent: Sequence[TurnJson], align: Aligner,
@@ -162,8 +237,7 @@ def retime_turns(turns: list[TurnJson], parent: Sequence[TurnJson], align: Align
     unchanged ones as they were, unless their words are still spread and `align_now` (see the module)."""
     timing = timing if timing is not None else WordTiming()
     parent_words = {_key(w): w for t in parent for w in t.get("words") or []}
-    unchanged = {(normalise_text(t["text"]), round(t["start"], 3), round(t["end"], 3)): t.get("words") or []
-                 for t in parent}
+    unchanged = {_turn_key(t): t.get("words") or [] for t in parent}
     out = []
     for turn in turns:
         turn = dict(turn)
@@ -171,11 +245,11 @@ def retime_turns(turns: list[TurnJson], parent: Sequence[TurnJson], align: Align
         from_parent = False
         if not turn["text"]:
             kept = []
-        elif words_match_text(turn):  # the browser keeps words as they were; their marks come from the parent
-            kept = [dict(parent_words.get(_key(w), w)) for w in turn["words"]]
-        elif (before := unchanged.get((normalise_text(turn["text"]), round(turn["start"], 3), round(turn["end"], 3)))) is not None:
+        elif words_match_text(turn) and not (spread_as_sent(turn) and _aligned_in(unchanged, turn)):
+            kept = [dict(parent_words.get(_key(w), w)) for w in turn["words"]]  # their marks come from the parent
+        elif (before := unchanged.get(_turn_key(turn))) is not None:
             kept, from_parent = [dict(w) for w in before], True
-        if kept is not None and not (align_now and _pending(kept)):
+        if kept is not None and not (align_now and pending(kept)):
             turn["words"] = kept
             timing.reused += from_parent
         elif not align_now:

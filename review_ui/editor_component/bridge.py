@@ -8,6 +8,10 @@ a repeat gets the stored acknowledgement again. Saves go through `editing.save_d
 version, never stored over it. A "pii" message marks or unmarks personal data in the words
 of the saved revision the tab holds (`store.pii_spans`; saved first when the tab's turns are
 not saved yet), and every save's answer carries the spans that hold for the new revision.
+A draft that leaves spread words is queued for the background aligner (`alignment_worker`); a
+message may name the turns the tab shows without true word times (`pending`), and its answer
+carries the aligned words the task holds for them by now (`aligned`) and whether more are coming
+(`aligning`: the tab asks again with a "words" message, which changes nothing).
 No Streamlit here, so this is tested on both databases.
 """
 
@@ -25,9 +29,11 @@ from store.accounts import PermissionDenied, Principal
 from store.clock import utcnow
 from store.db import Store
 from store.pii_spans import KINDS, PiiError, mark_span, spans_for_revision, unmark_span
+from review_ui.alignment_worker import AlignmentWorker
 from review_ui.components.audio_window import clip_wav, envelope
+from review_ui.draft_alignment import TurnSpec, aligned_for_tab, spec_of
 from review_ui.editing import SaveConflict, TaskView, TurnValidationError, marking_revision, save_draft, submit
-from review_ui.realign import Realigner
+from review_ui.realign import Realigner, pending
 
 MAX_WINDOW_S = 120.0  # the most audio the browser is sent at once
 DEFAULT_WINDOW_S = 30.0
@@ -93,8 +99,11 @@ def window_audio(path: Path, start: float, end: float) -> tuple[bytes, dict[str,
     return clip_wav(path, start, end), peaks
 
 
-def handle(store: Store, principal: Principal, view: TaskView, state: EditorSession, message: Any) -> bool:
-    """Apply one message from the component and remember its acknowledgement in `state`; False for a repeat."""
+def handle(store: Store, principal: Principal, view: TaskView, state: EditorSession, message: Any,
+           worker: AlignmentWorker | None = None) -> bool:
+    """Apply one message from the component and remember its acknowledgement in `state`; False for a repeat.
+
+    `worker` (the server's; none in tests that align by hand) aligns a saved draft's spread words."""
     if not isinstance(message, dict) or not isinstance(message.get("seq"), int) or not isinstance(message.get("mount"), str):
         return False
     mount, seq = message["mount"], message["seq"]
@@ -113,6 +122,10 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
         ack.update((_pii if op == "pii" else _save)(store, principal, view, state, op, message))
         if ack["ok"]:
             state.doc_version = ack["version"]  # the tab holds what it just saved: its turns are not sent back
+            if ack.pop("spread", False) and op == "save" and worker is not None:
+                worker.enqueue(store, view.task_pk)
+    if op in ("save", "words") and ack["ok"]:
+        ack.update(_words(store, view, message, worker))
     state.handled[mount] = seq
     state.ack = ack
     return True
@@ -136,8 +149,28 @@ def _save(store: Store, principal: Principal, view: TaskView, state: EditorSessi
             return {"ok": False, "error": str(problem)}
         version = int(revision.author_params["task_version"])
         pii = [s.to_json() for s in spans_for_revision(session, revision.pk)]
+        spread = any(pending(t.get("words") or []) for t in revision.turns or [])
     state.since = utcnow()
-    return {"ok": True, "version": version, "submitted": op == "submit", "pii": pii}
+    return {"ok": True, "version": version, "submitted": op == "submit", "pii": pii, "spread": spread}
+
+
+def _wanted(message: dict[str, Any]) -> list[TurnSpec]:
+    """The turns a message names as shown without true word times: [{start, end, text}, ...] (others ignored)."""
+    listed = message.get("pending")
+    if not isinstance(listed, list):
+        return []
+    return [spec_of(t) for t in listed[:10000] if isinstance(t, dict) and isinstance(t.get("text"), str)
+            and all(isinstance(t.get(k), (int, float)) and not isinstance(t.get(k), bool) for k in ("start", "end"))]
+
+
+def _words(store: Store, view: TaskView, message: dict[str, Any], worker: AlignmentWorker | None) -> dict[str, Any]:
+    """The aligned words the task holds for the tab's pending turns, and whether the worker is still on them."""
+    wanted = _wanted(message)
+    if not wanted:
+        return {}
+    busy = worker is not None and worker.busy(store, view.task_pk)  # asked first: a worker that finishes now has stored
+    aligned, waiting = aligned_for_tab(store, view.task_pk, wanted)
+    return {"aligned": aligned, "aligning": busy and waiting}
 
 
 def _conflict(conflict: SaveConflict) -> dict[str, Any]:

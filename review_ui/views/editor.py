@@ -3,7 +3,8 @@ then the reviewer's panel, the reviewer's comments, the break reminder and the h
 
 The task comes from the address (`/editor?task=N&turn=M`; the queue puts it there) and
 `open_task` checks on the server that this user may open it. Every message the component
-sends is handled by `bridge.handle` (saves with the optimistic version check) before the
+sends is handled by `bridge.handle` (saves with the optimistic version check; drafts' spread words go to
+the process's background aligner) before the
 component is drawn again with the answer; the audio window and the saved turns are sent
 only while the tab does not hold them yet (each run would otherwise carry them again). Everything that may come and go is drawn in
 containers or below the component, so the component's iframe is never re-created.
@@ -17,6 +18,7 @@ from store.accounts import PermissionDenied
 from store.pii_spans import KINDS, spans_for_revision
 from store.settings import load_settings
 from review_ui import editor_component
+from review_ui.alignment_worker import alignment_worker
 from review_ui.components.panels import break_reminder, comments_panel, history_panel, review_panel
 from review_ui.editing import TaskView, open_task
 from review_ui.editor_component.bridge import EditorSession, first_window, handle, window_audio
@@ -75,7 +77,7 @@ def render_editor() -> None:
     state: EditorSession | None = st.session_state.get(f"editor-session:{task_pk}")
     if state is None:
         state = st.session_state[f"editor-session:{task_pk}"] = EditorSession(task_pk, first_window(view, initial_turn(view) - 1))
-    if handle(get_store(), principal, view, state, st.session_state.get(key)):
+    if handle(get_store(), principal, view, state, st.session_state.get(key), alignment_worker()):
         view = _view(principal, task_pk)  # the newest version and state after a save or submit
     st.title(view.title)
     info, guide = st.columns([4, 1])

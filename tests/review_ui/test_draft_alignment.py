@@ -1,0 +1,134 @@
+"""Drafts' spread words aligned in the background (tiny.en, real audio, SQLite and PostgreSQL): the aligned
+words become the draft's without a version bump, a person's newer save is never overwritten (raced on
+purpose between the alignment and its write), and the browser is answered with the aligned words."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from review_ui.alignment_worker import AlignmentWorker
+from review_ui.draft_alignment import aligned_for_tab, align_pending_draft, apply_alignment, plan_alignment, spec_of
+from review_ui.editing import SaveConflict, TaskView, open_task, save_draft
+from review_ui.editor_component.bridge import EditorSession, first_window, handle
+from review_ui.realign import Realigner
+from store import models
+from tests.review_ui.conftest import ReviewStore
+from tests.review_ui.test_editing import make_task
+
+FIRST = "Hello, I would like to book a table for two, please."
+CORRECTED = "Hello, I would like to book a table for three, please."  # the script says "I'd ... three"
+
+
+def _open(rs: ReviewStore, who, task_pk: int) -> TaskView:  # type: ignore[no-untyped-def]
+    with rs.store.session() as session:
+        return open_task(session, who, rs.store.blobs, task_pk)
+
+
+def _draft(rs: ReviewStore, who, task_pk: int, base: int, turns: list[dict[str, Any]]) -> models.TranscriptRevision:  # type: ignore[no-untyped-def]
+    with rs.store.session() as session:
+        return save_draft(session, who, task_pk, base, turns, realigner=Realigner.of(rs.store))
+
+
+def _head(rs: ReviewStore, task_pk: int) -> tuple[models.Task, models.TranscriptRevision]:
+    with rs.store.session() as session:
+        task = session.get(models.Task, task_pk)
+        head = session.get(models.TranscriptRevision, task.head_revision_pk)
+        session.expunge_all()
+        return task, head
+
+
+def _corrected(turns: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """Turn 0 retyped as the browser sends it (its words dropped), other turns as given."""
+    return [{**turns[0], "text": text, "words": []}, *turns[1:]]
+
+
+def _is_aligned(words: list[dict[str, Any]], text: str) -> bool:
+    return [w["text"] for w in words] == text.split() and not any(w.get("spread") for w in words)
+
+
+def test_background_alignment_never_overwrites_a_newer_save(review_store: ReviewStore) -> None:
+    rs = review_store
+    ann1 = rs.add_user("ann1", "annotator")
+    task_pk = make_task(rs, "ann1")  # dlg001
+    view = _open(rs, ann1, task_pk)
+    first = _draft(rs, ann1, task_pk, 0, _corrected(view.turns, FIRST))
+    assert all(w["spread"] for w in first.turns[0]["words"])
+    plan = plan_alignment(rs.store, task_pk, Realigner.of(rs.store))
+    assert plan is not None and plan.aligned == [0] and plan.head_pk == first.pk and plan.version == 1
+
+    # the race: the person saves a newer text of that turn after the model ran, before its words are stored
+    newer = _draft(rs, ann1, task_pk, 1, _corrected(view.turns, CORRECTED))
+    assert apply_alignment(rs.store, plan) is False, "the words aligned for the older text must not be stored"
+    task, head = _head(rs, task_pk)
+    assert head.pk == newer.pk and task.version == 2 and head.turns[0]["text"] == CORRECTED
+    assert all(w["spread"] for w in head.turns[0]["words"]), "the newer save's turn is untouched"
+
+    # the worker's next try starts from the newer draft: its text, its words aligned; nothing else changes
+    assert align_pending_draft(rs.store, task_pk, Realigner.of(rs.store)) == 1
+    task, head = _head(rs, task_pk)
+    assert task.version == 2, "aligning in the background bumps nobody into a conflict"
+    assert head.parent_pk == newer.pk and head.author_kind == "aligner" and head.author == "tiny.en"
+    assert head.turns[0]["text"] == CORRECTED and _is_aligned(head.turns[0]["words"], CORRECTED)
+    would = next(w for w in head.turns[0]["words"] if w["text"] == "would")
+    assert 1.2 < would["start"] < would["end"] < 2.0, "'would' lies where 'I'd' is said (1.53-1.73 s)"
+    assert [w.get("typed", False) for w in head.turns[0]["words"]] == [w.get("typed", False) for w in newer.turns[0]["words"]]
+    assert head.turns[1:] == newer.turns[1:] and head.author_params["turn_ids"] == newer.author_params.get(
+        "turn_ids", head.author_params["turn_ids"])
+    assert align_pending_draft(rs.store, task_pk, Realigner.of(rs.store)) == 0, "nothing left to align"
+
+    # the tab asks for the words of the turn it shows without word times: it gets the stored ones
+    aligned, waiting = aligned_for_tab(rs.store, task_pk, [spec_of(head.turns[0]), spec_of({**head.turns[0], "text": FIRST})])
+    assert aligned == [{k: head.turns[0][k] for k in ("start", "end", "text", "words")}] and waiting is False
+
+    # the person's next save, on the version they hold, still wins and keeps the aligned words it did not send
+    after = _draft(rs, ann1, task_pk, 2, _corrected(view.turns, CORRECTED))
+    assert after.turns[0]["words"] == head.turns[0]["words"] and after.author_params["task_version"] == 3
+    # ... and a stale tab still conflicts, with the person (not the aligner) named as the other author
+    try:
+        _draft(rs, ann1, task_pk, 2, view.turns)
+        raise AssertionError("a save on an older version must conflict")
+    except SaveConflict as conflict:
+        assert conflict.theirs_version == 3 and conflict.theirs_author == "ann1"
+
+
+def test_a_newer_save_of_another_turn_is_kept_when_the_alignment_lands(review_store: ReviewStore) -> None:
+    rs = review_store
+    ann1 = rs.add_user("ann1", "annotator")
+    task_pk = make_task(rs, "ann1")
+    view = _open(rs, ann1, task_pk)
+    _draft(rs, ann1, task_pk, 0, _corrected(view.turns, CORRECTED))
+    plan = plan_alignment(rs.store, task_pk, Realigner.of(rs.store))
+    assert plan is not None
+    relabelled = _corrected(view.turns, CORRECTED)
+    relabelled[1] = {**relabelled[1], "speaker": "spk-renamed"}
+    newer = _draft(rs, ann1, task_pk, 1, relabelled)  # meanwhile: another turn's speaker changed
+    assert apply_alignment(rs.store, plan) is False
+    assert align_pending_draft(rs.store, task_pk, Realigner.of(rs.store)) == 1
+    task, head = _head(rs, task_pk)
+    assert head.parent_pk == newer.pk and head.turns[1]["speaker"] == "spk-renamed" and task.version == 2
+    assert head.turns[0]["words"] == plan.turns[0]["words"], "the same text and bounds take the alignment found"
+
+
+def test_the_bridge_queues_a_spread_draft_and_answers_with_its_aligned_words(review_store: ReviewStore) -> None:
+    rs = review_store
+    ann1 = rs.add_user("ann1", "annotator")
+    task_pk = make_task(rs, "ann1")
+    view = _open(rs, ann1, task_pk)
+    state = EditorSession(task_pk, first_window(view, 0))
+    worker = AlignmentWorker()
+    turns = _corrected(view.turns, CORRECTED)
+    pending = [{"start": turns[0]["start"], "end": turns[0]["end"], "text": CORRECTED}]
+    message = {"mount": "tab", "seq": 1, "op": "save", "base_version": 0, "turns": turns, "pending": pending}
+    assert handle(rs.store, ann1, view, state, message, worker) and state.ack["ok"] and state.ack["version"] == 1
+    for seq in range(2, 400):  # what the tab does while the worker is on it: ask again
+        if not state.ack.get("aligning") and (state.ack.get("aligned") or seq > 2):
+            break
+        time.sleep(0.1)
+        assert handle(rs.store, ann1, view, state, {"mount": "tab", "seq": seq, "op": "words", "pending": pending}, worker)
+    _, head = _head(rs, task_pk)
+    assert head.author_kind == "aligner" and _is_aligned(head.turns[0]["words"], CORRECTED)
+    assert state.ack["aligned"] == [{"start": turns[0]["start"], "end": turns[0]["end"], "text": CORRECTED,
+                                     "words": head.turns[0]["words"]}] and state.ack["aligning"] is False
+    assert "version" not in state.ack, "asking for words saves nothing"
+    assert worker.idle()
