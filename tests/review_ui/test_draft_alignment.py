@@ -132,3 +132,18 @@ def test_the_bridge_queues_a_spread_draft_and_answers_with_its_aligned_words(rev
                                      "words": head.turns[0]["words"]}] and state.ack["aligning"] is False
     assert "version" not in state.ack, "asking for words saves nothing"
     assert worker.idle()
+
+
+def test_two_workers_aligning_the_same_draft_store_it_once(review_store: ReviewStore) -> None:
+    rs = review_store
+    ann1 = rs.add_user("ann1", "annotator")
+    task_pk = make_task(rs, "ann1")
+    view = _open(rs, ann1, task_pk)
+    draft = _draft(rs, ann1, task_pk, 0, _corrected(view.turns, CORRECTED))
+    one, two = (plan_alignment(rs.store, task_pk, Realigner.of(rs.store)) for _ in range(2))  # two server processes
+    assert one is not None and two is not None and one.head_pk == two.head_pk == draft.pk
+    assert apply_alignment(rs.store, one) is True and apply_alignment(rs.store, two) is False
+    task, head = _head(rs, task_pk)
+    assert head.parent_pk == draft.pk and task.version == 1
+    with rs.store.session() as session:
+        assert session.query(models.TranscriptRevision).filter_by(task_pk=task_pk, author_kind="aligner").count() == 1
