@@ -19,10 +19,13 @@ interface TaskInfo { pk: number; title: string; editable: boolean; duration: num
 interface PiiSpan { turn: number; word_start: number; word_end: number; kind: string; source: string; words?: string }
 interface PiiRequest { action: "mark" | "unmark"; turn: number; word_start: number; word_end: number; kind: string }
 interface Conflict { theirs_version: number; theirs_author: string; theirs_turns: Turn[] }
+interface TurnSpec { start: number; end: number; text: string }  // a turn the server aligns words of, by its text and bounds
+interface AlignedTurn extends TurnSpec { words: T.Word[] }
 interface Ack { mount: string; seq: number; op: string; ok: boolean; version?: number; error?: string; conflict?: Conflict;
-  pii?: PiiSpan[] }
-interface Message { mount: string; seq: number; attempt: number; op: "save" | "submit" | "window" | "pii"; base_version: number;
-  turns: Turn[] | null; turn_ids: (string | undefined)[] | null; pii: PiiRequest | null;
+  pii?: PiiSpan[]; aligned?: AlignedTurn[]; aligning?: boolean }  // aligned: words for turns this tab named as pending
+interface Message { mount: string; seq: number; attempt: number; op: "save" | "submit" | "window" | "pii" | "words";
+  base_version: number; turns: Turn[] | null; turn_ids: (string | undefined)[] | null; pii: PiiRequest | null;
+  pending: TurnSpec[] | null;  // the turns shown without true word times (spread or none): the answer brings aligned ones
   window: { start: number; end: number } | null; turn: number;
   have: string; doc_version: number }  // the audio window and the saved version this tab holds (the server then skips them)
 
@@ -32,6 +35,8 @@ const UNDO_COALESCE_MS = 1200;
 const NUDGE_S = 0.1;
 const DRAFT_WRITE_MS = 150;  // a one-hour task's draft is a few hundred KB: not rewritten on every key...
 const DRAFT_IDLE_MS = 600;  // ...but in the browser's idle time, at the latest this long after the debounce
+const WORDS_POLL_MS = 1500;  // while the server aligns a draft's turns in the background, ask for their words this often
+const WORDS_POLLS = 40;  // at most this many times after a save
 
 const $ = <E extends HTMLElement>(id: string): E => document.getElementById(id) as E;
 const mount = Math.random().toString(36).slice(2);
@@ -61,7 +66,9 @@ let pii: PiiSpan[] = [];  // personal-data spans of the saved version, with the 
 let pendingPii: PiiRequest | null = null;
 let lastArea: HTMLTextAreaElement | null = null;  // where the person last selected text (a toolbar click takes the focus)
 let wavBytes: Uint8Array | null = null;  // the window's WAV, for the spectrogram
-let unanswered = false;  // the message in flight was sent again: the server did not answer it in time
+let unanswered = false;
+let wordsWanted = false;  // ask the server for the words it aligned in the background
+let wordsPolls = 0;  // the message in flight was sent again: the server did not answer it in time
 
 const audio = new Audio();
 audio.preload = "auto";
@@ -136,12 +143,16 @@ function pump(): void {
   else if ((pendingOp === "save" || pendingPii) && dirty()) op = "save";  // a mark applies to saved words: save first
   else if (pendingPii) op = "pii";
   else if (wantedWindow) op = "window";
+  else if (wordsWanted && pendingWords().length) op = "words";
   pendingOp = null;
+  if (op !== "window" && op !== "pii") wordsWanted = false;  // a save asks for the words too
   if (op === null) { setStatus(); return; }
   if (op !== "window") window.clearTimeout(saveTimer);  // this save carries every edit so far
   const win = wantedWindow || currentWindow();
-  inflight = { mount, seq: ++seq, attempt: 0, op, base_version: base, turns: op === "window" ? null : T.normalised(turns),
-    turn_ids: op === "window" ? null : turns.map((t) => t.id), pii: op === "pii" ? pendingPii : null,
+  const carries = op !== "window" && op !== "words";
+  inflight = { mount, seq: ++seq, attempt: 0, op, base_version: base, turns: carries ? T.normalised(turns) : null,
+    turn_ids: carries ? turns.map((t) => t.id) : null, pii: op === "pii" ? pendingPii : null,
+    pending: op === "save" || op === "words" ? pendingWords() : null,
     window: win, turn: selected + 1, have: audioKey, doc_version: base };
   if (op === "pii") pendingPii = null;
   inflightAt = Date.now();
@@ -166,6 +177,7 @@ function onAck(ack: Ack): void {
   inflight = null;
   unanswered = false;
   if (sent.op === "window") { wantedWindow = null; pump(); return; }
+  if (sent.op === "words") { takeAligned(ack); pump(); return; }
   if (ack.pii) takePii(ack.pii, sent.turns!);
   if (ack.ok && ack.version !== undefined) {
     dropDraft(task!.pk, base);
@@ -178,6 +190,8 @@ function onAck(ack: Ack): void {
       renderAll();
     }
     keepLocally(true);
+    wordsPolls = 0;
+    takeAligned(ack);
     if (dirty()) scheduleSave(0);
   } else if (ack.conflict) {
     conflict = ack.conflict;
@@ -188,6 +202,47 @@ function onAck(ack: Ack): void {
   }
   setStatus();
   pump();
+}
+
+// ---------------------------------------------------------------- words aligned in the background
+
+const specKey = (t: TurnSpec): string => `${Math.round(t.start * 1000)}|${Math.round(t.end * 1000)}|${t.text.trim()}`;
+
+/** A turn with text whose words are not true timings: none (retyped) or spread by length until aligned. */
+function needsWords(t: Turn): boolean {
+  return t.text.trim() !== "" && (!T.wordsMatch(t) || t.words.every((w) => w.spread));
+}
+
+function pendingWords(): TurnSpec[] {
+  return turns.filter(needsWords).map((t) => ({ start: t.start, end: t.end, text: t.text.trim() }));
+}
+
+/** Put the aligned words the server sent in place of spread or missing ones (same text and bounds only; no undo
+ * step: the server already holds them), and ask again later while it is still aligning. */
+function takeAligned(ack: Ack): void {
+  const found = new Map((ack.aligned || []).map((a) => [specKey(a), a.words]));
+  if (found.size) {
+    const changed: number[] = [];
+    turns = turns.map((t, i) => {
+      const words = needsWords(t) ? found.get(specKey(t)) : undefined;
+      if (!words) return t;
+      changed.push(i);
+      return { ...t, words: words.map((w) => ({ ...w })) };
+    });
+    saved = saved.map((t) => {
+      const words = found.get(specKey(t));
+      return words ? { ...t, words: words.map((w) => ({ ...w })) } : t;
+    });
+    if (changed.length) {
+      rows.items = turns;
+      changed.forEach((i) => renderWords(i));
+      shownWord = null;
+    }
+  }
+  if (ack.aligning && wordsPolls < WORDS_POLLS) {
+    wordsPolls++;
+    window.setTimeout(() => { wordsWanted = true; pump(); }, WORDS_POLL_MS);
+  }
 }
 
 // ---------------------------------------------------------------- edits and undo
@@ -351,11 +406,25 @@ function tick(): void {
       wave.playhead = now;
       drawWaveNow();  // already in a frame
       $("clock").textContent = `${now.toFixed(2)} s`;
+      showWordAt(now);
     }
   }
   const label = audio.paused ? "▶ Play" : "⏸ Pause";
   if ($("play").textContent !== label) $("play").textContent = label;  // untouched DOM: no layout of the list per frame
   window.requestAnimationFrame(tick);
+}
+
+let shownWord: HTMLElement | null = null;
+
+/** Highlight the selected turn's word being played (its timed words: aligned, or spread until they are). */
+function showWordAt(now: number): void {
+  const turn = turns[selected];
+  const j = turn && T.wordsMatch(turn) ? turn.words.findIndex((w) => w.start <= now && now < w.end) : -1;
+  const el = j >= 0 ? rowAt(selected)?.querySelector<HTMLElement>(`.words span[data-w="${j}"]`) || null : null;
+  if (el === shownWord) return;
+  shownWord?.classList.remove("playing");
+  el?.classList.add("playing");
+  shownWord = el;
 }
 
 function takeAudio(win: AudioWindow | null, bytes: unknown): void {
@@ -445,7 +514,7 @@ function speakers(): string[] {
 function wordsHtml(turn: Turn, i = -1): string {
   const marked = new Set(piiOf(i).flatMap((s) => Array.from({ length: s.word_end - s.word_start }, (_, k) => s.word_start + k)));
   return T.wordsMatch(turn)
-    ? turn.words.map((w, j) => `<span data-w="${j}" class="${w.probability < 0.6 ? "unsure" : ""}${marked.has(j) ? " pii" : ""}" title="${fmt(w.start)} s · model probability ${w.probability.toFixed(2)}">${escape(w.text)}</span>`).join(" ")
+    ? turn.words.map((w, j) => `<span data-w="${j}" data-start="${w.start}" data-end="${w.end}" class="${w.probability < 0.6 ? "unsure" : ""}${marked.has(j) ? " pii" : ""}" title="${fmt(w.start)} s · model probability ${w.probability.toFixed(2)}">${escape(w.text)}</span>`).join(" ")
     : "";
 }
 
@@ -832,7 +901,7 @@ onRender((args) => {
   if ((!task || task.pk !== info.pk) && !doc.turns) {  // a new tab where the server thought one was open: ask for the turns
     if (!inflight) {
       inflight = { mount, seq: ++seq, attempt: 0, op: "window", base_version: -1, turns: null, turn_ids: null, pii: null,
-        window: null, turn: 1, have: "", doc_version: -1 };
+        pending: null, window: null, turn: 1, have: "", doc_version: -1 };
       inflightAt = Date.now();
       setComponentValue(inflight);
     }
