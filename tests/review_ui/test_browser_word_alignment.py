@@ -52,7 +52,7 @@ def test_a_corrected_turn_shows_its_aligned_word_times_without_a_reload(
 
     # the server aligns the draft in the background; the editor takes the words while the page stays open
     words = frame.locator('.turn[data-i="0"] .words span')
-    expect(words).to_have_count(len(CORRECTED.split()), timeout=60000)
+    expect(words).to_have_count(len(CORRECTED.split()), timeout=90000)
     head = _head(review_store, task_pk)
     assert head.author_kind == "aligner" and head.turns[0]["text"] == CORRECTED
     stored = [(w["text"], w["start"], w["end"]) for w in head.turns[0]["words"]]

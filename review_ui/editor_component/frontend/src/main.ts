@@ -147,9 +147,9 @@ function pump(): void {
   pendingOp = null;
   if (op !== "window" && op !== "pii") wordsWanted = false;  // a save asks for the words too
   if (op === null) { setStatus(); return; }
-  if (op !== "window") window.clearTimeout(saveTimer);  // this save carries every edit so far
-  const win = wantedWindow || currentWindow();
   const carries = op !== "window" && op !== "words";
+  if (carries) window.clearTimeout(saveTimer);  // this save carries every edit so far
+  const win = wantedWindow || currentWindow();
   inflight = { mount, seq: ++seq, attempt: 0, op, base_version: base, turns: carries ? T.normalised(turns) : null,
     turn_ids: carries ? turns.map((t) => t.id) : null, pii: op === "pii" ? pendingPii : null,
     pending: op === "save" || op === "words" ? pendingWords() : null,
