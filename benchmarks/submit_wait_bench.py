@@ -46,8 +46,9 @@ def serve(home: Path, tree: Path) -> tuple[subprocess.Popen, str]:
         port = sock.getsockname()[1]
     env = dict(os.environ, TURNSCRIBE_HOME=str(home), TURNSCRIBE_DATABASE_URL=f"sqlite:///{home / 'turnscribe.db'}",
                PYTHONPATH=str(tree))
+    log = open(home / "ui.log", "w")
     process = subprocess.Popen([str(Path(sys.executable).parent / "turnscribe"), "ui", "--port", str(port)], env=env,
-                               cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=tree, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -101,7 +102,17 @@ def run(tree: Path, n: int, think: float) -> dict[str, Any]:
                 button = frame.get_by_role("button", name="Submit")
                 t0 = time.perf_counter()
                 button.click()
-                frame.get_by_role("status").filter(has_text="Submitted").wait_for(timeout=300000)
+                try:
+                    frame.get_by_role("status").filter(has_text="Submitted").wait_for(timeout=60000)
+                except Exception:
+                    print("status:", frame.get_by_role("status").text_content(), (home / "ui.log").read_text()[-3000:])
+                    import sqlite3
+                    c = sqlite3.connect(home / "turnscribe.db")
+                    for r in c.execute("select pk, author_kind, stage, task_pk, json_extract(author_params, '$.task_version'), parent_pk from transcript_revisions"):
+                        print(r)
+                    print(list(c.execute("select pk, version, head_revision_pk, state from tasks")))
+                    print(list(c.execute("select actor, action, target, details from audit_events order by pk desc limit 8")))
+                    raise
                 wait = time.perf_counter() - t0
                 browser.close()
         finally:
