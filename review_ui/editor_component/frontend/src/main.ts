@@ -223,7 +223,6 @@ function takeAligned(ack: Ack): void {
   const found = new Map((ack.aligned || []).map((a) => [specKey(a), a.words]));
   if (found.size) {
     const changed: number[] = [];
-    const before = turns;
     turns = turns.map((t, i) => {
       const words = needsWords(t) ? found.get(specKey(t)) : undefined;
       if (!words) return t;
@@ -237,7 +236,7 @@ function takeAligned(ack: Ack): void {
     if (changed.length) {
       rows.items = turns;
       wave.turns = turns;
-      changed.forEach((i) => { rows.rekey(before[i], turns[i]); renderWords(i); });  // rows are keyed by their turn
+      rows.render();  // the rows of the changed turns are patched in place (their words only)
       shownWord = null;
     }
   }
