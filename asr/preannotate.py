@@ -91,7 +91,8 @@ class Preannotator:
                          f"{', '.join(declared_languages)}")
         if num_speakers is not None and len(diarization.speakers) < num_speakers and duration > 5:
             flags.append(f"{len(diarization.speakers)} speaker(s) found, {num_speakers} declared")
-        separation = separation_flag(diarization.params.get("cluster_separation"))  # threshold and its data: there
+        separation = separation_flag(diarization.params.get("cluster_separation"),
+                                     diarization.params.get("cluster_agreement"))  # threshold and its data: there
         if separation is not None:
             flags.append(separation)
         params = {

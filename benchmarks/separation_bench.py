@@ -1,6 +1,6 @@
-"""Silhouettes behind the "voices barely separate" flag, and its false alarms and detections.
+"""The statistics behind the "voices barely separate" flag, and its false alarms and detections.
 
-`python benchmarks/separation_bench.py [--sets DIR ...] [--threshold T]`
+`python benchmarks/separation_bench.py [--sets DIR ...]`
 
 Cases, each diarized by the embedded diarizer with num_speakers=2 (as a dialogue protocol
 declares):
@@ -13,8 +13,8 @@ declares):
 - *one voice registered as two*: each speaker's own speech (other speakers' turns cut
   out) from the same recordings. A flag here is a detection.
 
-Prints one line per case and, per group, the false alarms and detections at the threshold
-(default: `diarization.separation.VOICE_SEPARATION_FLAG`).
+Prints one line per case (silhouette, held-out agreement, flagged) and, per group, the
+false alarms and detections of `diarization.separation.separation_flag` at its thresholds.
 """
 
 from __future__ import annotations
@@ -25,26 +25,27 @@ from pathlib import Path
 
 from collection.synthetic.reference_audio import Conversation, one_voice, real_conversations, synthetic_conversations
 from diarization.embedded import EmbeddedDiarizer
-from diarization.separation import VOICE_SEPARATION_FLAG
+from diarization.separation import separation_flag
 
 
-def silhouettes(diarizer: EmbeddedDiarizer, conversations: list[Conversation],
-                one_voices: bool = True) -> list[tuple[str, str, float | None]]:
-    """(case, "two" or "one", cluster_separation) for each conversation and each of its speakers."""
+def measurements(diarizer: EmbeddedDiarizer, conversations: list[Conversation],
+                 one_voices: bool = True) -> list[tuple[str, str, float | None, float | None]]:
+    """(case, "two" or "one", cluster_separation, cluster_agreement) for each conversation and each
+    of its speakers."""
     out = []
     for conversation in conversations:
-        result = diarizer(conversation.audio, num_speakers=2)
-        out.append((conversation.name, "two", result.params.get("cluster_separation")))
-        for speaker in conversation.speakers if one_voices else []:
-            solo = diarizer(one_voice(conversation, speaker), num_speakers=2)
-            out.append((f"{conversation.name}:{speaker}", "one", solo.params.get("cluster_separation")))
+        cases = [(conversation.name, "two", conversation.audio)]
+        cases += [(f"{conversation.name}:{s}", "one", one_voice(conversation, s))
+                  for s in (conversation.speakers if one_voices else [])]
+        for name, kind, audio in cases:
+            params = diarizer(audio, num_speakers=2).params
+            out.append((name, kind, params.get("cluster_separation"), params.get("cluster_agreement")))
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", type=Path, nargs="*", default=[], help="generated dialogue folders")
-    parser.add_argument("--threshold", type=float, default=VOICE_SEPARATION_FLAG)
     parser.add_argument("--two-only", action="store_true", help="skip the one-voice cases")
     parser.add_argument("--skip-real", action="store_true", help="skip the real recordings")
     args = parser.parse_args()
@@ -53,15 +54,19 @@ def main() -> None:
     groups = {} if args.skip_real else {"real": real_conversations()}
     groups |= {str(folder): synthetic_conversations(folder) for folder in args.sets}
     for group, conversations in groups.items():
-        rows = silhouettes(diarizer, conversations, not args.two_only)
-        for case, kind, value in rows:
-            print(f"{group}\t{kind}\t{case}\t{value}")
-        two = [v for _, k, v in rows if k == "two"]
-        one = [v for _, k, v in rows if k == "one"]
-        flagged = [v is not None and v < args.threshold for v in two]
-        caught = [v is not None and v < args.threshold for v in one]
-        print(f"# {group}: two voices min {min(v for v in two if v is not None):.4f}, false alarms {sum(flagged)}/{len(two)}"
-              + (f"; one voice max {max(v for v in one if v is not None):.4f}, flagged {sum(caught)}/{len(one)}" if one else ""))
+        rows = measurements(diarizer, conversations, not args.two_only)
+        for case, kind, separation, agreement in rows:
+            flagged = separation_flag(separation, agreement) is not None
+            print(f"{group}\t{kind}\t{case}\t{separation}\t{agreement}\t{'FLAG' if flagged else '-'}")
+        for kind, what in (("two", "false alarms"), ("one", "flagged")):
+            cases = [(s, a) for _, k, s, a in rows if k == kind]
+            if cases:
+                silhouettes = [s for s, _ in cases if s is not None]
+                agreements = [a for _, a in cases if a is not None]
+                print(f"# {group}, {kind} voice(s): silhouette {min(silhouettes, default=float('nan')):.4f}-"
+                      f"{max(silhouettes, default=float('nan')):.4f}, agreement {min(agreements, default=float('nan')):.4f}-"
+                      f"{max(agreements, default=float('nan')):.4f}; {what} "
+                      f"{sum(separation_flag(s, a) is not None for s, a in cases)}/{len(cases)}")
 
 
 if __name__ == "__main__":

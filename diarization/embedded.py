@@ -95,7 +95,8 @@ Known limits:
   six dialogues, 7 of their 12 single voices): it over-splits some noisy or low-pitched
   single voices. Declare the count when the protocol knows it (a dialogue has 2); when
   a declared count splits one voice, `cluster_separation` (the clusters' silhouette) is
-  lowish, but not below every real two-voice call: see `diarization.separation`.
+  lowish, but not below every real two-voice call; `cluster_agreement` (two clusters' MFCC
+  models tested on held-out runs) catches a third of such splits: see `diarization.separation`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ from typing import Any
 import numpy as np
 
 from collection.clustering import pruned_laplacian, spectral_clustering, unit_rows
+from diarization.separation import heldout_agreement
 from diarization.types import SAMPLE_RATE, DiarizationResult, ProgressHook, SpeakerSegment, exclusive_from
 
 FRAME_S = 0.01  # every decision is taken on this grid: Resemblyzer's mel hop
@@ -276,6 +278,7 @@ class EmbeddedDiarizer:
         report("clustering", 0.5)
         if self.options.resegment and k > 1:
             labels = self._resegment(samples, speech, labels, scores, k)
+        agreement = self._agreement(samples, speech, labels) if k == 2 else None
         overlapped = self._overlapped(samples, speech, labels, k) if self.options.overlap and k > 1 else None
         segments, primary = self._segments(samples, speech, labels, k, overlapped, scores)
         report("clustering", 1.0)
@@ -283,6 +286,7 @@ class EmbeddedDiarizer:
         params["windows"] = int(len(starts))
         params["clusters"] = int(k)
         params["cluster_separation"] = separation
+        params["cluster_agreement"] = agreement
         return DiarizationResult(segments=segments, exclusive=exclusive_from(primary), params=params)
 
     def params(self, num_speakers: int | None = None, min_speakers: int | None = None,
@@ -506,6 +510,12 @@ class EmbeddedDiarizer:
                 new[a:b] = _viterbi(combined[a:b], o.reseg_switch_penalty)
             labels = new
         return labels
+
+    def _agreement(self, audio: np.ndarray, speech: np.ndarray, labels: np.ndarray) -> float | None:
+        """How well two clusters hold up on their held-out runs (`diarization.separation.heldout_agreement`)."""
+        features = _mfcc(audio, len(labels))
+        features = (features - features[speech].mean(axis=0)) / (features[speech].std(axis=0) + 1e-6)
+        return heldout_agreement(features, labels)
 
     # --- 5b. overlapped speech -------------------------------------------------------------------
 
