@@ -110,8 +110,8 @@ def test_one_speaker_only_and_three_speakers_where_two_were_declared(preannotato
     heard = normalize(" ".join(t["text"] for t in result.turns))
     assert jiwer.wer(reference, heard) < 0.6, "one speaker's speech is transcribed, not lost"
     assert len({t["speaker"] for t in result.turns}) <= 2
-    # The separation flag is calibrated for no false alarm on two voices and no longer fires
-    # on this single voice (diarization/separation.py; tests/diarization/test_separation_warning.py).
+    # The separation flag is calibrated for no false alarm on two voices: the dialogue is not
+    # flagged (diarization/separation.py; its detections: tests/diarization/test_separation_warning.py).
     dialogue = preannotator(audio, num_speakers=2, language="en")
     assert not any("voices barely separate" in flag for flag in dialogue.flags), dialogue.flags
     three = np.concatenate([audio, _audio("dlg004")])
