@@ -21,6 +21,9 @@ as two). Two statistics of its two clusters feed the flag:
   runs often land in the other cluster (0.00-1.00, under 0.45 in 16 of 52 cases; on the
   held-out seeds only 1 of 24: see `HELDOUT_AGREEMENT_FLAG`).
 
+Cost: 7.8% of the embedded diarizer's CPU time on the committed dialogues (2.9 of 37.1 CPU s
+for the six, machine shared; `_agreement` timed inside `EmbeddedDiarizer.__call__`).
+
 Statistics measured and rejected (same cases, `benchmarks/separation_candidates_bench.py`):
 cosine of the clusters' uncentred mean embeddings (two voices 0.672-0.957, one voice
 0.834-0.958: 1 one-voice case of 57 beyond every two-voice case), centroid distance over
