@@ -36,6 +36,8 @@ held-out test on MFCC models.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 VOICE_SEPARATION_FLAG = 0.115
@@ -103,7 +105,6 @@ def heldout_agreement(features: np.ndarray, labels: np.ndarray) -> float | None:
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
-    import warnings
 
     if set(np.unique(labels[labels >= 0]).tolist()) != {0, 1}:
         return None
