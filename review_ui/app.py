@@ -16,8 +16,10 @@ import streamlit as st
 from store.settings import enforce_offline
 from review_ui.serve import ExtraPage
 from review_ui import warm_imports
+from review_ui.script_run import mark_run_start
 from review_ui.session_auth import JUST_SIGNED_IN, current_principal, sign_out, write_session_cookie
 
+mark_run_start()  # the editor reports the server's time from here to each save's acknowledgement
 enforce_offline()
 warm_imports.start()
 st.set_page_config(page_title="Turnscribe workbench", layout="wide")

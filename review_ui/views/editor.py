@@ -12,6 +12,8 @@ containers or below the component, so the component's iframe is never re-created
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from store.accounts import PermissionDenied
@@ -23,6 +25,7 @@ from review_ui.components.panels import break_reminder, comments_panel, history_
 from review_ui.editing import TaskView, open_task
 from review_ui.editor_component.bridge import EditorSession, first_window, handle, window_audio
 from review_ui.editor_component.keymap import load_keymap
+from review_ui.script_run import run_started
 from review_ui.session_auth import get_store, require_page
 
 
@@ -63,6 +66,7 @@ def _pii(view: TaskView) -> list[dict[str, object]]:
 
 def render_editor() -> None:
     """Open the task (checked on the server), answer the component's message, draw it and the panels."""
+    started = run_started()
     principal = require_page()
     task_pk = selected_task_pk()
     if task_pk is None:
@@ -77,7 +81,8 @@ def render_editor() -> None:
     state: EditorSession | None = st.session_state.get(f"editor-session:{task_pk}")
     if state is None:
         state = st.session_state[f"editor-session:{task_pk}"] = EditorSession(task_pk, first_window(view, initial_turn(view) - 1))
-    if handle(get_store(), principal, view, state, st.session_state.get(key), alignment_worker()):
+    handled = handle(get_store(), principal, view, state, st.session_state.get(key), alignment_worker())
+    if handled:
         view = _view(principal, task_pk)  # the newest version and state after a save or submit
     st.title(view.title)
     info, guide = st.columns([4, 1])
@@ -88,6 +93,8 @@ def render_editor() -> None:
         if view.editable:
             comments_panel(principal, view)
     audio, peaks = window_audio(view.audio_path, *state.window)
+    if handled and state.ack is not None:
+        state.ack["server_ms"] = round((time.perf_counter() - started) * 1000, 1)
     editor_component.render(
         key=key, task={"pk": view.task_pk, "title": view.title, "editable": view.editable, "duration": view.duration_s,
                        "lo": view.context_start_s, "hi": min(view.context_end_s, view.duration_s) or view.end_s,
