@@ -372,17 +372,19 @@ def browser_round_trips(workdir: Path, people: int, rounds: int, paced_s: float)
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"])
             frames, pages = [], []
             for principal, task_pk in pairs:
-                page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+                context = browser.new_context(viewport={"width": 1440, "height": 900})
+                context.set_default_timeout(180000)  # signing 20 people in on a busy machine
+                page = context.new_page()
                 page.goto(url)
                 page.get_by_role("textbox", name="Username").fill(principal.username)
                 page.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
                 page.get_by_role("button", name="Sign in").click()
-                page.get_by_text(f"Signed in as {principal.username}").first.wait_for(timeout=60000)
+                page.get_by_text(f"Signed in as {principal.username}").first.wait_for()
                 page.wait_for_function("document.cookie.includes('turnscribe_session=')")
                 page.goto(f"{url}/editor?task={task_pk}&turn=1")
                 frame = page.frame_locator(FRAME)
-                frame.locator('textarea[aria-label="Turn 1 text"]').wait_for(timeout=60000)
-                frame.get_by_role("status").filter(has_text="All changes saved").wait_for(timeout=60000)
+                frame.locator('textarea[aria-label="Turn 1 text"]').wait_for()
+                frame.get_by_role("status").filter(has_text="All changes saved").wait_for()
                 frames.append(frame)
                 pages.append(page)
             for mode, drive in (("burst", lambda: burst(frames, pages, rounds)), ("paced", lambda: paced(frames, pages, paced_s))):
@@ -391,7 +393,7 @@ def browser_round_trips(workdir: Path, people: int, rounds: int, paced_s: float)
                 began = time.monotonic()
                 drive()
                 for frame in frames:
-                    frame.get_by_role("status").filter(has_text="All changes saved").wait_for(timeout=60000)
+                    frame.get_by_role("status").filter(has_text="All changes saved").wait_for()
                 wall = time.monotonic() - began
                 saves = [v for frame in frames for v in frame.locator("body").evaluate("() => window.__saves")]
                 results[mode] = {**summarize(saves), "wall_s": wall}

@@ -32,15 +32,21 @@ def history_panel(principal: Principal, view: TaskView) -> None:
         st.code("\n".join(entry.diff[2:]) or "(same as the model)", language="diff")
 
 
-def break_reminder(principal: Principal) -> None:
-    """A gentle note after 50 minutes of continuous work (work intervals come from the saves)."""
-    try:
-        from review_ui.quality import needs_break
-    except ImportError:
-        return
-    with get_store().session() as session:
-        if needs_break(session, principal.username, utcnow()):
-            st.info("You have been working for 50 minutes without a pause. A short break helps your ears and your accuracy. ☕")
+def break_reminder(principal: Principal, *, due: bool | None = None) -> bool:
+    """A gentle note after 50 minutes of continuous work (work intervals come from the saves); whether it is shown.
+
+    `due` given: shown or not as said, without asking the store (the editor's saves ask at most once a minute).
+    """
+    if due is None:
+        try:
+            from review_ui.quality import needs_break
+        except ImportError:
+            return False
+        with get_store().session() as session:
+            due = needs_break(session, principal.username, utcnow())
+    if due:
+        st.info("You have been working for 50 minutes without a pause. A short break helps your ears and your accuracy. ☕")
+    return due
 
 
 def comments_panel(principal: Principal, view: TaskView) -> None:

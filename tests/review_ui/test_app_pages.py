@@ -214,6 +214,47 @@ def test_the_editor_page_draws_the_component_with_the_task_and_its_audio_window(
     assert not at.code, "hidden again: not computed on the runs each save causes"
 
 
+def test_a_save_from_a_tab_holding_the_window_and_version_reads_no_audio_and_sends_back_only_the_answer(
+        app_env: ReviewStore) -> None:
+    from review_ui.editor_component.bridge import window_audio
+
+    app_env.add_user("ann1", "annotator")
+    task_pk = make_task(app_env, "ann1")
+    at = AppTest.from_function(editor_page, default_timeout=TIMEOUT)
+    at.session_state[USER_KEY] = "ann1"
+    at.query_params["task"] = str(task_pk)
+    at.run()
+    (editor,) = [node for node in _walk(at.main) if node.type == "component_instance"]
+    args = json.loads(editor.proto.json_args)
+    window, turns, ids = args["window"], args["doc"]["turns"], args["doc"]["turn_ids"]
+    js = lambda x: str(int(x)) if float(x).is_integer() else repr(float(x))  # noqa: E731 - JavaScript's String(x)
+    held = f"{js(window['start'])}-{js(window['end'])}"  # how the browser names the window it holds
+    edited = [{**turns[0], "text": "Hello there."}, *turns[1:]]
+    at.session_state[f"turn-editor-{task_pk}"] = {
+        "mount": "tab", "seq": 1, "attempt": 0, "op": "save", "base_version": 0, "turns": edited, "turn_ids": ids,
+        "pii": None, "window": {"start": window["start"], "end": window["end"]}, "turn": 1, "have": held, "doc_version": 0}
+    reads = window_audio.cache_info()
+    at.run()
+    assert window_audio.cache_info()[:2] == reads[:2], "the window the tab holds is not read again (not even from the cache)"
+    (editor,) = [node for node in _walk(at.main) if node.type == "component_instance"]
+    args = json.loads(editor.proto.json_args)
+    assert args["window"] is None and not [a for a in editor.proto.special_args if a.key == "audio"]
+    assert args["doc"] == {"version": 1, "turns": None, "turn_ids": None, "pii": None}, "the tab holds what it saved"
+    assert args["ack"]["ok"] and args["ack"]["version"] == 1 and args["ack"]["server_ms"] > 0
+    with app_env.store.session() as session:
+        task = session.get(models.Task, task_pk)
+        assert session.get(models.TranscriptRevision, task.head_revision_pk).turns[0]["text"] == "Hello there."
+    at.session_state[f"turn-editor-{task_pk}"] = {
+        "mount": "tab", "seq": 2, "attempt": 0, "op": "window", "base_version": 1, "turns": None, "turn_ids": None,
+        "pii": None, "window": {"start": window["start"] + 5, "end": window["start"] + 15}, "turn": 1, "have": held,
+        "doc_version": 1}
+    at.run()
+    (editor,) = [node for node in _walk(at.main) if node.type == "component_instance"]
+    args = json.loads(editor.proto.json_args)
+    assert args["window"]["start"] != window["start"] and [a for a in editor.proto.special_args if a.key == "audio"], \
+        "another window is read and sent"
+
+
 def _walk(node):  # type: ignore[no-untyped-def]
     yield node
     for child in getattr(node, "children", {}).values():
