@@ -57,8 +57,9 @@ def initial_turn(view: TaskView) -> int:
 
 
 def _view(principal: Principal, task_pk: int) -> TaskView:
-    with get_store().session() as session:
-        return open_task(session, principal, get_store().blobs, task_pk)
+    store = get_store()
+    with store.session() as session:
+        return open_task(session, principal, store.blobs, task_pk)
 
 
 def _pii(view: TaskView) -> list[dict[str, object]]:
