@@ -387,6 +387,7 @@ def browser_round_trips(workdir: Path, people: int, rounds: int, paced_s: float)
                 frame.get_by_role("status").filter(has_text="All changes saved").wait_for()
                 frames.append(frame)
                 pages.append(page)
+                print(f"  {principal.username} signed in, editor open", file=sys.stderr, flush=True)
             for mode, drive in (("burst", lambda: burst(frames, pages, rounds)), ("paced", lambda: paced(frames, pages, paced_s))):
                 for frame in frames:
                     frame.locator("body").evaluate(SAVE_WATCH)
@@ -397,6 +398,7 @@ def browser_round_trips(workdir: Path, people: int, rounds: int, paced_s: float)
                 wall = time.monotonic() - began
                 saves = [v for frame in frames for v in frame.locator("body").evaluate("() => window.__saves")]
                 results[mode] = {**summarize(saves), "wall_s": wall}
+                print(f"  {mode}: {results[mode]}", file=sys.stderr, flush=True)
             typed = {task_pk: frame.locator('textarea[aria-label="Turn 1 text"]').input_value()
                      for frame, (_, task_pk) in zip(frames, pairs)}
             browser.close()

@@ -31,6 +31,7 @@ interface Message { mount: string; seq: number; attempt: number; op: "save" | "s
 
 const SAVE_DEBOUNCE_MS = 700;
 const RETRY_MS = 5000;
+const RELOAD_AFTER_ATTEMPTS = 3;  // repeats unanswered while the server is up again: reload (see reloadIfServerIsBack)
 const UNDO_COALESCE_MS = 1200;
 const NUDGE_S = 0.1;
 const DRAFT_WRITE_MS = 150;  // a one-hour task's draft is a few hundred KB: not rewritten on every key...
@@ -168,8 +169,25 @@ window.setInterval(() => {
     statusError = "";
     unanswered = true;
     setStatus();
+    if (inflight.attempt >= RELOAD_AFTER_ATTEMPTS) reloadIfServerIsBack();
   }
 }, 1000);
+
+let reloading = false;
+
+/** The editor lives in a Streamlit fragment: a restarted server's new session does not know that fragment and drops
+ * our repeats unanswered. Once the server answers its health check again, reload the page: the session cookie signs
+ * the person in again and the draft kept in this browser is restored and saved. */
+function reloadIfServerIsBack(): void {
+  let health: string;
+  try { health = new URL("_stcore/health", window.parent.location.href).href; } catch { return; }
+  fetch(health, { cache: "no-store" }).then((r) => {
+    if (!r.ok || reloading || !inflight) return;
+    reloading = true;
+    keepLocally(true);
+    window.parent.location.reload();
+  }).catch(() => { /* still down: the next repeat asks again */ });
+}
 
 function onAck(ack: Ack): void {
   if (!inflight || ack.mount !== mount || ack.seq !== inflight.seq) return;
@@ -864,7 +882,7 @@ $("zoom").addEventListener("change", () => turns[selected] && askWindow(windowAr
 try {
   window.parent.addEventListener("beforeunload", (e) => {
     keepLocally(true);
-    if (task && task.editable && (dirty() || inflight)) { e.preventDefault(); e.returnValue = ""; }
+    if (!reloading && task && task.editable && (dirty() || inflight)) { e.preventDefault(); e.returnValue = ""; }
   });
   window.parent.document.addEventListener("visibilitychange", () => {
     if (window.parent.document.visibilityState === "hidden") { keepLocally(true); if (dirty()) requestSave("save"); }
