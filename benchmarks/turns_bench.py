@@ -8,6 +8,19 @@ DiarizationErrorRate(collar=0, skip_overlap=False) and its components; median |s
 error of each reference turn against its speaker's best-overlapping turn). A second folder,
 e.g. one made with `python -m collection.synthetic.generator --out DIR --count 8 --seed 7`,
 is the check that nothing was tuned on it.
+
+Measured (tiny.en + embedded diarizer, one BLAS thread, no collar, overlap scored):
+
+    set                          DER    false alarm  missed  confusion  median boundary
+    committed (6)                8.15%  2.34%        4.83%   0.98%      0.030 s
+    --seed 7 (8, not tuned on)  11.73%  2.22%        7.63%   1.89%      0.043 s
+    --seed 13 (8, not tuned on)  7.28%  2.39%        4.64%   0.25%      0.029 s
+
+(Before the per-recording overlap share, `EmbeddedOptions.overlap_share`: 9.0% / 12.6% / 7.7%.)
+The targets (DER < 6%, false alarm < 3%, boundary < 0.15 s) are met for false alarm and
+boundaries, not for DER. `benchmarks/der_breakdown.py` says where the missed seconds lie:
+mostly overlapped speech (committed set: 3.9 of the 6.6 s missed, of 7.9 s overlapped),
+then turn edges (2.6 s); see its docstring for what was tried against them.
 """
 
 from __future__ import annotations
