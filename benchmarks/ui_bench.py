@@ -415,7 +415,28 @@ def browser_round_trips(workdir: Path, people: int, rounds: int, paced_s: float)
     return results
 
 
-def ws_round_trips(workdir: Path, people: int, rounds: int, paced_s: float) -> dict[str, object]:
+def sampled_hotspots(prefix: Path, top: int = 25) -> list[str]:
+    """Where the sampled server processes spent their busy time: the functions on the most sampled stacks
+    (inclusive share) and the innermost frames (self share), from `benchmarks/sampling/sitecustomize.py`."""
+    inclusive: dict[str, int] = defaultdict(int)
+    leaf: dict[str, int] = defaultdict(int)
+    busy = 0
+    for dump in prefix.parent.glob(prefix.name + ".*.json"):
+        for stack, n in json.loads(dump.read_text())["stacks"]:
+            busy += n
+            leaf[stack[-1]] += n
+            for name in set(stack):
+                inclusive[name] += n
+    lines = [f"{busy} busy samples (5 ms apart, all threads)"]
+    lines += [f"  incl {100 * n / busy:5.1f}%  {name}" for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]]
+    lines += [f"  self {100 * n / busy:5.1f}%  {name}" for name, n in sorted(leaf.items(), key=lambda kv: -kv[1])[:top // 2]]
+    root = str(Path(__file__).resolve().parent.parent)
+    ours = sorted(((n, name) for name, n in inclusive.items() if name.startswith(root)), reverse=True)[:top]
+    lines += [f"  ours {100 * n / busy:5.1f}%  {name.removeprefix(root + '/')}" for n, name in ours]
+    return lines
+
+
+def ws_round_trips(workdir: Path, people: int, rounds: int, paced_s: float, sample: bool = False) -> dict[str, object]:
     """Part 5: `people` lightweight websocket clients (`ui_ws_clients`, no browser each) saving through a real
     `turnscribe ui` (server on CPU 0, clients on CPU 1), in a burst and at their own pace; afterwards each task's
     stored head must hold the client's last acknowledged text. Raises, reporting nothing, when it does not."""
@@ -437,11 +458,18 @@ def ws_round_trips(workdir: Path, people: int, rounds: int, paced_s: float) -> d
     server_cpus = {min(own)} if pinned else own
     if pinned:
         pin(server_cpus)
+    before = dict(os.environ)
+    if sample:  # the server's processes sample their own stacks (benchmarks/sampling/sitecustomize.py)
+        os.environ["TURNSCRIBE_BENCH_SAMPLE"] = str(workdir / "ws-sample")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent / "sampling"), os.environ.get("PYTHONPATH")]))
     process, url = serve(home)
+    os.environ.clear()
+    os.environ.update(before)
     placement = (f"server {process_tree_cpus(process.pid)} (pid:cpus), clients on CPU {pin(own - server_cpus)}"
                  if pinned else "not pinned (one CPU)")
     try:
-        trips, last_texts, walls = asyncio.run(run_clients(url, logins, rounds, paced_s))
+        trips, last_texts, walls = asyncio.run(run_clients(url, logins, rounds, paced_s, after_open=lambda: (
+            workdir / "ws-sample.reset").touch() if sample else None))
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -457,7 +485,8 @@ def ws_round_trips(workdir: Path, people: int, rounds: int, paced_s: float) -> d
     store.close()
     if wrong:
         raise RuntimeError(f"part 5: the store does not hold the last acknowledged text of tasks {wrong}")
-    results: dict[str, object] = {"people": people, "placement": placement, "lost": 0, "open_s": walls["open"]}
+    results: dict[str, object] = {"people": people, "placement": placement, "lost": 0, "open_s": walls["open"],
+                                  "hotspots": sampled_hotspots(workdir / "ws-sample") if sample else []}
     for mode in ("burst", "paced"):
         results[mode] = {**summarize([{**t, "ok": True} for t in trips[mode]]), "wall_s": walls[mode]}
     return results
@@ -476,6 +505,7 @@ def main() -> None:
     parser.add_argument("--ws-clients", type=int, default=20, help="websocket clients saving through a real server (0: skip)")
     parser.add_argument("--ws-rounds", type=int, default=10, help="part 5 burst rounds: every client saves at once")
     parser.add_argument("--ws-paced-seconds", type=float, default=60.0, help="part 5: clients saving every 0.7-6 s for this long")
+    parser.add_argument("--ws-sample", action="store_true", help="part 5: sample the server's stacks, print where its time goes")
     parser.add_argument("--skip-hour", action="store_true", help="skip parts 2 and 3 (the one-hour reads and page runs)")
     args = parser.parse_args()
     enforce_offline()
@@ -505,7 +535,7 @@ def main() -> None:
             reads = window_reads(hour)
             page = editor_page_times(work, hour)
         trips = browser_round_trips(work, args.browser_annotators, args.browser_rounds, args.paced_seconds) if args.browser_annotators else None
-        ws = ws_round_trips(work, args.ws_clients, args.ws_rounds, args.ws_paced_seconds) if args.ws_clients else None
+        ws = ws_round_trips(work, args.ws_clients, args.ws_rounds, args.ws_paced_seconds, args.ws_sample) if args.ws_clients else None
     people = args.annotators + (1 if args.tabs else 0)
     if results:
         print(f"\n{args.annotators} annotators + {args.tabs} tabs on one shared task, {args.saves} saves each, "
@@ -546,6 +576,9 @@ def main() -> None:
               "acknowledged text (checked; a mismatch or a missing acknowledgement stops the benchmark)")
         print("(burst: all clients save at once, then 1 s after the slowest answer, again; paced: each saves, then "
               "pauses 0.7-6 s; round trip = the rerun BackMsg sent to the ForwardMsg whose component args carry its ack)")
+        if ws["hotspots"]:
+            print("Where the server's time went (stack samples of the save phases, after the editors opened):")
+            print("\n".join(ws["hotspots"]))
     if reads and page:
         print("\nEditor reads on a one-hour recording (30 s waveform envelope + a 6 s clip) vs reading the whole file")
         print(f"{'where':<7} {'at s':>7} {'window ms':>10} {'whole file ms':>14} {'ratio':>7}")

@@ -20,7 +20,7 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -192,7 +192,7 @@ async def _paced(clients: list[EditorClient], seconds: float, seed: int) -> None
 
 
 async def run_clients(base_url: str, people: list[tuple[str, str, int]], rounds: int, paced_s: float,
-                      seed: int = 11) -> tuple[dict[str, list[dict[str, float]]], dict[int, str], dict[str, float]]:
+                      seed: int = 11, after_open: Callable[[], object] = lambda: None) -> tuple[dict[str, list[dict[str, float]]], dict[int, str], dict[str, float]]:
     """Open `people` (username, token, task) editors, then a burst and a paced phase.
 
     Returns the trips of each mode, each task's last acknowledged turn-1 text, and the wall time of each phase."""
@@ -202,6 +202,7 @@ async def run_clients(base_url: str, people: list[tuple[str, str, int]], rounds:
         began = time.monotonic()
         await asyncio.gather(*(c.open() for c in clients))
         walls["open"] = time.monotonic() - began
+        after_open()
         trips: dict[str, list[dict[str, float]]] = {}
         for mode, drive in (("burst", lambda: _burst(clients, rounds, 1.0)), ("paced", lambda: _paced(clients, paced_s, seed))):
             marks = [len(c.trips) for c in clients]
