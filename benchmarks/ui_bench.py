@@ -418,8 +418,10 @@ def browser_round_trips(workdir: Path, people: int, rounds: int, paced_s: float)
 def sampled_hotspots(prefix: Path, top: int = 25) -> list[str]:
     """Where the sampled server processes spent their busy time: the functions on the most sampled stacks
     (inclusive share) and the innermost frames (self share), from `benchmarks/sampling/sitecustomize.py`."""
+    root = str(Path(__file__).resolve().parent.parent)
     inclusive: dict[str, int] = defaultdict(int)
     leaf: dict[str, int] = defaultdict(int)
+    in_queries: dict[str, int] = defaultdict(int)  # database statements, by the innermost function of ours that ran them
     busy = 0
     for dump in prefix.parent.glob(prefix.name + ".*.json"):
         for stack, n in json.loads(dump.read_text())["stacks"]:
@@ -427,12 +429,15 @@ def sampled_hotspots(prefix: Path, top: int = 25) -> list[str]:
             leaf[stack[-1]] += n
             for name in set(stack):
                 inclusive[name] += n
+            if stack[-1].endswith(("do_execute", "do_commit", "fetchall")):
+                in_queries[next((f for f in reversed(stack) if f.startswith(root)), "?")] += n
     lines = [f"{busy} busy samples (5 ms apart, all threads)"]
     lines += [f"  incl {100 * n / busy:5.1f}%  {name}" for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]]
     lines += [f"  self {100 * n / busy:5.1f}%  {name}" for name, n in sorted(leaf.items(), key=lambda kv: -kv[1])[:top // 2]]
-    root = str(Path(__file__).resolve().parent.parent)
     ours = sorted(((n, name) for name, n in inclusive.items() if name.startswith(root)), reverse=True)[:top]
     lines += [f"  ours {100 * n / busy:5.1f}%  {name.removeprefix(root + '/')}" for n, name in ours]
+    lines += [f"  sql  {100 * n / busy:5.1f}%  {name.removeprefix(root + '/')}"
+              for name, n in sorted(in_queries.items(), key=lambda kv: -kv[1])[:top // 2]]
     return lines
 
 
