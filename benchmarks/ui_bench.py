@@ -2,7 +2,8 @@
 audio window on a one-hour recording.
 
 Run: `.venv/bin/python benchmarks/ui_bench.py [--annotators 20] [--saves 25] [--tabs 4] [--think-ms 100]
-[--browser-annotators 20] [--browser-rounds 10] [--paced-seconds 60]`.
+[--browser-annotators 20] [--browser-rounds 10] [--paced-seconds 60] [--ws-clients 20] [--ws-rounds 10]
+[--ws-paced-seconds 60] [--ws-sample]`.
 Target (issue #4): save latency p95 under 200 ms, zero lost or silently overwritten saves.
 
 Part 1: `--annotators` threads, each a person with a task of their own, save `--saves` drafts
@@ -28,6 +29,13 @@ spread in time as in a working day). Each save is timed with the browser's clock
 leaving the editor to the acknowledgement that answers it, next to the server's share that the
 acknowledgement reports (`server_ms`: from the script run's start to the acknowledgement handed to
 the component). Afterwards every tab's text must be the stored head revision's. Target (issue #11): p95 under 300 ms with 20 people.
+Part 5: the same save round trip for `--ws-clients` people without a browser each (twenty chromium do not fit on two
+cores): `ui_ws_clients` speaks Streamlit's websocket protocol as the editor's page does (session cookie minted as the
+sign-in form does, `/editor?task=N`, the component's save message as a fragment rerun) and times each save until the
+component's args carry its acknowledgement; server on CPU 0, clients on CPU 1; a burst (`--ws-rounds` times all at
+once) and a paced mode (each saves every 0.7-6 s for `--ws-paced-seconds`). A missing or refused acknowledgement, or a
+task whose stored head is not its client's last acknowledged text, stops the benchmark without figures.
+`--ws-sample` has the server sample its own stacks (`benchmarks/sampling/sitecustomize.py`) and prints where its time goes.
 """
 
 from __future__ import annotations
