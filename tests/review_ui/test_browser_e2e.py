@@ -59,6 +59,13 @@ def _free_port() -> int:
 @contextmanager
 def running_ui(store: Store, tmp_path: Path, port: int | None = None) -> Iterator[str]:
     """`turnscribe ui` on `port` or a free one (the real console script, serve() and its flags) for `store`, stopped after."""
+    with ui_process(store, tmp_path, port) as (url, _):
+        yield url
+
+
+@contextmanager
+def ui_process(store: Store, tmp_path: Path, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`turnscribe ui` as `running_ui` starts it, with its process (a test stalls it)."""
     port = port or _free_port()
     env = dict(os.environ, TURNSCRIBE_HOME=str(store.settings.home), TURNSCRIBE_DATABASE_URL=store.settings.database_url)
     log = open(tmp_path / "streamlit.log", "a")
@@ -75,7 +82,7 @@ def running_ui(store: Store, tmp_path: Path, port: int | None = None) -> Iterato
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((tmp_path / "streamlit.log").read_text())
                 time.sleep(0.3)
-        yield url
+        yield url, process
     finally:
         process.terminate()  # serve() passes SIGTERM on to the Streamlit server
         try:
