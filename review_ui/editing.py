@@ -12,6 +12,13 @@ task under review (its version, its head) as a ``review_edit`` revision by the r
 Each saved revision may carry its turns' stable ids (`author_params["turn_ids"]`, parallel
 to the turns; a split's second half gets a new id, a merge keeps the first turn's), so a
 reviewer's comment stays on its turn however the numbering shifts (`turn_ids_of`).
+
+A save may name itself (`save_id`, the editor's tab and message number): it is stored with
+the revision, and a save whose id is already the head's (past background alignments) is
+answered with that revision instead of being stored again or meeting a conflict with itself.
+The editor repeats a message the server has not answered in 5 s; the repeat may arrive while
+the first is still being handled (Streamlit starts a new script run at once), or after the
+server was restarted and forgot what it answered: the store is what both can ask.
 """
 
 from __future__ import annotations
@@ -258,16 +265,33 @@ def _conflict(session: Session, task_pk: int, base_version: int, yours: list[Tur
                         theirs_turns=head.as_turn_json() if head is not None else [], yours_turns=yours)
 
 
+def stored_save(session: Session, principal: Principal, task_pk: int, save_id: str | None) -> models.TranscriptRevision | None:
+    """The revision this person's save `save_id` stored, while it is still the task's head (or under the head's
+    background alignments); None when there is none (a save never stored, or saved over since)."""
+    if not save_id:
+        return None
+    revision = _head(session, _task(session, task_pk))
+    while revision is not None and revision.author_kind == "aligner" and revision.parent_pk is not None:
+        revision = session.get(models.TranscriptRevision, revision.parent_pk)
+    if revision is None or revision.author_kind != "person" or revision.author != principal.username:
+        return None
+    return revision if (revision.author_params or {}).get("save_id") == save_id else None
+
+
 def _store_revision(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *, stage: str,
-                    realigner: Realigner, started_at: dt.datetime | None,
-                    turn_ids: Any = None) -> tuple[models.Task, models.TranscriptRevision]:
+                    realigner: Realigner, started_at: dt.datetime | None, turn_ids: Any = None,
+                    save_id: str | None = None) -> tuple[models.Task, models.TranscriptRevision, bool]:
     """Validate, time the words of changed turns, win the version race or raise SaveConflict, then append the
-    revision (caller commits).
+    revision (caller commits); (task, revision, whether it is new). A repeat of save `save_id` gets what it stored.
 
     Everything that only reads (alignment included) happens before the compare-and-set, so the
     write lock (SQLite) or row lock (PostgreSQL) is held for the few inserts only. The head read
     before the compare-and-set is still the parent: any save in between would have bumped the version.
+    A repeat is looked for first and again after a lost race: the first of two copies handled at once wins.
     """
+    repeat = stored_save(session, principal, task_pk, save_id)
+    if repeat is not None:
+        return _task(session, task_pk), repeat, False
     task, reviewing = edit_target(session, principal, _task(session, task_pk))
     if reviewing:
         if stage != "draft":
@@ -290,6 +314,9 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
     ).rowcount == 1
     if not won:
         session.rollback()
+        repeat = stored_save(session, principal, task_pk, save_id)
+        if repeat is not None:
+            return task, repeat, False
         conflict = _conflict(session, task_pk, base_version, clean)
         record_event(session, principal.username, "save_conflict", f"task:{task_pk}",
                      {"base_version": base_version, "current_version": conflict.theirs_version})
@@ -300,7 +327,8 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
     revision = models.TranscriptRevision(recording_pk=task.recording_pk, parent_pk=parent, author_kind="person",
                                          author=principal.username,
                                          author_params={"task_version": task.version, "word_timing": timing.to_json(),
-                                                        **({"turn_ids": ids} if ids else {})},
+                                                        **({"turn_ids": ids} if ids else {}),
+                                                        **({"save_id": save_id} if save_id else {})},
                                          turns=clean, stage=stage, task_pk=task.pk)
     session.add(revision)
     session.flush()
@@ -310,33 +338,37 @@ def _store_revision(session: Session, principal: Principal, task_pk: int, base_v
     session.add(models.WorkInterval(username=principal.username, task_pk=task.pk, started_at=started_at or now, ended_at=now))
     record_event(session, principal.username, f"{stage}_saved", f"task:{task.pk}",
                  {"revision": revision.pk, "version": task.version, "turns": len(clean)})
-    return task, revision
+    return task, revision, True
 
 
 def save_draft(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
-               realigner: Realigner, started_at: dt.datetime | None = None, turn_ids: Any = None) -> models.TranscriptRevision:
+               realigner: Realigner, started_at: dt.datetime | None = None, turn_ids: Any = None,
+               save_id: str | None = None) -> models.TranscriptRevision:
     """Store the editor's turns as a new draft revision (a reviewer's: a review edit), or raise
-    SaveConflict/TurnValidationError.
+    SaveConflict/TurnValidationError; a repeat of save `save_id` gets the revision it stored.
 
     `realigner` times the words of turns whose text changed (`Realigner.of(store)`).
     `started_at` is when this stretch of work began (the work interval feeds throughput and
     the break reminder).
     """
-    _, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", realigner=realigner,
-                                  started_at=started_at, turn_ids=turn_ids)
+    _, revision, _ = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", realigner=realigner,
+                                     started_at=started_at, turn_ids=turn_ids, save_id=save_id)
     session.commit()
     return revision
 
 
 def submit(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
-           realigner: Realigner, started_at: dt.datetime | None = None, turn_ids: Any = None) -> models.TranscriptRevision:
-    """Save as "submitted", end the task, and hand it to the workflow (review or scoring) in one transaction."""
+           realigner: Realigner, started_at: dt.datetime | None = None, turn_ids: Any = None,
+           save_id: str | None = None) -> models.TranscriptRevision:
+    """Save as "submitted", end the task, and hand it to the workflow (review or scoring) in one transaction; a
+    repeat of submit `save_id` gets the revision it stored (the task was handed on then)."""
     from review_ui.submission import after_submit
 
-    task, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="submitted",
-                                     realigner=realigner, started_at=started_at, turn_ids=turn_ids)
-    task.state = "submitted"
-    after_submit(session, task, revision, principal.username)
+    task, revision, new = _store_revision(session, principal, task_pk, base_version, turns, stage="submitted",
+                                          realigner=realigner, started_at=started_at, turn_ids=turn_ids, save_id=save_id)
+    if new:
+        task.state = "submitted"
+        after_submit(session, task, revision, principal.username)
     session.commit()
     return revision
 
@@ -357,8 +389,8 @@ def marking_revision(session: Session, principal: Principal, task_pk: int, base_
     shape = lambda ts: [(t["speaker"], t["start"], t["end"], t["text"]) for t in ts]  # noqa: E731
     if head is not None and shape(head.as_turn_json()) == shape(clean) and (ids is None or turn_ids_of(head) == ids):
         return head
-    _, revision = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", realigner=realigner,
-                                  started_at=started_at, turn_ids=turn_ids)
+    _, revision, _ = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", realigner=realigner,
+                                     started_at=started_at, turn_ids=turn_ids)
     return revision
 
 

@@ -3,7 +3,11 @@
 The browser holds the working turns; it sends one message at a time and waits for the
 acknowledgement before the next (so its own saves never race), and repeats a message the
 server did not answer. A message is therefore handled at most once, by its (mount, seq):
-a repeat gets the stored acknowledgement again. Saves go through `editing.save_draft` /
+a repeat gets the stored acknowledgement again. That memory is this server session's only, and
+a repeat can arrive while the first copy is still being handled (Streamlit starts a new script
+run for it at once), so a save or submit also names itself to the store: "mount:seq" is its
+`save_id`, and a repeat of a save the store already holds is answered with that revision, never
+as a conflict with itself. Saves go through `editing.save_draft` /
 `editing.submit` with the optimistic version check; a conflict is answered with their
 version, never stored over it. A "pii" message marks or unmarks personal data in the words
 of the saved revision the tab holds (`store.pii_spans`; saved first when the tab's turns are
@@ -131,6 +135,11 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
     return True
 
 
+def save_id_of(message: dict[str, Any]) -> str:
+    """The save's name in the store: the tab (mount) and its message number, the same in every repeat."""
+    return f"{message['mount']}:{message['seq']}"
+
+
 def _save(store: Store, principal: Principal, view: TaskView, state: EditorSession, op: str,
           message: dict[str, Any]) -> dict[str, Any]:
     base = message.get("base_version")
@@ -141,7 +150,7 @@ def _save(store: Store, principal: Principal, view: TaskView, state: EditorSessi
     with store.session() as session:
         try:
             revision = action(session, principal, view.task_pk, base, message.get("turns"), realigner=Realigner.of(store),
-                              started_at=started, turn_ids=message.get("turn_ids"))
+                              started_at=started, turn_ids=message.get("turn_ids"), save_id=save_id_of(message))
         except SaveConflict as conflict:
             return _conflict(conflict)
         except (TurnValidationError, PermissionDenied) as problem:
