@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from store import models
 from store.accounts import Principal
+from store.db import Store
 from review_ui import submission
 
 
@@ -53,3 +57,21 @@ def make_gold(session: Session, manager: Principal, recording_pk: int, turns: li
 
     approve_directly(session, recording_pk, turns)
     return make(session, manager, recording_pk)
+
+
+@contextmanager
+def task_locked(store: Store, task_pk: int) -> Iterator[None]:
+    """Another transaction holds the task (PostgreSQL: its row; SQLite: the write lock), as a long report or a backup
+    can: a save waits at its version check until it ends."""
+    if store.engine.dialect.name == "sqlite":
+        conn = sqlite3.connect(str(store.engine.url.database), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    with store.engine.connect() as conn, conn.begin():
+        conn.execute(select(models.Task.pk).where(models.Task.pk == task_pk).with_for_update())
+        yield

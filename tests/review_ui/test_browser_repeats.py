@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from sqlalchemy import func, select
 
 from store import models
 from tests.review_ui.conftest import ReviewStore
+from tests.review_ui.helpers import task_locked
 from tests.review_ui.test_browser_e2e import (CHROMIUM, _model_turns, editor, eventually, fill_sign_in, head_turns,
                                               new_context, ui_process, wait_saved)
 
@@ -47,24 +47,6 @@ def stalled(pid: int) -> Iterator[None]:
     finally:
         for p in pids:
             os.kill(p, signal.SIGCONT)
-
-
-@contextmanager
-def task_locked(rs: ReviewStore, task_pk: int) -> Iterator[None]:
-    """Another transaction holds the task (PostgreSQL: its row; SQLite: the write lock), as a long report or a backup
-    can: a save waits at its version check until it ends."""
-    if rs.store.engine.dialect.name == "sqlite":
-        conn = sqlite3.connect(rs.store.engine.url.database, isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            conn.execute("ROLLBACK")
-            conn.close()
-        return
-    with rs.store.engine.connect() as conn, conn.begin():
-        conn.execute(select(models.Task.pk).where(models.Task.pk == task_pk).with_for_update())
-        yield
 
 
 def _count(rs: ReviewStore, task_pk: int, stage: str) -> int:
@@ -111,7 +93,7 @@ def test_a_save_and_a_submit_repeated_while_the_server_stalls_are_stored_once_wi
 
         # 1. Ctrl+S, and the save waits for a lock past RETRY_MS: the repeat arrives while the first is being handled
         type_into(1, " savedWhileLocked")
-        with task_locked(review_store, task_pk):
+        with task_locked(review_store.store, task_pk):
             frame.get_by_role("textbox", name="Turn 1 text").press("Control+s")
             unanswered()
         wait_saved(frame)
@@ -142,7 +124,7 @@ def test_a_save_and_a_submit_repeated_while_the_server_stalls_are_stored_once_wi
 
         # 4. Submit, and it waits for a lock past RETRY_MS
         type_into(4, " submittedWhileLocked")
-        with task_locked(review_store, task_pk):
+        with task_locked(review_store.store, task_pk):
             frame.get_by_role("button", name="Submit").click()
             unanswered()
         expect(status).to_have_text("Submitted. Thank you!", timeout=30000)
