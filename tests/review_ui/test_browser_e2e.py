@@ -424,8 +424,8 @@ def test_boundary_drags_and_nudges_keep_the_words_inside_their_turn(review_store
     assert titles == [f"{w['start']:.2f}" for w in aligned[0]["words"]], "the browser holds the stored words after a reload"
     expect(frame.get_by_role("status")).to_contain_text("All changes saved")
 
-    # what Submit does with these turns (straight to the server's submit: on a loaded machine the browser repeats a
-    # submit the server is still aligning after 5 s, and the repeat meets a conflict; reported, not this test's subject)
+    # what Submit does with these turns (straight to the server's submit; a submit the browser repeats while the server
+    # is still aligning is test_browser_repeats' subject)
     with review_store.store.session() as session:
         version = session.get(models.Task, task_pk).version
         submit(session, annotator, task_pk, version, saved, realigner=Realigner.of(review_store.store))
