@@ -101,13 +101,17 @@ def build_store(home: Path, hour: bool) -> int:
     return task_pk
 
 
-def serve(home: Path) -> tuple[subprocess.Popen, str]:
+def serve(home: Path, tree: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`turnscribe ui` for the store at `home` (importing the code of `tree` when given; its log in home/ui.log)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = dict(os.environ, TURNSCRIBE_HOME=str(home), TURNSCRIBE_DATABASE_URL=f"sqlite:///{home / 'turnscribe.db'}")
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    log = open(home / "ui.log", "w")
     process = subprocess.Popen([str(Path(sys.executable).parent / "turnscribe"), "ui", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=tree, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:

@@ -37,6 +37,7 @@ from collection.clustering import unit_rows
 from collection.synthetic.reference_audio import one_voice, real_conversations, synthetic_conversations
 from diarization import embedded
 from diarization.embedded import EmbeddedDiarizer
+from diarization.separation import heldout_agreement
 
 WINDOW_FRAMES = 100  # the diarizer's 1 s windows on its 10 ms grid
 # (statistic, True when one voice is expected to score higher than two voices)
@@ -67,34 +68,6 @@ def _logdet(frames: np.ndarray) -> float:
     return float(np.linalg.slogdet(np.cov(frames.T) + 1e-6 * np.eye(frames.shape[1]))[1])
 
 
-def _heldout_accuracy(features: np.ndarray, labels: np.ndarray) -> float | None:
-    from sklearn.mixture import GaussianMixture
-
-    runs = [(a, b, j) for a, b, j in embedded._label_runs(labels) if j >= 0 and b - a >= 30]
-    counts = {0: 0, 1: 0}
-    folds = []
-    for a, b, j in runs:
-        folds.append(counts[j] % 2)
-        counts[j] += 1
-    right = total = 0
-    for fold in (0, 1):
-        models = {}
-        for j in (0, 1):
-            train = [np.arange(a, b) for (a, b, jj), f in zip(runs, folds) if jj == j and f != fold]
-            if not train or sum(map(len, train)) < 100:
-                break
-            models[j] = GaussianMixture(8, covariance_type="diag", random_state=0, max_iter=50,
-                                        reg_covar=1e-3).fit(features[np.concatenate(train)])
-        if len(models) < 2:
-            continue
-        for (a, b, j), f in zip(runs, folds):
-            if f == fold:
-                ratio = models[j].score_samples(features[a:b]) - models[1 - j].score_samples(features[a:b])
-                right += (b - a) * int(ratio.mean() > 0)
-                total += b - a
-    return right / total if total else None
-
-
 def statistics(audio: np.ndarray, seen: dict[str, Any]) -> dict[str, float | None]:
     """The candidate statistics of the two clusters in `seen` (None where a cluster is too small)."""
     import librosa
@@ -122,7 +95,7 @@ def statistics(audio: np.ndarray, seen: dict[str, Any]) -> dict[str, float | Non
         "fisher": float(((centres[0] - centres[1]) ** 2).sum() / spread),
         "dbic": 0.5 * (n * _logdet(np.concatenate([a, b])) - len(a) * _logdet(a) - len(b) * _logdet(b)) / n,
         "f0_st": float(abs(semitones[0] - semitones[1])),
-        "heldout_acc": _heldout_accuracy(features, labels),
+        "heldout_acc": heldout_agreement(features, labels),  # the statistic the warning uses
     }
 
 

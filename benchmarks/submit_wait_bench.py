@@ -26,13 +26,9 @@ submission). It also checks that every corrected turn of the submitted revision 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -48,29 +44,8 @@ from review_ui.realign import Realigner  # noqa: E402
 from store.accounts import Principal  # noqa: E402
 from store.db import open_store  # noqa: E402
 from store.settings import Settings, enforce_offline  # noqa: E402
-from editor_bench import FRAME, signed_in_page  # noqa: E402
+from editor_bench import FRAME, serve, signed_in_page  # noqa: E402
 from editor_task_bench import build_store  # noqa: E402
-
-
-def serve(home: Path, tree: Path) -> tuple[subprocess.Popen, str]:
-    """`turnscribe ui` for the store at `home`, importing the code of `tree`."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, TURNSCRIBE_HOME=str(home), TURNSCRIBE_DATABASE_URL=f"sqlite:///{home / 'turnscribe.db'}",
-               PYTHONPATH=str(tree))
-    log = open(home / "ui.log", "w")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "turnscribe"), "ui", "--port", str(port)], env=env,
-                               cwd=tree, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            return process, url
-        except OSError:
-            time.sleep(0.3)
-    process.terminate()
-    raise RuntimeError("the workbench did not start")
 
 
 def head(home: Path, task_pk: int) -> tuple[str, list[dict[str, Any]]]:
