@@ -56,6 +56,7 @@ class EditorSession:
     since: dt.datetime = field(default_factory=utcnow)  # start of the current stretch of work
     have: str | None = None  # the audio window the tab says it holds (`window_key`); not sent again
     doc_version: int | None = None  # the saved version the tab says it holds; its turns are not sent again
+    submitted: bool = False  # this tab submitted the task: the page says so until it is left (later acks answer polls)
 
     def needs_audio(self, window: dict[str, Any]) -> bool:
         return self.have != window_key(window)
@@ -132,6 +133,7 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
         ack.update(_words(store, view, message, worker))
     state.handled[mount] = seq
     state.ack = ack
+    state.submitted = state.submitted or bool(ack.get("submitted"))
     return True
 
 

@@ -125,7 +125,7 @@ def editor_fragment(principal: Principal, task_pk: int, keymap: dict[str, list[s
         doc={"version": view.version, "turns": view.turns if send_turns else None,
              "turn_ids": view.turn_ids if send_turns else None, "pii": _pii(view) if send_turns else None},
         window=peaks, audio=audio, ack=state.ack, keymap=keymap, initial_turn=turn)
-    if state.ack and state.ack.get("submitted"):
+    if state.submitted:
         st.success("Submitted. Thank you!")
     _break_reminder_now(principal)
 

@@ -75,7 +75,7 @@ def test_bad_turns_are_refused_with_the_reason_and_submit_hands_the_task_to_revi
     broken = [{**view.turns[0], "start": 3.0, "end": 2.0}, *view.turns[1:]]
     handle(review_store.store, ann1, view, state, message(1, "save", 0, broken))
     assert state.ack["ok"] is False and "turn 0: start 3.000 s must be >= 0 and before end 2.000 s" in state.ack["error"]
-    assert _texts(review_store, task_pk) == []
+    assert _texts(review_store, task_pk) == [] and not state.submitted
     handle(review_store.store, ann1, view, state, message(2, "submit", 0, view.turns))
     assert state.ack["ok"] and state.ack["submitted"]
     with review_store.store.session() as session:
@@ -84,6 +84,7 @@ def test_bad_turns_are_refused_with_the_reason_and_submit_hands_the_task_to_revi
         assert [(t.assignee, t.details["annotate_task"]) for t in reviews] == [("rev1", task_pk)]
     handle(review_store.store, ann1, view, state, message(3, "save", 1, view.turns))
     assert state.ack["ok"] is False and "can no longer be edited" in state.ack["error"], "a submitted task takes no more saves"
+    assert state.submitted, "the page still says the task was submitted after later messages (a poll) are answered"
 
 
 def test_the_audio_window_stays_inside_the_task_and_is_never_longer_than_the_limit(review_store: ReviewStore) -> None:
