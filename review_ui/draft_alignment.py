@@ -1,5 +1,10 @@
 """Aligning a draft's spread words after the save, off the request path, without touching what the person typed.
 
+A draft here is any head a person is still changing: an annotator's autosave (stage "draft", also
+the one a personal-data mark saves first) while the task is with them, or a reviewer's edit
+(stage "review_edit") of submitted work while it waits for review. A review task names the work it
+reviews, so the tab's task (annotation or review) is resolved to that work (`_alignable_head`).
+
 A draft (autosave) spreads the words of each changed turn (`realign`): the model costs about
 0.5 s of CPU per turn, too much to wait for on every save. This module aligns them later: it
 reads the task's head draft, aligns its spread turns with no transaction open (`plan_alignment`),
@@ -31,9 +36,9 @@ from asr.alignment import AlignmentFailed
 from store import models
 from store.db import Store
 from store.turns import TurnJson, normalise_text
-from review_ui.editing import EDITABLE_STATES, turn_ids_of
+from review_ui.editing import EDITABLE_STATES, REVIEW_EDIT, turn_ids_of
 from review_ui.realign import Realigner, WordTiming, marked, pending
-from review_ui.tasks import REVIEW
+from review_ui.tasks import REVIEW, SUBMITTED
 
 ALIGNER_KIND = "aligner"  # author_kind of a revision whose only change is aligned words (author: the model's name)
 TRIES = 3  # plans made again after the person saved meanwhile (each later one mostly from remembered alignments)
@@ -49,6 +54,8 @@ class DraftAlignment:
     recording_pk: int
     head_pk: int  # the draft aligned: the result is stored only while it is still the task's head
     version: int  # the task's version then (not changed by storing the result)
+    state: str  # the task's state then (an accepted or submitted task's head is not changed)
+    stage: str  # the draft's stage ("draft" or "review_edit"): the aligned revision's too
     turns: list[TurnJson]
     turn_ids: list[str]
     aligned: list[int]  # indices of the turns whose words were aligned
@@ -59,13 +66,20 @@ def spec_of(turn: TurnJson) -> TurnSpec:
     return (round(float(turn["start"]), 3), round(float(turn["end"]), 3), normalise_text(turn["text"]))
 
 
-def _editable_head(session: Any, task_pk: int) -> tuple[models.Task, models.TranscriptRevision] | None:
-    """The annotation task and its head draft, while the task is with its annotator; else None."""
+def _alignable_head(session: Any, task_pk: int) -> tuple[models.Task, models.TranscriptRevision] | None:
+    """The work task (a review task's: the work it reviews) and its head, while a person is still changing that
+    head: an annotator's draft while the task is with them, a reviewer's edit while the work waits; else None."""
     task = session.get(models.Task, task_pk, populate_existing=True)
-    if task is None or task.kind == REVIEW or task.state not in EDITABLE_STATES or task.head_revision_pk is None:
+    if task is not None and task.kind == REVIEW:
+        task = session.get(models.Task, (task.details or {}).get("annotate_task") or -1, populate_existing=True)
+    if task is None or task.kind == REVIEW or task.head_revision_pk is None:
         return None
     head = session.get(models.TranscriptRevision, task.head_revision_pk)
-    return (task, head) if head is not None and head.stage == "draft" else None
+    if head is None:
+        return None
+    drafting = task.state in EDITABLE_STATES and head.stage == "draft"
+    reviewing = task.state == SUBMITTED and head.stage == REVIEW_EDIT
+    return (task, head) if drafting or reviewing else None
 
 
 def plan_alignment(store: Store, task_pk: int, realigner: Realigner) -> DraftAlignment | None:
@@ -75,7 +89,7 @@ def plan_alignment(store: Store, task_pk: int, realigner: Realigner) -> DraftAli
     """
     timing = WordTiming()
     with store.session() as session:
-        found = _editable_head(session, task_pk)
+        found = _alignable_head(session, task_pk)
         if found is None:
             return None
         task, head = found
@@ -86,7 +100,7 @@ def plan_alignment(store: Store, task_pk: int, realigner: Realigner) -> DraftAli
         recording = session.get(models.Recording, task.recording_pk)
         align = realigner.aligner_for(session, recording, timing)
         plan = dict(task_pk=task.pk, recording_pk=task.recording_pk, head_pk=head.pk, version=task.version,
-                    turn_ids=turn_ids_of(head))
+                    state=task.state, stage=head.stage, turn_ids=turn_ids_of(head))
     done = []
     for i in todo:
         turn = turns[i]
@@ -104,18 +118,19 @@ def plan_alignment(store: Store, task_pk: int, realigner: Realigner) -> DraftAli
 
 
 def apply_alignment(store: Store, plan: DraftAlignment) -> bool:
-    """Store the plan as the task's new head, unless the person saved after the draft it aligned (then False)."""
+    """Store the plan as the task's new head, unless the person saved after the draft it aligned, or the task
+    moved on (submitted, accepted, sent back) meanwhile: then False."""
     with store.session() as session:
         revision = models.TranscriptRevision(
             recording_pk=plan.recording_pk, parent_pk=plan.head_pk, author_kind=ALIGNER_KIND,
-            author=plan.timing.model or "aligner", stage="draft", task_pk=plan.task_pk, turns=plan.turns,
+            author=plan.timing.model or "aligner", stage=plan.stage, task_pk=plan.task_pk, turns=plan.turns,
             author_params={"task_version": plan.version, "turn_ids": plan.turn_ids, "aligned_turns": plan.aligned,
                            "word_timing": {**plan.timing.to_json(), "background": True}})
         session.add(revision)
         session.flush()
         won = session.execute(
             update(models.Task).where(models.Task.pk == plan.task_pk, models.Task.head_revision_pk == plan.head_pk,
-                                      models.Task.version == plan.version)
+                                      models.Task.version == plan.version, models.Task.state == plan.state)
             .values(head_revision_pk=revision.pk).execution_options(synchronize_session=False)
         ).rowcount == 1
         if not won:
@@ -141,7 +156,7 @@ def aligned_for_tab(store: Store, task_pk: int, wanted: list[TurnSpec]) -> tuple
     if not wanted:
         return [], False
     with store.session() as session:
-        found = _editable_head(session, task_pk)
+        found = _alignable_head(session, task_pk)
         if found is None:
             return [], False
         heads = {spec_of(t): t for t in found[1].as_turn_json()}

@@ -374,11 +374,16 @@ def submit(session: Session, principal: Principal, task_pk: int, base_version: i
 
 
 def marking_revision(session: Session, principal: Principal, task_pk: int, base_version: int, turns: Any, *,
-                     realigner: Realigner, turn_ids: Any = None,
-                     started_at: dt.datetime | None = None) -> models.TranscriptRevision:
+                     realigner: Realigner, turn_ids: Any = None, started_at: dt.datetime | None = None,
+                     save_id: str | None = None) -> models.TranscriptRevision:
     """The saved revision whose words a person marks personal data in: the head when the tab holds it (the same
     speakers, bounds and texts: marks index the text's words), else the tab's turns saved first (as a save
-    would). A tab on an older version gets SaveConflict."""
+    would, named `save_id`). A tab on an older version gets SaveConflict, except the repeat of this very mark
+    whose save is still the head (`stored_save`): it gets the head again, so the mark is made once."""
+    if stored_save(session, principal, task_pk, save_id) is not None:
+        head = _head(session, _task(session, task_pk))
+        assert head is not None  # stored_save found the head's own save
+        return head
     opened = _task(session, task_pk)
     task, _ = edit_target(session, principal, opened)
     if task.version != base_version:
@@ -390,7 +395,7 @@ def marking_revision(session: Session, principal: Principal, task_pk: int, base_
     if head is not None and shape(head.as_turn_json()) == shape(clean) and (ids is None or turn_ids_of(head) == ids):
         return head
     _, revision, _ = _store_revision(session, principal, task_pk, base_version, turns, stage="draft", realigner=realigner,
-                                     started_at=started_at, turn_ids=turn_ids)
+                                     started_at=started_at, turn_ids=turn_ids, save_id=save_id)
     return revision
 
 

@@ -91,17 +91,17 @@ def add_spans(session: Session, revision_pk: int, spans: Iterable[Span], *, acto
 
 def mark_span(session: Session, principal: Principal, revision_pk: int, turn_index: int, word_start: int,
               word_end: int, kind: str) -> models.PiiSpan:
-    """An annotator or reviewer marks words as personal information (the same mark twice is one row)."""
+    """An annotator or reviewer marks words as personal information (the same mark twice is one row, also when
+    the first was made on an ancestor revision that holds these words, e.g. before a background alignment)."""
     _may_mark(principal)
     if kind not in KINDS:
         raise PiiError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
     _word_range(session, revision_pk, turn_index, word_start, word_end)
-    existing = session.scalar(select(models.PiiSpan).where(
-        models.PiiSpan.revision_pk == revision_pk, models.PiiSpan.turn_index == turn_index,
-        models.PiiSpan.word_start == word_start, models.PiiSpan.word_end == word_end,
-        models.PiiSpan.kind == kind, models.PiiSpan.source == principal.username))
-    if existing is not None:
-        return existing
+    wanted = Span(turn_index, word_start, word_end, kind, principal.username)
+    turns = _revision(session, revision_pk).turns or []
+    for row, span in _rows_with_spans(session, revision_pk, turns):
+        if span == wanted:  # already marked here or on an ancestor whose words these are (a repeated mark)
+            return row
     row = models.PiiSpan(revision_pk=revision_pk, turn_index=turn_index, word_start=word_start, word_end=word_end,
                          kind=kind, source=principal.username)
     session.add(row)

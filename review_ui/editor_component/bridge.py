@@ -127,8 +127,8 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
         ack.update((_pii if op == "pii" else _save)(store, principal, view, state, op, message))
         if ack["ok"]:
             state.doc_version = ack["version"]  # the tab holds what it just saved: its turns are not sent back
-            if ack.pop("spread", False) and op == "save" and worker is not None:
-                worker.enqueue(store, view.task_pk)
+            if ack.pop("spread", False) and op in ("save", "pii") and worker is not None:
+                worker.enqueue(store, view.task_pk)  # a draft, a mark's draft or a reviewer's edit: words in the background
     if op in ("save", "words") and ack["ok"]:
         ack.update(_words(store, view, message, worker))
     state.handled[mount] = seq
@@ -203,7 +203,7 @@ def _pii(store: Store, principal: Principal, view: TaskView, state: EditorSessio
         try:
             revision = marking_revision(session, principal, view.task_pk, base, message.get("turns"),
                                         realigner=Realigner.of(store), turn_ids=message.get("turn_ids"),
-                                        started_at=max(state.since, utcnow() - MAX_INTERVAL))
+                                        started_at=max(state.since, utcnow() - MAX_INTERVAL), save_id=save_id_of(message))
             if pii["action"] == "mark":
                 mark_span(session, principal, revision.pk, pii["turn"], pii["word_start"], pii["word_end"], pii["kind"])
             else:
@@ -211,6 +211,7 @@ def _pii(store: Store, principal: Principal, view: TaskView, state: EditorSessio
             session.flush()
             spans = [s.to_json() for s in spans_for_revision(session, revision.pk)]
             version = int((revision.author_params or {}).get("task_version", base))
+            spread = any(pending(t.get("words") or []) for t in revision.turns or [])
             session.commit()
         except SaveConflict as conflict:
             return _conflict(conflict)
@@ -218,4 +219,4 @@ def _pii(store: Store, principal: Principal, view: TaskView, state: EditorSessio
             session.rollback()
             return {"ok": False, "error": str(problem)}
     state.since = utcnow()
-    return {"ok": True, "version": version, "pii": spans}
+    return {"ok": True, "version": version, "pii": spans, "spread": spread}

@@ -107,3 +107,54 @@ def test_a_repeat_handled_while_the_first_copy_still_is_stores_it_once(review_st
     assert _stored(review_store, task_pk) == [("draft", "save at once"), ("submitted", "submit at once")]
     assert _count(review_store, models.Task, models.Task.kind == "review") == 1
     assert _count(review_store, models.AuditEvent, models.AuditEvent.action == "save_conflict") == 0
+
+
+def _mark_message(seq: int, base: int, turns: list[dict[str, Any]], mount: str = "tab-a") -> dict[str, Any]:
+    """A personal-data mark of turn 2's words 1-2 as the tab sends it (with the tab's turns, maybe not saved yet)."""
+    return {**message(seq, "pii", base, turns, mount=mount),
+            "pii": {"action": "mark", "turn": 1, "word_start": 1, "word_end": 3, "kind": "name"}}
+
+
+def test_a_repeated_mark_is_made_once_and_another_tabs_stale_mark_still_conflicts(review_store: ReviewStore) -> None:
+    ann1 = review_store.add_user("ann1", "annotator")
+    task_pk = make_task(review_store, "ann1")
+    view = _open(review_store, ann1, task_pk)
+    edited = [{**view.turns[0], "text": "Typed before marking."}, *view.turns[1:]]  # not saved yet: the mark saves it first
+    first = EditorSession(task_pk, first_window(view, 0))
+    assert handle(review_store.store, ann1, view, first, _mark_message(1, 0, edited))
+    assert first.ack["ok"] and first.ack["version"] == 1 and len(first.ack["pii"]) == 1
+    assert not handle(review_store.store, ann1, view, first, {**_mark_message(1, 0, edited), "attempt": 1}), \
+        "the same session answers a repeat from its memory"
+    restarted = EditorSession(task_pk, first_window(view, 0))  # the answer is forgotten: the store is asked
+    assert handle(review_store.store, ann1, view, restarted, {**_mark_message(1, 0, edited), "attempt": 2})
+    assert restarted.ack == first.ack, "the repeat is answered as the mark it repeats, not as a conflict"
+    assert _stored(review_store, task_pk) == [("draft", "Typed before marking.")], "the tab's turns saved once"
+    assert _count(review_store, models.PiiSpan) == 1
+    assert _count(review_store, models.AuditEvent, models.AuditEvent.action == "pii_mark") == 1
+    assert _count(review_store, models.AuditEvent, models.AuditEvent.action == "save_conflict") == 0
+
+    stale = EditorSession(task_pk, first_window(view, 0))  # another tab, still on version 0, marks the same words
+    handle(review_store.store, ann1, view, stale, _mark_message(1, 0, edited, mount="tab-b"))
+    assert stale.ack["ok"] is False and stale.ack["conflict"]["theirs_version"] == 1
+    assert _stored(review_store, task_pk) == [("draft", "Typed before marking.")] and _count(review_store, models.PiiSpan) == 1
+
+
+def test_two_copies_of_a_mark_handled_at_once_make_one_mark(review_store: ReviewStore) -> None:
+    ann1 = review_store.add_user("ann1", "annotator")
+    task_pk = make_task(review_store, "ann1")
+    view = _open(review_store, ann1, task_pk)
+    edited = [{**view.turns[0], "text": "Marked at once."}, *view.turns[1:]]
+    runs = [EditorSession(task_pk, first_window(view, 0)) for _ in range(2)]
+    with task_locked(review_store.store, task_pk):
+        threads = [threading.Thread(target=handle, args=(review_store.store, ann1, view, run,
+                                                         {**_mark_message(1, 0, edited), "attempt": n}))
+                   for n, run in enumerate(runs)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [(r.ack or {}).get("ok") for r in runs] == [True, True], [r.ack for r in runs]
+    assert {r.ack["version"] for r in runs} == {1}
+    assert _stored(review_store, task_pk) == [("draft", "Marked at once.")] and _count(review_store, models.PiiSpan) == 1
+    assert _count(review_store, models.AuditEvent, models.AuditEvent.action == "save_conflict") == 0
