@@ -1,6 +1,7 @@
 """Drafts' spread words aligned in the background (tiny.en, real audio, SQLite and PostgreSQL): the aligned
 words become the draft's without a version bump, a person's newer save is never overwritten (raced on
-purpose between the alignment and its write), and the browser is answered with the aligned words."""
+purpose between the alignment and its write), and the browser is answered with the aligned words. The same
+holds for the draft a personal-data mark saves and for a reviewer's edit before accepting."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 
 from review_ui.alignment_worker import AlignmentWorker
 from review_ui.draft_alignment import aligned_for_tab, align_pending_draft, apply_alignment, plan_alignment, spec_of
-from review_ui.editing import SaveConflict, TaskView, open_task, save_draft
+from review_ui.editing import REVIEW_EDIT, SaveConflict, TaskView, open_task, save_draft, submit
 from review_ui.editor_component.bridge import EditorSession, first_window, handle
 from review_ui.realign import Realigner
+from review_ui.review import accept, review_queue
 from store import models
+from store.pii_spans import spans_for_revision
 from tests.review_ui.conftest import ReviewStore
 from tests.review_ui.test_editing import make_task
 
@@ -147,3 +150,106 @@ def test_two_workers_aligning_the_same_draft_store_it_once(review_store: ReviewS
     assert head.parent_pk == draft.pk and task.version == 1
     with rs.store.session() as session:
         assert session.query(models.TranscriptRevision).filter_by(task_pk=task_pk, author_kind="aligner").count() == 1
+
+
+def _wait_for_words(rs: ReviewStore, who, view: TaskView, state: EditorSession, worker: AlignmentWorker,  # type: ignore[no-untyped-def]
+                    pending: list[dict[str, Any]], seq: int) -> None:
+    """Ask for the pending turns' words as the tab does until the worker is done (at most 90 s: nice 19 on a busy machine)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert handle(rs.store, who, view, state, {"mount": "tab", "seq": seq, "op": "words", "pending": pending}, worker)
+        if state.ack.get("aligned") and not state.ack.get("aligning"):
+            return
+        seq += 1
+        time.sleep(0.2)
+    raise AssertionError(f"no aligned words after 90 s: {state.ack}")
+
+
+def test_a_marks_draft_is_aligned_in_the_background_and_keeps_its_mark(review_store: ReviewStore) -> None:
+    rs = review_store
+    ann1 = rs.add_user("ann1", "annotator")
+    task_pk = make_task(rs, "ann1")
+    view = _open(rs, ann1, task_pk)
+    state = EditorSession(task_pk, first_window(view, 0))
+    worker = AlignmentWorker()
+    turns = _corrected(view.turns, CORRECTED)  # typed, then marked before the autosave: the mark saves the draft
+    mark = {"action": "mark", "turn": 0, "word_start": 9, "word_end": 10, "kind": "number"}  # "three,"
+    assert handle(rs.store, ann1, view, state, {"mount": "tab", "seq": 1, "op": "pii", "base_version": 0,
+                                                "turns": turns, "pii": mark}, worker)
+    assert state.ack["ok"] and state.ack["version"] == 1
+    pending = [{"start": turns[0]["start"], "end": turns[0]["end"], "text": CORRECTED}]
+    _wait_for_words(rs, ann1, view, state, worker, pending, 2)
+    task, head = _head(rs, task_pk)
+    assert head.author_kind == "aligner" and head.stage == "draft" and task.version == 1
+    assert _is_aligned(head.turns[0]["words"], CORRECTED)
+    with rs.store.session() as session:
+        assert [s.to_json() for s in spans_for_revision(session, head.pk)] == [
+            {"turn": 0, "word_start": 9, "word_end": 10, "kind": "number", "source": "ann1"}], "the mark holds for the aligned head"
+    # the same mark repeated after the server forgot its answer, now on the aligned head: still one mark
+    again = EditorSession(task_pk, first_window(view, 0))
+    assert handle(rs.store, ann1, view, again, {"mount": "tab", "seq": 1, "attempt": 1, "op": "pii", "base_version": 0,
+                                                "turns": turns, "pii": mark}, worker)
+    assert again.ack["ok"] and again.ack["version"] == 1
+    with rs.store.session() as session:
+        assert session.query(models.PiiSpan).count() == 1
+    assert worker.idle()
+
+
+def _reviewing(rs: ReviewStore) -> tuple[Any, int, int, TaskView]:
+    """ann1's task submitted as the model heard it; (rev1, the production task, its review task, rev1's view)."""
+    ann1 = rs.add_user("ann1", "annotator")
+    rev1 = rs.add_user("rev1", "reviewer")
+    task_pk = make_task(rs, "ann1")
+    view = _open(rs, ann1, task_pk)
+    with rs.store.session() as session:
+        submit(session, ann1, task_pk, 0, view.turns, realigner=Realigner.of(rs.store))
+        (item,) = review_queue(session, rev1)
+    return rev1, task_pk, item.task_pk, _open(rs, rev1, item.task_pk)
+
+
+def test_a_reviewers_edit_is_aligned_in_the_background_without_a_version_bump(review_store: ReviewStore) -> None:
+    rs = review_store
+    rev1, task_pk, review_pk, seen = _reviewing(rs)
+    state = EditorSession(review_pk, first_window(seen, 0))
+    worker = AlignmentWorker()
+    turns = _corrected(seen.turns, CORRECTED)
+    pending = [{"start": turns[0]["start"], "end": turns[0]["end"], "text": CORRECTED}]
+    assert handle(rs.store, rev1, seen, state, {"mount": "tab", "seq": 1, "op": "save", "base_version": seen.version,
+                                                "turns": turns, "pending": pending}, worker)
+    assert state.ack["ok"] and state.ack["version"] == 2
+    _wait_for_words(rs, rev1, seen, state, worker, pending, 2)
+    task, head = _head(rs, task_pk)
+    assert head.author_kind == "aligner" and head.stage == REVIEW_EDIT and task.version == 2 and task.state == "submitted"
+    assert _is_aligned(head.turns[0]["words"], CORRECTED) and state.ack["aligned"][0]["words"] == head.turns[0]["words"]
+    assert _open(rs, rev1, review_pk).turns[0]["words"] == head.turns[0]["words"], "the review shows the aligned edit"
+    with rs.store.session() as session:
+        approved = accept(session, rev1, review_pk, version=2, realigner=Realigner.of(rs.store))
+        session.commit()
+        assert approved.parent_pk == head.pk and approved.author_params["word_timing"]["aligned"] == 0, \
+            "accepting had nothing left to align"
+        assert approved.turns[0]["words"] == head.turns[0]["words"]
+    assert worker.idle()
+
+
+def test_a_reviewers_newer_edit_or_decision_is_never_overwritten_by_the_aligner(review_store: ReviewStore) -> None:
+    rs = review_store
+    rev1, task_pk, review_pk, seen = _reviewing(rs)
+    with rs.store.session() as session:
+        edit = save_draft(session, rev1, review_pk, 1, _corrected(seen.turns, FIRST), realigner=Realigner.of(rs.store))
+    assert edit.stage == REVIEW_EDIT
+    plan = plan_alignment(rs.store, review_pk, Realigner.of(rs.store))  # the review task names the work it reviews
+    assert plan is not None and plan.task_pk == task_pk and plan.head_pk == edit.pk and plan.stage == REVIEW_EDIT
+    with rs.store.session() as session:  # the reviewer saves again meanwhile
+        newer = save_draft(session, rev1, review_pk, 2, _corrected(seen.turns, CORRECTED), realigner=Realigner.of(rs.store))
+    assert apply_alignment(rs.store, plan) is False
+    task, head = _head(rs, task_pk)
+    assert head.pk == newer.pk and task.version == 3
+    plan = plan_alignment(rs.store, review_pk, Realigner.of(rs.store))
+    assert plan is not None and plan.head_pk == newer.pk
+    with rs.store.session() as session:  # ... then accepts before the aligner's words are stored
+        accept(session, rev1, review_pk, version=3, realigner=Realigner.of(rs.store))
+        session.commit()
+    assert apply_alignment(rs.store, plan) is False, "an accepted task's head is not changed"
+    task, head = _head(rs, task_pk)
+    assert head.pk == newer.pk and task.state == "accepted"
+    assert align_pending_draft(rs.store, review_pk, Realigner.of(rs.store)) == 0, "nothing to align once accepted"
