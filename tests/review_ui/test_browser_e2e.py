@@ -39,6 +39,7 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1440, "height": 900}
 EDITOR_FRAME = 'iframe[title*="turn_editor"]'
+FIRST_LOAD_MS = 60000  # a freshly started server's first page (imports, the first script run) on a loaded machine
 
 
 @pytest.fixture
@@ -316,7 +317,7 @@ def test_deep_link_signed_out_then_the_session_survives_a_reload_until_signing_o
     context = new_context(browser)
     page = context.new_page()
     page.goto(f"{server}/editor?task={task_pk}&turn=3")
-    expect(page.get_by_text("Please sign in.")).to_be_visible()
+    expect(page.get_by_text("Please sign in.")).to_be_visible(timeout=FIRST_LOAD_MS)  # the server's first page
     fill_sign_in(page, "ann1")
     frame = editor(page)
     expect(frame.locator(".turn.selected .num")).to_have_text("3")
@@ -370,13 +371,10 @@ def outside(turns: list[dict[str, Any]]) -> list[str]:
 def test_boundary_drags_and_nudges_keep_the_words_inside_their_turn(review_store: ReviewStore, server: str, browser: Any) -> None:
     """Drag turn 1's end back past its last words and nudge turn 3's start into its first word: the words cut
     are clipped, the words passed are spread over the turn (marked spread); that is what is saved, the background
-    aligner then times the spread words to the audio, a reload shows those, and the submission keeps them."""
+    aligner then times the spread words to the audio, a reload shows those, and Submit (clicked) keeps them."""
     from playwright.sync_api import expect
 
-    from review_ui.editing import submit
-    from review_ui.realign import Realigner
-
-    annotator = review_store.add_user("ann1", "annotator")
+    review_store.add_user("ann1", "annotator")
     task_pk, _ = seed_task(review_store, "ann1")
     truth = _model_turns(review_store, task_pk)
     first, third = truth[0], truth[2]
@@ -424,11 +422,16 @@ def test_boundary_drags_and_nudges_keep_the_words_inside_their_turn(review_store
     assert titles == [f"{w['start']:.2f}" for w in aligned[0]["words"]], "the browser holds the stored words after a reload"
     expect(frame.get_by_role("status")).to_contain_text("All changes saved")
 
-    # what Submit does with these turns (straight to the server's submit; a submit the browser repeats while the server
-    # is still aligning is test_browser_repeats' subject)
+    # Submit, as a person clicks it: the task is handed on with the words the browser holds (the aligned ones)
+    frame.get_by_role("button", name="Submit").click()
+    expect(frame.get_by_role("status")).to_have_text("Submitted. Thank you!", timeout=60000)
+    expect(frame.get_by_role("textbox", name="Turn 1 text")).not_to_be_editable()
     with review_store.store.session() as session:
-        version = session.get(models.Task, task_pk).version
-        submit(session, annotator, task_pk, version, saved, realigner=Realigner.of(review_store.store))
+        task = session.get(models.Task, task_pk)
+        head = session.get(models.TranscriptRevision, task.head_revision_pk)
+        assert task.state == "submitted" and head.stage == "submitted" and head.author == "ann1"
+        assert len(session.scalars(select(models.TranscriptRevision).where(
+            models.TranscriptRevision.task_pk == task_pk, models.TranscriptRevision.stage == "submitted")).all()) == 1
     submitted = head_turns(review_store, task_pk)
     assert outside(submitted) == []
     assert [w["text"] for w in submitted[0]["words"]] == [w["text"] for w in first["words"]]
