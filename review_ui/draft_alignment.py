@@ -34,9 +34,10 @@ from sqlalchemy import update
 
 from asr.alignment import AlignmentFailed
 from store import models
+from store.accounts import Principal
 from store.db import Store
 from store.turns import TurnJson, normalise_text
-from review_ui.editing import EDITABLE_STATES, REVIEW_EDIT, turn_ids_of
+from review_ui.editing import EDITABLE_STATES, REVIEW_EDIT, check_may_view, turn_ids_of
 from review_ui.realign import Realigner, WordTiming, marked, pending
 from review_ui.tasks import REVIEW, SUBMITTED
 
@@ -151,11 +152,18 @@ def align_pending_draft(store: Store, task_pk: int, realigner: Realigner) -> int
     return 0
 
 
-def aligned_for_tab(store: Store, task_pk: int, wanted: list[TurnSpec]) -> tuple[list[TurnJson], bool]:
-    """(the head's turns among `wanted` whose words are aligned, whether any of `wanted` is still spread there)."""
+def aligned_for_tab(store: Store, task_pk: int, wanted: list[TurnSpec],
+                    principal: Principal | None = None) -> tuple[list[TurnJson], bool]:
+    """(the head's turns among `wanted` whose words are aligned, whether any of `wanted` is still spread there);
+    `principal`: only while they may still open the task (PermissionDenied, LookupError otherwise)."""
     if not wanted:
         return [], False
     with store.session() as session:
+        if principal is not None:
+            opened = session.get(models.Task, task_pk, populate_existing=True)
+            if opened is None:
+                raise LookupError(f"task {task_pk} does not exist")
+            check_may_view(principal, opened)
         found = _alignable_head(session, task_pk)
         if found is None:
             return [], False

@@ -39,6 +39,7 @@ from store.audit import record_event
 from store.blobs import BlobStore
 from store.clock import utcnow
 from store.turns import TurnJson, TurnValidationError, turns_from_json
+from review_ui.edit_limits import check_size, check_word_order
 from review_ui.realign import Realigner
 from review_ui.tasks import PRODUCTION, QUEUE_STATES, REVIEW, model_revision, span_of, title_of
 
@@ -228,14 +229,17 @@ def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk:
 
 
 def _clean(turns: Any, duration_s: float) -> list[TurnJson]:
-    return [{**t.to_json(), "start": round(t.start, 3), "end": round(t.end, 3)}
-            for t in turns_from_json(turns, duration_s=duration_s, positive_length=True, words_inside=True)]
+    check_size(turns)  # before parsing: megabytes of text or 100k turns cost nothing to refuse
+    clean = [{**t.to_json(), "start": round(t.start, 3), "end": round(t.end, 3)}
+             for t in turns_from_json(turns, duration_s=duration_s, positive_length=True, words_inside=True)]
+    check_word_order(clean)
+    return clean
 
 
 def validate_turns(turns: Any, duration_s: float) -> list[TurnJson]:
     """A person's turns as the one turn type, inside the audio, each of positive length and holding its words
-    (a word outside its turn is refused, nothing is stored: the editor keeps words inside when a boundary moves);
-    JSON copies sorted by start.
+    (a word outside its turn is refused, nothing is stored: the editor keeps words inside when a boundary moves),
+    within `edit_limits` (size, no control characters, words in order); JSON copies sorted by start.
 
     Turn times are kept to the millisecond (what the editor shows and nudges by).
     """

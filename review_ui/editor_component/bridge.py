@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ MAX_WINDOW_S = 120.0  # the most audio the browser is sent at once
 DEFAULT_WINDOW_S = 30.0
 PEAKS_PER_S = 100  # min/max pairs per second of the window
 MAX_INTERVAL = dt.timedelta(minutes=5)  # longer gaps between saves are not counted as work
+MAX_MOUNT_CHARS = 64  # a tab's name (and the audio window's), as the component makes them
+OPS = ("save", "submit", "pii", "window", "words")  # what the component sends; anything else is refused
 
 
 @dataclass
@@ -109,20 +112,23 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
     """Apply one message from the component and remember its acknowledgement in `state`; False for a repeat.
 
     `worker` (the server's; none in tests that align by hand) aligns a saved draft's spread words."""
-    if not isinstance(message, dict) or not isinstance(message.get("seq"), int) or not isinstance(message.get("mount"), str):
-        return False
+    if (not isinstance(message, dict) or not _integer(message.get("seq")) or not isinstance(message.get("mount"), str)
+            or not 0 < len(message["mount"]) <= MAX_MOUNT_CHARS):
+        return False  # not the component's message: nothing to answer it by (the tab matches answers by mount and seq)
     mount, seq = message["mount"], message["seq"]
     if seq <= state.handled.get(mount, 0):
         return False  # a repeat (the browser did not see our answer yet): the stored ack answers it
-    if isinstance(message.get("have"), str):
+    op = message.get("op")
+    ack: dict[str, Any] = {"mount": mount, "seq": seq, "op": op if op in OPS else None, "ok": True}
+    if op not in OPS:
+        ack.update(ok=False, error=f"unknown message {str(op)[:40]!r}: the editor sends {', '.join(OPS)}")
+    if isinstance(message.get("have"), str) and len(message["have"]) <= MAX_MOUNT_CHARS:
         state.have = message["have"]
-    if isinstance(message.get("doc_version"), int):
+    if _integer(message.get("doc_version")):
         state.doc_version = message["doc_version"]
     window = message.get("window")
-    if isinstance(window, dict) and all(isinstance(window.get(k), (int, float)) for k in ("start", "end")):
+    if isinstance(window, dict) and all(_seconds(window.get(k)) for k in ("start", "end")):
         state.window = clamp_window(view, float(window["start"]), float(window["end"]))
-    op = message.get("op")
-    ack: dict[str, Any] = {"mount": mount, "seq": seq, "op": op, "ok": True}
     if op in ("save", "submit", "pii"):
         ack.update((_pii if op == "pii" else _save)(store, principal, view, state, op, message))
         if ack["ok"]:
@@ -130,11 +136,22 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
             if ack.pop("spread", False) and op in ("save", "pii") and worker is not None:
                 worker.enqueue(store, view.task_pk)  # a draft, a mark's draft or a reviewer's edit: words in the background
     if op in ("save", "words") and ack["ok"]:
-        ack.update(_words(store, view, message, worker))
+        words = _words(store, principal, view, message, worker)
+        if op == "words" or words.get("ok", True):  # a save stored is answered as stored, aligned words or not
+            ack.update(words)
     state.handled[mount] = seq
     state.ack = ack
     state.submitted = state.submitted or bool(ack.get("submitted"))
     return True
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _seconds(value: Any) -> bool:
+    """A finite number (not a boolean): NaN or infinity never reach the audio window or a turn."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def save_id_of(message: dict[str, Any]) -> str:
@@ -145,7 +162,7 @@ def save_id_of(message: dict[str, Any]) -> str:
 def _save(store: Store, principal: Principal, view: TaskView, state: EditorSession, op: str,
           message: dict[str, Any]) -> dict[str, Any]:
     base = message.get("base_version")
-    if not isinstance(base, int):
+    if not _integer(base):
         return {"ok": False, "error": "the save names no base version"}
     started = max(state.since, utcnow() - MAX_INTERVAL)
     action = submit if op == "submit" else save_draft
@@ -171,16 +188,20 @@ def _wanted(message: dict[str, Any]) -> list[TurnSpec]:
     if not isinstance(listed, list):
         return []
     return [spec_of(t) for t in listed[:10000] if isinstance(t, dict) and isinstance(t.get("text"), str)
-            and all(isinstance(t.get(k), (int, float)) and not isinstance(t.get(k), bool) for k in ("start", "end"))]
+            and all(_seconds(t.get(k)) for k in ("start", "end"))]
 
 
-def _words(store: Store, view: TaskView, message: dict[str, Any], worker: AlignmentWorker | None) -> dict[str, Any]:
+def _words(store: Store, principal: Principal, view: TaskView, message: dict[str, Any],
+           worker: AlignmentWorker | None) -> dict[str, Any]:
     """The aligned words the task holds for the tab's pending turns, and whether the worker is still on them."""
     wanted = _wanted(message)
     if not wanted:
         return {}
     busy = worker is not None and worker.busy(store, view.task_pk)  # asked first: a worker that finishes now has stored
-    aligned, waiting = aligned_for_tab(store, view.task_pk, wanted)
+    try:
+        aligned, waiting = aligned_for_tab(store, view.task_pk, wanted, principal)
+    except (PermissionDenied, LookupError) as refused:
+        return {"ok": False, "error": str(refused)}
     return {"aligned": aligned, "aligning": busy and waiting}
 
 
@@ -193,7 +214,7 @@ def _pii(store: Store, principal: Principal, view: TaskView, state: EditorSessio
          message: dict[str, Any]) -> dict[str, Any]:
     """Mark or unmark words [word_start, word_end) of one turn (0-based, as the tab holds them) as personal data."""
     base, pii = message.get("base_version"), message.get("pii")
-    if not isinstance(base, int):
+    if not _integer(base):
         return {"ok": False, "error": "the mark names no base version"}
     if (not isinstance(pii, dict) or pii.get("action") not in ("mark", "unmark")
             or not all(isinstance(pii.get(k), int) and not isinstance(pii.get(k), bool) for k in ("turn", "word_start", "word_end"))
