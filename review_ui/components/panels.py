@@ -17,8 +17,9 @@ from review_ui.session_auth import get_store
 def history_panel(principal: Principal, view: TaskView) -> None:
     """Who saved what and when, each revision diffed against the pre-annotation.
 
-    Computed only while shown: every save re-runs the page, and diffing every revision of
-    an hour-long task on each run would cost the server more than the save itself.
+    Computed only while shown: it is drawn in the editor's fragment, which every save re-runs (so
+    the newest revision shows without a page load), and diffing every revision of an hour-long task
+    on each save would cost the server more than the save itself.
     """
     if not st.toggle("History (diff against the model's pre-annotation)", key=f"history-{view.task_pk}"):
         return

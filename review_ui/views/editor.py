@@ -2,11 +2,13 @@
 then the reviewer's panel, the break reminder and the history.
 
 The task comes from the address (`/editor?task=N&turn=M`; the queue puts it there) and
-`open_task` checks on the server that this user may open it. The component, the reviewer's
-comments above it, the break reminder and the "submitted" note live in one `st.fragment`:
-a message from the component (a save, a window) reruns only that fragment, not the app (no
-navigation, sidebar, guidelines, review panel or history), and the sign-in and the task are
-checked again in it. Every message is handled by `bridge.handle` (saves with the optimistic
+`open_task` checks on the server that this user may open it. Everything that shows the saved
+task lives in one `st.fragment`: the state caption, the reviewer's comments above the component,
+the component, the "submitted" note, the break reminder, the review panel (its turn list and the
+version it accepts) and the history. A message from the component (a save, a window) reruns only
+that fragment, not the app (no navigation, sidebar or guidelines), so these show the saved state
+after every save without a page load, and the sign-in and the task are checked again in it. The
+history is read only while it is shown. Every message is handled by `bridge.handle` (saves with the optimistic
 version check; drafts' spread words go to the process's background aligner) before the component is drawn again with the answer; the audio window, its
 peaks and the saved turns are read and sent only while the tab does not hold them yet.
 Everything that may come and go is drawn in containers or below the component, so the
@@ -111,6 +113,7 @@ def editor_fragment(principal: Principal, task_pk: int, keymap: dict[str, list[s
         st.error(f"This task cannot be opened: {refused}")
         return
     st.session_state[f"editor-view:{task_pk}"] = view
+    st.caption(task_caption(view))  # the state and turn count as saved now (drawn on every run: the iframe stays)
     with st.container():
         if view.editable:
             comments_panel(principal, view)
@@ -128,6 +131,13 @@ def editor_fragment(principal: Principal, task_pk: int, keymap: dict[str, list[s
     if state.submitted:
         st.success("Submitted. Thank you!")
     _break_reminder_now(principal)
+    if view.reviewable:
+        review_panel(principal, view, {"turns": view.turns})  # the turns and version just saved
+    history_panel(principal, view)  # read only while shown; then on every save, so it shows the new revision
+
+
+def task_caption(view: TaskView) -> str:
+    return f"Task {view.task_pk} · {view.state} · language {view.language} · {len(view.turns)} turns"
 
 
 def render_editor() -> None:
@@ -144,14 +154,10 @@ def render_editor() -> None:
         return
     st.session_state[f"editor-view:{task_pk}"] = view
     st.title(view.title)
-    info, guide = st.columns([4, 1])
-    info.caption(f"Task {view.task_pk} · {view.state} · language {view.language} · {len(view.turns)} turns")
+    _, guide = st.columns([4, 1])
     with guide.popover("Guidelines"):
         st.markdown(view.guidelines or "This protocol has no written transcription guidelines.")
     editor_fragment(principal, task_pk, load_keymap(load_settings().home), initial_turn(view))
-    if view.reviewable:
-        review_panel(principal, view, {"turns": view.turns})
-    history_panel(principal, view)
 
 
 if __name__ == "__main__":
