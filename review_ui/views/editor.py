@@ -153,8 +153,8 @@ def render_editor() -> None:
         st.error(f"This task cannot be opened: {refused}")
         return
     st.session_state[f"editor-view:{task_pk}"] = view
-    st.title(view.title)
-    _, guide = st.columns([4, 1])
+    head, guide = st.columns([4, 1], vertical_alignment="center")
+    head.title(view.title)
     with guide.popover("Guidelines"):
         st.markdown(view.guidelines or "This protocol has no written transcription guidelines.")
     editor_fragment(principal, task_pk, load_keymap(load_settings().home), initial_turn(view))
