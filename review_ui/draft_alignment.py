@@ -67,10 +67,16 @@ def spec_of(turn: TurnJson) -> TurnSpec:
     return (round(float(turn["start"]), 3), round(float(turn["end"]), 3), normalise_text(turn["text"]))
 
 
-def _alignable_head(session: Any, task_pk: int) -> tuple[models.Task, models.TranscriptRevision] | None:
+def _alignable_head(session: Any, task_pk: int,
+                    principal: Principal | None = None) -> tuple[models.Task, models.TranscriptRevision] | None:
     """The work task (a review task's: the work it reviews) and its head, while a person is still changing that
-    head: an annotator's draft while the task is with them, a reviewer's edit while the work waits; else None."""
+    head: an annotator's draft while the task is with them, a reviewer's edit while the work waits; else None.
+    `principal`: who asks, checked first (PermissionDenied when they may not open the task)."""
     task = session.get(models.Task, task_pk, populate_existing=True)
+    if principal is not None:
+        if task is None:
+            raise LookupError(f"task {task_pk} does not exist")
+        check_may_view(principal, task)
     if task is not None and task.kind == REVIEW:
         task = session.get(models.Task, (task.details or {}).get("annotate_task") or -1, populate_existing=True)
     if task is None or task.kind == REVIEW or task.head_revision_pk is None:
@@ -159,12 +165,7 @@ def aligned_for_tab(store: Store, task_pk: int, wanted: list[TurnSpec],
     if not wanted:
         return [], False
     with store.session() as session:
-        if principal is not None:
-            opened = session.get(models.Task, task_pk, populate_existing=True)
-            if opened is None:
-                raise LookupError(f"task {task_pk} does not exist")
-            check_may_view(principal, opened)
-        found = _alignable_head(session, task_pk)
+        found = _alignable_head(session, task_pk, principal)
         if found is None:
             return [], False
         heads = {spec_of(t): t for t in found[1].as_turn_json()}
