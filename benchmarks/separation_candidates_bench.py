@@ -17,7 +17,10 @@ and these statistics of its two clusters are printed:
   standardised MFCC frames (the classic same-speaker test, penalty left out);
 - ``f0_st``: distance in semitones between the clusters' median F0 (librosa.yin, 60-400 Hz);
 - ``heldout_acc``: share of a cluster's runs (>= 0.3 s) that per-cluster MFCC GMMs trained
-  on the *other* runs (alternate runs, two folds) give to the right cluster.
+  on the *other* runs (alternate runs, two folds) give to the right cluster;
+- ``voice_distance``: the clusters' distance in a trained LDA backend's space
+  (`benchmarks.voice_backend`, trained by `benchmarks/train_voice_backend.py` on seeds that are
+  never evaluated).
 
 A statistic is usable when some threshold puts every one-voice case on one side and every
 two-voice case on the other; the summary prints, per statistic, the two-voice range, the
@@ -33,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.voice_backend import voice_distance
 from collection.clustering import unit_rows
 from collection.synthetic.reference_audio import one_voice, real_conversations, synthetic_conversations
 from diarization import embedded
@@ -42,7 +46,7 @@ from diarization.separation import heldout_agreement
 WINDOW_FRAMES = 100  # the diarizer's 1 s windows on its 10 ms grid
 # (statistic, True when one voice is expected to score higher than two voices)
 STATISTICS = (("silhouette", False), ("centroid_cos", True), ("fisher", False), ("dbic", False),
-              ("f0_st", False), ("heldout_acc", False))
+              ("f0_st", False), ("heldout_acc", False), ("voice_distance", False))
 
 
 def captured_diarizer() -> tuple[EmbeddedDiarizer, dict[str, Any]]:
@@ -96,6 +100,7 @@ def statistics(audio: np.ndarray, seen: dict[str, Any]) -> dict[str, float | Non
         "dbic": 0.5 * (n * _logdet(np.concatenate([a, b])) - len(a) * _logdet(a) - len(b) * _logdet(b)) / n,
         "f0_st": float(abs(semitones[0] - semitones[1])),
         "heldout_acc": heldout_agreement(features, labels),  # the statistic the warning uses
+        "voice_distance": voice_distance(vectors, starts, labels),
     }
 
 
