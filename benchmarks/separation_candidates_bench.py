@@ -60,9 +60,9 @@ def captured_diarizer() -> tuple[EmbeddedDiarizer, dict[str, Any]]:
         seen.update(starts=starts, embeddings=vectors, speech=speech.copy())
         return starts, vectors
 
-    def overlapped_and_keep(audio, speech, labels, k):  # type: ignore[no-untyped-def]
+    def overlapped_and_keep(labels, probability):  # type: ignore[no-untyped-def]
         seen.update(labels=labels.copy())
-        return overlapped(audio, speech, labels, k)
+        return overlapped(labels, probability)
 
     diarizer._embed, diarizer._overlapped = embed_and_keep, overlapped_and_keep  # type: ignore[method-assign]
     return diarizer, seen

@@ -236,8 +236,9 @@ def test_long_recording_paths(audio: dict[str, np.ndarray]) -> None:
 
 def test_overlapped_speech_is_found_as_a_second_voice(results: dict[str, DiarizationResult],
                                                        audio: dict[str, np.ndarray]) -> None:
-    """Learning a second voice per recording recovers overlapped speech (backchannels, overlapping
-    changes) that the single-voice segmentation misses, for less false alarm than it recovers."""
+    """The trained overlap model's second voices recover overlapped speech (backchannels, overlapping
+    changes) that the single-voice segmentation misses, for well under half as much false alarm. The
+    per-recording model it replaced recovered 3.65 s for 2.77 s of false alarm here."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     without = EmbeddedDiarizer(EmbeddedOptions(overlap=False))
@@ -255,29 +256,5 @@ def test_overlapped_speech_is_found_as_a_second_voice(results: dict[str, Diariza
                                if a.speaker != b.speaker and a.start < b.start and b.end < a.end)
     recovered = parts["off"]["missed detection"] - parts["on"]["missed detection"]
     added = parts["on"]["false alarm"] - parts["off"]["false alarm"]
-    assert recovered > 1.0 and added < recovered, parts  # measured 3.65 s recovered for 2.77 s (overlap_share 0.10)
+    assert recovered > 3.5 and added < 0.5 * recovered, parts  # measured 4.87 s recovered for 1.58 s
     assert overlapping >= 2, "some second voices lie wholly inside the other speaker's segment (backchannels)"
-
-
-def test_a_per_recording_overlap_share_finds_more_overlap_than_the_fixed_threshold(
-        results: dict[str, DiarizationResult], audio: dict[str, np.ndarray]) -> None:
-    """The overlap model ranks a recording's frames well but its probabilities do not compare across
-    recordings: taking each recording's top `overlap_share` of speech frames as overlap too recovers
-    missed overlapped speech. In the segments it adds about as much false alarm (measured 2.23 s
-    recovered, 2.43 s added); the stored turns gain (DER 9.0% -> 8.2%, benchmarks/turns_bench.py)
-    because a wordless turn under 0.3 s is not kept (asr.turns.build_turns)."""
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    fixed = EmbeddedDiarizer(EmbeddedOptions(overlap_share=None))
-    parts = {key: {"missed detection": 0.0, "false alarm": 0.0} for key in ("share", "fixed")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for uri, result in results.items():
-            for key, hypothesis in (("share", result), ("fixed", fixed(audio[uri], num_speakers=2))):
-                detail = DiarizationErrorRate(collar=0.0, skip_overlap=False)(
-                    _reference(uri), _annotation(hypothesis, uri), detailed=True)
-                for name in parts[key]:
-                    parts[key][name] += detail[name]
-    recovered = parts["fixed"]["missed detection"] - parts["share"]["missed detection"]
-    added = parts["share"]["false alarm"] - parts["fixed"]["false alarm"]
-    assert recovered > 1.5 and added < 1.25 * recovered, parts

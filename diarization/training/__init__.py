@@ -1,0 +1,1 @@
+"""Training scripts for the models the embedded diarizer ships (run by hand, never at run time)."""
