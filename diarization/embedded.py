@@ -55,12 +55,13 @@ together with the component versions and the device, always "cpu"):
    exclusive view is `exclusive_from` of the segments without the second voices: the
    labelled (dominant) voice holds each instant, so words go to the host, not the backchannel.
 
-With overlap detection (step 7, the default since) and its per-recording share: DER 8.15% on
-the committed set (false alarm 2.34%, missed 4.83%, confusion 0.98%), 11.7% on a set generated
-with `--seed 7` and 7.3% on one with `--seed 13`, on which nothing was chosen (9.0% / 12.6% /
-7.7% with the fixed threshold only; 12.9% on seed 7 without overlap detection), measured on the
-stored turns with `python benchmarks/turns_bench.py collection/synthetic/dialogues DIR`. The table below is
-the diarizer before it.
+With the trained overlap model (step 7): DER 6.77% on the committed set (false alarm 2.15%,
+missed 3.73%, confusion 0.89%), 10.9% on a set generated with `--seed 7` and 6.4% on one with
+`--seed 13`, on which nothing was chosen (8.15% / 11.7% / 7.3% with the per-recording model and
+its top-10% share; 9.0% / 12.6% / 7.7% with its fixed threshold only; 12.9% on seed 7 without
+overlap detection), measured on the stored turns with
+`python benchmarks/turns_bench.py collection/synthetic/dialogues DIR7 DIR13`. The table below is
+the diarizer before overlap detection.
 
 Measured with `python benchmarks/diarizer_bench.py` (the committed synthetic dialogues,
 num_speakers=2, pyannote.metrics DiarizationErrorRate / JaccardErrorRate with
@@ -83,14 +84,12 @@ that no option was tuned on: 8.2% with 12 components (8.4% with 8, 9.1% with 16)
 
 Known limits:
 
-- Missed speech is most of what remains (1.6-2 s per file): 6.4% of the scored reference
-  time is overlapped speech, half of it backchannels ("Yeah.", 0.3-0.6 s, 4 dB under the
-  main speaker) that do not move a 1 s Resemblyzer embedding at all. The per-recording
-  overlap model (step 7) ranks overlapped frames well within a file (frame AUC 0.81-0.95)
-  but not across files (0.87 pooled), so its threshold is conservative: on the committed
-  set its fixed threshold recovers about 1 s of the 7.9 s of overlapped speech for 0.4 s of false
-  alarm; with the per-recording share (top 10% of a recording's frames) 3.9 s of it stays missed. Silero's misses at the quiet ends of words are the
-  other part (about 2% of speech); opening the VAD (threshold 0.35, no end trim, 50 ms
+- Missed speech is most of what remains: 6.4% of the scored reference time is overlapped
+  speech, half of it backchannels ("Yeah.", 0.3-0.6 s, 4 dB under the main speaker) that do
+  not move a 1 s Resemblyzer embedding at all. The trained overlap model (step 7) finds most
+  of it on the committed set (2.4 of 7.9 s stay missed; 6.4 of 11.6 s on seed 7, 4.3 of 8.5 s
+  on seed 13: `benchmarks/der_breakdown.py`). Silero's misses at the quiet ends of words are
+  the other part (about 2% of speech); opening the VAD (threshold 0.35, no end trim, 50 ms
   padding) added more false alarm than it recovered.
 - Two people sharing one espeak variant (same formants, other accent and pitch) are not
   separated by Resemblyzer (an earlier committed set paired m3 with m3: 44% DER on that

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     network = build_network()
     optimiser = torch.optim.Adam(network.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, args.epochs)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 1.0, args.overlap_weight]))
+    class_weight = torch.tensor([1.0, 1.0, args.overlap_weight])
     lengths = np.array([len(y) for _, y in train], float)
     overlapped = [np.flatnonzero(y == 2) for _, y in train]
     steps = max(1, int(frames / crop / args.batch))
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                                  constant_values=-100))
             logits = network(torch.from_numpy(np.stack(xs)))
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 3), torch.from_numpy(np.stack(ys)).reshape(-1),
-                                                     weight=loss_fn.weight, ignore_index=-100)
+                                                     weight=class_weight, ignore_index=-100)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
