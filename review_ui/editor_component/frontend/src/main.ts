@@ -130,10 +130,23 @@ function scheduleSave(delay = SAVE_DEBOUNCE_MS): void {
   saveTimer = window.setTimeout(() => requestSave("save"), delay);
 }
 
-function requestSave(op: "save" | "submit"): void {
+/** `afterFrame`: send once the frame showing the action is painted (next or previous turn): handing a long task's
+ * turns to Streamlit takes milliseconds that would delay that frame. Leaving the page or the frame sends at once. */
+function requestSave(op: "save" | "submit", afterFrame = false): void {
   if (!task || !task.editable || submitted) return;
   if (op === "submit" || pendingOp === null) pendingOp = op;
-  pump();
+  if (afterFrame) pumpAfterFrame();
+  else pump();
+}
+
+let pumpQueued = false;
+
+/** `pump` right after the coming frame is painted (at once in a hidden page, which paints no frames). */
+function pumpAfterFrame(): void {
+  if (document.visibilityState === "hidden") { pump(); return; }
+  if (pumpQueued) return;
+  pumpQueued = true;
+  window.requestAnimationFrame(() => window.setTimeout(() => { pumpQueued = false; pump(); }, 0));
 }
 
 /** Send the next message when none is waiting for its acknowledgement (one in flight, so saves never race). */
@@ -383,10 +396,11 @@ function currentWindow(): { start: number; end: number } {
   return w ? { start: w.start, end: w.end } : windowAround(turns[selected] ? turns[selected].start : task!.lo);
 }
 
-function windowAround(t: number): { start: number; end: number } {
+/** The window of the zoom's span that starts `lead` seconds before `t` (kept inside the task's audio). */
+function windowAround(t: number, lead = 2): { start: number; end: number } {
   const span = Number(($("zoom") as HTMLSelectElement).value);
   const lo = task!.lo, hi = task!.hi;
-  const start = Math.max(lo, Math.min(t - 2, hi - span));
+  const start = Math.max(lo, Math.min(t - lead, hi - span));
   return { start: Math.max(lo, start), end: Math.min(hi, Math.max(lo, start) + span) };
 }
 
@@ -395,9 +409,19 @@ function inWindow(t: number): boolean {
   return !!w && t >= w.start && t < w.end - 0.05;
 }
 
-function askWindow(win: { start: number; end: number }): void {
+function askWindow(win: { start: number; end: number }, afterFrame = false): void {
   wantedWindow = win;
-  pump();
+  if (afterFrame) pumpAfterFrame();
+  else pump();
+}
+
+/** The window to load for a turn out of view, ahead in the direction the person moves: going back, it ends 2 s
+ * after the turn (the turns before it are in it too), else it starts 2 s before. A window that began 2 s before
+ * the turn made every previous-turn key load a new window (turns are shorter than 2 s + the window's span). */
+function windowFor(turn: Turn): { start: number; end: number } {
+  const span = Number(($("zoom") as HTMLSelectElement).value), lead = span - (turn.end - turn.start) - 2;
+  const back = !!wave.window && turn.start < wave.window.start && lead > 2;
+  return back ? windowAround(turn.start, lead) : windowAround(turn.start);
 }
 
 function playFrom(t: number): void {
@@ -492,7 +516,7 @@ function select(i: number, focus: boolean, caret: number | null = null): void {
   }
   rows.reveal(selected);
   const turn = turns[selected];
-  if (turn && !(inWindow(turn.start) && inWindow(Math.min(turn.end, turn.start + 1)))) askWindow(windowAround(turn.start));
+  if (turn && !(inWindow(turn.start) && inWindow(Math.min(turn.end, turn.start + 1)))) askWindow(windowFor(turn), true);
   drawWave();
   nameInAddressBar();
 }
@@ -517,7 +541,7 @@ function nameNow(): void {
 }
 
 function move(delta: number): void {
-  if (dirty()) requestSave("save");
+  if (dirty()) requestSave("save", true);
   select(selected + delta, true);
 }
 
@@ -770,11 +794,14 @@ const actions: Record<string, () => void> = {
   merge_prev: () => {
     const i = selected;
     const join = i > 0 ? turns[i - 1].text.trim().length + 1 : 0;
-    // the earlier turn's field takes the focus before the later row goes: removing the focused field, then
-    // focusing another after the list changed, cost two layouts of the list
-    const into = i > 0 ? rowAt(i - 1)?.querySelector("textarea") : null;
-    if (into && task && task.editable) { quietFocus = true; into.focus({ preventScroll: true }); quietFocus = false; }
-    tryEdit(() => T.mergeWithPrevious(turns, i), i - 1, join);
+    // the merged turn keeps the earlier turn's id, but the later turn's row (it holds the focus) shows it: moving
+    // the focus to the earlier row's field would lay out the document again
+    const make = () => {
+      const merged = T.mergeWithPrevious(turns, i);
+      rows.adopt(turns[i].id!, turns[i - 1].id!);
+      return merged;
+    };
+    tryEdit(make, i - 1, join);
   },
   undo, redo,
   save: () => requestSave("save"),
@@ -817,10 +844,8 @@ $("turns").addEventListener("change", (e) => {
   selected = i;
   tryEdit(() => T.setSpeaker(turns, i, box.value), i);
 });
-let quietFocus = false;  // the editor moves the focus itself and selects afterwards
 $("turns").addEventListener("focusin", (e) => {
   if ((e.target as HTMLElement).tagName === "TEXTAREA") lastArea = e.target as HTMLTextAreaElement;
-  if (quietFocus) return;
   const row = (e.target as HTMLElement).closest<HTMLElement>(".turn");
   if (row && Number(row.dataset.i) !== selected) select(Number(row.dataset.i), false);
 });
