@@ -62,7 +62,6 @@ def test_walking_back_turn_by_turn_loads_a_window_only_when_the_turns_leave_it(
     most = 1 + math.ceil(walked / (SPAN_S - 4))
     assert len(windows) - 1 <= most, (f"{len(windows) - 1} windows loaded walking back {steps} turns ({walked:.0f} s of "
                                       f"audio, at most {most} needed): {windows}")
-    assert all(b[1] > a[0] for a, b in zip(windows[1:], windows[2:])) or len(windows) <= 2
     context.close()
 
 
