@@ -137,10 +137,12 @@ export class VirtualRows<T extends object> {
       else this.box.insertBefore(el, cursor);
     }
     while (cursor) { const after = cursor.nextElementSibling; cursor.remove(); cursor = after; }
+    // only heights that are new or changed move the estimate: a patched row of the same height re-measured on every
+    // edit drifted the estimate, so every edit resized the spacers (and the browser re-anchored the scrolled list)
     let total = 0, count = 0;
     for (const [key, row] of measure) {
       const h = row.offsetHeight;
-      if (h > 0) { this.heights.set(key, h); total += h; count++; }
+      if (h > 0 && this.heights.get(key) !== h) { this.heights.set(key, h); total += h; count++; }
     }
     if (count) this.estimate = (this.estimate * 3 + total / count) / 4;
   }

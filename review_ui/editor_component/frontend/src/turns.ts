@@ -157,11 +157,22 @@ export function sameTurns(a: Turn[], b: Turn[]): boolean {
   return true;
 }
 
+// Each turn's stored form, kept while the turn object lives (edits replace turns, never change them): a save of a
+// one-hour task copies only the turns edited since the last save, not ~1,500 turns and their words.
+const stored = new WeakMap<Turn, Turn>();
+
 /** What the server stores: trimmed text, times in milliseconds precision (ids travel beside the turns). */
 export function normalised(turns: Turn[]): Turn[] {
-  return turns.map((t) => ({ speaker: t.speaker, start: r3(t.start), end: r3(t.end), text: t.text.trim(),
-    words: t.words.map((w) => ({ text: w.text, start: w.start, end: w.end, probability: w.probability,
-      ...(w.typed ? { typed: true } : {}), ...(w.spread ? { spread: true } : {}) })) }));
+  return turns.map((t) => {
+    let out = stored.get(t);
+    if (!out) {
+      out = { speaker: t.speaker, start: r3(t.start), end: r3(t.end), text: t.text.trim(),
+        words: t.words.map((w) => ({ text: w.text, start: w.start, end: w.end, probability: w.probability,
+          ...(w.typed ? { typed: true } : {}), ...(w.spread ? { spread: true } : {}) })) };
+      stored.set(t, out);
+    }
+    return out;
+  });
 }
 
 /** The words [start, end) of a turn's text (split on whitespace, as the server counts them) that a character
