@@ -1,6 +1,9 @@
 """The turn editor in a real browser: key (or mouse) action -> visible change, and time to ready.
 
-Run: `.venv/bin/python benchmarks/editor_bench.py [--repeats 30] [--hour]`.
+Run: `.venv/bin/python benchmarks/editor_bench.py [--repeats 30] [--hour] [--against TREE [--rounds N]]`.
+`--against` measures another checkout's workbench (e.g. `git worktree add /tmp/before main`, or `git archive main |
+tar -x -C /tmp/before`) interleaved with this one, each round in the other order: a shared machine's load then
+weighs on both builds alike.
 Target (issue #11): p95 under 50 ms for typing, split, merge, speaker change, boundary nudge
 and drag, next turn, play; the editor ready in under 2 s on a one-hour recording.
 
@@ -194,27 +197,45 @@ def run(url: str, task_pk: int, repeats: int, hour: bool) -> tuple[float, list[d
     return ready_s, rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--hour", action="store_true", help="an hour-long task (~1,500 turns) instead of one dialogue")
-    args = parser.parse_args()
-    enforce_offline()
+def measured(tree: Path | None, repeats: int, hour: bool) -> tuple[float, list[dict[str, float]]]:
+    """One run on a fresh store, the workbench served from `tree` (this checkout when None)."""
     with tempfile.TemporaryDirectory(prefix="editor-bench-") as tmp:
         home = Path(tmp)
-        task_pk = build_store(home, args.hour)
-        process, url = serve(home)
+        task_pk = build_store(home, hour)
+        process, url = serve(home, tree)
         try:
-            ready_s, rows = run(url, task_pk, args.repeats, args.hour)
+            return run(url, task_pk, repeats, hour)
         finally:
             process.terminate()
             process.wait(timeout=30)
-    print(f"editor ready ({'one hour' if args.hour else 'one dialogue'}): {ready_s:.2f} s (target < 2 s on an hour)")
+
+
+def report(name: str, ready_s: float, rows: list[dict[str, float]], hour: bool) -> None:
+    print(f"{name}editor ready ({'one hour' if hour else 'one dialogue'}): {ready_s:.2f} s (target < 2 s on an hour); "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'action':<24} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
     for r in rows:
         print(f"{r['action']:<24} {r['n']:>4} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f}")
     ok = all(r["p95_ms"] < 50 for r in rows)
-    print("target (every p95 < 50 ms):", "met" if ok else "NOT met")
+    print("target (every p95 < 50 ms):", "met" if ok else "NOT met", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--hour", action="store_true", help="an hour-long task (~1,500 turns) instead of one dialogue")
+    parser.add_argument("--against", type=Path, help="another checkout (e.g. the build before a change), run interleaved")
+    parser.add_argument("--rounds", type=int, default=2, help="with --against: runs of each, alternating the order")
+    args = parser.parse_args()
+    enforce_offline()
+    if args.against is None:
+        report("", *measured(None, args.repeats, args.hour), args.hour)
+        return
+    here = Path(__file__).resolve().parent.parent
+    for k in range(args.rounds):
+        pair = [("this checkout", here), (str(args.against), args.against.resolve())]
+        for name, tree in pair if k % 2 == 0 else pair[::-1]:
+            report(f"[round {k + 1}, {name}] ", *measured(tree, args.repeats, args.hour), args.hour)
 
 
 if __name__ == "__main__":
