@@ -313,6 +313,33 @@ def process_tree_cpus(pid: int) -> str:
     return " ".join(seen)
 
 
+def process_tree_cpu_s(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds used so far by the process `pid` and every process under it (from /proc), split into
+    (normal priority, lowered priority). The process's own counters include its ended threads (Streamlit starts a
+    script thread per run); the lowered share is summed over live threads at nice > 0: the background aligner's
+    thread and the model threads it started, which live as long as the server."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = lambda stat: (int(stat[11]) + int(stat[12])) / tick  # noqa: E731 - utime, stime (fields 14, 15 of stat)
+    total = lowered = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += used(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split())
+            threads = os.listdir(f"/proc/{current}/task")
+            todo += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                stat = Path(f"/proc/{current}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[16]) > 0:  # nice (field 19 of stat)
+                lowered += used(stat)
+    return total - lowered, lowered
+
+
 def summarize(saves: list[dict[str, float]]) -> dict[str, float]:
     """p50/p95/max of the browser round trips and of the server's share (`server_ms` of each acknowledgement)."""
     trips = sorted(s["rt"] for s in saves)
@@ -482,7 +509,8 @@ def ws_round_trips(workdir: Path, people: int, rounds: int, paced_s: float, samp
                  if pinned else "not pinned (one CPU)")
     try:
         trips, last_texts, walls = asyncio.run(run_clients(url, logins, rounds, paced_s, after_open=lambda: (
-            workdir / "ws-sample.reset").touch() if sample else None))
+            workdir / "ws-sample.reset").touch() if sample else None, server_cpu=lambda: process_tree_cpu_s(process.pid)[0],
+            background_cpu=lambda: process_tree_cpu_s(process.pid)[1]))
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -502,6 +530,8 @@ def ws_round_trips(workdir: Path, people: int, rounds: int, paced_s: float, samp
                                   "hotspots": sampled_hotspots(workdir / "ws-sample") if sample else []}
     for mode in ("burst", "paced"):
         results[mode] = {**summarize([{**t, "ok": True} for t in trips[mode]]), "wall_s": walls[mode]}
+        results[mode]["cpu_per_save_ms"] = 1000 * walls[f"{mode}_cpu"] / max(1, len(trips[mode]))
+        results[mode]["background_per_save_ms"] = 1000 * walls[f"{mode}_background_cpu"] / max(1, len(trips[mode]))
     return results
 
 
@@ -579,16 +609,20 @@ def main() -> None:
               f"SQLite; pinned with sched_setaffinity as taskset does: {ws['placement']}; the machine's other load is not "
               f"excluded; opening all editors took {ws['open_s']:.0f} s):")
         print(f"{'mode':<6} {'saves':>6} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}   "
-              f"{'server p50':>10} {'server p95':>10} {'server max':>10} {'wall s':>7}")
+              f"{'server p50':>10} {'server p95':>10} {'server max':>10} {'CPU/save ms':>11} {'aligner/save':>12} {'wall s':>7}")
         for mode in ("burst", "paced"):
             r = ws[mode]
             print(f"{mode:<6} {r['saves']:>6} {r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} {r['max_ms']:>7.0f}   "
-                  f"{r['server_p50_ms']:>10.0f} {r['server_p95_ms']:>10.0f} {r['server_max_ms']:>10.0f} {r['wall_s']:>7.0f}")
+                  f"{r['server_p50_ms']:>10.0f} {r['server_p95_ms']:>10.0f} {r['server_max_ms']:>10.0f} "
+                  f"{r['cpu_per_save_ms']:>11.1f} {r['background_per_save_ms']:>12.1f} {r['wall_s']:>7.0f}")
         met = all(ws[m]["p95_ms"] < 300 for m in ("burst", "paced"))
         print(f"target p95 < 300 ms: {'met' if met else 'NOT met'}; every task's head holds its client's last "
               "acknowledged text (checked; a mismatch or a missing acknowledgement stops the benchmark)")
         print("(burst: all clients save at once, then 1 s after the slowest answer, again; paced: each saves, then "
-              "pauses 0.7-6 s; round trip = the rerun BackMsg sent to the ForwardMsg whose component args carry its ack)")
+              "pauses 0.7-6 s; round trip = the rerun BackMsg sent to the ForwardMsg whose component args carry its ack; "
+              "CPU/save = the server's user+system CPU at normal priority over the phase / saves; aligner/save = the same for its "
+              "nice-19 background aligner (it yields the core to saves); "
+              f"load average at the end {os.getloadavg()[0]:.1f})")
         if ws["hotspots"]:
             print("Where the server's time went (stack samples of the save phases, after the editors opened):")
             print("\n".join(ws["hotspots"]))

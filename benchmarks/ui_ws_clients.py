@@ -192,10 +192,14 @@ async def _paced(clients: list[EditorClient], seconds: float, seed: int) -> None
 
 
 async def run_clients(base_url: str, people: list[tuple[str, str, int]], rounds: int, paced_s: float,
-                      seed: int = 11, after_open: Callable[[], object] = lambda: None) -> tuple[dict[str, list[dict[str, float]]], dict[int, str], dict[str, float]]:
+                      seed: int = 11, after_open: Callable[[], object] = lambda: None,
+                      server_cpu: Callable[[], float] = lambda: 0.0,
+                      background_cpu: Callable[[], float] = lambda: 0.0) -> tuple[dict[str, list[dict[str, float]]], dict[int, str], dict[str, float]]:
     """Open `people` (username, token, task) editors, then a burst and a paced phase.
 
-    Returns the trips of each mode, each task's last acknowledged turn-1 text, and the wall time of each phase."""
+    Returns the trips of each mode, each task's last acknowledged turn-1 text, and the wall time of each phase
+    (`walls[mode]`) with the server's CPU seconds in it (`walls[mode + "_cpu"]`, from `server_cpu`; its background
+    work's in `walls[mode + "_background_cpu"]`, from `background_cpu`)."""
     clients = [EditorClient(base_url, user, token, task) for user, token, task in people]
     walls: dict[str, float] = {}
     try:
@@ -206,9 +210,10 @@ async def run_clients(base_url: str, people: list[tuple[str, str, int]], rounds:
         trips: dict[str, list[dict[str, float]]] = {}
         for mode, drive in (("burst", lambda: _burst(clients, rounds, 1.0)), ("paced", lambda: _paced(clients, paced_s, seed))):
             marks = [len(c.trips) for c in clients]
-            began = time.monotonic()
+            began, cpu, background = time.monotonic(), server_cpu(), background_cpu()
             await drive()
-            walls[mode] = time.monotonic() - began
+            walls[mode], walls[f"{mode}_cpu"] = time.monotonic() - began, server_cpu() - cpu
+            walls[f"{mode}_background_cpu"] = background_cpu() - background
             trips[mode] = [t for c, m in zip(clients, marks) for t in c.trips[m:]]
         return trips, {c.task_pk: c.last_text or "" for c in clients}, walls
     finally:
