@@ -168,7 +168,13 @@ def aligned_for_tab(store: Store, task_pk: int, wanted: list[TurnSpec],
         found = _alignable_head(session, task_pk, principal)
         if found is None:
             return [], False
-        heads = {spec_of(t): t for t in found[1].as_turn_json()}
+        head_turns = found[1].as_turn_json()
+    return aligned_among(head_turns, wanted)
+
+
+def aligned_among(head_turns: list[TurnJson], wanted: list[TurnSpec]) -> tuple[list[TurnJson], bool]:
+    """`aligned_for_tab` over head turns already in hand (a save's rerun holds the draft it just stored)."""
+    heads = {spec_of(t): t for t in head_turns}
     out, waiting = [], False
     for spec in dict.fromkeys(wanted):
         turn = heads.get(spec)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +226,29 @@ def open_task(session: Session, principal: Principal, blobs: BlobStore, task_pk:
                     version=version, state=task.state, editable=editable, reviewable=reviewable, guidelines=spec.get("guidelines", "") or "",
                     language=language, speakers=sorted({t["speaker"] for t in turns}), turn_ids=ids, revision_pk=revision_pk,
                     reviewing=reviewable and editable)
+
+
+def view_after_save(view: TaskView, revision: models.TranscriptRevision, task_state: str) -> TaskView:
+    """What `open_task` would show right after this person's save stored `revision` (the task's head now)."""
+    turns = revision.as_turn_json()
+    return replace(view, version=int((revision.author_params or {})["task_version"]), turns=turns,
+                   turn_ids=turn_ids_of(revision), revision_pk=revision.pk, state=task_state,
+                   speakers=sorted({t["speaker"] for t in turns}))
+
+
+def refresh_view(session: Session, principal: Principal, blobs: BlobStore, view: TaskView) -> TaskView:
+    """`view` while the task's row still matches it (version, head, state) and this person's rights to it are the
+    same; else `open_task` again. A save's rerun reads one row instead of the whole task (head, recording, protocol).
+
+    A reviewer's view always reads the whole task (its version is the reviewed work's, another row).
+    """
+    task = _task(session, view.task_pk)
+    check_may_view(principal, task)
+    same = (not view.reviewable and not view.reviewing and task.version == view.version
+            and task.head_revision_pk == view.revision_pk and task.state == view.state
+            and (_is_editor(principal, task) and task.state in EDITABLE_STATES) == view.editable
+            and not _may_review(principal, task))
+    return view if same else open_task(session, principal, blobs, view.task_pk)
 
 
 def _clean(turns: Any, duration_s: float) -> list[TurnJson]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import math
 from dataclasses import dataclass, field
@@ -100,3 +101,21 @@ def load_settings(home: Path | str | None = None, database_url: str | None = Non
     home_path = Path(home or os.environ.get("TURNSCRIBE_HOME", "turnscribe-data")).resolve()
     url = database_url or os.environ.get("TURNSCRIBE_DATABASE_URL") or f"sqlite:///{home_path / 'turnscribe.db'}"
     return Settings(home=home_path, database_url=url, sign_in=load_sign_in_policy())
+
+
+SETTINGS_ENV = ("TURNSCRIBE_HOME", "TURNSCRIBE_DATABASE_URL", *SIGN_IN_ENV)  # everything load_settings() reads
+
+
+@functools.lru_cache(maxsize=8)
+def _settings_for(cwd: str, environment: tuple[str | None, ...]) -> Settings:
+    return load_settings()
+
+
+def current_settings() -> Settings:
+    """`load_settings()` for the environment and working folder as they are now, resolved once per distinct pair.
+
+    A long-running server asks for its settings on every script run (each editor save); this compares a few
+    strings instead of resolving the home on disk and parsing the sign-in policy again. A changed variable
+    (tests set their own home) is a new key, so it is read again; a malformed one raises as load_settings does.
+    """
+    return _settings_for(os.getcwd(), tuple(os.environ.get(name) for name in SETTINGS_ENV))

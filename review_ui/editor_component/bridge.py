@@ -30,14 +30,16 @@ from typing import Any
 
 import numpy as np
 
+from store import models
 from store.accounts import PermissionDenied, Principal
 from store.clock import utcnow
 from store.db import Store
 from store.pii_spans import KINDS, PiiError, mark_span, spans_for_revision, unmark_span
 from review_ui.alignment_worker import AlignmentWorker
 from review_ui.components.audio_window import clip_wav, envelope
-from review_ui.draft_alignment import TurnSpec, aligned_for_tab, spec_of
-from review_ui.editing import SaveConflict, TaskView, TurnValidationError, marking_revision, save_draft, submit
+from review_ui.draft_alignment import TurnSpec, aligned_among, aligned_for_tab, spec_of
+from review_ui.editing import (SaveConflict, TaskView, TurnValidationError, marking_revision, save_draft, submit,
+                               view_after_save)
 from review_ui.realign import Realigner, pending
 
 MAX_WINDOW_S = 120.0  # the most audio the browser is sent at once
@@ -60,6 +62,7 @@ class EditorSession:
     have: str | None = None  # the audio window the tab says it holds (`window_key`); not sent again
     doc_version: int | None = None  # the saved version the tab says it holds; its turns are not sent again
     submitted: bool = False  # this tab submitted the task: the page says so until it is left (later acks answer polls)
+    saved_view: TaskView | None = None  # the task as the last message's save left it (None: that message saved nothing)
 
     def needs_audio(self, window: dict[str, Any]) -> bool:
         return self.have != window_key(window)
@@ -129,6 +132,7 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
     window = message.get("window")
     if isinstance(window, dict) and all(_seconds(window.get(k)) for k in ("start", "end")):
         state.window = clamp_window(view, float(window["start"]), float(window["end"]))
+    state.saved_view = None
     if op in ("save", "submit", "pii"):
         ack.update((_pii if op == "pii" else _save)(store, principal, view, state, op, message))
         if ack["ok"]:
@@ -136,7 +140,7 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
             if ack.pop("spread", False) and op in ("save", "pii") and worker is not None:
                 worker.enqueue(store, view.task_pk)  # a draft, a mark's draft or a reviewer's edit: words in the background
     if op in ("save", "words") and ack["ok"]:
-        words = _words(store, principal, view, message, worker)
+        words = _words(store, principal, view, message, worker, state.saved_view if op == "save" else None)
         if op == "words" or words.get("ok", True):  # a save stored is answered as stored, aligned words or not
             ack.update(words)
     state.handled[mount] = seq
@@ -176,6 +180,9 @@ def _save(store: Store, principal: Principal, view: TaskView, state: EditorSessi
             session.rollback()
             return {"ok": False, "error": str(problem)}
         version = int(revision.author_params["task_version"])
+        task = session.get(models.Task, view.task_pk)  # as this save left it (the session holds it)
+        if task is not None and task.head_revision_pk == revision.pk:
+            state.saved_view = view_after_save(view, revision, task.state)
         pii = [s.to_json() for s in spans_for_revision(session, revision.pk)]
         spread = any(pending(t.get("words") or []) for t in revision.turns or [])
     state.since = utcnow()
@@ -192,12 +199,17 @@ def _wanted(message: dict[str, Any]) -> list[TurnSpec]:
 
 
 def _words(store: Store, principal: Principal, view: TaskView, message: dict[str, Any],
-           worker: AlignmentWorker | None) -> dict[str, Any]:
-    """The aligned words the task holds for the tab's pending turns, and whether the worker is still on them."""
+           worker: AlignmentWorker | None, saved: TaskView | None = None) -> dict[str, Any]:
+    """The aligned words the task holds for the tab's pending turns, and whether the worker is still on them;
+    `saved`: the task as this message's save left it (its head draft is not read again while the worker is busy;
+    the save itself checked that this person may change it)."""
     wanted = _wanted(message)
     if not wanted:
         return {}
     busy = worker is not None and worker.busy(store, view.task_pk)  # asked first: a worker that finishes now has stored
+    if saved is not None and busy:  # the draft this save stored is the head; what the worker stores meanwhile comes
+        aligned, waiting = aligned_among(saved.turns, wanted)  # with the tab's next poll (it polls while aligning)
+        return {"aligned": aligned, "aligning": waiting}
     try:
         aligned, waiting = aligned_for_tab(store, view.task_pk, wanted, principal)
     except (PermissionDenied, LookupError) as refused:

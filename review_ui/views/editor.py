@@ -23,15 +23,15 @@ import streamlit as st
 
 from store.accounts import PermissionDenied, Principal
 from store.pii_spans import KINDS, spans_for_revision
-from store.settings import load_settings
+from store.settings import current_settings
 from review_ui import editor_component
 from review_ui.alignment_worker import alignment_worker
 from review_ui.components.panels import break_reminder, comments_panel, history_panel, review_panel
-from review_ui.editing import TaskView, open_task
+from review_ui.editing import TaskView, open_task, refresh_view
 from review_ui.editor_component.bridge import EditorSession, first_window, handle, window_audio, window_key
 from review_ui.editor_component.keymap import load_keymap
 from review_ui.script_run import fragment_rerun, run_started
-from review_ui.session_auth import current_principal, get_store, require_page
+from review_ui.session_auth import get_store, recent_principal, require_page
 
 BREAK_CHECK_S = 60.0  # a save's rerun asks the store whether a break is due at most this often
 
@@ -62,6 +62,13 @@ def _view(principal: Principal, task_pk: int) -> TaskView:
     store = get_store()
     with store.session() as session:
         return open_task(session, principal, store.blobs, task_pk)
+
+
+def _refreshed(principal: Principal, view: TaskView) -> TaskView:
+    """`view` again after a message: the whole task is re-read only when its row no longer matches (`refresh_view`)."""
+    store = get_store()
+    with store.session() as session:
+        return refresh_view(session, principal, store.blobs, view)
 
 
 def _pii(view: TaskView) -> list[dict[str, object]]:
@@ -97,7 +104,7 @@ def editor_fragment(principal: Principal, task_pk: int, keymap: dict[str, list[s
     """Answer the component's message and draw it again (a message reruns only this); sign-in and task re-checked."""
     started = run_started()
     if fragment_rerun():
-        principal = current_principal()  # signed out or disabled meanwhile: the whole app shows the sign-in
+        principal = recent_principal()  # signed out or disabled meanwhile: the whole app shows the sign-in
         if principal is None:
             st.rerun()
     try:
@@ -107,8 +114,8 @@ def editor_fragment(principal: Principal, task_pk: int, keymap: dict[str, list[s
         if state is None:
             state = st.session_state[f"editor-session:{task_pk}"] = EditorSession(task_pk, first_window(view, turn - 1))
         handled = handle(get_store(), principal, view, state, st.session_state.get(key), alignment_worker())
-        if handled or fragment_rerun():
-            view = _view(principal, task_pk)  # the newest version and state, and may this person still open it
+        if handled or fragment_rerun():  # the newest version and state, and may this person still open it
+            view = _refreshed(principal, state.saved_view if handled and state.saved_view is not None else view)
     except (PermissionDenied, LookupError) as refused:
         st.error(f"This task cannot be opened: {refused}")
         return
@@ -157,7 +164,7 @@ def render_editor() -> None:
     head.title(view.title)
     with guide.popover("Guidelines"):
         st.markdown(view.guidelines or "This protocol has no written transcription guidelines.")
-    editor_fragment(principal, task_pk, load_keymap(load_settings().home), initial_turn(view))
+    editor_fragment(principal, task_pk, load_keymap(current_settings().home), initial_turn(view))
 
 
 if __name__ == "__main__":
