@@ -177,6 +177,15 @@ def test_ui_command_calls_serve(review_store, monkeypatch: pytest.MonkeyPatch) -
     assert all(group in help_text for group in ("users", "review", "ui"))
 
 
+def test_the_workbench_runs_without_a_full_garbage_collection_after_every_script_run() -> None:
+    """Streamlit's default gc.collect(2) after each run cost ~25 ms of server CPU per editor save (ui_bench part 5)."""
+    from review_ui.serve import streamlit_command
+
+    command = streamlit_command("127.0.0.1", 8601)
+    assert command[command.index("--runner.postScriptGC") + 1] == "false"
+    assert command[command.index("--server.fileWatcherType") + 1] == "none"
+
+
 def test_gold_calibration_notices_and_quality_commands(review_store) -> None:
     from tests.review_ui.helpers import approve_directly, submit, turn
 

@@ -67,10 +67,16 @@ def test_a_save_leaves_the_view_open_task_shows_and_the_rerun_reads_the_whole_ta
     assert state.ack["ok"] is False and state.ack["conflict"]["theirs_version"] == 2 and state.saved_view is None
     with store.session() as session:
         assert session.get(models.Task, task_pk).version == 2, "nothing stored over theirs"
-        session.get(models.Task, task_pk).assignee = "ann2"  # the task is taken away from ann1
+        session.get(models.Task, task_pk).state = "submitted"  # (as another tab's submit leaves it)
+        session.commit()
+    with store.session() as session:
+        done = refresh_view(session, ann1, store.blobs, fresh)
+    assert done.state == "submitted" and not done.editable
+    with store.session() as session:
+        session.get(models.Task, task_pk).assignee = "ann2"  # taken away: the row matches the view but for the assignee
         session.commit()
     with store.session() as session, pytest.raises(PermissionDenied):
-        refresh_view(session, ann1, store.blobs, fresh)
+        refresh_view(session, ann1, store.blobs, done)
 
 
 def test_a_save_without_personal_data_marks_does_not_walk_the_lineage_and_one_with_marks_carries_them(
