@@ -15,7 +15,10 @@ not saved yet), and every save's answer carries the spans that hold for the new 
 A draft that leaves spread words is queued for the background aligner (`alignment_worker`); a
 message may name the turns the tab shows without true word times (`pending`), and its answer
 carries the aligned words the task holds for them by now (`aligned`) and whether more are coming
-(`aligning`: the tab asks again with a "words" message, which changes nothing).
+(`aligning`: the tab asks again with a "words" message, which changes nothing). A save also leaves
+the task as it now stands (`EditorSession.saved_view`, what `open_task` would show), so the page's
+rerun checks one task row (`editing.refresh_view`) instead of reading the whole task again, and
+while the worker is on the draft the save's aligned words come from that draft, not a second read.
 No Streamlit here, so this is tested on both databases.
 """
 

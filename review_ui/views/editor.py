@@ -7,7 +7,9 @@ task lives in one `st.fragment`: the state caption, the reviewer's comments abov
 the component, the "submitted" note, the break reminder, the review panel (its turn list and the
 version it accepts) and the history. A message from the component (a save, a window) reruns only
 that fragment, not the app (no navigation, sidebar or guidelines), so these show the saved state
-after every save without a page load, and the sign-in and the task are checked again in it. The
+after every save without a page load, and the sign-in and the task are checked again in it (the
+sign-in as `session_auth.recent_principal` allows; the task's row, the whole task only when the row
+changed: `editing.refresh_view`). The
 history is read only while it is shown. Every message is handled by `bridge.handle` (saves with the optimistic
 version check; drafts' spread words go to the process's background aligner) before the component is drawn again with the answer; the audio window, its
 peaks and the saved turns are read and sent only while the tab does not hold them yet.
