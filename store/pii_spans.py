@@ -98,8 +98,8 @@ def mark_span(session: Session, principal: Principal, revision_pk: int, turn_ind
         raise PiiError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
     _word_range(session, revision_pk, turn_index, word_start, word_end)
     wanted = Span(turn_index, word_start, word_end, kind, principal.username)
-    turns = _revision(session, revision_pk).turns or []
-    for row, span in _rows_with_spans(session, revision_pk, turns):
+    revision = _revision(session, revision_pk)
+    for row, span in _rows_with_spans(session, revision, revision.turns or []):
         if span == wanted:  # already marked here or on an ancestor whose words these are (a repeated mark)
             return row
     row = models.PiiSpan(revision_pk=revision_pk, turn_index=turn_index, word_start=word_start, word_end=word_end,
