@@ -6,20 +6,11 @@ or is revoked by signing out. Only the username and the token live in Streamlit'
 state; the roles are read again from the store (`load_principal`) on each script run, so a
 disabled account, a removed role or a sign-out in another tab takes effect at once and
 nothing the browser sends can grant a role.
-
-An editor save reruns only the editor's fragment, twenty people at once on one core: such a
-rerun may trust this tab's own check for `SIGN_IN_RECHECK_S` (`recent_principal`). A sign-out
-anywhere in this server process ends that trust at once (`sign_out` counts them process-wide),
-and so does the session's expiry; only what another process changes (an account disabled with
-`turnscribe users disable`, a role removed, a sign-out served by another server) takes up to
-`SIGN_IN_RECHECK_S` to reach a fragment rerun. A whole run always asks the store.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 
 import streamlit as st
@@ -29,30 +20,12 @@ from store.accounts import (AuthenticationFailed, PermissionDenied, Principal, S
                             load_principal)
 from store.db import Store, open_store
 from store.settings import Settings, SignInPolicy, current_settings, enforce_offline
-from store.clock import utcnow
-from store.web_sessions import SESSION_TTL, open_web_session, revoke_web_session, signed_in_for_token
+from store.web_sessions import SESSION_TTL, open_web_session, principal_for_token, revoke_web_session
 
 USER_KEY = "signed_in_user"
 TOKEN_KEY = "web_session_token"
 COOKIE = "turnscribe_session"
 JUST_SIGNED_IN = "just_signed_in"  # the account page then forwards to the person's first work page
-CHECKED_KEY = "sign_in_checked"  # this tab's last check: (token, principal, monotonic time, session expiry, sign-outs then)
-SIGN_IN_RECHECK_S = 5.0  # how long a fragment rerun trusts this tab's last check (changes made by other processes)
-
-
-class _SignOuts:
-    """How many sign-outs this server process has served: a tab's remembered check is void after any."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-
-    def bump(self) -> None:
-        with self._lock:
-            self.count += 1
-
-
-SIGN_OUTS = _SignOuts()
 
 
 @st.cache_resource(show_spinner=False)
@@ -90,7 +63,6 @@ def sign_out() -> None:
         with get_store().session() as session:
             revoke_web_session(session, token)
             session.commit()
-    SIGN_OUTS.bump()  # every tab of this process asks the store again on its next run
     for key in list(st.session_state.keys()):
         del st.session_state[key]
     st.session_state[TOKEN_KEY] = ""  # the cookie writer clears the browser's copy
@@ -115,18 +87,14 @@ def current_principal() -> Principal | None:
     if token is None:
         token = _cookie()
     username = st.session_state.get(USER_KEY)
-    st.session_state.pop(CHECKED_KEY, None)
-    sign_outs = SIGN_OUTS.count  # read before the store: a sign-out during the check voids what it finds
     with get_store().session() as session:
         if token:
-            found = signed_in_for_token(session, token)
-            if found is None:
+            principal = principal_for_token(session, token)
+            if principal is None:
                 st.session_state.pop(USER_KEY, None)
                 st.session_state[TOKEN_KEY] = ""
                 return None
-            principal, expires_at = found
             st.session_state[USER_KEY], st.session_state[TOKEN_KEY] = principal.username, token
-            st.session_state[CHECKED_KEY] = (token, principal, time.monotonic(), expires_at, sign_outs)
             return principal
         if not username:
             return None
@@ -135,18 +103,6 @@ def current_principal() -> Principal | None:
         except AuthenticationFailed:
             st.session_state.pop(USER_KEY, None)
             return None
-
-
-def recent_principal() -> Principal | None:
-    """`current_principal()`, or the principal this tab's own check found when it is under SIGN_IN_RECHECK_S old, for
-    the same token, with no sign-out served by this process since and the session not expired (see the module)."""
-    checked = st.session_state.get(CHECKED_KEY)
-    if checked is not None:
-        token, principal, at, expires_at, sign_outs = checked
-        if (token and token == st.session_state.get(TOKEN_KEY) and sign_outs == SIGN_OUTS.count
-                and time.monotonic() - at < SIGN_IN_RECHECK_S and utcnow() < expires_at):
-            return principal  # type: ignore[no-any-return]
-    return current_principal()
 
 
 def write_session_cookie() -> None:

@@ -41,10 +41,8 @@ def open_web_session(session: Session, username: str, *, ttl: dt.timedelta = SES
     return token
 
 
-def signed_in_for_token(session: Session, token: str | None, *,
-                        now: dt.datetime | None = None) -> tuple[Principal, dt.datetime] | None:
-    """(who this browser's token signs in, when its session expires), or None when it is unknown, expired,
-    revoked or its account is disabled."""
+def principal_for_token(session: Session, token: str | None, *, now: dt.datetime | None = None) -> Principal | None:
+    """Who this browser's token signs in, or None when it is unknown, expired, revoked or its account is disabled."""
     if not isinstance(token, str) or not token:
         return None
     row = session.get(models.WebSession, _digest(token))
@@ -52,15 +50,9 @@ def signed_in_for_token(session: Session, token: str | None, *,
     if row is None or row.revoked_at is not None or _aware(row.expires_at) <= now:
         return None
     try:
-        return load_principal(session, row.username), _aware(row.expires_at)
+        return load_principal(session, row.username)
     except AuthenticationFailed:
         return None
-
-
-def principal_for_token(session: Session, token: str | None, *, now: dt.datetime | None = None) -> Principal | None:
-    """Who this browser's token signs in, or None when it is unknown, expired, revoked or its account is disabled."""
-    found = signed_in_for_token(session, token, now=now)
-    return found[0] if found is not None else None
 
 
 def revoke_web_session(session: Session, token: str | None, *, now: dt.datetime | None = None) -> bool:

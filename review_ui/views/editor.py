@@ -8,8 +8,7 @@ the component, the "submitted" note, the break reminder, the review panel (its t
 version it accepts) and the history. A message from the component (a save, a window) reruns only
 that fragment, not the app (no navigation, sidebar or guidelines), so these show the saved state
 after every save without a page load, and the sign-in and the task are checked again in it (the
-sign-in as `session_auth.recent_principal` allows; the task's row, the whole task only when the row
-changed: `editing.refresh_view`). The
+task's row; the whole task only when the row changed: `editing.refresh_view`). The
 history is read only while it is shown. Every message is handled by `bridge.handle` (saves with the optimistic
 version check; drafts' spread words go to the process's background aligner) before the component is drawn again with the answer; the audio window, its
 peaks and the saved turns are read and sent only while the tab does not hold them yet.
@@ -33,7 +32,7 @@ from review_ui.editing import TaskView, open_task, refresh_view
 from review_ui.editor_component.bridge import EditorSession, first_window, handle, window_audio, window_key
 from review_ui.editor_component.keymap import load_keymap
 from review_ui.script_run import fragment_rerun, run_started
-from review_ui.session_auth import get_store, recent_principal, require_page
+from review_ui.session_auth import current_principal, get_store, require_page
 
 BREAK_CHECK_S = 60.0  # a save's rerun asks the store whether a break is due at most this often
 
@@ -106,7 +105,7 @@ def editor_fragment(principal: Principal, task_pk: int, keymap: dict[str, list[s
     """Answer the component's message and draw it again (a message reruns only this); sign-in and task re-checked."""
     started = run_started()
     if fragment_rerun():
-        principal = recent_principal()  # signed out or disabled meanwhile: the whole app shows the sign-in
+        principal = current_principal()  # signed out or disabled meanwhile: the whole app shows the sign-in
         if principal is None:
             st.rerun()
     try:
