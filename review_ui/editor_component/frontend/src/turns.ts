@@ -9,6 +9,8 @@ export interface Word { text: string; start: number; end: number; probability: n
 export interface Turn { speaker: string; start: number; end: number; text: string; words: Word[]; id?: string }
 
 export const MIN_TURN_S = 0.01;
+/** How far a word may start before the previous one ends (rounding): review_ui/edit_limits.py WORD_OVERLAP_S. */
+export const WORD_OVERLAP_S = 0.02;
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 export const tokens = (text: string): string[] => text.split(/\s+/).filter(Boolean);
@@ -59,7 +61,11 @@ export function splitAt(turns: Turn[], i: number, offset: number): Turn[] {
 export function mergeWithPrevious(turns: Turn[], i: number): Turn[] {
   if (i <= 0) throw new Error("the first turn has no previous turn to merge with");
   const a = turns[i - 1], b = turns[i];
-  const aligned = wordsMatch(a) && wordsMatch(b);
+  // a backchannel under the earlier turn has its words inside the earlier turn's: joined, they would not follow one
+  // another in time (the server refuses that), so the merged turn's words are spread again and aligned on the server
+  const follows = b.words.length === 0 || a.words.length === 0
+    || b.words[0].start >= a.words[a.words.length - 1].end - WORD_OVERLAP_S;
+  const aligned = wordsMatch(a) && wordsMatch(b) && follows;
   const merged: Turn = { ...a, start: Math.min(a.start, b.start), end: Math.max(a.end, b.end),
     text: [a.text.trim(), b.text.trim()].filter(Boolean).join(" "), words: aligned ? [...a.words, ...b.words] : [] };
   return [...turns.slice(0, i - 1), merged, ...turns.slice(i + 1)];
