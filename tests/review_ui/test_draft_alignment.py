@@ -113,13 +113,17 @@ def test_a_newer_save_of_another_turn_is_kept_when_the_alignment_lands(review_st
     assert head.turns[0]["words"] == plan.turns[0]["words"], "the same text and bounds take the alignment found"
 
 
-def test_the_bridge_queues_a_spread_draft_and_answers_with_its_aligned_words(review_store: ReviewStore) -> None:
-    rs = review_store
+def _annotators_tab(rs: ReviewStore) -> tuple[Any, int, TaskView, EditorSession, AlignmentWorker]:
+    """ann1's open task as a fresh tab sees it, with its own aligner: (ann1, task, view, tab session, worker)."""
     ann1 = rs.add_user("ann1", "annotator")
     task_pk = make_task(rs, "ann1")
     view = _open(rs, ann1, task_pk)
-    state = EditorSession(task_pk, first_window(view, 0))
-    worker = AlignmentWorker()
+    return ann1, task_pk, view, EditorSession(task_pk, first_window(view, 0)), AlignmentWorker()
+
+
+def test_the_bridge_queues_a_spread_draft_and_answers_with_its_aligned_words(review_store: ReviewStore) -> None:
+    rs = review_store
+    ann1, task_pk, view, state, worker = _annotators_tab(rs)
     turns = _corrected(view.turns, CORRECTED)
     pending = [{"start": turns[0]["start"], "end": turns[0]["end"], "text": CORRECTED}]
     message = {"mount": "tab", "seq": 1, "op": "save", "base_version": 0, "turns": turns, "pending": pending}
@@ -167,11 +171,7 @@ def _wait_for_words(rs: ReviewStore, who, view: TaskView, state: EditorSession, 
 
 def test_a_marks_draft_is_aligned_in_the_background_and_keeps_its_mark(review_store: ReviewStore) -> None:
     rs = review_store
-    ann1 = rs.add_user("ann1", "annotator")
-    task_pk = make_task(rs, "ann1")
-    view = _open(rs, ann1, task_pk)
-    state = EditorSession(task_pk, first_window(view, 0))
-    worker = AlignmentWorker()
+    ann1, task_pk, view, state, worker = _annotators_tab(rs)
     turns = _corrected(view.turns, CORRECTED)  # typed, then marked before the autosave: the mark saves the draft
     mark = {"action": "mark", "turn": 0, "word_start": 9, "word_end": 10, "kind": "number"}  # "three,"
     assert handle(rs.store, ann1, view, state, {"mount": "tab", "seq": 1, "op": "pii", "base_version": 0,

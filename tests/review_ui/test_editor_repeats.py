@@ -69,6 +69,21 @@ def test_a_repeat_the_server_forgot_is_answered_as_the_save_and_the_submit_it_re
     assert stranger.ack["ok"] is False and "can no longer be edited" in stranger.ack["error"]
 
 
+def _handled_twice_at_once(rs: ReviewStore, who: Principal, view: TaskView, task_pk: int,
+                           msg: dict[str, Any]) -> list[EditorSession]:
+    """Two script runs of one session handle copies of `msg`: both wait at the version check, then race for it."""
+    runs = [EditorSession(task_pk, first_window(view, 0)) for _ in range(2)]
+    with task_locked(rs.store, task_pk):
+        threads = [threading.Thread(target=handle, args=(rs.store, who, view, run, {**msg, "attempt": n}))
+                   for n, run in enumerate(runs)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+    for thread in threads:
+        thread.join(timeout=60)
+    return runs
+
+
 def test_a_save_saved_over_since_still_conflicts(review_store: ReviewStore) -> None:
     ann1 = review_store.add_user("ann1", "annotator")
     task_pk = make_task(review_store, "ann1")
@@ -92,16 +107,7 @@ def test_a_repeat_handled_while_the_first_copy_still_is_stores_it_once(review_st
     for seq, op in ((1, "save"), (2, "submit")):
         base = seq - 1
         turns = [{**view.turns[0], "text": f"{op} at once"}, *view.turns[1:]]
-        runs = [EditorSession(task_pk, first_window(view, 0)) for _ in range(2)]  # two script runs of one session
-        with task_locked(review_store.store, task_pk):  # both wait at the version check, then race for it
-            threads = [threading.Thread(target=handle, args=(review_store.store, ann1, view, run,
-                                                             {**message(seq, op, base, turns), "attempt": n}))
-                       for n, run in enumerate(runs)]
-            for thread in threads:
-                thread.start()
-            time.sleep(1.5)
-        for thread in threads:
-            thread.join(timeout=60)
+        runs = _handled_twice_at_once(review_store, ann1, view, task_pk, message(seq, op, base, turns))
         assert [(r.ack or {}).get("ok") for r in runs] == [True, True], [r.ack for r in runs]
         assert {r.ack["version"] for r in runs} == {seq}, "both answered with the one revision stored"
     assert _stored(review_store, task_pk) == [("draft", "save at once"), ("submitted", "submit at once")]
@@ -144,16 +150,7 @@ def test_two_copies_of_a_mark_handled_at_once_make_one_mark(review_store: Review
     task_pk = make_task(review_store, "ann1")
     view = _open(review_store, ann1, task_pk)
     edited = [{**view.turns[0], "text": "Marked at once."}, *view.turns[1:]]
-    runs = [EditorSession(task_pk, first_window(view, 0)) for _ in range(2)]
-    with task_locked(review_store.store, task_pk):
-        threads = [threading.Thread(target=handle, args=(review_store.store, ann1, view, run,
-                                                         {**_mark_message(1, 0, edited), "attempt": n}))
-                   for n, run in enumerate(runs)]
-        for thread in threads:
-            thread.start()
-        time.sleep(1.5)
-    for thread in threads:
-        thread.join(timeout=60)
+    runs = _handled_twice_at_once(review_store, ann1, view, task_pk, _mark_message(1, 0, edited))
     assert [(r.ack or {}).get("ok") for r in runs] == [True, True], [r.ack for r in runs]
     assert {r.ack["version"] for r in runs} == {1}
     assert _stored(review_store, task_pk) == [("draft", "Marked at once.")] and _count(review_store, models.PiiSpan) == 1
