@@ -122,6 +122,8 @@ def handle(store: Store, principal: Principal, view: TaskView, state: EditorSess
             or not 0 < len(message["mount"]) <= MAX_MOUNT_CHARS):
         return False  # not the component's message: nothing to answer it by (the tab matches answers by mount and seq)
     mount, seq = message["mount"], message["seq"]
+    if worker is not None and message.get("op") in ("save", "submit", "pii"):
+        worker.note_activity()  # background alignment waits while people are saving (a tab's poll for words is not)
     if seq <= state.handled.get(mount, 0):
         return False  # a repeat (the browser did not see our answer yet): the stored ack answers it
     op = message.get("op")
