@@ -157,6 +157,28 @@ def signed_in_page(pw: Any, url: str, username: str = "ann1") -> tuple[Any, Any]
     return browser, page
 
 
+def drag_selected_end(frame: Any, page: Any, dx: float) -> None:
+    """Drag the selected turn's end on the waveform by `dx` px (its lane: the speaker's place in the row's select);
+    the release (mouseup) is what the harness times. Raises when the turn's end did not move: a missed edge would
+    time a click instead."""
+    def selected() -> tuple[int, str]:
+        return tuple(frame.locator(".turn.selected").evaluate(  # type: ignore[return-value]
+            "(r) => [r.querySelector('select').selectedIndex, r.querySelector('.times').textContent]"))
+    lane, times = selected()
+    end = float(times.split("–")[1].split()[0])
+    canvas = frame.locator("canvas#wave")
+    box = canvas.bounding_box()
+    start_s, end_s = (float(canvas.get_attribute(f"data-{edge}")) for edge in ("start", "end"))
+    x, y = box["x"] + (end - start_s) / (end_s - start_s) * box["width"], box["y"] + 90 + 18 * lane + 9  # WAVE_H, LANE_H
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx / 2, y)
+    page.mouse.move(x + dx, y)
+    page.mouse.up()
+    if selected()[1] == times:
+        raise RuntimeError(f"boundary drag: the selected turn's end did not move ({times}, lane {lane}, x {x:.0f})")
+
+
 def run(url: str, task_pk: int, repeats: int, hour: bool) -> tuple[float, list[dict[str, float]]]:
     from playwright.sync_api import sync_playwright
 
@@ -187,6 +209,7 @@ def run(url: str, task_pk: int, repeats: int, hour: bool) -> tuple[float, list[d
         rows.append(measure(frame, page, "waveform click (seek)", repeats,
                             lambda i: page.mouse.click(box["x"] + box["width"] * (0.2 + 0.02 * i), box["y"] + 40)))
         frame.locator("#player").evaluate("(a) => a.pause()")
+        rows.append(measure(frame, page, "boundary drag", repeats, lambda i: drag_selected_end(frame, page, 8 if i % 2 else -8)))
 
         def play(i: int) -> None:
             frame.locator("#player").evaluate("(a) => a.pause()")
