@@ -211,10 +211,11 @@ def _label_runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(a), int(b), int(labels[a])) for a, b in zip(starts, ends)]
 
 
-# Clustering, re-segmentation, the separation statistics and the per-recording overlap model work on
-# matrices of a few thousand frames: BLAS/OpenMP threads there spin more than they compute. Measured on the
-# six committed dialogues (/tmp script timing `pre(x)` with time.process_time, machine shared): 45.0 s of CPU
-# with the libraries' default threads, 30.8 s with these steps on one thread (overlap model 16.6 s -> 4.8 s).
+# Clustering, re-segmentation and the separation statistics work on matrices of a few thousand frames:
+# BLAS/OpenMP threads there spin more than they compute. Measured on the six committed dialogues (/tmp script
+# timing `pre(x)` with time.process_time, machine shared), when a per-recording overlap model (since replaced
+# by the trained one) also ran there: 45.0 s of CPU with the libraries' default threads, 30.8 s with these
+# steps on one thread (that overlap model 16.6 s -> 4.8 s).
 SMALL_MATRIX_THREADS = 1
 
 
