@@ -441,13 +441,19 @@ def browser_round_trips(workdir: Path, people: int, rounds: int, paced_s: float)
         process.terminate()
         process.wait(timeout=30)
         pin(own)
-    store = open_store(Settings(home=home, database_url=f"sqlite:///{home / 'turnscribe.db'}"))
-    with store.session() as session:  # every tab's last text is the head revision's: nothing lost
-        heads = {t.pk: session.get(models.TranscriptRevision, t.head_revision_pk) for t in
-                 session.scalars(select(models.Task).where(models.Task.pk.in_(typed)))}
-        results["lost"] = sum(1 for pk, text_ in typed.items() if heads[pk] is None or heads[pk].turns[0]["text"] != text_)
-    store.close()
+    results["lost"] = len(heads_without(home, typed))
     return results
+
+
+def heads_without(home: Path, typed: dict[int, str]) -> list[int]:
+    """The tasks (of `typed`: task -> the first turn's last typed or acknowledged text) whose stored head revision
+    does not hold that text: work lost."""
+    store = open_store(Settings(home=home, database_url=f"sqlite:///{home / 'turnscribe.db'}"))
+    with store.session() as session:
+        heads = {t.pk: session.get(models.TranscriptRevision, t.head_revision_pk) if t.head_revision_pk else None
+                 for t in session.scalars(select(models.Task).where(models.Task.pk.in_(typed)))}
+    store.close()
+    return [pk for pk, text in typed.items() if heads.get(pk) is None or heads[pk].turns[0]["text"] != text]
 
 
 def sampled_hotspots(prefix: Path, top: int = 25) -> list[str]:
@@ -515,15 +521,7 @@ def ws_round_trips(workdir: Path, people: int, rounds: int, paced_s: float, samp
         process.terminate()
         process.wait(timeout=30)
         pin(own)
-    store = open_store(Settings(home=home, database_url=f"sqlite:///{home / 'turnscribe.db'}"))
-    with store.session() as session:  # every client's last acknowledged text is the head revision's: nothing lost
-        wrong = []
-        for task_pk, typed in last_texts.items():
-            task = session.get(models.Task, task_pk)
-            head = session.get(models.TranscriptRevision, task.head_revision_pk) if task.head_revision_pk else None
-            if head is None or head.turns[0]["text"] != typed:
-                wrong.append(task_pk)
-    store.close()
+    wrong = heads_without(home, last_texts)  # every client's last acknowledged text is the head revision's
     if wrong:
         raise RuntimeError(f"part 5: the store does not hold the last acknowledged text of tasks {wrong}")
     results: dict[str, object] = {"people": people, "placement": placement, "lost": 0, "open_s": walls["open"],
