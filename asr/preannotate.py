@@ -91,8 +91,9 @@ class Preannotator:
                          f"{', '.join(declared_languages)}")
         if num_speakers is not None and len(diarization.speakers) < num_speakers and duration > 5:
             flags.append(f"{len(diarization.speakers)} speaker(s) found, {num_speakers} declared")
-        separation = separation_flag(diarization.params.get("cluster_separation"),
-                                     diarization.params.get("cluster_agreement"))  # threshold and its data: there
+        separation = separation_flag(diarization.params.get("cluster_separation"),  # thresholds and their data: there
+                                     diarization.params.get("cluster_agreement"),
+                                     diarization.params.get("cluster_voice_distance"))
         if separation is not None:
             flags.append(separation)
         params = {

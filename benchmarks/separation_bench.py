@@ -13,8 +13,9 @@ declares):
 - *one voice registered as two*: each speaker's own speech (other speakers' turns cut
   out) from the same recordings. A flag here is a detection.
 
-Prints one line per case (silhouette, held-out agreement, flagged) and, per group, the
-false alarms and detections of `diarization.separation.separation_flag` at its thresholds.
+Prints one line per case (silhouette, held-out agreement, voice distance, flagged) and, per
+group, the false alarms and detections of `diarization.separation.separation_flag` at its
+thresholds.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from diarization.embedded import EmbeddedDiarizer
 from diarization.separation import separation_flag
 
 
-def measurements(diarizer: EmbeddedDiarizer, conversations: list[Conversation],
-                 one_voices: bool = True) -> list[tuple[str, str, float | None, float | None]]:
-    """(case, "two" or "one", cluster_separation, cluster_agreement) for each conversation and each
-    of its speakers."""
+Row = tuple[str, str, float | None, float | None, float | None]
+
+
+def measurements(diarizer: EmbeddedDiarizer, conversations: list[Conversation], one_voices: bool = True) -> list[Row]:
+    """(case, "two" or "one", cluster_separation, cluster_agreement, cluster_voice_distance) for each
+    conversation and each of its speakers."""
     out = []
     for conversation in conversations:
         cases = [(conversation.name, "two", conversation.audio)]
@@ -39,7 +42,8 @@ def measurements(diarizer: EmbeddedDiarizer, conversations: list[Conversation],
                   for s in (conversation.speakers if one_voices else [])]
         for name, kind, audio in cases:
             params = diarizer(audio, num_speakers=2).params
-            out.append((name, kind, params.get("cluster_separation"), params.get("cluster_agreement")))
+            out.append((name, kind, params.get("cluster_separation"), params.get("cluster_agreement"),
+                        params.get("cluster_voice_distance")))
     return out
 
 
@@ -55,18 +59,20 @@ def main() -> None:
     groups |= {str(folder): synthetic_conversations(folder) for folder in args.sets}
     for group, conversations in groups.items():
         rows = measurements(diarizer, conversations, not args.two_only)
-        for case, kind, separation, agreement in rows:
-            flagged = separation_flag(separation, agreement) is not None
-            print(f"{group}\t{kind}\t{case}\t{separation}\t{agreement}\t{'FLAG' if flagged else '-'}")
+        for case, kind, separation, agreement, distance in rows:
+            flagged = separation_flag(separation, agreement, distance) is not None
+            print(f"{group}\t{kind}\t{case}\t{separation}\t{agreement}\t{distance}\t{'FLAG' if flagged else '-'}")
         for kind, what in (("two", "false alarms"), ("one", "flagged")):
-            cases = [(s, a) for _, k, s, a in rows if k == kind]
+            cases = [(s, a, d) for _, k, s, a, d in rows if k == kind]
             if cases:
-                silhouettes = [s for s, _ in cases if s is not None]
-                agreements = [a for _, a in cases if a is not None]
+                silhouettes = [s for s, _, _ in cases if s is not None]
+                agreements = [a for _, a, _ in cases if a is not None]
+                distances = [d for _, _, d in cases if d is not None]
                 print(f"# {group}, {kind} voice(s): silhouette {min(silhouettes, default=float('nan')):.4f}-"
                       f"{max(silhouettes, default=float('nan')):.4f}, agreement {min(agreements, default=float('nan')):.4f}-"
-                      f"{max(agreements, default=float('nan')):.4f}; {what} "
-                      f"{sum(separation_flag(s, a) is not None for s, a in cases)}/{len(cases)}")
+                      f"{max(agreements, default=float('nan')):.4f}, distance {min(distances, default=float('nan')):.4f}-"
+                      f"{max(distances, default=float('nan')):.4f}; {what} "
+                      f"{sum(separation_flag(*case) is not None for case in cases)}/{len(cases)}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ and these statistics of its two clusters are printed:
 - ``heldout_acc``: share of a cluster's runs (>= 0.3 s) that per-cluster MFCC GMMs trained
   on the *other* runs (alternate runs, two folds) give to the right cluster;
 - ``voice_distance``: the clusters' distance in a trained LDA backend's space
-  (`benchmarks.voice_backend`, trained by `benchmarks/train_voice_backend.py` on seeds that are
-  never evaluated).
+  (`diarization.voice_backend`, trained by `diarization/training/train_voice_backend.py` on seeds
+  that are never evaluated; the flag now uses it, vetoed by the agreement).
 
 A statistic is usable when some threshold puts every one-voice case on one side and every
 two-voice case on the other; the summary prints, per statistic, the two-voice range, the
@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.voice_backend import voice_distance
 from collection.clustering import unit_rows
 from collection.synthetic.reference_audio import one_voice, real_conversations, synthetic_conversations
 from diarization import embedded
 from diarization.embedded import EmbeddedDiarizer
 from diarization.separation import heldout_agreement
+from diarization.voice_backend import voice_distance
 
 WINDOW_FRAMES = 100  # the diarizer's 1 s windows on its 10 ms grid
 # (statistic, True when one voice is expected to score higher than two voices)

@@ -4,20 +4,24 @@ measured once on fresh held-out sets.
 `python benchmarks/separation_rule_bench.py measure --out ROWS.jsonl [--sets DIR ...] [--skip-real]`
 writes one JSON line per case: group, kind ("two": a recording of two voices, a flag is a false
 alarm; "one": one speaker's own speech diarized as two, a flag is a detection), silhouette and
-held-out agreement (the diarizer's ``cluster_separation`` and ``cluster_agreement``) and the
-trained backend's voice distance of the same two clusters (`benchmarks.voice_backend`). The cases
-are `benchmarks/separation_bench.py`'s (embedded diarizer, num_speakers=2).
+held-out agreement and voice distance (the diarizer's ``cluster_separation``, ``cluster_agreement``
+and ``cluster_voice_distance``). The cases are `benchmarks/separation_bench.py`'s (embedded
+diarizer, num_speakers=2).
 
 `python benchmarks/separation_rule_bench.py choose CALIBRATION.jsonl` fixes the combined rule's
 constants from calibration rows only, by the procedure below, and prints them.
 
+`python benchmarks/separation_rule_bench.py cost [DIR]` prints the voice distance's share of the
+embedded diarizer's CPU time on a dialogue folder (default: the committed set).
+
 `python benchmarks/separation_rule_bench.py score ROWS.jsonl ...` prints, per group, the false
-alarms and detections of today's flag and of the combined rule (`combined_flag`).
+alarms and detections of the flag without the distance and with it (`separation_flag`, which
+now holds the rule: `VOICE_DISTANCE_FLAG`, `AGREEMENT_VETO`).
 
 The combined rule, written down before any fresh held-out set existed:
 
     warn = silhouette < 0.115  OR  agreement < 0.45            (today's flag, unchanged)
-           OR (distance < DISTANCE_FLAG AND agreement < AGREEMENT_VETO)
+           OR (distance < VOICE_DISTANCE_FLAG AND agreement < AGREEMENT_VETO)
 
 The distance says "these two clusters lie as close as one voice's stretches do" in a space trained
 to tell voices apart; on noisy rooms and real voices it can fail for two voices (held-out seed 12
@@ -28,7 +32,7 @@ measured) makes its condition false.
 Constants, fixed by `choose` on the calibration rows only (committed set, realistic seeds 0, 10
 and 11; not the real sample, not seeds 12 or 13, which were seen):
 
-- DISTANCE_FLAG = 0.9 x the lowest two-voice distance, rounded down to 0.01 (the backend's own
+- VOICE_DISTANCE_FLAG = 0.9 x the lowest two-voice distance, rounded down to 0.01 (the backend's own
   calibration rule, unchanged);
 - AGREEMENT_VETO: on the grid 0.05, 0.10, ..., 0.95 (below 1: 1 would be no veto, the distance
   alone that was rejected), the smallest value that reaches the most one-voice detections with
@@ -41,8 +45,8 @@ dimensions stay at 8 (not chosen again). (A first retraining planned 6 dialogues
 so kept 15 of their 25 voices: found from the generated sets' truth.json before any of them was
 diarized; the procedure was rerun on calibration with the corrected backend.)
 
-Chosen (`choose` on the calibration rows, with the retrained backend): DISTANCE_FLAG = 0.46
-(lowest two-voice distance 0.5154, seed 0 dlg004: two women on a telephone line) and
+Chosen (`choose` on the calibration rows, with the retrained backend): VOICE_DISTANCE_FLAG = 0.46
+(lowest two-voice distance 0.5154, the committed set's dlg004: two women, silhouette 0.168) and
 AGREEMENT_VETO = 0.85 (one voice registered as two flagged: 0.05-0.45 11/48 as today, 0.50 12,
 0.60 13, 0.65 14, 0.75 16, 0.80 19, 0.85-0.95 20/48; no false alarm in 24 at any of them).
 
@@ -77,44 +81,30 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from benchmarks.separation_candidates_bench import captured_diarizer
-from benchmarks.voice_backend import voice_distance
-from collection.synthetic.reference_audio import one_voice, real_conversations, synthetic_conversations
-from diarization.separation import separation_flag
+from benchmarks.separation_bench import measurements
+from collection.synthetic.reference_audio import real_conversations, synthetic_conversations
+from diarization.embedded import EmbeddedDiarizer
+from diarization.separation import AGREEMENT_VETO, VOICE_DISTANCE_FLAG, separation_flag
+
+GRID = [round(0.05 * i, 2) for i in range(1, 20)]
 
 
 def measure(out: Path, sets: list[Path], real: bool) -> None:
-    """Append one row per case to `out` (JSON lines), flushed as it goes."""
-    diarizer, seen = captured_diarizer()
+    """Append one row per case to `out` (JSON lines), written per group."""
+    diarizer = EmbeddedDiarizer()
     groups: dict[str, Any] = {"real": real_conversations()} if real else {}
     groups |= {str(folder): synthetic_conversations(folder) for folder in sets}
     with out.open("a") as sink:
         for group, conversations in groups.items():
-            for conversation in conversations:
-                cases = [(conversation.name, "two", conversation.audio)]
-                cases += [(f"{conversation.name}:{s}", "one", one_voice(conversation, s)) for s in conversation.speakers]
-                for name, kind, audio in cases:
-                    seen.clear()
-                    params = diarizer(audio, num_speakers=2).params
-                    started = time.process_time()
-                    distance = (voice_distance(seen["embeddings"], seen["starts"], seen["labels"])
-                                if "labels" in seen else None)
-                    row = {"group": group, "kind": kind, "case": name,
-                           "silhouette": params.get("cluster_separation"),
-                           "agreement": params.get("cluster_agreement"), "distance": distance,
-                           "distance_cpu_s": round(time.process_time() - started, 5)}
-                    sink.write(json.dumps(row) + "\n")
-                    sink.flush()
-                    print(json.dumps(row), flush=True)
+            for case, kind, separation, agreement, distance in measurements(diarizer, conversations):
+                row = {"group": group, "kind": kind, "case": case, "silhouette": separation,
+                       "agreement": agreement, "distance": distance}
+                sink.write(json.dumps(row) + "\n")
+                print(json.dumps(row), flush=True)
 
 
-DISTANCE_FLAG = 0.46
-AGREEMENT_VETO = 0.85
-GRID = [round(0.05 * i, 2) for i in range(1, 20)]
-
-
-def combined_flag(row: dict[str, Any], distance_flag: float, agreement_veto: float) -> bool:
-    """Today's flag, or a backend distance under `distance_flag` that the agreement does not veto."""
+def candidate_flag(row: dict[str, Any], distance_flag: float, agreement_veto: float) -> bool:
+    """The rule of `separation_flag` with other constants for the distance and the veto (`choose`)."""
     if separation_flag(row["silhouette"], row["agreement"]) is not None:
         return True
     distance, agreement = row["distance"], row["agreement"]
@@ -122,7 +112,7 @@ def combined_flag(row: dict[str, Any], distance_flag: float, agreement_veto: flo
 
 
 def choose(rows: list[dict[str, Any]]) -> tuple[float, float]:
-    """(DISTANCE_FLAG, AGREEMENT_VETO) from calibration `rows` by the procedure in the docstring."""
+    """(VOICE_DISTANCE_FLAG, AGREEMENT_VETO) from calibration `rows` by the procedure in the docstring."""
     import math
 
     two = [r for r in rows if r["kind"] == "two"]
@@ -131,27 +121,59 @@ def choose(rows: list[dict[str, Any]]) -> tuple[float, float]:
     distance_flag = math.floor(0.9 * lowest * 100) / 100
     best, veto = -1, GRID[0]
     for candidate in GRID:
-        if any(combined_flag(r, distance_flag, candidate) for r in two):
+        if any(candidate_flag(r, distance_flag, candidate) for r in two):
             continue
-        caught = sum(combined_flag(r, distance_flag, candidate) for r in one)
+        caught = sum(candidate_flag(r, distance_flag, candidate) for r in one)
         print(f"agreement veto {candidate:.2f}: {caught}/{len(one)} one-voice cases flagged, 0/{len(two)} false alarms")
         if caught > best:
             best, veto = caught, candidate
-    print(f"lowest two-voice distance {lowest}: DISTANCE_FLAG {distance_flag}; AGREEMENT_VETO {veto}")
+    print(f"lowest two-voice distance {lowest}: VOICE_DISTANCE_FLAG {distance_flag} (shipped {VOICE_DISTANCE_FLAG}); "
+          f"AGREEMENT_VETO {veto} (shipped {AGREEMENT_VETO})")
     return distance_flag, veto
 
 
-def score(rows: list[dict[str, Any]], distance_flag: float, agreement_veto: float) -> None:
-    """Per group and kind: today's flags and the combined rule's, and each flagged case."""
+def score(rows: list[dict[str, Any]]) -> None:
+    """Per group and kind: the flags without the distance and with it (`separation_flag`), and each
+    case flagged with it."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["group"], row["kind"]), []).append(row)
     for (group, kind), members in groups.items():
-        today = [r for r in members if separation_flag(r["silhouette"], r["agreement"]) is not None]
-        combined = [r for r in members if combined_flag(r, distance_flag, agreement_veto)]
+        before = [r for r in members if separation_flag(r["silhouette"], r["agreement"]) is not None]
+        now = [r for r in members if separation_flag(r["silhouette"], r["agreement"], r["distance"]) is not None]
         what = "false alarms" if kind == "two" else "flagged"
-        print(f"{group}\t{kind}\t{what}: today {len(today)}/{len(members)}, combined {len(combined)}/{len(members)}"
-              f"\t{', '.join(r['case'] for r in combined)}")
+        print(f"{group}\t{kind}\t{what}: without the distance {len(before)}/{len(members)}, with it "
+              f"{len(now)}/{len(members)}\t{', '.join(r['case'] for r in now)}")
+
+
+def cost(folder: Path) -> None:
+    """The diarizer's CPU seconds on each dialogue of `folder` (num_speakers=2) and the voice distance's
+    share of them (timed around the diarizer's call of it), and the one-off read and check of the
+    backend file."""
+    from diarization import embedded, voice_backend
+
+    started = time.process_time()
+    voice_backend.shipped_backend()
+    load = time.process_time() - started
+    spent = [0.0]
+    measured = embedded.voice_distance
+
+    def timed(*args: Any) -> float | None:
+        begun = time.process_time()
+        try:
+            return measured(*args)
+        finally:
+            spent[0] += time.process_time() - begun
+
+    embedded.voice_distance = timed  # type: ignore[assignment]
+    diarizer = EmbeddedDiarizer()
+    total = 0.0
+    for conversation in synthetic_conversations(folder):
+        begun = time.process_time()
+        diarizer(conversation.audio, num_speakers=2)
+        total += time.process_time() - begun
+    print(f"backend read and checked once: {load:.4f} CPU s; diarizer {total:.2f} CPU s on {folder}, "
+          f"voice distance {spent[0]:.4f} CPU s ({100 * spent[0] / total:.3f}%)")
 
 
 def read_rows(paths: list[Path]) -> list[dict[str, Any]]:
@@ -168,18 +190,20 @@ def main() -> None:
     run.add_argument("--skip-real", action="store_true", help="skip the real recordings")
     pick = commands.add_parser("choose", help="fix the constants from calibration rows")
     pick.add_argument("rows", type=Path, nargs="+")
-    judge = commands.add_parser("score", help="today's flag and the combined rule on measured rows")
+    price = commands.add_parser("cost", help="the voice distance's share of the diarizer's CPU time")
+    price.add_argument("folder", type=Path, nargs="?", default=Path("collection/synthetic/dialogues"))
+    judge = commands.add_parser("score", help="the flag without and with the distance on measured rows")
     judge.add_argument("rows", type=Path, nargs="+")
-    judge.add_argument("--distance-flag", type=float, default=DISTANCE_FLAG)
-    judge.add_argument("--agreement-veto", type=float, default=AGREEMENT_VETO)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     if args.command == "measure":
         measure(args.out, args.sets, not args.skip_real)
+    elif args.command == "cost":
+        cost(args.folder)
     elif args.command == "choose":
         choose(read_rows(args.rows))
     else:
-        score(read_rows(args.rows), args.distance_flag, args.agreement_veto)
+        score(read_rows(args.rows))
 
 
 if __name__ == "__main__":

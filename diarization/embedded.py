@@ -100,7 +100,8 @@ Known limits:
   single voices. Declare the count when the protocol knows it (a dialogue has 2); when
   a declared count splits one voice, `cluster_separation` (the clusters' silhouette) is
   lowish, but not below every real two-voice call; `cluster_agreement` (two clusters' MFCC
-  models tested on held-out runs) catches a third of such splits: see `diarization.separation`.
+  models tested on held-out runs) and `cluster_voice_distance` (a trained voice backend) catch
+  some of such splits: see `diarization.separation`.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ from threadpoolctl import threadpool_limits
 from collection.clustering import pruned_laplacian, spectral_clustering, unit_rows
 from diarization.overlap_model import OverlapModel
 from diarization.separation import heldout_agreement
+from diarization.voice_backend import voice_distance
 from diarization.types import SAMPLE_RATE, DiarizationResult, ProgressHook, SpeakerSegment, exclusive_from
 
 FRAME_S = 0.01  # every decision is taken on this grid: Resemblyzer's mel hop
@@ -293,6 +295,7 @@ class EmbeddedDiarizer:
             if self.options.resegment and k > 1:
                 labels = self._resegment(samples, speech, labels, scores, k)
             agreement = self._agreement(samples, speech, labels) if k == 2 else None
+            distance = voice_distance(embeddings, starts, labels) if k == 2 else None
             overlapped = self._overlapped(labels, trained) if trained is not None and k > 1 else None
             segments, primary = self._segments(samples, speech, labels, k, overlapped, scores)
         report("clustering", 1.0)
@@ -301,6 +304,7 @@ class EmbeddedDiarizer:
         params["clusters"] = int(k)
         params["cluster_separation"] = separation
         params["cluster_agreement"] = agreement
+        params["cluster_voice_distance"] = distance
         return DiarizationResult(segments=segments, exclusive=exclusive_from(primary), params=params)
 
     def params(self, num_speakers: int | None = None, min_speakers: int | None = None,

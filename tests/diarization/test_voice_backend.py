@@ -1,21 +1,21 @@
-"""The trained voice backend (a rejected candidate for the separation flag, kept with its training
-script): LDA with whitened within-voice covariance, committed with a checksum."""
+"""The trained voice backend behind the separation flag's voice distance: LDA with whitened
+within-voice covariance, committed with a checksum and refused when it differs."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks.voice_backend import (
+from diarization.training.train_voice_backend import fit_backend, save_backend, seed_range
+from diarization.voice_backend import (
     BACKEND_FILE,
     BACKEND_SHA256,
     VoiceBackend,
-    fit_backend,
     load_backend,
-    save_backend,
     shipped_backend,
     voice_distance,
 )
@@ -90,3 +90,9 @@ def test_voice_distance_measures_the_clusters_in_the_backend_space() -> None:
     assert far is not None and far > 1e3
     assert near is not None and near < 1e-6
     assert voice_distance(windows, starts, np.zeros_like(labels), speaker_axis) is None, "one cluster"
+
+
+def test_the_training_refuses_seeds_that_are_evaluated() -> None:
+    assert seed_range("200-202,221") == [200, 201, 202, 221]
+    with pytest.raises(argparse.ArgumentTypeError, match="seeds \\[14, 15\\] are evaluated"):
+        seed_range("14-15,200")

@@ -1,12 +1,12 @@
-"""Train the voice backend (`benchmarks/voice_backend.npz`): LDA on Resemblyzer windows of many voices.
+"""Train the voice backend (`diarization/models/voice_backend.npz`): LDA on Resemblyzer windows of many voices.
 
-`python benchmarks/train_voice_backend.py --work DIR [--seeds 200-239] [--exclude-seeds 12 13 14:8 15:8]
-[--dims 8] [--out benchmarks/voice_backend.npz]`
+`python -m diarization.training.train_voice_backend --work DIR [--seeds 200-239]
+[--exclude-seeds 12 13 14:8 15:8] [--dims 8] [--out diarization/models/voice_backend.npz]`
 
 1. Realistic synthetic dialogues (``generator --realistic --count 6``: telephone lines, rooms,
    babble, office and traffic noise, level differences; 10 espeak-ng voices per seed) are
    generated into ``DIR/s<seed>`` for every training seed, unless already there. Training seeds
-   are never evaluated anywhere (the evaluated ones: 0-13 and the real sample).
+   are never evaluated anywhere (`train_overlap.EVALUATED_SEEDS` are refused; also 14 and 15).
    Each set takes about 20 CPU s to generate and 15 CPU s to embed.
 2. Every dialogue is run through the embedded diarizer's own front end (VAD, Resemblyzer 1 s
    windows every 0.2 s), and each window is labelled with its voice (espeak voice, speed and
@@ -18,18 +18,18 @@
    seeds 12 and 13 with 6 dialogues, 14 and 15 with 8: ``S:N``) meets no voice the backend was
    trained on. The voices are read from the
    generator's plan, so no audio of those seeds is needed.
-4. `diarization.voice_backend.fit_backend` trains the LDA (within-voice covariance whitened) and
-   the arrays are written with their provenance; the printed sha256 goes into
-   ``voice_backend.BACKEND_SHA256``.
+4. `fit_backend` trains the LDA (within-voice covariance whitened) and the arrays are written
+   with their provenance; the printed sha256 goes into ``diarization.voice_backend.BACKEND_SHA256``.
 
 The committed file: ``--seeds 200-207,221-226 --exclude-seeds 12 13 14:8 15:8 --dims 8`` (1284 windows,
-57 voices; 40 seeds were planned, 14 were generated in the time the shared machine gave). What it
-was for and why the flag does not use it: `benchmarks.voice_backend`.
+57 voices; 40 seeds were planned, 14 were generated in the time the shared machine gave); see
+`diarization/models/README.md`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -42,19 +42,67 @@ from collection.clustering import unit_rows
 from collection.synthetic.generator import plan_set
 from collection.synthetic.reference_audio import Conversation, synthetic_conversations
 from diarization.embedded import FRAME_S, EmbeddedDiarizer
-from benchmarks.voice_backend import BACKEND_FILE, fit_backend, save_backend
+from diarization.training.train_overlap import EVALUATED_SEEDS
+from diarization.voice_backend import BACKEND_FILE, VoiceBackend
 
 PURITY = 0.9  # share of a window one speaker's turns must cover
 SET_SIZE = 6  # dialogues per generated set (10 voices)
 
 
+HELD_OUT_SEEDS = {14, 15}  # realistic sets the separation flag's combined rule was measured on
+
+
 def seed_range(text: str) -> list[int]:
-    """``200-207,221-226`` (ranges and single seeds, comma-separated) as a list of seeds."""
+    """``200-207,221-226`` (ranges and single seeds, comma-separated) as a list of seeds; a seed that
+    any evaluation uses is an error."""
     seeds = []
     for part in text.split(","):
         first, _, last = part.partition("-")
         seeds.extend(range(int(first), int(last or first) + 1))
+    evaluated = sorted(set(seeds) & (EVALUATED_SEEDS | HELD_OUT_SEEDS))
+    if evaluated:
+        raise argparse.ArgumentTypeError(f"seeds {evaluated} are evaluated: never train on them")
     return seeds
+
+
+def fit_backend(windows: np.ndarray, voices: np.ndarray, dims: int, regularisation: float = 1e-3,
+                min_windows: int = 5) -> VoiceBackend:
+    """LDA with whitened within-voice covariance on `windows` (n, d) labelled by `voices` (n,);
+    voices with fewer than `min_windows` windows are left out."""
+    import scipy.linalg
+
+    names, index = np.unique(voices, return_inverse=True)
+    counts = np.bincount(index)
+    keep = counts[index] >= min_windows
+    x, index = np.asarray(windows, np.float64)[keep], index[keep]
+    used = np.unique(index)
+    if len(used) <= dims:
+        raise ValueError(f"{len(used)} voices with {min_windows}+ windows cannot train {dims} dimensions")
+    means = np.stack([x[index == c].mean(axis=0) for c in used])
+    sizes = np.array([(index == c).sum() for c in used], np.float64)
+    within = x - means[np.searchsorted(used, index)]
+    sw = within.T @ within / len(x)
+    mean = x.mean(axis=0)
+    between = means - mean
+    sb = (between * sizes[:, None]).T @ between / sizes.sum()
+    values, vectors = scipy.linalg.eigh(sb, sw + regularisation * np.eye(len(sw)))
+    order = np.argsort(values)[::-1][:dims]
+    return VoiceBackend(mean=mean, projection=vectors[:, order])
+
+
+def save_backend(backend: VoiceBackend, path: Path, **provenance: str) -> str:
+    """Write the backend (and text `provenance`) to `path` as an .npz whose bytes depend on the
+    arrays only (fixed zip timestamps, so a rerun of the training reproduces the checksum);
+    returns the file's sha256."""
+    import zipfile
+
+    arrays = {"mean": backend.mean, "projection": backend.projection,
+              **{key: np.array(value) for key, value in provenance.items()}}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for key, value in arrays.items():
+            with archive.open(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as member:
+                np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def generated_set(work: Path, seed: int) -> Path:
@@ -136,7 +184,7 @@ def main() -> None:
         print(f"seed {seed}: {int(keep.sum())} windows kept of {len(n)}", flush=True)
     x, y = np.concatenate(windows), np.concatenate(names)
     backend = fit_backend(x, y, args.dims)
-    command = (f"python benchmarks/train_voice_backend.py --seeds {','.join(map(str, args.seeds))} "
+    command = (f"python -m diarization.training.train_voice_backend --seeds {','.join(map(str, args.seeds))} "
                f"--exclude-seeds {' '.join(f'{s}:{n}' for s, n in args.exclude_seeds)} --dims {args.dims}")
     digest = save_backend(backend, args.out, command=command,
                           excluded_voices=" ".join(sorted(excluded)))
