@@ -6,8 +6,8 @@ four or more dialogues registers one voice twice; ``truth.json`` ``duplicates`` 
 pair). Each set is ingested into a throwaway SQLite store under the English protocol,
 voices are clustered as `find_duplicate_speakers` does, and the script prints the
 similarity of the true duplicate pair, the highest different-voice pair, whether the
-threshold separates them, and the seconds `voice_pairs` took (the encoder's share of
-the duplicates cost; intake is not counted).
+threshold separates them, and the seconds `voice_pairs` took, wall and this process's
+CPU (the duplicates cost: front end and encoder; intake is not counted).
 
 A pair is the duplicate when ``truth.json`` ``duplicates`` names it, not when the two
 ids share an espeak voice name: sets of eight dialogues give two different people the
@@ -35,8 +35,8 @@ from store.settings import Settings
 EN_PROTOCOL = Path(__file__).resolve().parents[1] / "protocols" / "en_dialogue_accents.yaml"
 
 
-def measure(folder: Path) -> tuple[float, float, str, float]:
-    """(duplicate pair's best similarity, highest different-voice similarity, that pair's ids, seconds)."""
+def measure(folder: Path) -> tuple[float, float, str, float, float]:
+    """(duplicate pair's best similarity, highest different-voice similarity, that pair's ids, wall s, CPU s)."""
     truth = json.loads((folder / "truth.json").read_text())
     registered_twice = {frozenset((a, b)) for ids in truth["duplicates"] for a in ids for b in ids if a != b}
     with tempfile.TemporaryDirectory(prefix="dup-bench-") as home:
@@ -49,9 +49,9 @@ def measure(folder: Path) -> tuple[float, float, str, float]:
             import_consents(session, folder / "consent.csv", do_not_collect, actor="bench")
             session.commit()
         ingest_manifest(store, "en-dialogue-accents", folder / "manifest.jsonl", actor="bench")
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         pairs = voice_pairs(store, row.pk)
-        seconds = time.perf_counter() - began
+        seconds, cpu = time.perf_counter() - began, time.process_time() - began_cpu
         store.close()
     same, different = [], []
     for pair in pairs:
@@ -64,17 +64,17 @@ def measure(folder: Path) -> tuple[float, float, str, float]:
         else:
             different.append((pair.similarity, f"{'/'.join(pair.a.candidates)} ~ {'/'.join(pair.b.candidates)}"))
     top = max(different)
-    return max(same), top[0], top[1], seconds
+    return max(same), top[0], top[1], seconds, cpu
 
 
 def main() -> None:
     warnings.filterwarnings("ignore")
     for folder in map(Path, sys.argv[1:]):
-        dup, diff, ids, seconds = measure(folder)
+        dup, diff, ids, seconds, cpu = measure(folder)
         found = "found" if dup >= THRESHOLD else "missed"
         false = "no false duplicate" if diff < THRESHOLD else "FALSE DUPLICATE"
         print(f"{folder}\tduplicate {dup:.3f} ({found})\thighest different {diff:.3f} ({ids}; {false}) at {THRESHOLD}"
-              f"\tvoice_pairs {seconds:.1f} s")
+              f"\tvoice_pairs {seconds:.1f} s wall, {cpu:.1f} s CPU")
 
 
 if __name__ == "__main__":
