@@ -7,7 +7,9 @@ pair). Each set is ingested into a throwaway SQLite store under the English prot
 voices are clustered as `find_duplicate_speakers` does, and the script prints the
 similarity of the true duplicate pair, the highest different-voice pair, whether the
 threshold separates them, and the seconds `voice_pairs` took, wall and this process's
-CPU (the duplicates cost: front end and encoder; intake is not counted).
+CPU (the duplicates cost: front end and encoder; intake is not counted). Compare timings
+with ``OMP_NUM_THREADS=1``: on a shared machine torch's default threads spread them
+several-fold.
 
 A pair is the duplicate when ``truth.json`` ``duplicates`` names it, not when the two
 ids share an espeak voice name: sets of eight dialogues give two different people the
