@@ -30,7 +30,7 @@ CONTEXT_FRAMES = 200  # 2 s of context on each side of a block
 FEATURE_BLOCK = 6000  # log-mel computed a minute at a time
 
 WEIGHTS = Path(__file__).parent / "models" / "overlap.pt"
-WEIGHTS_SHA256 = "9faac5d78548b9ba86926653287ea9aeb75bc64fbd8a28295b6f271084cff416"
+WEIGHTS_SHA256 = "fe80b7beb80b298119e20479b7fb8b6e011099e150db9776ef66ef54aa974558"
 """Checksum of the committed weights: a changed or truncated file is refused, not silently used."""
 
 

@@ -10,6 +10,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -258,3 +259,61 @@ def test_overlapped_speech_is_found_as_a_second_voice(results: dict[str, Diariza
     added = parts["on"]["false alarm"] - parts["off"]["false alarm"]
     assert recovered > 3.5 and added < 0.5 * recovered, parts  # measured 4.87 s recovered for 1.58 s
     assert overlapping >= 2, "some second voices lie wholly inside the other speaker's segment (backchannels)"
+
+
+def test_speech_is_widened_only_around_the_vads_own_regions() -> None:
+    """The overlap model's speech grows a VAD region to the model's run that holds it (the quiet word ends
+    silero drops), but a model run that touches no VAD region adds nothing: silence the model, normalised per
+    recording, calls speech stays silence."""
+    from diarization.embedded import _widen_speech
+
+    vad = np.zeros(100, bool)
+    vad[20:30] = True
+    model = np.zeros(100, bool)
+    model[15:40] = True  # holds the VAD region: grows it on both sides
+    model[60:80] = True  # no VAD region there: not speech
+    widened = _widen_speech(vad, model)
+    expected = np.zeros(100, bool)
+    expected[15:40] = True
+    np.testing.assert_array_equal(widened, expected)
+    assert not _widen_speech(np.zeros(100, bool), np.ones(100, bool)).any()
+
+
+def test_at_most_the_overlap_share_of_speech_is_marked_overlapped(diarizer: EmbeddedDiarizer) -> None:
+    """However sure the model is, at most `overlap_max_share` of the labelled speech becomes a second voice
+    (the model, trained on generated voices, marks far more of a real recording)."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(rng.choice([-1, 0, 0, 1, 1], 50), 100)  # 1 s turns and pauses
+    probability = np.repeat(rng.uniform(0.5, 1.0, 250), 20)  # sure of overlap everywhere, in 0.2 s steps
+    share = diarizer.options.overlap_max_share
+    assert share is not None
+    marked = diarizer._overlapped(labels, probability)
+    assert not marked[labels < 0].any()
+    assert 0 < marked[labels >= 0].mean() <= share + 0.01
+    uncapped = EmbeddedDiarizer.__new__(EmbeddedDiarizer)
+    uncapped.options = EmbeddedOptions(overlap_max_share=None)
+    assert uncapped._overlapped(labels, probability)[labels >= 0].mean() > 0.9
+
+
+def test_overlap_detection_does_not_raise_the_real_recordings_der(diarizer: EmbeddedDiarizer) -> None:
+    """The guard the overlap share was chosen under: on the one real two-speaker recording with a reference
+    that ships offline (pyannote.audio's sample, a telephone conversation), the diarizer with overlap
+    detection is not worse than without (measured 10.9% against 12.7%; 23% with no share cap)."""
+    import pyannote.audio
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    folder = Path(pyannote.audio.__file__).parent / "sample"
+    decoded = decode(folder / "sample.wav")
+    samples = to_working_rate(decoded.samples, decoded.sample_rate)
+    reference = Annotation(uri="sample")
+    for line in (folder / "sample.rttm").read_text().splitlines():
+        fields = line.split()
+        reference[Segment(float(fields[3]), float(fields[3]) + float(fields[4])), len(reference)] = fields[7]
+    scores = {}
+    for name, model in (("on", diarizer), ("off", EmbeddedDiarizer(EmbeddedOptions(overlap=False)))):
+        result = model(samples, num_speakers=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scores[name] = DiarizationErrorRate(collar=0.0, skip_overlap=False)(reference, _annotation(result, "sample"))
+    assert scores["on"] <= scores["off"] and scores["on"] < 0.13, scores

@@ -82,3 +82,22 @@ def test_the_trained_model_ranks_overlapped_frames_first_on_unseen_dialogues() -
         overlapped.append(counts[counts >= 1] == 2)
     auc = roc_auc_score(np.concatenate(overlapped), np.concatenate(scores))
     assert auc >= MIN_FRAME_AUC, auc
+
+
+def test_training_augmentation_tilts_and_masks_each_crop_on_its_own() -> None:
+    from diarization.training.train_overlap import augment
+
+    batch = np.zeros((4, 50, 64), np.float32)
+    augment(batch, np.random.default_rng(0), 0, 0.0)
+    assert not batch.any(), "no augmentation asked: the crops are unchanged"
+    batch = np.ones((4, 50, 64), np.float32)
+    augment(batch, np.random.default_rng(0), 16, 1.0)
+    for crop in batch:
+        assert np.allclose(crop, crop[0]), "a crop's tilt and mask are the same in every frame"
+        masked = np.flatnonzero(crop[0] == 0.0)
+        if len(masked):
+            assert masked[-1] - masked[0] + 1 == len(masked) <= 16, "one band of adjacent mel bands"
+        kept = np.flatnonzero(crop[0] != 0.0)
+        slope = np.diff(crop[0][kept]) / np.diff(kept)
+        assert np.allclose(slope, slope[0], atol=1e-5) and abs(slope[0]) <= 2.0 / 63 + 1e-6, "a linear tilt within ±1"
+    assert len({round(float(c[0, -1] - c[0, 0]), 4) for c in batch if c[0, 0] and c[0, -1]}) > 1, "crops differ"
