@@ -27,7 +27,7 @@ def duplicates(
     version: Annotated[int | None, typer.Option(help="Protocol version (default: newest).")] = None,
     threshold: Annotated[float, typer.Option(
         help=f"Cosine similarity (centred) from which two voices count as one person; {THRESHOLD} was chosen "
-             "on the committed and realistic synthetic sets (see collection/duplicates.py).", min=-1.0, max=1.0)] = THRESHOLD,
+             "on the synthetic set (see collection/duplicates.py).", min=-1.0, max=1.0)] = THRESHOLD,
     format: Annotated[DuplicatesFormat, typer.Option("--format", help="table or json.")] = DuplicatesFormat.table,
 ) -> None:
     """Flag pairs of speaker ids whose voices match across sessions. Exit 1 if any pair is flagged."""

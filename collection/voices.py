@@ -3,18 +3,14 @@
 Recordings are mono mixes of a session's participants, so a profile is built in three
 steps, each chosen for a reason:
 
-1. **Put every recording through one channel**, so that the encoder hears the voice,
-   not the device. The protocol allows headset, laptop and phone recordings, and a phone
-   call is a 300-3400 Hz, 8 kHz μ-law line. Every working copy therefore goes down that
-   same telephone line (`collection.telephone.telephone_line`) before it is embedded: a
-   headset voice loses what a phone voice never had. The earlier front end (a 4th-order
-   300-3400 Hz filter at 16 kHz, spectral subtraction, a pink-noise floor) left the band
-   edges and the codec apart: one espeak voice heard on a headset and on a phone scored
-   0.07 (centred, voices from the true turns) on realistic seed 11, 0.42 through the
-   common line. Subtraction and the floor on top of the line lowered that again (0.30)
-   and raised the highest different-voice pair on calibration seeds 202 and 203, so
-   they went.
-   Which data chose this, and what it still misses: `collection.duplicates`.
+1. **Condition the audio** so that the encoder hears the voice, not the room or the
+   device. The protocol allows headset, laptop and phone recordings; on raw audio the
+   Resemblyzer embeddings of two *different* voices recorded on the same kind of device
+   were more alike than the *same* voice on a phone and on a headset. Every working
+   copy is therefore band-limited to the telephone band (300-3400 Hz, the narrowest
+   device), its stationary noise is removed by spectral subtraction (noise spectrum from
+   the frames webrtcvad calls non-speech), and a fixed pink-noise floor at 10 dB below
+   the speech is added back so that clean and noisy sessions reach the encoder alike.
 2. **Embed sliding windows over speech**: 1.0 s windows every 0.25 s that are at least
    70% speech, embedded by Resemblyzer's encoder (shipped with the package, CPU).
 3. **Split the windows into voices**: per participant channel when the original has
@@ -54,16 +50,19 @@ from sqlalchemy.exc import IntegrityError
 from collection.clustering import spectral_clustering, unit_rows
 from collection.decoding import WORKING_RATE, decode, load_working_copy, to_working_rate
 from collection.measurements import FRAME_MS, speech_frames
-from collection.telephone import telephone_line
 from store import models
 from store.db import Store
 
 if TYPE_CHECKING:
     from resemblyzer import VoiceEncoder
 
-RECIPE = "telline-w1.0h0.25-spectral50"
+RECIPE = "phoneband-ss1-floor10-w1.0h0.25-spectral50"
 """Everything besides the encoder that shapes an embedding; change it when the front end changes."""
 
+PHONE_BAND_HZ = (300.0, 3400.0)
+SUBTRACTION = 1.0  # noise magnitude subtracted, in multiples of the non-speech mean
+SPECTRAL_FLOOR = 0.05  # never cut a bin below 5% of its magnitude (avoids musical noise)
+FLOOR_SNR_DB = 10.0  # the common pink-noise floor, relative to the speech power
 WINDOW_S = 1.0
 HOP_S = 0.25
 MIN_SPEECH = 0.7  # share of a window's VAD frames that must be speech
@@ -98,14 +97,35 @@ def _speech_mask(speech: np.ndarray, samples: int, hop: int) -> np.ndarray:
     return padded[np.minimum(centres, len(speech))]
 
 
-def condition(mono16k: np.ndarray) -> np.ndarray:
-    """The recording as a telephone call would carry it: the one channel every voice is compared through.
+def condition(mono16k: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """Phone band, spectral subtraction of the non-speech noise, then a fixed pink-noise floor."""
+    from scipy.signal import butter, istft, sosfiltfilt, stft
 
-    300-3400 Hz at 8 kHz with G.711 μ-law (`collection.telephone.telephone_line`): the
-    narrowest device a protocol allows, so a headset or laptop voice loses what a phone
-    voice never had, and a phone voice passes the line again almost unchanged.
-    """
-    return telephone_line(np.asarray(mono16k, dtype=np.float64)).astype(np.float32)
+    audio = np.asarray(mono16k, dtype=np.float64)
+    band = butter(4, PHONE_BAND_HZ, btype="bandpass", fs=WORKING_RATE, output="sos")
+    audio = sosfiltfilt(band, audio)
+    hop = WORKING_RATE // 100
+    _, _, spec = stft(audio, fs=WORKING_RATE, nperseg=512, noverlap=512 - hop, boundary="even")
+    magnitude, phase = np.abs(spec), np.angle(spec)
+    is_speech = _speech_mask(speech, len(audio), hop)
+    is_speech = np.pad(is_speech, (0, max(0, magnitude.shape[1] - len(is_speech))))[: magnitude.shape[1]]
+    if (~is_speech).sum() >= 10:
+        noise = magnitude[:, ~is_speech].mean(axis=1, keepdims=True)
+    else:  # dense dialogue: the quietest tenth of the frames stands in for the noise
+        noise = np.percentile(magnitude, 10, axis=1, keepdims=True)
+    cleaned = np.maximum(magnitude - SUBTRACTION * noise, SPECTRAL_FLOOR * magnitude)
+    _, audio = istft(cleaned * np.exp(1j * phase), fs=WORKING_RATE, nperseg=512, noverlap=512 - hop, boundary=True)
+    audio = np.pad(audio, (0, max(0, len(mono16k) - len(audio))))[: len(mono16k)]
+    speech_samples = np.repeat(speech, WORKING_RATE * FRAME_MS // 1000)[: len(audio)]
+    speech_power = float(np.mean(audio[: len(speech_samples)][speech_samples] ** 2)) if speech_samples.any() else 0.0
+    if speech_power > 0:
+        rng = np.random.default_rng(0)  # the same floor for every recording: deterministic profiles
+        spectrum = np.fft.rfft(rng.standard_normal(len(audio)))
+        pink = np.fft.irfft(spectrum / np.sqrt(np.arange(len(spectrum)) + 1.0), n=len(audio))
+        pink = sosfiltfilt(band, pink)
+        pink *= np.sqrt(speech_power / 10 ** (FLOOR_SNR_DB / 10) / max(float(np.mean(pink**2)), 1e-20))
+        audio = audio + pink
+    return audio.astype(np.float32)
 
 
 def window_embeddings(mono16k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,7 +147,7 @@ def window_embeddings(mono16k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     mel_hop = WORKING_RATE // 100
     as_recorded = rz_audio.wav_to_mel_spectrogram(rz_audio.normalize_volume(mono16k, -30, increase_only=True))
     conditioned = rz_audio.wav_to_mel_spectrogram(
-        rz_audio.normalize_volume(condition(mono16k), -30, increase_only=True))
+        rz_audio.normalize_volume(condition(mono16k, speech), -30, increase_only=True))
     frames = min(len(as_recorded), len(conditioned))
     is_speech = _speech_mask(speech, len(mono16k), mel_hop)
     is_speech = np.pad(is_speech, (0, max(0, frames - len(is_speech))))[:frames]
