@@ -6,7 +6,7 @@
 1. Realistic synthetic dialogues (``generator --realistic --count 6``: telephone lines, rooms,
    babble, office and traffic noise, level differences; 10 espeak-ng voices per seed) are
    generated into ``DIR/s<seed>`` for every training seed, unless already there. Training seeds
-   are never evaluated anywhere (`train_overlap.EVALUATED_SEEDS` are refused; also 14 and 15).
+   are never evaluated anywhere (`train_overlap.EVALUATED_SEEDS`, 14 and 15 among them, are refused).
    Each set takes about 20 CPU s to generate and 15 CPU s to embed.
 2. Every dialogue is run through the embedded diarizer's own front end (VAD, Resemblyzer 1 s
    windows every 0.2 s), and each window is labelled with its voice (espeak voice, speed and
@@ -42,27 +42,11 @@ from collection.clustering import unit_rows
 from collection.synthetic.generator import plan_set
 from collection.synthetic.reference_audio import Conversation, synthetic_conversations
 from diarization.embedded import FRAME_S, EmbeddedDiarizer
-from diarization.training.train_overlap import EVALUATED_SEEDS
+from diarization.training.train_overlap import seed_range
 from diarization.voice_backend import BACKEND_FILE, VoiceBackend
 
 PURITY = 0.9  # share of a window one speaker's turns must cover
 SET_SIZE = 6  # dialogues per generated set (10 voices)
-
-
-HELD_OUT_SEEDS = {14, 15}  # realistic sets the separation flag's combined rule was measured on
-
-
-def seed_range(text: str) -> list[int]:
-    """``200-207,221-226`` (ranges and single seeds, comma-separated) as a list of seeds; a seed that
-    any evaluation uses is an error."""
-    seeds = []
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        seeds.extend(range(int(first), int(last or first) + 1))
-    evaluated = sorted(set(seeds) & (EVALUATED_SEEDS | HELD_OUT_SEEDS))
-    if evaluated:
-        raise argparse.ArgumentTypeError(f"seeds {evaluated} are evaluated: never train on them")
-    return seeds
 
 
 def fit_backend(windows: np.ndarray, voices: np.ndarray, dims: int, regularisation: float = 1e-3,
