@@ -68,6 +68,15 @@ class Gold:
     language: str | None
     turns: list[Turn]
     groups: set[tuple[str, str]]
+    repeats_model: str | None = None
+    """The author of a pre-annotation whose words and speakers this approved transcript repeats unchanged: it
+    is that model's output approved without a correction, not a person's transcript, and scores that model
+    (and its relatives) as perfect on this recording."""
+
+
+def _said(turns: list[Any]) -> list[tuple[str, str]]:
+    """What a transcript says, and who says it: what a correction changes (bounds may move by re-alignment)."""
+    return [(str(t.get("speaker", "")), " ".join(str(t.get("text", "")).split())) for t in turns]
 
 
 def approved_gold(session: Any, protocol_row: models.Protocol, protocol: Protocol, limit: int | None = None) -> list[Gold]:
@@ -95,12 +104,19 @@ def approved_gold(session: Any, protocol_row: models.Protocol, protocol: Protoco
                 .where(models.SessionParticipant.session_pk.in_(session_pks)).order_by(models.SessionParticipant.speaker_id)):
             participants[session_pk].append(demographics[speaker_id])
     cell_dims = list(protocol.targets.cells.dimensions) if protocol.targets.cells else []
+    model_said: dict[int, list[tuple[str, list[tuple[str, str]]]]] = defaultdict(list)
+    for recording_pk, author, turns in session.execute(
+            select(rev.recording_pk, rev.author, rev.turns)
+            .where(rev.recording_pk.in_([r.pk for r, _, _ in rows]), rev.stage == "model").order_by(rev.pk)):
+        model_said[recording_pk].append((author, _said(turns)))
     gold = []
     for recording, revision, sess in rows:
         conditions = {d: getattr(sess, d) for d in CONDITIONS}
+        said = _said(revision.turns)
+        repeats = next((author for author, model in model_said[recording.pk] if model == said), None)
         gold.append(Gold(recording.pk, Path(recording.source_name).stem, recording.working_sha256 or "",
                          recording.declared.get("language") or None, revision.as_turns(),
-                         group_keys(conditions, participants[sess.pk], cell_dims)))
+                         group_keys(conditions, participants[sess.pk], cell_dims), repeats))
     return gold
 
 

@@ -186,6 +186,12 @@ def evaluate_models(
 
     language = spec.languages[0] if len(spec.languages) == 1 else None
     err.print(f"scoring {len(chosen)} candidate(s) on {len(gold)} approved recording(s) of {row.protocol_id} v{row.version}")
+    unedited = [g for g in gold if g.repeats_model]
+    if unedited:
+        err.print(f"warning: {len(unedited)} of {len(gold)} approved transcript(s) repeat a pre-annotation word for word "
+                  f"({', '.join(f'{g.name}: {g.repeats_model}' for g in unedited[:5])}"
+                  f"{', ...' if len(unedited) > 5 else ''}): they are a model's output approved without a correction, "
+                  "and score that model as perfect there")
     results = evaluate_candidates(
         chosen, gold, lambda g: load_working_copy(store.blobs.path_for(g.working_sha256)), make,
         num_speakers=speaker_count(spec), language=language,
@@ -194,6 +200,7 @@ def evaluate_models(
     document = {
         "schema": "turnscribe.models.eval/1", "protocol": row.protocol_id, "version": row.version,
         "gold": "newest approved revision of each accepted recording", "recordings": [g.name for g in gold],
+        "unedited_gold": [{"recording": g.name, "repeats_model": g.repeats_model} for g in unedited],
         "candidates": [{"label": r.candidate.label, "bundles": r.bundles, "seconds": round(r.seconds, 3),
                         "real_time_factor": round(r.seconds / r.audio_seconds, 4) if r.audio_seconds else None}
                        for r in results],

@@ -241,3 +241,35 @@ def test_a_failed_copy_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(OSError):
         model_bundles.import_bundle(tiny_en_dir(), "tiny-copy", models_dir, imported_by="test")
     assert list(models_dir.iterdir()) == []
+
+
+def test_eval_names_approved_transcripts_that_repeat_a_pre_annotation(store: Store, dialogues: Path) -> None:
+    """An approved transcript that says word for word what a model said is that model's output, not a
+    person's: `models eval` names it (here the quiet dialogues, whose pre-annotation the corpus fixture makes
+    equal to the truth), and a reviewer's correction takes it off the list."""
+    from asr.model_eval import approved_gold
+    from protocols.registry import get_protocol
+
+    corpus = build_corpus(store, dialogues)
+    with store.session() as session:
+        row, spec = get_protocol(session, PROTOCOL_ID, None)
+        gold = approved_gold(session, row, spec)
+        noise = {rec.pk: sess.noise_condition for rec, sess in session.execute(
+            select(models.Recording, models.Session).join(models.Session, models.Session.pk == models.Recording.session_pk))}
+    flagged = {g.name: g.repeats_model for g in gold if g.repeats_model}
+    expected = {name for name, pk in corpus.recordings.items() if noise[pk] != "noisy"}
+    assert expected and set(flagged) == expected and len(expected) < len(gold)
+    assert set(flagged.values()) == {"whisper:tiny.en+embedded"}
+    name = sorted(expected)[0]
+    with store.session() as session:
+        approved = session.scalars(select(models.TranscriptRevision).where(
+            models.TranscriptRevision.recording_pk == corpus.recordings[name],
+            models.TranscriptRevision.stage == "approved")).one()
+        corrected = [dict(t) for t in approved.turns]
+        corrected[0]["text"] = corrected[0]["text"] + " indeed"
+        session.add(models.TranscriptRevision(recording_pk=corpus.recordings[name], parent_pk=approved.pk,
+                                              author_kind="person", author="reviewer1", author_params={},
+                                              turns=corrected, stage="approved"))
+        session.commit()
+        gold = approved_gold(session, row, spec)
+    assert {g.name for g in gold if g.repeats_model} == expected - {name}
