@@ -323,7 +323,8 @@ class EmbeddedDiarizer:
             if self.options.resegment and k > 1:
                 labels = self._resegment(samples, speech, labels, scores, k)
             agreement = self._agreement(samples, vad, np.where(vad, labels, -1)) if k == 2 else None
-            distance = voice_distance(embeddings, starts, labels) if k == 2 else None
+            width = max(1, int(round(self.options.window_s / FRAME_S)))
+            distance = voice_distance(embeddings, starts, labels, width=width) if k == 2 else None
             overlapped = self._overlapped(labels, trained) if trained is not None and k > 1 else None
             segments, primary = self._segments(samples, speech, labels, k, overlapped, scores)
         report("clustering", 1.0)

@@ -87,13 +87,13 @@ def window_clusters(starts: np.ndarray, labels: np.ndarray, width: int = WINDOW_
 
 
 def voice_distance(embeddings: np.ndarray, starts: np.ndarray, labels: np.ndarray,
-                   backend: VoiceBackend | None = None) -> float | None:
+                   backend: VoiceBackend | None = None, width: int = WINDOW_FRAMES) -> float | None:
     """Two clusters' distance in the backend's space (see the module docstring); None with other
     than two clusters of at least MIN_CLUSTER_WINDOWS windows.
 
     `embeddings`: Resemblyzer windows (n, 256) starting at frames `starts` (n,); `labels`: the
-    diarization's cluster per frame, -1 for none."""
-    clusters = window_clusters(starts, labels)
+    diarization's cluster per frame, -1 for none; `width`: the windows' length in frames."""
+    clusters = window_clusters(starts, labels, width)
     if set(np.unique(clusters[clusters >= 0]).tolist()) != {0, 1} or \
             min((clusters == 0).sum(), (clusters == 1).sum()) < MIN_CLUSTER_WINDOWS:
         return None
