@@ -309,9 +309,9 @@ class EmbeddedDiarizer:
                     speech = _widen_speech(vad, 1.0 - counts[:, 0] >= self.options.speech_model_threshold)
                     speech = _clean_mask(speech, self.options.vad_min_speech_s, self.options.vad_min_silence_s, 0.0)
                 report("vad", 1.0)
-                # the voices are embedded and judged on the VAD's speech, where the separation flag was calibrated;
-                # the widened speech is labelled and segmented
-                starts, embeddings = self._embed(samples, vad, report)
+                # the voices are embedded on the widened speech (the windows see the quiet word ends silero drops);
+                # the held-out agreement is still judged on the VAD's frames (see `_agreement` below)
+                starts, embeddings = self._embed(samples, speech, report)
                 report("embeddings", 1.0)
                 trained = counts[:, 2] if counts is not None and self.options.overlap else None
             finally:
