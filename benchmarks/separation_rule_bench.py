@@ -111,18 +111,36 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.separation_bench import measurements
-from collection.synthetic.reference_audio import real_conversations, synthetic_conversations
+from collection.synthetic.reference_audio import Conversation, real_conversations, synthetic_conversations
 from diarization.embedded import EmbeddedDiarizer
 from diarization.separation import FlagThresholds, separation_flag
 
 GRID = [round(0.05 * i, 2) for i in range(1, 20)]
 
 
-def measure(out: Path, sets: list[Path], real: bool) -> None:
-    """Append one row per case to `out` (JSON lines), written per group."""
+def without_training_voices(folder: Path, conversations: list[Conversation]) -> list[Conversation]:
+    """The dialogues of a generated set none of whose speakers has an espeak-ng voice (base+variant) the
+    voice backend was trained on (`train_voice_backend.training_voices`), read from the set's truth.json."""
+    from diarization.training.train_voice_backend import training_voices
+
+    trained = training_voices()
+    voices = json.loads((folder / "truth.json").read_text())["voice_params"]
+    kept = [c for c in conversations if not any(voices[s]["voice"] in trained for s in c.speakers)]
+    left = sorted(f"{c.name} ({', '.join(voices[s]['voice'] for s in c.speakers if voices[s]['voice'] in trained)})"
+                  for c in conversations if c not in kept)
+    print(f"# {folder}: {len(kept)} of {len(conversations)} dialogues kept; left out (training voices): "
+          f"{'; '.join(left) or 'none'}", flush=True)
+    return kept
+
+
+def measure(out: Path, sets: list[Path], real: bool, held_out: bool = False) -> None:
+    """Append one row per case to `out` (JSON lines), written per group; with `held_out`, only the dialogues
+    that hold no training voice of the voice backend."""
     diarizer = EmbeddedDiarizer()
     groups: dict[str, Any] = {"real": real_conversations()} if real else {}
-    groups |= {str(folder): synthetic_conversations(folder) for folder in sets}
+    for folder in sets:
+        conversations = synthetic_conversations(folder)
+        groups[str(folder)] = without_training_voices(folder, conversations) if held_out else conversations
     with out.open("a") as sink:
         for group, conversations in groups.items():
             for case, kind, separation, agreement, distance in measurements(diarizer, conversations):
@@ -220,6 +238,8 @@ def main() -> None:
     run.add_argument("--out", type=Path, required=True)
     run.add_argument("--sets", type=Path, nargs="*", default=[], help="generated dialogue folders")
     run.add_argument("--skip-real", action="store_true", help="skip the real recordings")
+    run.add_argument("--held-out", action="store_true",
+                     help="leave out the dialogues that hold a voice the voice backend was trained on")
     pick = commands.add_parser("choose", help="fix the four constants from calibration rows")
     pick.add_argument("rows", type=Path, nargs="+")
     price = commands.add_parser("cost", help="the voice distance's share of the diarizer's CPU time")
@@ -229,7 +249,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     if args.command == "measure":
-        measure(args.out, args.sets, not args.skip_real)
+        measure(args.out, args.sets, not args.skip_real, args.held_out)
     elif args.command == "cost":
         cost(args.folder)
     elif args.command == "choose":

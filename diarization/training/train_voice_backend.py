@@ -47,6 +47,8 @@ from diarization.voice_backend import BACKEND_FILE, VoiceBackend
 
 PURITY = 0.9  # share of a window one speaker's turns must cover
 SET_SIZE = 6  # dialogues per generated set (10 voices)
+TRAINING_SEEDS = "200-207,221-226"  # the committed backend's training seeds
+HELD_OUT_SETS = [(12, SET_SIZE), (13, SET_SIZE), (14, 8), (15, 8)]  # whose voices the committed backend left out
 
 
 def fit_backend(windows: np.ndarray, voices: np.ndarray, dims: int, regularisation: float = 1e-3,
@@ -147,11 +149,20 @@ def excluded_voices(sets: list[tuple[int, int]]) -> set[str]:
     return {person.voice.name for seed, count in sets for person in plan_set(count, np.random.default_rng(seed))[0]}
 
 
+def training_voices(seeds: list[int] | None = None, held_out: list[tuple[int, int]] | None = None) -> set[str]:
+    """espeak-ng voices (base+variant) that speak in the training `seeds` (default: the committed backend's) and
+    were not left out for the `held_out` sets: a superset of the voices the backend learnt (a voice with too
+    few clean windows is dropped by `fit_backend`), read from the generator's plan."""
+    voices = {person.voice.name for seed in (seed_range(TRAINING_SEEDS) if seeds is None else seeds)
+              for person in plan_set(SET_SIZE, np.random.default_rng(seed))[0]}
+    return voices - excluded_voices(HELD_OUT_SETS if held_out is None else held_out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="folder for the generated training sets")
-    parser.add_argument("--seeds", type=seed_range, default=seed_range("200-207,221-226"))
-    parser.add_argument("--exclude-seeds", type=held_out_set, nargs="*", default=[(12, SET_SIZE), (13, SET_SIZE), (14, 8), (15, 8)],
+    parser.add_argument("--seeds", type=seed_range, default=seed_range(TRAINING_SEEDS))
+    parser.add_argument("--exclude-seeds", type=held_out_set, nargs="*", default=HELD_OUT_SETS,
                         help="held-out sets as SEED or SEED:COUNT (dialogues; default %d)" % SET_SIZE)
     parser.add_argument("--dims", type=int, default=8)
     parser.add_argument("--out", type=Path, default=BACKEND_FILE)

@@ -121,13 +121,13 @@ def test_one_speaker_only_and_three_speakers_where_two_were_declared(preannotato
 
 def test_one_voice_that_only_the_voice_distance_catches_is_flagged_on_the_pre_annotation(
         preannotator: Preannotator) -> None:
-    """The diarizer's three separation statistics reach the flag a pre-annotation stores: spk-0006 of
-    the committed dlg003 alone, declared as two, is caught by the voice distance only
+    """The diarizer's three separation statistics reach the flag a pre-annotation stores: spk-0010 of
+    the committed dlg006 alone, declared as two, is caught by the voice distance only
     (tests/diarization/test_separation_warning.py)."""
     from collection.synthetic.reference_audio import one_voice, synthetic_conversations
 
-    dlg003 = next(c for c in synthetic_conversations(DIALOGUES_DIR) if c.name == "dlg003")
-    result = preannotator(one_voice(dlg003, "spk-0006"), num_speakers=2, language="en")
+    dlg006 = next(c for c in synthetic_conversations(DIALOGUES_DIR) if c.name == "dlg006")
+    result = preannotator(one_voice(dlg006, "spk-0010"), num_speakers=2, language="en")
     assert any("voices barely separate" in flag and "voice distance" in flag for flag in result.flags), result.flags
 
 

@@ -146,27 +146,31 @@ def test_raised_on_one_real_voice_registered_as_two(diarizer: EmbeddedDiarizer) 
     assert flag is not None and "held-out agreement" in flag, (separation, agreement)
 
 
-def test_one_voice_registered_as_two_separates_less_than_its_two_voice_dialogue(diarizer: EmbeddedDiarizer) -> None:
-    """spk-0006's own speech in the committed dlg004 (the other speaker's turns cut out),
-    diarized as two: its silhouette is lower than the dialogue's, but above the flag (no
-    threshold separates every single voice from every real call: diarization/separation.py)."""
+def test_the_silhouette_alone_does_not_tell_one_voice_from_its_two_voice_dialogue(diarizer: EmbeddedDiarizer) -> None:
+    """spk-0006's own speech in the committed dlg004 (the other speaker's turns cut out), diarized
+    as two, separates about as well as the dialogue of two women it comes from (0.176 against 0.171
+    with the voices embedded on the widened speech; 0.144 against 0.168 on the VAD's speech): both
+    lie above the silhouette flag, which is set under the lowest two-voice value and so cannot catch
+    such a single voice (diarization/separation.py). The dialogue raises no flag."""
     dlg004 = next(c for c in synthetic_conversations(DIALOGUES_DIR) if c.name == "dlg004")
     alone = _separation(diarizer, one_voice(dlg004, "spk-0006"))
-    together = _separation(diarizer, dlg004.audio)
-    assert alone is not None and together is not None and alone < together
-    assert separation_flag(together) is None
+    flag, together, _, _ = _flag_and_distance(diarizer, dlg004.audio)
+    assert alone is not None and together is not None
+    assert alone >= VOICE_SEPARATION_FLAG and together >= VOICE_SEPARATION_FLAG
+    assert abs(alone - together) < 0.05
+    assert flag is None
 
 
 def test_raised_on_one_voice_registered_as_two_that_only_the_voice_distance_catches(diarizer: EmbeddedDiarizer) -> None:
-    """spk-0006's own speech in the committed dlg003, declared as two: the silhouette (0.17) and the
-    agreement (0.63, above 0.45) say nothing; the clusters lie 0.33 apart in the trained backend's
-    space (two voices on the calibration sets: from 0.52) and the agreement is under the 0.85 veto.
-    The dialogue itself (two voices) is not flagged."""
-    dlg003 = next(c for c in synthetic_conversations(DIALOGUES_DIR) if c.name == "dlg003")
-    flag, separation, agreement, distance = _flag_and_distance(diarizer, one_voice(dlg003, "spk-0006"))
+    """spk-0010's own speech in the committed dlg006, declared as two: the silhouette (0.22) and the
+    agreement (0.74, above 0.50) say nothing; the clusters lie 0.397 apart in the trained backend's
+    space (two voices on the synthetic calibration sets: from 0.457) and the agreement is under the
+    0.85 veto. The dialogue itself (two voices) is not flagged."""
+    dlg006 = next(c for c in synthetic_conversations(DIALOGUES_DIR) if c.name == "dlg006")
+    flag, separation, agreement, distance = _flag_and_distance(diarizer, one_voice(dlg006, "spk-0010"))
     assert separation is not None and separation >= VOICE_SEPARATION_FLAG
     assert agreement is not None and HELDOUT_AGREEMENT_FLAG <= agreement < AGREEMENT_VETO
     assert distance is not None and distance < VOICE_DISTANCE_FLAG
     assert flag is not None and "voice distance" in flag, (separation, agreement, distance)
-    flag, _, _, distance = _flag_and_distance(diarizer, dlg003.audio)
+    flag, _, _, distance = _flag_and_distance(diarizer, dlg006.audio)
     assert flag is None and distance is not None and distance > 1.0

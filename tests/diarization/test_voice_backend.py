@@ -96,3 +96,19 @@ def test_the_training_refuses_seeds_that_are_evaluated() -> None:
     assert seed_range("200-202,221") == [200, 201, 202, 221]
     with pytest.raises(argparse.ArgumentTypeError, match="seeds \\[14, 15\\] are evaluated"):
         seed_range("14-15,200")
+
+
+def test_the_training_voices_are_the_committed_backends_and_none_of_the_held_out_sets() -> None:
+    """`training_voices` (which dialogues the separation flag's held-out measurement leaves out) reads the
+    committed backend's seeds and left-out sets: the voices it left out are the ones its file records, and no
+    voice of those sets is a training voice."""
+    from diarization.training.train_voice_backend import HELD_OUT_SETS, excluded_voices, training_voices
+
+    with np.load(BACKEND_FILE) as data:
+        recorded = set(str(data["excluded_voices"]).split())
+        command = str(data["command"])
+    assert excluded_voices(HELD_OUT_SETS) == recorded
+    assert " ".join(f"{s}:{n}" for s, n in HELD_OUT_SETS) in command
+    trained = training_voices()
+    assert trained and not trained & recorded
+    assert training_voices(seeds=[200]) <= trained
