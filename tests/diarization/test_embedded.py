@@ -317,3 +317,27 @@ def test_overlap_detection_does_not_raise_the_real_recordings_der(diarizer: Embe
             warnings.simplefilter("ignore")
             scores[name] = DiarizationErrorRate(collar=0.0, skip_overlap=False)(reference, _annotation(result, "sample"))
     assert scores["on"] <= scores["off"] and scores["on"] < 0.13, scores
+
+
+def test_the_voices_are_embedded_on_the_widened_speech(diarizer: EmbeddedDiarizer, audio: dict[str, np.ndarray]) -> None:
+    """The windows the voices are clustered (and the separation flag's silhouette and distance measured) from
+    lie over the speech the diarizer labels, the VAD's regions widened to the overlap model's speech runs,
+    not over the VAD's regions alone (DER on held-out seed 7: 7.21% against 8.04%; the flag was recalibrated
+    for it, diarization/separation.py)."""
+    samples = audio["dlg001"]
+    seen: dict[str, np.ndarray] = {}
+    embed = diarizer._embed
+
+    def observed(signal: np.ndarray, speech: np.ndarray, hook):  # type: ignore[no-untyped-def]
+        seen["speech"] = speech.copy()
+        return embed(signal, speech, hook)
+
+    diarizer._embed = observed  # type: ignore[method-assign]
+    try:
+        result = diarizer(samples, num_speakers=2)
+    finally:
+        del diarizer._embed
+    vad = diarizer._vad(samples, len(samples) // 160, lambda *_: None)
+    embedded = seen["speech"]
+    assert embedded.sum() * 0.01 == pytest.approx(result.params["speech_s"], abs=0.005)
+    assert embedded[vad].all() and embedded.sum() > vad.sum(), "the widening adds the quiet word ends"
