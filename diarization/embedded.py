@@ -128,6 +128,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from collection.clustering import pruned_laplacian, spectral_clustering, unit_rows
+from diarization.frame_runs import label_runs, mask_runs
 from diarization.overlap_model import OverlapModel
 from diarization.separation import heldout_agreement
 from diarization.voice_backend import voice_distance
@@ -215,25 +216,6 @@ def _version(name: str) -> str | None:
         return package_version(name)
     except PackageNotFoundError:
         return None
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) index pairs of the True runs of a boolean array."""
-    if not len(mask):
-        return []
-    padded = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
-def _label_runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
-    """(start, end, label) runs of an int array, -1 included."""
-    if not len(labels):
-        return []
-    change = np.flatnonzero(np.diff(labels)) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(labels)]])
-    return [(int(a), int(b), int(labels[a])) for a, b in zip(starts, ends)]
 
 
 # Clustering, re-segmentation and the separation statistics work on matrices of a few thousand frames:
@@ -326,8 +308,7 @@ class EmbeddedDiarizer:
             if self.options.resegment and k > 1:
                 labels = self._resegment(samples, speech, labels, scores, k)
             agreement = self._agreement(samples, vad, np.where(vad, labels, -1)) if k == 2 else None
-            width = max(1, int(round(self.options.window_s / FRAME_S)))
-            distance = voice_distance(embeddings, starts, labels, width=width) if k == 2 else None
+            distance = voice_distance(embeddings, starts, labels, width=self._window_frames) if k == 2 else None
             overlapped = self._overlapped(labels, trained) if trained is not None and k > 1 else None
             segments, primary = self._segments(samples, speech, labels, k, overlapped, scores)
         report("clustering", 1.0)
@@ -413,11 +394,16 @@ class EmbeddedDiarizer:
 
     # --- 2. embeddings -------------------------------------------------------------------------
 
+    @property
+    def _window_frames(self) -> int:
+        """An embedding window's length on the frame grid (`window_s`)."""
+        return max(1, int(round(self.options.window_s / FRAME_S)))
+
     def _window_starts(self, speech: np.ndarray, width: int, step: int) -> np.ndarray:
         o = self.options
         n = len(speech)
         starts: list[int] = []
-        for a, b in _runs(speech):
+        for a, b in mask_runs(speech):
             if b - a <= width:  # a short region: one window centred on it
                 starts.append(max(0, min(n - width, (a + b - width) // 2)))
                 continue
@@ -452,13 +438,13 @@ class EmbeddedDiarizer:
         import torch
 
         o = self.options
-        width = max(1, int(round(o.window_s / FRAME_S)))
+        width = self._window_frames
         starts = self._window_starts(speech, width, max(1, int(round(o.step_s / FRAME_S))))
         if not len(starts):
             return starts, np.zeros((0, EMBEDDING_DIM), np.float32)
         speech_power = 0.0
         count = 0
-        for a, b in _runs(speech):
+        for a, b in mask_runs(speech):
             chunk = audio[a * HOP: b * HOP].astype(np.float64)
             speech_power += float(np.dot(chunk, chunk))
             count += len(chunk)
@@ -519,7 +505,7 @@ class EmbeddedDiarizer:
             if len(set(nearest.tolist())) > 1:
                 separation = round(float(silhouette_score(x[sample], nearest[sample], metric="cosine")), 4)
         scores = self._frame_scores(len(speech), starts, x @ centroids.T)
-        for a, b in _runs(speech):
+        for a, b in mask_runs(speech):
             labels[a:b] = _viterbi(scores[a:b] / o.score_temperature, o.switch_penalty)
         return labels, k, scores, separation
 
@@ -558,7 +544,7 @@ class EmbeddedDiarizer:
             loglik = np.stack([np.convolve(loglik[:, j], kernel, mode="same") for j in range(k)], axis=1)
             combined = loglik + o.reseg_embedding_weight * scores / o.score_temperature
             new = np.full(len(labels), -1)
-            for a, b in _runs(speech):
+            for a, b in mask_runs(speech):
                 new[a:b] = _viterbi(combined[a:b], o.reseg_switch_penalty)
             labels = new
         return labels
@@ -583,7 +569,7 @@ class EmbeddedDiarizer:
             threshold = max(threshold, float(np.quantile(probability[labels >= 0], 1.0 - o.overlap_max_share)))
         mask = (probability >= threshold) & (labels >= 0)
         shortest = int(round(o.overlap_min_s / FRAME_S))
-        for a, b in _runs(mask):
+        for a, b in mask_runs(mask):
             if b - a < shortest:
                 mask[a:b] = False
         return mask
@@ -605,7 +591,7 @@ class EmbeddedDiarizer:
     def _frame_scores(self, n: int, starts: np.ndarray, sims: np.ndarray) -> np.ndarray:
         """Per frame, the tapered mean similarity to each centroid of the windows covering it."""
         o = self.options
-        width = max(1, int(round(o.window_s / FRAME_S)))
+        width = self._window_frames
         span = max(1, int(round(o.focus_width * width)))
         lead = int(round(o.focus_centre * width - span / 2))
         taper = np.hanning(span + 2)[1:-1]
@@ -681,7 +667,7 @@ class EmbeddedDiarizer:
                         continue
                 if pad:
                     overlaps.append((int(t), before, after, pad))
-        pieces = [[a, b, j] for a, b, j in _label_runs(labels) if j >= 0]
+        pieces = [[a, b, j] for a, b, j in label_runs(labels) if j >= 0]
         original = [(a, b) for a, b, _ in pieces]
         by_end = {b: i for i, (_, b, _) in enumerate(pieces)}
         by_start = {a: i for i, (a, _, _) in enumerate(pieces)}
@@ -710,15 +696,15 @@ class EmbeddedDiarizer:
 
 def _clean_mask(mask: np.ndarray, min_speech_s: float, min_silence_s: float, pad_s: float) -> np.ndarray:
     out = mask.copy()
-    for a, b in _runs(~out):  # short gaps inside speech
+    for a, b in mask_runs(~out):  # short gaps inside speech
         if a > 0 and b < len(out) and (b - a) * FRAME_S < min_silence_s:
             out[a:b] = True
-    for a, b in _runs(out):
+    for a, b in mask_runs(out):
         if (b - a) * FRAME_S < min_speech_s:
             out[a:b] = False
     pad = int(round(pad_s / FRAME_S))
     if pad:
-        for a, b in _runs(out):
+        for a, b in mask_runs(out):
             out[max(0, a - pad): b + pad] = True
     return out
 
@@ -728,7 +714,7 @@ def _widen_speech(vad: np.ndarray, model: np.ndarray) -> np.ndarray:
     onsets silero drops). A model run that touches no VAD region is not added: the VAD alone decides whether
     there is speech at all (the model, normalised per recording, can call silence or hum speech)."""
     out = vad.copy()
-    for a, b in _runs(model):
+    for a, b in mask_runs(model):
         if vad[max(0, a - 1): b + 1].any():
             out[a:b] = True
     return out
@@ -774,7 +760,7 @@ def _second_voices(labels: np.ndarray, overlapped: np.ndarray, scores: np.ndarra
         masked = scores.copy()
         masked[np.arange(len(labels)), np.maximum(labels, 0)] = -np.inf
         second[inside] = np.argmax(masked[inside], axis=1)
-    return [(a, b, j) for a, b, j in _label_runs(second) if j >= 0]
+    return [(a, b, j) for a, b, j in label_runs(second) if j >= 0]
 
 
 def _merge_pieces(pieces: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
@@ -794,7 +780,7 @@ def _merge_pieces(pieces: list[tuple[int, int, int]]) -> list[tuple[int, int, in
 def _absorb_short(labels: np.ndarray, min_frames: int) -> None:
     """Pieces shorter than `min_frames` take the label of the longer speaker piece they touch."""
     for _ in range(4):
-        runs = _label_runs(labels)
+        runs = label_runs(labels)
         changed = False
         for i, (a, b, j) in enumerate(runs):
             if j < 0 or b - a >= min_frames:
@@ -814,7 +800,7 @@ def _absorb_short(labels: np.ndarray, min_frames: int) -> None:
 
 def _fill_same_speaker_gaps(labels: np.ndarray, max_frames: int) -> None:
     """A pause of at most `max_frames` between two pieces of one speaker becomes that speaker's."""
-    runs = _label_runs(labels)
+    runs = label_runs(labels)
     for i in range(1, len(runs) - 1):
         a, b, j = runs[i]
         if j < 0 and b - a <= max_frames and runs[i - 1][2] >= 0 and runs[i - 1][2] == runs[i + 1][2]:

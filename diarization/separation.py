@@ -57,6 +57,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diarization.frame_runs import label_runs
+
 # The four constants below are fixed on the calibration cases: the real sample in 5 conditions
 # (`collection.synthetic.reference_audio.real_conversations`), the committed set and realistic seeds 0, 10 and 11
 # (6 dialogues each); embedded diarizer, num_speakers=2 (`benchmarks/separation_rule_bench.py measure`, then
@@ -142,13 +144,7 @@ AGREEMENT_COMPONENTS = 8
 
 def _runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
     """(start, end, label) of each run of one label (>= 0) at least MIN_RUN_FRAMES long."""
-    if not len(labels):
-        return []
-    change = np.flatnonzero(np.diff(labels)) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(labels)]])
-    return [(int(a), int(b), int(labels[a])) for a, b in zip(starts, ends)
-            if labels[a] >= 0 and b - a >= MIN_RUN_FRAMES]
+    return [(a, b, j) for a, b, j in label_runs(labels) if j >= 0 and b - a >= MIN_RUN_FRAMES]
 
 
 def heldout_agreement(features: np.ndarray, labels: np.ndarray) -> float | None:
