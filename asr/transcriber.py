@@ -51,7 +51,8 @@ class AsrOptions:
     batch_size: int = 8
     cpu_threads: int = 2
     chunk_s: float = 600.0
-    seed: int = 0  # temperature fallback samples: seeded per recording, the same audio gives the same words in any process
+    seed: int = 0  # temperature fallback samples: seeded per recording (`Transcriber.transcribe`), the same audio
+    # gives the same words whatever the process transcribed before
 
 
 CHOSEN_DECODING: dict[str, Any] = {
@@ -239,16 +240,56 @@ def _word_keeping_model_class():  # type: ignore[no-untyped-def]
     return WordKeepingWhisperModel
 
 
+class SamplingWatch:
+    """The CTranslate2 model under a `WhisperModel`, noting whether a decode sampled.
+
+    Temperature fallback samples (`sampling_temperature` > 0), and CTranslate2 draws those samples
+    from a generator that each of its decoding threads seeds once, on its first draw
+    (`static thread_local std::mt19937` in its random.cc): `ctranslate2.set_random_seed` does not
+    reach a thread that has already sampled. A loaded model's threads live as long as it does, so
+    after one recording sampled, the next recording's samples continued that sequence, and its
+    words depended on what the process had transcribed before (tiny.en, the eight dialogues of
+    seed 260 in one process: the eighth gave 73 words, 74 when transcribed alone).
+    """
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.sampled = False
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("sampling_temperature", 1.0) > 0 and kwargs.get("sampling_topk", 1) != 1:
+            self.sampled = True
+        return self._model.generate(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
 class Transcriber:
-    """A loaded Whisper model; `transcribe` is safe to call on many recordings in turn."""
+    """A loaded Whisper model; `transcribe` is safe to call on many recordings in turn, and gives
+    each the words it would get in a fresh process (see `SamplingWatch`)."""
 
     def __init__(self, model: ModelDirectory, options: AsrOptions = AsrOptions(), device: str = "auto",
                  compute_type: str | None = None, fallback: bool = False) -> None:
+        self.model_dir, self.options = model, options
+        self._load_args = (device, compute_type, fallback)
+        self.reloads = 0  # models loaded again because the previous recording sampled
+        self._load()
+
+    def _load(self) -> None:
         from faster_whisper import BatchedInferencePipeline
 
-        self.model_dir, self.options = model, options
-        self.model, self.device = load_whisper(model, device, compute_type, fallback, options.cpu_threads)
-        self.batched = BatchedInferencePipeline(self.model) if options.batched else None
+        device, compute_type, fallback = self._load_args
+        self.model, self.device = load_whisper(self.model_dir, device, compute_type, fallback, self.options.cpu_threads)
+        self.model.model = SamplingWatch(self.model.model)
+        self.batched = BatchedInferencePipeline(self.model) if self.options.batched else None
+
+    def _fresh_sampling_threads(self) -> None:
+        """Load the model again (new decoding threads, seeded from `options.seed`) when the last
+        recording sampled; a recording that never fell back costs nothing."""
+        if self.model.model.sampled:
+            self._load()
+            self.reloads += 1
 
     def params(self) -> dict[str, Any]:
         import ctranslate2
@@ -274,6 +315,7 @@ class Transcriber:
 
         opts = self.options
         ctranslate2.set_random_seed(opts.seed)
+        self._fresh_sampling_threads()
         duration = len(audio) / 16000
         regions = list(speech_regions) if speech_regions is not None else None
         if duration > opts.chunk_s:

@@ -39,6 +39,34 @@ Tried on the committed set only and not kept (DER against 9.01%):
   sentence's last word): 7.96% here, but 13.32% on the seed-7 set (false alarm 1.8% → 2.9%),
   where tiny.en's word times lag (WER 52%) so a turn's last word lands in the next turn and the
   wrong turn is stretched. Seed 7 thus ruled out a method (no threshold was chosen on it).
+
+Where the confusion lies, and what was tried against it (voices embedded on the widened speech;
+development seeds 143 and 144 generated for this, 8 dialogues each; seconds of single-speaker
+reference speech given to the wrong speaker after clustering -> after re-segmentation, measured on
+the diarizer's frame labels). It sits in a few dialogues of two same-gender voices, noisy or quiet:
+seed 143 dlg001 (two women, telephone, 10 dB pink noise) 6.4 -> 5.8 s of 19.9 s, seed 144 dlg008
+(two women, quiet) 7.4 -> 3.8 s of 21.5 s, seed 142 dlg006 (two women, 8.6 dB babble) 6.1 -> 2.3 s.
+There the best two-cluster split of Resemblyzer's windows is not the voices: clustering whole VAD
+runs first ends in the same split once the windows are refined, and nothing below moved it on every
+such dialogue (same seven dialogues, same measure; pooled DER over the committed set and seeds
+141-144 7.59% as shipped):
+
+- clustering in the trained voice backend's 8-D space (`diarization/voice_backend.py`): committed
+  dlg004 1.1 -> 4.1 s, seed 142 dlg006 6.1 -> 7.9 s after clustering: worse;
+- mel-band spectral subtraction before the encoder (noise from the non-speech frames, over-subtraction
+  2, floor 0.02): seed 142 dlg006 fixed (2.3 -> 0.1 s) but seed 143 dlg001 worse (5.8 -> 7.4 s);
+  pooled 7.35%, seed 143 12.1% against 10.6%: not kept;
+- the windows' median log-F0 (librosa's yin) or MFCC means appended to the embeddings, or log-F0
+  added to the re-segmentation's MFCCs: better on some of the seven, worse on others;
+- choosing between the labels before and after re-segmentation by the clusters' held-out agreement
+  (`diarization.separation.heldout_agreement`): 21.7 s against 21.5 s over the 38 dialogues (the best
+  of the two, known from the reference, would be 19.7 s);
+- options: `affinity_keep` 0.2 (moves only committed dlg004/dlg005), `reseg_components` 8,
+  `reseg_iterations` 10 (7.39%): within one dialogue's swing.
+
+A speaker encoder that tells these voices apart is what the confusion needs; Resemblyzer is the
+only one whose weights install offline (a pyannote pipeline directory with its own embedding model
+can be imported with `turnscribe models import` and used with `--diarizer`).
 """
 
 from __future__ import annotations

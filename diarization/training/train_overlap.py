@@ -25,11 +25,11 @@ from diarization.overlap_model import HOP, SAMPLE_RATE, build_network, log_mel
 
 FRAME_S = HOP / SAMPLE_RATE
 DIALOGUES_PER_SEED = 4
-EVALUATED_SEEDS = {0, 1, 7, 10, 11, 12, 13, 14, 15, 16, 141, 142, 250, 251}
+EVALUATED_SEEDS = {0, 1, 7, 10, 11, 12, 13, 14, 15, 16, 141, 142, 143, 144, 250, 251, 260, 261}
 """Seeds whose dialogues are evaluated somewhere in the project (the committed set is seed 0; held-out
-sets 1, 7, 10-16 in the benchmarks' docstrings, 250 and 251 in `benchmarks/separation_rule_bench.py`; 141 and
-142 are the diarizer's development set, on which its options are chosen with the committed set): never trained
-on."""
+sets 1, 7, 10-16 in the benchmarks' docstrings, 250 and 251 in `benchmarks/separation_rule_bench.py`, 260 and
+261 in `benchmarks/turns_bench.py`; 141-144 are the diarizer's development sets, on which its options are
+chosen or tried with the committed set): never trained on."""
 
 
 def speaker_counts(turns: list[dict], n_frames: int) -> np.ndarray:
