@@ -61,6 +61,9 @@ such dialogue (same seven dialogues, same measure; pooled DER over the committed
 - choosing between the labels before and after re-segmentation by the clusters' held-out agreement
   (`diarization.separation.heldout_agreement`): 21.7 s against 21.5 s over the 38 dialogues (the best
   of the two, known from the reference, would be 19.7 s);
+- tiny.en's encoder states (the last layer, mean-pooled over each window) instead of Resemblyzer's
+  windows: 28.7 s after re-segmentation against 13.5 s on four of the seven (seeds 143 dlg001, 144
+  dlg008, 142 dlg006, committed dlg005; an encoder trained to ignore who speaks);
 - options: `affinity_keep` 0.2 (moves only committed dlg004/dlg005), `reseg_components` 8,
   `reseg_iterations` 10 (7.39%): within one dialogue's swing.
 
