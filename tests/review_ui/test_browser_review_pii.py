@@ -165,7 +165,9 @@ def test_reviewer_pins_a_comment_to_turn_5_it_follows_a_split_and_the_reviewer_e
     expect(page.locator('[data-testid="stMarkdownContainer"]', has_text=re.compile(r"^review_edit by rev1 at "))).to_be_visible()
     shot(page, "review-edit")
     page.get_by_role("button", name="Accept transcript").click()
-    page.get_by_text("Accepted.").wait_for()
+    # the reviewer's edited turn is aligned by the model at acceptance (`review.accept`, align_now): as for Submit
+    # above, 60 s (under a loaded 2-core machine the default 30 s ran out once)
+    page.get_by_text("Accepted.").wait_for(timeout=60000)
     context.close()
     with review_store.store.session() as session:
         revisions = session.scalars(select(models.TranscriptRevision).where(models.TranscriptRevision.task_pk == task_pk)
