@@ -81,6 +81,30 @@ class LocalRayCluster:
     root: Path
     env: dict[str, str]
     nodes: list[RayNode] = field(default_factory=list)
+    taken: set[int] = field(default_factory=set)
+    """Ports given to a component already: a port found free is released before Ray binds it, so the next
+    search can find it again (a node once got its metrics port inside its own worker range and would not start)."""
+
+    def __post_init__(self) -> None:
+        self.taken |= {self.head_port, self.dashboard_port}
+
+    def _port(self) -> int:
+        """A free port no component of this cluster was given."""
+        for _ in range(100):
+            port = _free_port()
+            if port not in self.taken:
+                self.taken.add(port)
+                return port
+        raise RuntimeError("no free port left that this cluster has not given out")
+
+    def _block(self, size: int) -> int:
+        """The first of `size` consecutive free ports, none given out before."""
+        for _ in range(50):
+            base = _free_block(size)
+            if not self.taken & set(range(base, base + size)):
+                self.taken |= set(range(base, base + size))
+                return base
+        raise RuntimeError("no block of free ports that this cluster has not given out")
 
     @property
     def address(self) -> str:
@@ -95,13 +119,13 @@ class LocalRayCluster:
         temp_dir = self.root / name
         temp_dir.mkdir()
         log = self.root / f"{name}.log"
-        ports = ["--node-manager-port", str(_free_port()), "--object-manager-port", str(_free_port()),
-                 "--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port", str(_free_port()),
-                 "--runtime-env-agent-port", str(_free_port()), "--metrics-export-port", str(_free_port())]
-        base = _free_block(20)
-        ports += ["--min-worker-port", str(base), "--max-worker-port", str(base + 19)]
+        base = self._block(20)
+        ports = ["--min-worker-port", str(base), "--max-worker-port", str(base + 19)]
+        ports += ["--node-manager-port", str(self._port()), "--object-manager-port", str(self._port()),
+                  "--dashboard-agent-listen-port", str(self._port()), "--dashboard-agent-grpc-port", str(self._port()),
+                  "--runtime-env-agent-port", str(self._port()), "--metrics-export-port", str(self._port())]
         role = (["--head", "--port", str(self.head_port), "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                 "--dashboard-port", str(self.dashboard_port), "--ray-client-server-port", str(_free_port())]
+                 "--dashboard-port", str(self.dashboard_port), "--ray-client-server-port", str(self._port())]
                 if head else ["--address", self.address])
         command = [str(RAY), "start", "--block", *role, "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus),
                    "--num-gpus", "0", "--object-store-memory", str(128 << 20), "--temp-dir", str(temp_dir),
@@ -145,6 +169,9 @@ def start_head(env: dict[str, str], cpus: int = 1) -> LocalRayCluster:
                 # a dead node is noticed in about 3 s instead of Ray's default 30 s or so
                 "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
                 "RAY_health_check_failure_threshold": "3"}
-    cluster = LocalRayCluster(_free_port(), _free_port(), root, node_env)
+    head_port, dashboard_port = _free_port(), _free_port()
+    while dashboard_port == head_port:
+        dashboard_port = _free_port()
+    cluster = LocalRayCluster(head_port, dashboard_port, root, node_env)
     cluster.add_node("head", cpus=cpus, head=True)
     return cluster
