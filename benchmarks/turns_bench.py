@@ -80,12 +80,18 @@ def _row(name: str, s: dict[str, Any]) -> str:
             f"{s['boundary_median_s'] or 0:8.3f} {s['unmatched_turns']:3d}/{s['reference_turns']:<3d} {pct(s['wer'])}")
 
 
+def _errors_and_speech(files: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds of diarization error and of reference speech of each scored dialogue."""
+    scored = [f for f in files if f["der"] is not None]
+    return (np.array([f["der"] * f["reference_speech_s"] for f in scored]),
+            np.array([f["reference_speech_s"] for f in scored]))
+
+
 def der_interval(files: list[dict[str, Any]], draws: int = 10000, seed: int = 0) -> tuple[float, float]:
     """95% interval of the pooled DER (total error over total reference speech) when the dialogues
     are drawn again with replacement: eight dialogues are few, and one whose voices the embeddings
     cannot tell apart moves a set's DER by two points, so a single set's figure says little alone."""
-    errors = np.array([f["der"] * f["reference_speech_s"] for f in files if f["der"] is not None])
-    totals = np.array([f["reference_speech_s"] for f in files if f["der"] is not None])
+    errors, totals = _errors_and_speech(files)
     if not len(totals):
         return float("nan"), float("nan")
     picks = np.random.default_rng(seed).integers(0, len(totals), size=(draws, len(totals)))
@@ -116,10 +122,10 @@ def main(argv: list[str] | None = None) -> None:
             low, high = der_interval(list(report["files"].values()))
             print(f"DER 95% bootstrap interval over its dialogues: {low:.2%} - {high:.2%}")
         if len(directories) > 1:
-            errors = sum(f["der"] * f["reference_speech_s"] for f in pooled if f["der"] is not None)
-            total = sum(f["reference_speech_s"] for f in pooled if f["der"] is not None)
+            errors, totals = _errors_and_speech(pooled)
             low, high = der_interval(pooled)
-            print(f"\nall {len(pooled)} dialogues pooled: DER {errors / max(total, 1e-9):.2%} (95% {low:.2%} - {high:.2%})")
+            print(f"\nall {len(pooled)} dialogues pooled: DER {errors.sum() / max(totals.sum(), 1e-9):.2%} "
+                  f"(95% {low:.2%} - {high:.2%})")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ dlg002), distance 0.713 (the real sample in an office; seeds 250 and 251 from 1.
 @dataclass(frozen=True)
 class FlagThresholds:
     """The four constants of the flag's rule; the shipped ones by default (`benchmarks/separation_rule_bench.py
-    calibrate` fixes other values from calibration rows with the same rule)."""
+    choose` fixes other values from calibration rows with the same rule)."""
 
     silhouette: float = VOICE_SEPARATION_FLAG
     agreement: float = HELDOUT_AGREEMENT_FLAG
